@@ -1,0 +1,111 @@
+# nearfs - a caching filesystem for S3 buckets and slow directories.
+#
+#   make            build build/nearfs and build/nearfs-ctl
+#   make check      install what the tests need, then run every test
+#   make demo       mount a local S3 server with sample data and use it
+#   make install    PREFIX=/usr/local DESTDIR= honoured
+#
+# Overridable: CC, CFLAGS, LDFLAGS, PKG_CONFIG, PREFIX, DESTDIR, V=1,
+# SANITIZE=address,undefined.
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+MANDIR ?= $(PREFIX)/share/man
+VERSION := 0.1.0
+
+B := build
+PKGS := fuse3 libcurl expat libxxhash
+
+# Recursive '=' so that pkg-config runs only when a recipe needs it; the
+# dependency install of 'make check' must be able to run first.
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+
+WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2
+BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	-DNEARFS_VERSION='"$(VERSION)"' -pthread -Icache -Ifs $(WARN)
+ifneq ($(SANITIZE),)
+BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+ALL_CFLAGS = $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+CACHE_SRC := $(wildcard cache/*.c)
+FS_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/%,$(UNIT_SRC))
+
+CACHE_OBJ := $(patsubst %.c,$(B)/%.o,$(CACHE_SRC))
+FS_OBJ := $(patsubst %.c,$(B)/%.o,$(FS_SRC))
+
+.PHONY: all deps check unit integration demo install uninstall clean
+
+all: $(B)/nearfs $(B)/nearfs-ctl
+
+$(B)/%.o: %.c $(wildcard cache/*.h fs/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/libnearfs-cache.a: $(CACHE_OBJ)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/libnearfs-fs.a: $(FS_OBJ)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/nearfs: $(B)/fs/main.o $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/nearfs-ctl: $(B)/tools/nearfs-ctl.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(B)/test_%: tests/unit/test_%.c $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a
+	@mkdir -p $(B)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ \
+		$(PKG_LIBS) $(CMOCKA_LIBS) -lm
+
+# Install the Debian packages and the test S3 server the build and the
+# tests need, when they are missing.
+deps:
+	$(Q)tools/install-deps.sh
+
+unit: all $(UNIT_BIN)
+	$(Q)tests/run-unit.sh $(UNIT_BIN)
+
+integration: all
+	$(Q)tests/integration/run.sh
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
+	$(Q)tests/run-unit.sh $(UNIT_BIN)
+	$(Q)tests/integration/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(B)/nearfs $(B)/nearfs-ctl $(DESTDIR)$(BINDIR)/
+	ln -sf nearfs $(DESTDIR)$(BINDIR)/mount.nearfs
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/nearfs $(DESTDIR)$(BINDIR)/nearfs-ctl \
+		$(DESTDIR)$(BINDIR)/mount.nearfs
+
+clean:
+	rm -rf $(B)

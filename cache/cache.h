@@ -1,0 +1,147 @@
+/*
+ * cache.h - the caching engine seen from the filesystem layer.
+ *
+ * The engine is path based: it knows nothing of inodes or of FUSE.  It
+ * keeps chunked local copies of origin files under a byte budget, caches
+ * attributes, "does not exist" answers and directory listings, and
+ * implements the write policy.  Every function returns 0 (or a byte count)
+ * on success and a negative errno on failure, and is safe to call from
+ * many threads at once.
+ */
+#ifndef NEARFS_CACHE_H
+#define NEARFS_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "origin.h"
+
+enum write_mode {
+	WRITE_THROUGH,
+	WRITE_BACK,
+	WRITE_AROUND,
+};
+
+struct cache_config {
+	const char *dir;	/* cache_dir; one subfolder per origin */
+	uint64_t size_max;	/* hard budget for cached chunk bytes */
+	uint64_t min_free;	/* bytes to keep free, when min_free_pct is 0 */
+	unsigned min_free_pct;	/* percent of the cache filesystem to keep free */
+	uint32_t chunk_size;	/* bytes; a power of two */
+	uint64_t ttl_ms;	/* data revalidation interval */
+	uint64_t attr_ttl_ms;	/* attributes of files and directories */
+	uint64_t neg_ttl_ms;	/* "does not exist"; 0 disables */
+	uint64_t dir_ttl_ms;	/* directory listings */
+	enum write_mode write_mode;
+	bool read_only;
+};
+
+struct cache_stats {
+	uint64_t hits;		/* chunk reads served from the cache */
+	uint64_t misses;	/* chunk reads that went to the origin */
+	uint64_t bytes_from_cache;
+	uint64_t bytes_from_origin;
+	uint64_t chunks_cached;
+	uint64_t bytes_cached;
+	uint64_t size_max;
+	uint64_t evictions;	/* chunks evicted */
+	uint64_t checksum_failures;
+	uint64_t revalidations;	/* cheap version checks made */
+	uint64_t invalidations;	/* cached files dropped for a new version */
+	uint64_t objects_cached;
+	uint64_t origin_requests[ORIGIN_REQ_MAX];
+	uint64_t origin_errors;
+	uint64_t origin_retries;
+};
+
+struct cache;
+struct cache_file;
+
+/*
+ * Called (from any thread, without engine locks held) when the cached
+ * content of path changed under the filesystem, so that the kernel's page
+ * cache for it must be dropped.
+ */
+typedef void (*cache_invalidate_fn)(void *arg, const char *path);
+
+/*
+ * Open the cache for an origin.  The engine takes ownership of origin.
+ * On failure, err receives a message that names the value and the fix.
+ */
+int cache_open(const struct cache_config *cfg, struct origin *origin,
+	       struct cache **out, char *err, size_t errlen);
+
+/* Write the index back and free everything, the origin included. */
+void cache_close(struct cache *c);
+
+void cache_set_invalidate(struct cache *c, cache_invalidate_fn fn, void *arg);
+
+/* The folder of this origin inside cache_dir. */
+const char *cache_path(const struct cache *c);
+const struct cache_config *cache_config(const struct cache *c);
+struct origin *cache_origin(const struct cache *c);
+void cache_get_stats(struct cache *c, struct cache_stats *st);
+
+/* Attributes of path, from the attribute cache within attr_ttl. */
+int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr);
+
+/* Called once per entry; a non-zero return stops the listing. */
+typedef int (*cache_readdir_fn)(void *arg, const char *name,
+				const struct origin_attr *attr);
+
+/* List a directory, from the listing cache within dir_ttl.  The entries'
+ * attributes are cached too, so lookups after a listing are free. */
+int cache_readdir(struct cache *c, const char *path, cache_readdir_fn fn,
+		  void *arg);
+
+/*
+ * Open a file.  flags are open(2) flags: O_ACCMODE and O_TRUNC matter.
+ * When ttl has passed since the file was last checked, the open checks the
+ * origin's version first.  *changed is set when the cached copy was
+ * dropped for a newer version (the kernel's page cache must go too).
+ */
+int cache_file_open(struct cache *c, const char *path, int flags,
+		    struct cache_file **out, bool *changed);
+
+/* Create and open an empty regular file (O_EXCL semantics are the
+ * caller's, through getattr). */
+int cache_file_create(struct cache *c, const char *path, mode_t mode,
+		      uid_t uid, gid_t gid, struct cache_file **out);
+
+ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
+			uint64_t offset);
+ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
+			 uint64_t offset);
+int cache_file_truncate(struct cache_file *f, uint64_t size);
+int cache_file_getattr(struct cache_file *f, struct origin_attr *attr);
+
+/*
+ * Make the origin hold what was written through f (close, flush, fsync).
+ * In write-through mode the call returns after the origin stored it; when
+ * the origin fails, the error is returned and the cache keeps no version
+ * the origin lacks.
+ */
+int cache_file_commit(struct cache_file *f);
+
+/* Drop the reference taken by open or create. */
+void cache_file_release(struct cache_file *f);
+
+/* setattr on a path: mode, uid, gid, mtime through `which`
+ * (ORIGIN_ATTR_*), and size when set_size is true. */
+int cache_setattr(struct cache *c, const char *path,
+		  const struct origin_attr *attr, unsigned which,
+		  bool set_size, uint64_t size);
+
+int cache_unlink(struct cache *c, const char *path);
+int cache_mkdir(struct cache *c, const char *path, mode_t mode, uid_t uid,
+		gid_t gid);
+int cache_rmdir(struct cache *c, const char *path);
+int cache_rename(struct cache *c, const char *from, const char *to,
+		 unsigned flags);
+int cache_symlink(struct cache *c, const char *target, const char *path);
+int cache_readlink(struct cache *c, const char *path, char *buf,
+		   size_t size);
+int cache_statfs(struct cache *c, struct statvfs *st);
+
+#endif

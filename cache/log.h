@@ -1,0 +1,35 @@
+/*
+ * log.h - one logging function for the daemon and the engine.
+ *
+ * Messages go to stderr in the foreground and to syslog once the daemon
+ * detaches.  The level is checked before the message is formatted.
+ */
+#ifndef NEARFS_LOG_H
+#define NEARFS_LOG_H
+
+#include <stdbool.h>
+#include <syslog.h>
+
+extern int log_max_level;	/* LOG_ERR .. LOG_DEBUG */
+
+/* Send later messages to syslog (true) or stderr (false). */
+void log_use_syslog(bool on);
+
+/* Parse "error", "warn", "info" or "debug"; -1 when invalid. */
+int log_level_parse(const char *name);
+
+void log_write(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define nf_log(level, ...)					\
+	do {							\
+		if ((level) <= log_max_level)			\
+			log_write((level), __VA_ARGS__);	\
+	} while (0)
+
+#define log_err(...)	nf_log(LOG_ERR, __VA_ARGS__)
+#define log_warn(...)	nf_log(LOG_WARNING, __VA_ARGS__)
+#define log_info(...)	nf_log(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)	nf_log(LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * origin.h - the interface between the cache engine and the place data
+ * comes from (an S3 bucket or a directory).
+ *
+ * Every origin implements struct origin_ops.  Paths are relative to the
+ * origin's root, use '/' as separator, carry no leading or trailing slash,
+ * and "" names the root.  Every function returns 0 or a negative errno.
+ * Origins are called from many threads at once and must be thread-safe.
+ */
+#ifndef NEARFS_ORIGIN_H
+#define NEARFS_ORIGIN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+/* Longest version string: an S3 ETag of a multipart upload fits. */
+#define ORIGIN_VERSION_MAX 96
+
+/* Bits of origin_attr.valid, and of the `which` argument of setattr. */
+#define ORIGIN_ATTR_MODE	(1u << 0)
+#define ORIGIN_ATTR_UID		(1u << 1)
+#define ORIGIN_ATTR_GID		(1u << 2)
+#define ORIGIN_ATTR_MTIME	(1u << 3)
+
+struct origin_attr {
+	/* File type (S_IFREG, S_IFDIR, S_IFLNK) and permission bits. */
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint64_t size;
+	struct timespec mtime;
+	/* ORIGIN_ATTR_* bits for the fields the origin really stored; the
+	 * type bits of mode are always valid. */
+	unsigned valid;
+	/* ETag for S3 (quotes removed); "ino-size-mtime_ns" for a directory
+	 * origin.  Empty for directories. */
+	char version[ORIGIN_VERSION_MAX];
+};
+
+/* Kinds of origin request, counted for statistics. */
+enum origin_request {
+	ORIGIN_REQ_GET,
+	ORIGIN_REQ_HEAD,
+	ORIGIN_REQ_LIST,
+	ORIGIN_REQ_PUT,
+	ORIGIN_REQ_COPY,
+	ORIGIN_REQ_DELETE,
+	ORIGIN_REQ_MULTIPART,	/* initiate, part upload, complete, abort */
+	ORIGIN_REQ_MAX
+};
+
+extern const char *const origin_request_names[ORIGIN_REQ_MAX];
+
+struct origin_counters {
+	_Atomic uint64_t requests[ORIGIN_REQ_MAX];
+	_Atomic uint64_t errors;	/* requests that failed after retries */
+	_Atomic uint64_t retries;
+	_Atomic uint64_t bytes_read;	/* body bytes received by read() */
+	_Atomic uint64_t bytes_written;	/* body bytes sent by write() */
+};
+
+/*
+ * Called once per entry of a listing.  `name` is one path component.  A
+ * non-zero return stops the listing and is returned by list().
+ */
+typedef int (*origin_list_fn)(void *arg, const char *name,
+			      const struct origin_attr *attr);
+
+struct origin;
+
+struct origin_ops {
+	/* Attributes of one path (HEAD for S3).  -ENOENT when absent.  For S3
+	 * a path with no object but with keys below it is a directory. */
+	int (*stat)(struct origin *o, const char *path,
+		    struct origin_attr *attr);
+
+	/* Stream the entries of a directory, "." and ".." excluded. */
+	int (*list)(struct origin *o, const char *dir, origin_list_fn fn,
+		    void *arg);
+
+	/*
+	 * Read up to len bytes at offset into buf; *done receives the count,
+	 * short only at end of file.  When version is non-empty the read must
+	 * come from that version: -ESTALE if the object changed (S3 answers
+	 * 412 to If-Match).
+	 */
+	int (*read)(struct origin *o, const char *path, const char *version,
+		    uint64_t offset, size_t len, void *buf, size_t *done);
+
+	/*
+	 * Replace the content of path with the first size bytes of fd
+	 * (read with pread, the offset of fd is not used), storing the
+	 * fields of meta selected by meta->valid.  On success *result holds
+	 * the new attributes, version included.
+	 */
+	int (*write)(struct origin *o, const char *path, int fd,
+		     uint64_t size, const struct origin_attr *meta,
+		     struct origin_attr *result);
+
+	/* Change the metadata fields selected by `which` (ORIGIN_ATTR_*).
+	 * *result receives the attributes afterwards; S3 changes the ETag. */
+	int (*setattr)(struct origin *o, const char *path,
+		       const struct origin_attr *attr, unsigned which,
+		       struct origin_attr *result);
+
+	int (*unlink)(struct origin *o, const char *path);
+	int (*mkdir)(struct origin *o, const char *path,
+		     const struct origin_attr *meta);
+	/* -ENOTEMPTY when the directory has entries. */
+	int (*rmdir)(struct origin *o, const char *path);
+	/* Rename a file or a whole directory; flags as renameat2(2). */
+	int (*rename)(struct origin *o, const char *from, const char *to,
+		      unsigned flags);
+	int (*statfs)(struct origin *o, struct statvfs *st);
+
+	/* Optional, NULL where unsupported (-EPERM is then returned). */
+	int (*symlink)(struct origin *o, const char *target, const char *path);
+	int (*readlink)(struct origin *o, const char *path, char *buf,
+			size_t size);
+
+	/* Check before mounting that the origin is reachable and usable;
+	 * on failure write a message naming the value and the fix. */
+	int (*check)(struct origin *o, char *msg, size_t msglen);
+
+	void (*free)(struct origin *o);
+};
+
+struct origin {
+	const struct origin_ops *ops;
+	/* Printable name, "s3://bucket/prefix" or an absolute path. */
+	char *name;
+	/* Stable identity of the data, used to name the cache subfolder:
+	 * endpoint, bucket and prefix, or the directory's path. */
+	char *identity;
+	struct origin_counters counters;
+};
+
+struct s3_config {
+	const char *bucket;
+	const char *prefix;	/* "" or "a/b", no slashes at the ends */
+	const char *endpoint;	/* NULL: AWS_ENDPOINT_URL or AWS for region */
+	const char *region;	/* NULL: AWS_REGION, AWS_DEFAULT_REGION,
+				 * ~/.aws/config, then us-east-1 */
+	const char *profile;	/* NULL: AWS_PROFILE, then "default" */
+	int path_style;		/* 1 path, 0 virtual host, -1 automatic */
+	bool anonymous;
+	bool read_only;
+	uint64_t timeout_ms;	/* per request; 0 picks the default */
+	uint64_t multipart_size; /* part size; 0 picks the default */
+};
+
+/* Create an S3 origin; on failure write the reason to err. */
+int origin_s3_new(const struct s3_config *cfg, struct origin **out,
+		  char *err, size_t errlen);
+
+/* Create an origin over the directory at path. */
+int origin_dir_new(const char *path, struct origin **out, char *err,
+		   size_t errlen);
+
+static inline void origin_count(struct origin *o, enum origin_request kind)
+{
+	atomic_fetch_add_explicit(&o->counters.requests[kind], 1,
+				  memory_order_relaxed);
+}
+
+void origin_free(struct origin *o);
+
+#endif

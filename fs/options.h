@@ -1,0 +1,66 @@
+/*
+ * options.h - the nearfs command line and its -o mount options.
+ *
+ * nearfs [-f] [-d] [-o OPTION[,OPTION...]] ORIGIN MOUNTPOINT
+ *
+ * Options that nearfs does not know but FUSE does (allow_other, uid=,
+ * fsname=, ...) are collected in fuse_args for fuse_session_new().
+ */
+#ifndef NEARFS_OPTIONS_H
+#define NEARFS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "origin.h"
+
+struct nearfs_options {
+	bool foreground;	/* -f, and -d */
+	bool debug;		/* -d */
+	bool show_help;		/* --help, -h */
+	bool show_version;	/* --version, -V */
+
+	char *origin;		/* as given: s3://bucket/prefix or a path */
+	char *mountpoint;	/* absolute */
+
+	/* Parsed from origin when it is s3://; points into owned strings. */
+	bool is_s3;
+	char *bucket;
+	char *prefix;		/* "" or "a/b" */
+	char *dir;		/* absolute path of a directory origin */
+
+	struct cache_config cache;	/* cache_dir, sizes, ttls, write mode */
+	char *cache_dir;	/* owned storage behind cache.dir */
+	struct s3_config s3;	/* endpoint, region, profile, style, ... */
+	char *endpoint, *region, *profile;	/* owned storage behind s3 */
+	int log_level;		/* LOG_ERR .. LOG_DEBUG */
+
+	/* Arguments for fuse_session_new(): argv[0], then "-o" and the
+	 * FUSE options that passed through (allow_other, fsname=, ...). */
+	int fuse_argc;
+	char **fuse_argv;
+};
+
+/*
+ * Parse argv into opts (defaults filled in first).  Returns 0, or -1 with
+ * a message in err that names the value and what to do.  Environment
+ * defaults (AWS_ENDPOINT_URL, XDG_CACHE_HOME, HOME) are read here;
+ * AWS_REGION and ~/.aws files are read by the S3 origin.
+ */
+int options_parse(int argc, char **argv, struct nearfs_options *opts,
+		  char *err, size_t errlen);
+
+void options_free(struct nearfs_options *opts);
+
+/* Print the usage text to stdout. */
+void options_print_help(const char *argv0);
+
+/* "10G", "512K", "4096": powers of 1024.  Returns 0 or -1. */
+int parse_size(const char *text, uint64_t *bytes);
+
+/* "60s", "500ms", "2m", "1h", "1d", "30" (seconds).  Returns 0 or -1. */
+int parse_duration(const char *text, uint64_t *ms);
+
+#endif
