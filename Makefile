@@ -17,7 +17,7 @@ MANDIR ?= $(PREFIX)/share/man
 VERSION := 0.1.0
 
 B := build
-PKGS := fuse3 libcurl expat libxxhash
+PKGS := fuse3 libcurl expat libxxhash libcrypto
 
 # Recursive '=' so that pkg-config runs only when a recipe needs it; the
 # dependency install of 'make check' must be able to run first.
@@ -45,13 +45,16 @@ CACHE_SRC := $(wildcard cache/*.c)
 FS_SRC := $(filter-out fs/main.c,$(wildcard fs/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/%,$(UNIT_SRC))
+# Small programs the integration tests drive (an S3 request tool, ...).
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 
 CACHE_OBJ := $(patsubst %.c,$(B)/%.o,$(CACHE_SRC))
 FS_OBJ := $(patsubst %.c,$(B)/%.o,$(FS_SRC))
 
 .PHONY: all deps check unit integration demo install uninstall clean
 
-all: $(B)/nearfs $(B)/nearfs-ctl
+all: $(B)/nearfs $(B)/nearfs-ctl $(TOOL_BIN)
 
 $(B)/%.o: %.c $(wildcard cache/*.h fs/*.h)
 	@mkdir -p $(dir $@)
@@ -77,6 +80,11 @@ $(B)/test_%: tests/unit/test_%.c $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ \
 		$(PKG_LIBS) $(CMOCKA_LIBS) -lm
+
+$(B)/tools/%: tests/tools/%.c $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a
+	@mkdir -p $(B)/tools
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 # Install the Debian packages and the test S3 server the build and the
 # tests need, when they are missing.
