@@ -1,0 +1,927 @@
+/*
+ * cache.c - opening a cache folder, attributes, listings and the
+ * namespace operations of the engine.  File content is in file.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "clock.h"
+#include "index.h"
+#include "internal.h"
+#include "log.h"
+
+bool cache_is_fresh(uint64_t since_ms, uint64_t ttl_ms)
+{
+	return clock_now_ms() - since_ms < ttl_ms;
+}
+
+/* Make every missing folder of path, mode 0700. */
+static int mkdir_parents(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Name the folder of an origin inside cache_dir: its identity with
+ * unsafe characters replaced, cut to 48 bytes, and a hash of the whole
+ * identity, so that two origins never share a folder.
+ */
+static char *origin_folder(const struct cache_config *cfg,
+			   const struct origin *o)
+{
+	char safe[49];
+	size_t n = 0;
+	char *path;
+
+	for (const char *p = o->identity; *p && n < sizeof(safe) - 1; p++) {
+		char ch = *p;
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'))
+			ch = '_';
+		safe[n++] = ch;
+	}
+	safe[n] = '\0';
+	if (asprintf(&path, "%s/%s-%016" PRIx64, cfg->dir, safe,
+		     (uint64_t)XXH3_64bits(o->identity,
+					   strlen(o->identity))) < 0)
+		return NULL;
+	return path;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* Empty a subfolder of the cache folder (tmp/, or data/ on reset). */
+static void empty_folder(struct cache *c, const char *name)
+{
+	char *path;
+
+	if (asprintf(&path, "%s/%s", c->root, name) < 0)
+		return;
+	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	mkdir(path, 0700);
+	free(path);
+}
+
+static int lock_folder(struct cache *c, char *err, size_t errlen)
+{
+	char pid[32];
+	int n;
+
+	c->lock_fd = openat(c->root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC,
+			    0600);
+	if (c->lock_fd < 0) {
+		snprintf(err, errlen, "cannot create %s/lock: %s", c->root,
+			 strerror(errno));
+		return -errno;
+	}
+	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		n = pread(c->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		snprintf(err, errlen, "the cache folder %s is in use by "
+			 "another nearfs (pid %s): unmount it first, or give "
+			 "this mount another cache_dir", c->root,
+			 pid[0] ? pid : "unknown");
+		return -EBUSY;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(c->lock_fd, 0) < 0 || pwrite(c->lock_fd, pid, n, 0) < 0)
+		log_debug("cannot write the pid to %s/lock", c->root);
+	return 0;
+}
+
+static int open_folder(struct cache *c, char *err, size_t errlen)
+{
+	int ret = mkdir_parents(c->root);
+
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot create the cache folder %s: %s; "
+			 "check cache_dir", c->root, strerror(-ret));
+		return ret;
+	}
+	c->root_fd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->root_fd < 0) {
+		snprintf(err, errlen, "cannot open the cache folder %s: %s",
+			 c->root, strerror(errno));
+		return -errno;
+	}
+	ret = lock_folder(c, err, errlen);
+	if (ret < 0)
+		return ret;
+	if ((mkdirat(c->root_fd, "data", 0700) < 0 && errno != EEXIST) ||
+	    (mkdirat(c->root_fd, "tmp", 0700) < 0 && errno != EEXIST)) {
+		snprintf(err, errlen, "cannot create folders in %s: %s",
+			 c->root, strerror(errno));
+		return -errno;
+	}
+	/* Files open for writing when a daemon died: never committed. */
+	empty_folder(c, "tmp");
+	return 0;
+}
+
+static int load_index(struct cache *c, char *err, size_t errlen)
+{
+	int ret;
+
+	if (fchdir(c->root_fd) < 0) {
+		snprintf(err, errlen, "cannot enter %s: %s", c->root,
+			 strerror(errno));
+		return -errno;
+	}
+	ret = store_replay(c);
+	if (chdir("/") < 0)
+		log_debug("cannot change back to /");
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot load the cache index in %s "
+			 "(see the message above)", c->root);
+		return ret;
+	}
+	if (ret == 1)
+		empty_folder(c, "data");
+	if (index_file_size(c->index) > 2 * store_live_index_bytes(c) &&
+	    store_compact(c) < 0)
+		log_warn("cannot compact the cache index in %s", c->root);
+	log_info("cache %s: %" PRIu64 " chunks, %" PRIu64 " bytes of %"
+		 PRIu64 " allowed", c->root, c->chunks_cached,
+		 c->bytes_cached, c->cfg.size_max);
+	return 0;
+}
+
+static int check_config(const struct cache_config *cfg, char *err,
+			size_t errlen)
+{
+	if (!cfg->dir || cfg->dir[0] != '/') {
+		snprintf(err, errlen, "cache_dir must be an absolute path");
+		return -EINVAL;
+	}
+	if (cfg->chunk_size == 0 ||
+	    (cfg->chunk_size & (cfg->chunk_size - 1)) != 0) {
+		snprintf(err, errlen, "chunk_size %u is not a power of two",
+			 cfg->chunk_size);
+		return -EINVAL;
+	}
+	if (cfg->size_max < cfg->chunk_size) {
+		snprintf(err, errlen, "cache_size %" PRIu64 " is smaller than "
+			 "one chunk (%u bytes): raise cache_size or lower "
+			 "chunk_size", cfg->size_max, cfg->chunk_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cache_open(const struct cache_config *cfg, struct origin *origin,
+	       struct cache **out, char *err, size_t errlen)
+{
+	struct cache *c;
+	int ret = check_config(cfg, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cfg = *cfg;
+	c->origin = origin;
+	c->root_fd = c->lock_fd = -1;
+	c->next_id = 1;
+	list_init(&c->lru);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->fetched, NULL);
+	c->root = origin_folder(cfg, origin);
+	c->cfg.dir = NULL;	/* the caller's string; use c->root */
+	if (!c->root || htab_init(&c->objects) < 0 ||
+	    htab_init(&c->shadows) < 0 || htab_init(&c->attrs) < 0 ||
+	    htab_init(&c->listings) < 0) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out_close;
+	}
+	ret = open_folder(c, err, errlen);
+	if (ret < 0)
+		goto out_close;
+	ret = load_index(c, err, errlen);
+	if (ret < 0)
+		goto out_close;
+	*out = c;
+	return 0;
+out_close:
+	c->origin = NULL;	/* still the caller's on failure */
+	cache_close(c);
+	return ret;
+}
+
+static void free_object(void *arg, const char *key, void *value)
+{
+	struct object *obj = value;
+
+	(void)arg;
+	(void)key;
+	for (uint32_t i = 0; i < obj->nchunks; i++)
+		free(obj->chunks[i]);
+	if (obj->fd >= 0)
+		close(obj->fd);
+	free(obj->chunks);
+	free(obj->path);
+	free(obj);
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	if (c->index) {
+		if (store_compact(c) < 0)
+			log_warn("cannot compact the cache index in %s; the "
+				 "log is kept as it is", c->root);
+		index_close(c->index);
+	}
+	if (c->objects.buckets)
+		htab_for_each(&c->objects, free_object, NULL);
+	htab_release(&c->objects);
+	htab_release(&c->shadows);
+	meta_release(c);
+	if (c->lock_fd >= 0)
+		close(c->lock_fd);
+	if (c->root_fd >= 0)
+		close(c->root_fd);
+	origin_free(c->origin);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->fetched);
+	free(c->root);
+	free(c);
+}
+
+void cache_set_invalidate(struct cache *c, cache_invalidate_fn fn, void *arg)
+{
+	c->invalidate = fn;
+	c->invalidate_arg = arg;
+}
+
+const char *cache_path(const struct cache *c)
+{
+	return c->root;
+}
+
+const struct cache_config *cache_config(const struct cache *c)
+{
+	return &c->cfg;
+}
+
+struct origin *cache_origin(const struct cache *c)
+{
+	return c->origin;
+}
+
+void cache_get_stats(struct cache *c, struct cache_stats *st)
+{
+	struct origin_counters *oc = &c->origin->counters;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&c->lock);
+	st->hits = c->hits;
+	st->misses = c->misses;
+	st->bytes_from_cache = c->bytes_from_cache;
+	st->bytes_from_origin = c->bytes_from_origin;
+	st->chunks_cached = c->chunks_cached;
+	st->bytes_cached = c->bytes_cached;
+	st->size_max = c->cfg.size_max;
+	st->evictions = c->evictions;
+	st->checksum_failures = c->checksum_failures;
+	st->revalidations = c->revalidations;
+	st->invalidations = c->invalidations;
+	st->objects_cached = c->objects_cached;
+	pthread_mutex_unlock(&c->lock);
+	for (int i = 0; i < ORIGIN_REQ_MAX; i++)
+		st->origin_requests[i] = atomic_load(&oc->requests[i]);
+	st->origin_errors = atomic_load(&oc->errors);
+	st->origin_retries = atomic_load(&oc->retries);
+}
+
+void cache_notify(struct cache *c, const char *path)
+{
+	if (c->invalidate)
+		c->invalidate(c->invalidate_arg, path);
+}
+
+bool cache_same_version(const struct origin_attr *a,
+			const struct origin_attr *b)
+{
+	return a->size == b->size && strcmp(a->version, b->version) == 0;
+}
+
+/*
+ * Compare the cached version of path with fresh origin attributes.
+ * Returns true when the cached copy was dropped for a newer version.
+ * Called with the lock held.
+ */
+bool cache_check_version(struct cache *c, struct object *obj,
+			 const struct origin_attr *fresh)
+{
+	c->revalidations++;
+	if (cache_same_version(&obj->attr, fresh)) {
+		unsigned type = obj->attr.mode & S_IFMT;
+
+		obj->checked_ms = clock_now_ms();
+		obj->attr = *fresh;	/* metadata may have changed */
+		obj->attr.mode = (fresh->mode & ~S_IFMT) | type;
+		return false;
+	}
+	log_debug("%s changed on the origin: dropping %u cached chunks",
+		  obj->path, obj->ncached);
+	c->invalidations++;
+	store_object_detach(c, obj);
+	return true;
+}
+
+/* Attributes of path as local state knows them: the file open for
+ * writing, then a cached version within ttl.  Lock held. */
+static bool local_attr(struct cache *c, const char *path,
+		       struct origin_attr *attr)
+{
+	struct shadow *sh = htab_get(&c->shadows, path);
+	struct object *obj;
+
+	if (sh) {
+		*attr = sh->attr;
+		attr->size = sh->size;
+		return true;
+	}
+	obj = htab_get(&c->objects, path);
+	if (obj && cache_is_fresh(obj->checked_ms, c->cfg.ttl_ms)) {
+		*attr = obj->attr;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Answer from the attribute and listing caches.  Returns 0 with attr
+ * filled, -ENOENT for a fresh negative answer, or 1 when the origin must
+ * be asked.  Lock held.
+ */
+static int cached_attr(struct cache *c, const char *path,
+		       struct origin_attr *attr)
+{
+	struct attr_entry *e = meta_attr_get(c, path);
+	struct object *obj = htab_get(&c->objects, path);
+	char parent[4096];
+	const char *name;
+	struct listing *l;
+	struct dir_entry *de;
+
+	if (local_attr(c, path, attr))
+		return 0;
+	if (e && e->negative &&
+	    cache_is_fresh(e->fetched_ms, c->cfg.neg_ttl_ms))
+		return -ENOENT;
+	if (e && !e->negative && !obj &&
+	    cache_is_fresh(e->fetched_ms, c->cfg.attr_ttl_ms)) {
+		*attr = e->attr;
+		return 0;
+	}
+	if (path[0] == '\0' || obj)
+		return 1;
+	name = path_split(path, parent, sizeof(parent));
+	l = meta_listing_get(c, parent);
+	if (!l || !cache_is_fresh(l->fetched_ms, c->cfg.dir_ttl_ms))
+		return 1;
+	de = listing_find(l, name);
+	if (de) {
+		*attr = de->attr;
+		return 0;
+	}
+	return c->cfg.neg_ttl_ms ? -ENOENT : 1;
+}
+
+/* Record the result of an origin stat of path.  Lock held.  Returns
+ * true when a cached version was dropped. */
+static bool record_stat(struct cache *c, const char *path, int ret,
+			const struct origin_attr *attr)
+{
+	struct object *obj = htab_get(&c->objects, path);
+
+	if (ret == -ENOENT) {
+		meta_attr_set_negative(c, path);
+		meta_listing_remove(c, path);
+		if (obj)
+			store_object_detach(c, obj);
+		return obj != NULL;
+	}
+	if (ret < 0)
+		return false;
+	meta_attr_set(c, path, attr);
+	if (obj)
+		return cache_check_version(c, obj, attr);
+	return false;
+}
+
+int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
+{
+	struct object *obj;
+	bool dropped;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = cached_attr(c, path, attr);
+	pthread_mutex_unlock(&c->lock);
+	if (ret <= 0)
+		return ret;
+
+	ret = c->origin->ops->stat(c->origin, path, attr);
+
+	pthread_mutex_lock(&c->lock);
+	obj = htab_get(&c->objects, path);
+	if (ret < 0 && ret != -ENOENT && obj) {
+		/* The origin is unreachable: keep serving the copy. */
+		log_warn("cannot check %s on the origin (%s): using the "
+			 "cached version", path, strerror(-ret));
+		*attr = obj->attr;
+		ret = 0;
+		dropped = false;
+	} else {
+		dropped = record_stat(c, path, ret, attr);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (dropped)
+		cache_notify(c, path);
+	return ret;
+}
+
+struct list_collect {
+	struct listing *l;
+	int err;
+};
+
+static int collect_entry(void *arg, const char *name,
+			 const struct origin_attr *attr)
+{
+	struct list_collect *lc = arg;
+
+	lc->err = listing_add(lc->l, name, attr);
+	return lc->err;
+}
+
+struct merge_state {
+	struct cache *c;
+	const char *dir;
+	struct listing *l;
+};
+
+/* Add files created below dir and not yet on the origin. */
+static void merge_shadow(void *arg, const char *key, void *value)
+{
+	struct merge_state *m = arg;
+	struct shadow *sh = value;
+	char parent[4096];
+	const char *name = path_split(key, parent, sizeof(parent));
+	struct origin_attr attr;
+
+	if (strcmp(parent, m->dir) != 0 || !path_is_below(key, m->dir) ||
+	    listing_find(m->l, name))
+		return;
+	attr = sh->attr;
+	attr.size = sh->size;
+	listing_add(m->l, name, &attr);
+}
+
+/* Fetch a listing from the origin and cache it with its entries. */
+static int fetch_listing(struct cache *c, const char *dir)
+{
+	struct list_collect lc = { .l = calloc(1, sizeof(struct listing)) };
+	struct merge_state m = { .c = c, .dir = dir, .l = lc.l };
+	char path[4096];
+	int ret;
+
+	if (!lc.l)
+		return -ENOMEM;
+	ret = c->origin->ops->list(c->origin, dir, collect_entry, &lc);
+	if (ret < 0) {
+		listing_free(lc.l);
+		return ret;
+	}
+	listing_sort(lc.l);
+
+	pthread_mutex_lock(&c->lock);
+	htab_for_each(&c->shadows, merge_shadow, &m);
+	listing_sort(lc.l);
+	for (size_t i = 0; i < lc.l->count; i++) {
+		struct dir_entry *e = &lc.l->entries[i];
+
+		snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "",
+			 e->name);
+		if (!htab_get(&c->objects, path))
+			meta_attr_set(c, path, &e->attr);
+	}
+	meta_listing_store(c, dir, lc.l);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/* Copy the cached listing of dir, with local attributes where newer. */
+static struct listing *copy_listing(struct cache *c, const char *dir)
+{
+	struct listing *l = meta_listing_get(c, dir), *copy;
+	char path[4096];
+
+	if (!l || !cache_is_fresh(l->fetched_ms, c->cfg.dir_ttl_ms))
+		return NULL;
+	copy = calloc(1, sizeof(*copy));
+	for (size_t i = 0; copy && i < l->count; i++) {
+		struct origin_attr attr = l->entries[i].attr;
+
+		snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "",
+			 l->entries[i].name);
+		local_attr(c, path, &attr);
+		if (listing_add(copy, l->entries[i].name, &attr) < 0) {
+			listing_free(copy);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
+int cache_readdir(struct cache *c, const char *path, cache_readdir_fn fn,
+		  void *arg)
+{
+	struct listing *l;
+	int ret = 0;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		pthread_mutex_lock(&c->lock);
+		l = copy_listing(c, path);
+		pthread_mutex_unlock(&c->lock);
+		if (l)
+			break;
+		ret = fetch_listing(c, path);
+		if (ret < 0)
+			return ret;
+	}
+	if (!l)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->count; i++)
+		if (fn(arg, l->entries[i].name, &l->entries[i].attr) != 0)
+			break;
+	listing_free(l);
+	return 0;
+}
+
+static void now_attr(struct origin_attr *attr, mode_t mode, uid_t uid,
+		     gid_t gid)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->mode = mode;
+	attr->uid = uid;
+	attr->gid = gid;
+	clock_gettime(CLOCK_REALTIME, &attr->mtime);
+	attr->valid = ORIGIN_ATTR_MODE | ORIGIN_ATTR_UID | ORIGIN_ATTR_GID |
+		      ORIGIN_ATTR_MTIME;
+}
+
+/* Record that path now exists with attr.  Lock held. */
+static void record_created(struct cache *c, const char *path,
+			   const struct origin_attr *attr)
+{
+	meta_attr_set(c, path, attr);
+	meta_listing_update(c, path, attr);
+}
+
+/* Record that path is gone.  Lock held. */
+static void record_removed(struct cache *c, const char *path)
+{
+	struct object *obj = htab_get(&c->objects, path);
+
+	if (obj)
+		store_object_detach(c, obj);
+	meta_attr_set_negative(c, path);
+	meta_listing_remove(c, path);
+}
+
+int cache_mkdir(struct cache *c, const char *path, mode_t mode, uid_t uid,
+		gid_t gid)
+{
+	struct origin_attr attr;
+	struct listing *empty;
+	int ret;
+
+	if (c->cfg.read_only)
+		return -EROFS;
+	now_attr(&attr, S_IFDIR | (mode & 07777), uid, gid);
+	ret = c->origin->ops->mkdir(c->origin, path, &attr);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	record_created(c, path, &attr);
+	empty = calloc(1, sizeof(*empty));
+	if (empty)
+		meta_listing_store(c, path, empty);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+int cache_rmdir(struct cache *c, const char *path)
+{
+	int ret;
+
+	if (c->cfg.read_only)
+		return -EROFS;
+	ret = c->origin->ops->rmdir(c->origin, path);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	record_removed(c, path);
+	meta_listing_forget(c, path);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+int cache_unlink(struct cache *c, const char *path)
+{
+	struct shadow *sh;
+	int ret;
+
+	if (c->cfg.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&c->lock);
+	sh = htab_remove(&c->shadows, path);
+	if (sh) {
+		/* Open descriptors keep working; commits are no-ops. */
+		free(sh->path);
+		sh->path = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	ret = c->origin->ops->unlink(c->origin, path);
+	if (ret == -ENOENT && sh)
+		ret = 0;	/* created here and never committed */
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	record_removed(c, path);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+struct rename_state {
+	const char *from, *to;
+	char **keys;
+	size_t count, alloc;
+};
+
+static void collect_moved(void *arg, const char *key, void *value)
+{
+	struct rename_state *rs = arg;
+
+	(void)value;
+	if (strcmp(key, rs->from) != 0 && !path_is_below(key, rs->from))
+		return;
+	if (rs->count == rs->alloc) {
+		size_t n = rs->alloc ? rs->alloc * 2 : 8;
+		char **k = realloc(rs->keys, n * sizeof(*k));
+
+		if (!k)
+			return;
+		rs->keys = k;
+		rs->alloc = n;
+	}
+	rs->keys[rs->count] = strdup(key);
+	if (rs->keys[rs->count])
+		rs->count++;
+}
+
+/* The new name of key, which is from or below it. */
+static char *moved_path(const struct rename_state *rs, const char *key)
+{
+	char *p;
+
+	if (asprintf(&p, "%s%s", rs->to, key + strlen(rs->from)) < 0)
+		return NULL;
+	return p;
+}
+
+/* Move the objects and open files at and below from.  Lock held. */
+static void move_entries(struct cache *c, const char *from, const char *to)
+{
+	struct rename_state rs = { .from = from, .to = to };
+	struct shadow *sh;
+	struct object *obj;
+
+	htab_for_each(&c->objects, collect_moved, &rs);
+	for (size_t i = 0; i < rs.count; i++) {
+		char *dest = moved_path(&rs, rs.keys[i]);
+
+		obj = htab_remove(&c->objects, rs.keys[i]);
+		if (dest && obj) {
+			free(obj->path);
+			obj->path = dest;
+			dest = NULL;
+			htab_put(&c->objects, obj->path, obj);
+			if (obj->logged)
+				store_log_object(c, obj);
+		}
+		free(dest);
+		free(rs.keys[i]);
+	}
+	rs.count = 0;
+	htab_for_each(&c->shadows, collect_moved, &rs);
+	for (size_t i = 0; i < rs.count; i++) {
+		char *dest = moved_path(&rs, rs.keys[i]);
+
+		sh = htab_remove(&c->shadows, rs.keys[i]);
+		if (dest && sh) {
+			free(sh->path);
+			sh->path = dest;
+			dest = NULL;
+			htab_put(&c->shadows, sh->path, sh);
+		}
+		free(dest);
+		free(rs.keys[i]);
+	}
+	free(rs.keys);
+}
+
+/* Drop what was cached at to, which a rename replaces.  Lock held. */
+static void drop_target(struct cache *c, const char *to)
+{
+	struct shadow *sh = htab_remove(&c->shadows, to);
+	struct object *obj = htab_get(&c->objects, to);
+
+	if (sh) {
+		free(sh->path);
+		sh->path = NULL;
+	}
+	if (obj)
+		store_object_detach(c, obj);
+	meta_rename_prefix(c, to, to);
+}
+
+int cache_rename(struct cache *c, const char *from, const char *to,
+		 unsigned flags)
+{
+	struct origin_attr attr;
+	bool local_only, have_attr;
+	int ret;
+
+	if (c->cfg.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&c->lock);
+	local_only = htab_get(&c->shadows, from) != NULL;
+	have_attr = cached_attr(c, from, &attr) == 0;
+	pthread_mutex_unlock(&c->lock);
+
+	ret = c->origin->ops->rename(c->origin, from, to, flags);
+	if (ret == -ENOENT && local_only)
+		ret = 0;	/* created here and not committed yet */
+	if (ret < 0)
+		return ret;
+
+	pthread_mutex_lock(&c->lock);
+	drop_target(c, to);
+	move_entries(c, from, to);
+	meta_listing_remove(c, from);
+	meta_rename_prefix(c, from, to);
+	meta_attr_set_negative(c, from);
+	if (have_attr) {
+		record_created(c, to, &attr);
+	} else {
+		char parent[4096];
+
+		path_split(to, parent, sizeof(parent));
+		meta_listing_forget(c, parent);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+int cache_symlink(struct cache *c, const char *target, const char *path)
+{
+	struct origin_attr attr;
+	int ret;
+
+	if (c->cfg.read_only)
+		return -EROFS;
+	if (!c->origin->ops->symlink)
+		return -EPERM;
+	ret = c->origin->ops->symlink(c->origin, target, path);
+	if (ret < 0)
+		return ret;
+	now_attr(&attr, S_IFLNK | 0777, getuid(), getgid());
+	attr.size = strlen(target);
+	pthread_mutex_lock(&c->lock);
+	record_created(c, path, &attr);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+int cache_readlink(struct cache *c, const char *path, char *buf,
+		   size_t size)
+{
+	if (!c->origin->ops->readlink)
+		return -EINVAL;
+	return c->origin->ops->readlink(c->origin, path, buf, size);
+}
+
+int cache_statfs(struct cache *c, struct statvfs *st)
+{
+	return c->origin->ops->statfs(c->origin, st);
+}
+
+void cache_default_attr(struct origin_attr *attr, mode_t mode, uid_t uid,
+			gid_t gid)
+{
+	now_attr(attr, mode, uid, gid);
+}
+
+void cache_record_created(struct cache *c, const char *path,
+			  const struct origin_attr *attr)
+{
+	record_created(c, path, attr);
+}
+
+int cache_acquire_object(struct cache *c, const char *path,
+			 struct object **out, bool *changed)
+{
+	struct origin_attr attr;
+	struct object *obj;
+	bool offline = false;
+	int ret;
+
+	*changed = false;
+	pthread_mutex_lock(&c->lock);
+	obj = htab_get(&c->objects, path);
+	if (obj && cache_is_fresh(obj->checked_ms, c->cfg.ttl_ms))
+		goto out_pin;
+	ret = obj ? 1 : cached_attr(c, path, &attr);
+	pthread_mutex_unlock(&c->lock);
+
+	if (ret == 1)
+		ret = c->origin->ops->stat(c->origin, path, &attr);
+
+	pthread_mutex_lock(&c->lock);
+	obj = htab_get(&c->objects, path);
+	if (ret < 0 && ret != -ENOENT && obj) {
+		offline = true;
+		goto out_pin;
+	}
+	*changed = record_stat(c, path, ret, &attr);
+	if (ret < 0)
+		goto out_unlock;
+	if (!S_ISREG(attr.mode)) {
+		ret = S_ISDIR(attr.mode) ? -EISDIR : -EINVAL;
+		goto out_unlock;
+	}
+	obj = htab_get(&c->objects, path);
+	if (!obj) {
+		obj = store_object_new(c, path, &attr);
+		if (!obj) {
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+		obj->checked_ms = clock_now_ms();
+	}
+out_pin:
+	obj->refs++;
+	*out = obj;
+	ret = 0;
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	if (offline)
+		log_warn("cannot check %s on the origin: using the cached "
+			 "version", path);
+	if (*changed)
+		cache_notify(c, path);
+	return ret;
+}

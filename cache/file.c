@@ -1,0 +1,622 @@
+/*
+ * file.c - open files: reads through the chunk store, writes into a
+ * shadow file, and the write-through commit.
+ *
+ * A file open for writing has one shadow, shared by every handle of that
+ * path, so that two programs writing the same file see each other's bytes.
+ * The commit uploads the whole shadow (materializing what was not written
+ * from the cached or origin version first) and, once the origin accepted
+ * it, installs a copy of it as the new cached version.  When the origin
+ * fails, the error goes to the caller and the cache keeps the old version:
+ * it never holds a version that the origin lacks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "clock.h"
+#include "internal.h"
+#include "log.h"
+
+static uint32_t chunk_count(const struct cache *c, uint64_t size)
+{
+	return (size + c->cfg.chunk_size - 1) / c->cfg.chunk_size;
+}
+
+/* Create the shadow of path, starting from base (NULL: empty file).
+ * Lock held. */
+static struct shadow *shadow_new(struct cache *c, const char *path,
+				 struct object *base,
+				 const struct origin_attr *attr)
+{
+	struct shadow *sh = calloc(1, sizeof(*sh));
+	char name[64];
+
+	if (!sh)
+		return NULL;
+	snprintf(name, sizeof(name), "tmp/w%d-%" PRIu64, (int)getpid(),
+		 c->next_tmp++);
+	sh->fd = openat(c->root_fd, name, O_RDWR | O_CREAT | O_EXCL |
+			O_CLOEXEC, 0600);
+	if (sh->fd < 0)
+		goto out_free;
+	unlinkat(c->root_fd, name, 0);	/* lives as long as the fd */
+	sh->path = strdup(path);
+	sh->attr = *attr;
+	if (base) {
+		sh->size = base->attr.size;
+		sh->base_limit = base->attr.size;
+		sh->nhave = chunk_count(c, base->attr.size);
+		sh->base = base;
+		base->refs++;
+	}
+	sh->have = calloc(sh->nhave / 8 + 1, 1);
+	if (!sh->path || !sh->have || ftruncate(sh->fd, sh->size) < 0 ||
+	    htab_put(&c->shadows, path, sh) < 0)
+		goto out_close;
+	pthread_mutex_init(&sh->lock, NULL);
+	sh->refs = 1;
+	return sh;
+out_close:
+	if (base)
+		base->refs--;
+	close(sh->fd);
+	free(sh->have);
+	free(sh->path);
+out_free:
+	free(sh);
+	return NULL;
+}
+
+static void shadow_put(struct cache *c, struct shadow *sh)
+{
+	if (--sh->refs > 0)
+		return;
+	if (sh->path && htab_get(&c->shadows, sh->path) == sh)
+		htab_remove(&c->shadows, sh->path);
+	if (sh->dirty && sh->path)
+		log_warn("discarding changes to %s that the origin did not "
+			 "accept", sh->path);
+	if (sh->base)
+		store_object_put(c, sh->base);
+	pthread_mutex_destroy(&sh->lock);
+	close(sh->fd);
+	free(sh->have);
+	free(sh->path);
+	free(sh);
+}
+
+static bool has_chunk(const struct shadow *sh, uint32_t i)
+{
+	return i >= sh->nhave || (sh->have[i / 8] & (1u << (i % 8)));
+}
+
+static void set_chunk(struct shadow *sh, uint32_t i)
+{
+	if (i < sh->nhave)
+		sh->have[i / 8] |= 1u << (i % 8);
+}
+
+/* Copy chunk i of the base version into the shadow.  sh->lock held. */
+static int materialize(struct cache *c, struct shadow *sh, uint32_t i)
+{
+	uint64_t start = (uint64_t)i * c->cfg.chunk_size;
+	uint64_t len;
+	char *buf;
+	int ret;
+
+	if (has_chunk(sh, i))
+		return 0;
+	if (start >= sh->base_limit) {
+		set_chunk(sh, i);
+		return 0;
+	}
+	len = sh->base_limit - start;
+	if (len > c->cfg.chunk_size)
+		len = c->cfg.chunk_size;
+	buf = calloc(1, len);
+	if (!buf)
+		return -ENOMEM;
+	ret = store_read(c, sh->base, buf, len, start);
+	if (ret >= 0 && pwrite(sh->fd, buf, len, start) != (ssize_t)len)
+		ret = -errno ? -errno : -EIO;
+	free(buf);
+	if (ret < 0)
+		return ret;
+	set_chunk(sh, i);
+	return 0;
+}
+
+static int materialize_range(struct cache *c, struct shadow *sh,
+			     uint64_t offset, uint64_t len, bool partial_only)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	uint64_t end = offset + len;
+
+	for (uint64_t pos = offset - offset % cs; pos < end; pos += cs) {
+		uint32_t i = pos / cs;
+		uint64_t chunk_end = pos + cs;
+		int ret;
+
+		if (chunk_end > sh->base_limit)
+			chunk_end = sh->base_limit;
+		/* A chunk the range covers whole needs no copy. */
+		if (partial_only && pos >= offset && chunk_end <= end) {
+			set_chunk(sh, i);
+			continue;
+		}
+		ret = materialize(c, sh, i);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int cache_file_open(struct cache *c, const char *path, int flags,
+		    struct cache_file **out, bool *changed)
+{
+	bool writable = (flags & O_ACCMODE) != O_RDONLY;
+	struct cache_file *f;
+	struct shadow *sh;
+	int ret;
+
+	*changed = false;
+	if (writable && c->cfg.read_only)
+		return -EROFS;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->c = c;
+	f->writable = writable;
+
+	pthread_mutex_lock(&c->lock);
+	sh = htab_get(&c->shadows, path);
+	if (sh)
+		sh->refs++;
+	pthread_mutex_unlock(&c->lock);
+	if (!sh) {
+		ret = cache_acquire_object(c, path, &f->obj, changed);
+		if (ret < 0)
+			goto out_free;
+	}
+	if (writable && !sh) {
+		pthread_mutex_lock(&c->lock);
+		sh = htab_get(&c->shadows, path);
+		if (sh)
+			sh->refs++;
+		else
+			sh = shadow_new(c, path, f->obj, &f->obj->attr);
+		pthread_mutex_unlock(&c->lock);
+		if (!sh) {
+			ret = -EIO;
+			goto out_put;
+		}
+	}
+	f->sh = sh;
+	if (writable && (flags & O_TRUNC)) {
+		ret = cache_file_truncate(f, 0);
+		if (ret < 0)
+			goto out_put;
+	}
+	*out = f;
+	return 0;
+out_put:
+	cache_file_release(f);
+	return ret;
+out_free:
+	free(f);
+	return ret;
+}
+
+int cache_file_create(struct cache *c, const char *path, mode_t mode,
+		      uid_t uid, gid_t gid, struct cache_file **out)
+{
+	struct origin_attr attr;
+	struct cache_file *f;
+	struct shadow *sh;
+
+	if (c->cfg.read_only)
+		return -EROFS;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	cache_default_attr(&attr, S_IFREG | (mode & 07777), uid, gid);
+
+	pthread_mutex_lock(&c->lock);
+	sh = htab_get(&c->shadows, path);
+	if (sh) {
+		sh->refs++;
+	} else {
+		sh = shadow_new(c, path, NULL, &attr);
+		if (sh)
+			sh->dirty = true;	/* the file itself is new */
+	}
+	if (sh)
+		cache_record_created(c, path, &attr);
+	pthread_mutex_unlock(&c->lock);
+	if (!sh) {
+		free(f);
+		return -EIO;
+	}
+	f->c = c;
+	f->sh = sh;
+	f->writable = true;
+	*out = f;
+	return 0;
+}
+
+static ssize_t read_shadow(struct cache *c, struct shadow *sh, void *buf,
+			   size_t len, uint64_t offset)
+{
+	ssize_t n;
+	int ret;
+
+	pthread_mutex_lock(&sh->lock);
+	if (offset >= sh->size) {
+		n = 0;
+		goto out_unlock;
+	}
+	if (len > sh->size - offset)
+		len = sh->size - offset;
+	if (!sh->dirty && sh->base && sh->base_limit == sh->base->attr.size &&
+	    sh->size == sh->base_limit) {
+		/* Nothing written yet: read the version itself. */
+		n = store_read(c, sh->base, buf, len, offset);
+		goto out_unlock;
+	}
+	ret = materialize_range(c, sh, offset, len, false);
+	if (ret < 0) {
+		n = ret;
+		goto out_unlock;
+	}
+	n = pread(sh->fd, buf, len, offset);
+	if (n < 0)
+		n = -errno;
+out_unlock:
+	pthread_mutex_unlock(&sh->lock);
+	return n;
+}
+
+/* The object of f changed on the origin during a read: pin the new
+ * version if nothing was returned from the old one yet. */
+static int switch_version(struct cache_file *f)
+{
+	struct cache *c = f->c;
+	struct object *obj;
+	char *path = NULL;
+	bool changed;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	if (f->obj->path && !f->has_read)
+		path = strdup(f->obj->path);
+	if (path)
+		f->obj->checked_ms = 0;	/* the next acquire asks the origin */
+	pthread_mutex_unlock(&c->lock);
+	if (!path) {
+		log_warn("a file changed on the origin while it was being "
+			 "read: returning EIO rather than mixing versions");
+		return -EIO;
+	}
+	ret = cache_acquire_object(c, path, &obj, &changed);
+	free(path);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	store_object_put(c, f->obj);
+	f->obj = obj;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
+			uint64_t offset)
+{
+	ssize_t n;
+
+	if (f->sh)
+		return read_shadow(f->c, f->sh, buf, len, offset);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		n = store_read(f->c, f->obj, buf, len, offset);
+		if (n != -ESTALE)
+			break;
+		n = switch_version(f);
+		if (n < 0)
+			return n;
+		n = -EIO;
+	}
+	if (n > 0)
+		f->has_read = true;
+	return n;
+}
+
+ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
+			 uint64_t offset)
+{
+	struct shadow *sh = f->sh;
+	ssize_t n;
+	int ret;
+
+	if (!sh || !f->writable)
+		return -EBADF;
+	pthread_mutex_lock(&sh->lock);
+	if (offset < sh->base_limit) {
+		ret = materialize_range(f->c, sh, offset, len, true);
+		if (ret < 0) {
+			n = ret;
+			goto out_unlock;
+		}
+	}
+	n = pwrite(sh->fd, buf, len, offset);
+	if (n < 0) {
+		n = -errno;
+		goto out_unlock;
+	}
+	if (offset + n > sh->size)
+		sh->size = offset + n;
+	sh->dirty = true;
+	clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
+	sh->attr.valid |= ORIGIN_ATTR_MTIME;
+out_unlock:
+	pthread_mutex_unlock(&sh->lock);
+	return n;
+}
+
+int cache_file_truncate(struct cache_file *f, uint64_t size)
+{
+	uint32_t cs = f->c->cfg.chunk_size;
+	struct shadow *sh = f->sh;
+	int ret = 0;
+
+	if (!sh || !f->writable)
+		return -EBADF;
+	pthread_mutex_lock(&sh->lock);
+	if (size < sh->base_limit) {
+		/* Keep the bytes before size of a partly cut chunk. */
+		if (size % cs)
+			ret = materialize(f->c, sh, size / cs);
+		if (ret == 0)
+			sh->base_limit = size;
+	}
+	if (ret == 0 && ftruncate(sh->fd, size) < 0)
+		ret = -errno;
+	if (ret == 0) {
+		sh->size = size;
+		sh->dirty = true;
+		clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
+		sh->attr.valid |= ORIGIN_ATTR_MTIME;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return ret;
+}
+
+int cache_file_getattr(struct cache_file *f, struct origin_attr *attr)
+{
+	struct cache *c = f->c;
+
+	pthread_mutex_lock(&c->lock);
+	if (f->sh) {
+		*attr = f->sh->attr;
+		attr->size = f->sh->size;
+	} else {
+		*attr = f->obj->attr;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/*
+ * Copy the committed shadow into a new cached version of path with the
+ * attributes the origin returned.  Chunks that do not fit the budget are
+ * left out.  sh->lock held.
+ */
+static void install(struct cache *c, struct shadow *sh, const char *path,
+		    const struct origin_attr *attr)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	struct object *obj, *old;
+	char *buf = malloc(cs);
+	bool changed = false;
+
+	pthread_mutex_lock(&c->lock);
+	old = htab_get(&c->objects, path);
+	if (old) {
+		store_object_detach(c, old);
+		changed = true;
+	}
+	obj = buf ? store_object_new(c, path, attr) : NULL;
+	if (obj) {
+		obj->checked_ms = clock_now_ms();
+		obj->refs++;
+		if (store_object_open_fd(c, obj) < 0) {
+			store_object_put(c, obj);
+			obj = NULL;
+		}
+	}
+	cache_record_created(c, path, attr);
+	pthread_mutex_unlock(&c->lock);
+	if (changed)
+		cache_notify(c, path);
+	if (!obj)
+		goto out_free;
+
+	for (uint32_t i = 0; i < obj->nchunks; i++) {
+		uint64_t off = (uint64_t)i * cs;
+		uint32_t len = attr->size - off < cs ? attr->size - off : cs;
+		int ret;
+
+		if (pread(sh->fd, buf, len, off) != len)
+			break;
+		pthread_mutex_lock(&c->lock);
+		ret = store_reserve(c, len);
+		pthread_mutex_unlock(&c->lock);
+		if (ret < 0)
+			break;
+		if (pwrite(obj->fd, buf, len, off) != len) {
+			pthread_mutex_lock(&c->lock);
+			c->bytes_cached -= len;
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		pthread_mutex_lock(&c->lock);
+		store_insert_chunk(c, obj, i, len, XXH3_64bits(buf, len));
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_mutex_lock(&c->lock);
+	store_object_put(c, obj);
+	pthread_mutex_unlock(&c->lock);
+out_free:
+	free(buf);
+}
+
+int cache_file_commit(struct cache_file *f)
+{
+	struct cache *c = f->c;
+	struct shadow *sh = f->sh;
+	struct origin_attr result;
+	char *path = NULL;
+	int ret = 0;
+
+	if (!sh || !f->writable)
+		return 0;
+	pthread_mutex_lock(&sh->lock);
+	if (!sh->dirty)
+		goto out_unlock;
+	ret = materialize_range(c, sh, 0, sh->base_limit, false);
+	if (ret < 0)
+		goto out_unlock;
+	pthread_mutex_lock(&c->lock);
+	path = sh->path ? strdup(sh->path) : NULL;
+	pthread_mutex_unlock(&c->lock);
+	if (!path)
+		goto out_unlock;	/* unlinked: nothing to store */
+
+	ret = c->origin->ops->write(c->origin, path, sh->fd, sh->size,
+				    &sh->attr, &result);
+	if (ret < 0) {
+		log_err("cannot store %s on the origin: %s", path,
+			strerror(-ret));
+		goto out_unlock;
+	}
+	sh->dirty = false;
+	install(c, sh, path, &result);
+out_unlock:
+	pthread_mutex_unlock(&sh->lock);
+	free(path);
+	return ret;
+}
+
+void cache_file_release(struct cache_file *f)
+{
+	struct cache *c = f->c;
+
+	pthread_mutex_lock(&c->lock);
+	if (f->sh)
+		shadow_put(c, f->sh);
+	if (f->obj)
+		store_object_put(c, f->obj);
+	pthread_mutex_unlock(&c->lock);
+	free(f);
+}
+
+static int truncate_path(struct cache *c, const char *path, uint64_t size)
+{
+	struct cache_file *f;
+	bool changed;
+	int ret = cache_file_open(c, path, O_WRONLY, &f, &changed);
+
+	if (ret < 0)
+		return ret;
+	ret = cache_file_truncate(f, size);
+	if (ret == 0)
+		ret = cache_file_commit(f);
+	cache_file_release(f);
+	return ret;
+}
+
+/* Apply metadata to the cached state of path.  Lock held. */
+static void apply_attr(struct cache *c, const char *path,
+		       const struct origin_attr *attr, unsigned which)
+{
+	struct shadow *sh = htab_get(&c->shadows, path);
+	struct object *obj = htab_get(&c->objects, path);
+	struct attr_entry *e = meta_attr_get(c, path);
+	struct origin_attr *targets[] = {
+		sh ? &sh->attr : NULL, obj ? &obj->attr : NULL,
+		e && !e->negative ? &e->attr : NULL,
+	};
+
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		struct origin_attr *t = targets[i];
+
+		if (!t)
+			continue;
+		if (which & ORIGIN_ATTR_MODE)
+			t->mode = (t->mode & S_IFMT) | (attr->mode & 07777);
+		if (which & ORIGIN_ATTR_UID)
+			t->uid = attr->uid;
+		if (which & ORIGIN_ATTR_GID)
+			t->gid = attr->gid;
+		if (which & ORIGIN_ATTR_MTIME)
+			t->mtime = attr->mtime;
+		t->valid |= which;
+	}
+	if (obj && obj->logged)
+		store_log_object(c, obj);
+	if (e && !e->negative)
+		meta_listing_update(c, path, &e->attr);
+}
+
+int cache_setattr(struct cache *c, const char *path,
+		  const struct origin_attr *attr, unsigned which,
+		  bool set_size, uint64_t size)
+{
+	struct origin_attr result;
+	struct shadow *sh;
+	struct object *obj;
+	bool local_only;
+	int ret = 0;
+
+	if (c->cfg.read_only)
+		return -EROFS;
+	if (set_size) {
+		ret = truncate_path(c, path, size);
+		if (ret < 0 || !which)
+			return ret;
+	}
+	if (!which)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	sh = htab_get(&c->shadows, path);
+	local_only = sh && sh->dirty;
+	pthread_mutex_unlock(&c->lock);
+
+	/* A file not committed yet takes its metadata at the commit. */
+	if (!local_only)
+		ret = c->origin->ops->setattr(c->origin, path, attr, which,
+					      &result);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	apply_attr(c, path, attr, which);
+	obj = htab_get(&c->objects, path);
+	if (!local_only && obj && result.size == obj->attr.size) {
+		/* S3 gives the same bytes a new ETag. */
+		memcpy(obj->attr.version, result.version,
+		       sizeof(obj->attr.version));
+		obj->checked_ms = clock_now_ms();
+		if (obj->logged)
+			store_log_object(c, obj);
+	}
+	if (!local_only)
+		meta_attr_set(c, path, &result);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}

@@ -1,0 +1,75 @@
+/*
+ * index.h - the persistent index of a cache folder: an append-only log.
+ *
+ * The file starts with a header (magic "NEARFSIX", format version, chunk
+ * size) and continues with records, each with its own XXH3 checksum:
+ *
+ *   OBJECT     an object version: id, attributes, version, path
+ *   OBJECT_DEL the object and all its chunks are gone
+ *   CHUNK      chunk N of an object is in its data file, with its checksum
+ *   CHUNK_DEL  chunk N was evicted
+ *   TOUCH      chunk N was used (moves it to the young end of the LRU)
+ *
+ * Replaying the records in order rebuilds the objects, their chunks and
+ * the LRU order.  A record that fails its checksum ends the replay: it is
+ * the torn tail of a crash, and the file is cut there.  Data files are
+ * written before their CHUNK record, without fsync: a record whose data
+ * did not reach the disk fails the chunk checksum later and is refetched.
+ * The log is rewritten compactly at open when mostly garbage, and at close.
+ */
+#ifndef NEARFS_INDEX_H
+#define NEARFS_INDEX_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "origin.h"
+
+#define INDEX_FORMAT_VERSION 1
+
+struct index;
+
+struct index_replay {
+	void *arg;
+	void (*object)(void *arg, uint64_t id, const char *path,
+		       const struct origin_attr *attr);
+	void (*object_del)(void *arg, uint64_t id);
+	void (*chunk)(void *arg, uint64_t id, uint32_t index, uint32_t len,
+		      uint64_t sum);
+	void (*chunk_del)(void *arg, uint64_t id, uint32_t index);
+	void (*touch)(void *arg, uint64_t id, uint32_t index);
+};
+
+/*
+ * Open or create the index at path and replay it through r.  When the
+ * file was written with another chunk size, *reset is set and the index
+ * starts empty (the caller drops the data files).  Returns 0, or a
+ * negative errno with a message in err (an unknown format version is
+ * -EPROTO).
+ */
+int index_open(const char *path, uint32_t chunk_size,
+	       const struct index_replay *r, struct index **out, int *reset,
+	       char *err, size_t errlen);
+void index_close(struct index *idx);
+
+/* Bytes of live records after the last replay or compaction, and the
+ * file's size: the caller compacts when the file is mostly garbage. */
+uint64_t index_file_size(const struct index *idx);
+
+void index_log_object(struct index *idx, uint64_t id, const char *path,
+		      const struct origin_attr *attr);
+void index_log_object_del(struct index *idx, uint64_t id);
+void index_log_chunk(struct index *idx, uint64_t id, uint32_t index,
+		     uint32_t len, uint64_t sum);
+void index_log_chunk_del(struct index *idx, uint64_t id, uint32_t index);
+void index_log_touch(struct index *idx, uint64_t id, uint32_t index);
+
+/*
+ * Start writing a compact copy: later index_log_* calls go to a new file
+ * until index_compact_end() replaces the log with it (fsync, rename), or
+ * abandons it when ok is 0.  Returns 0 or a negative errno.
+ */
+int index_compact_begin(struct index *idx);
+int index_compact_end(struct index *idx, int ok);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * internal.h - the engine's shared state, seen only by the engine's own files.
+ *
+ * Locking: one mutex, cache.lock, protects every table, list and counter
+ * below, except the shadow fields marked otherwise.  No origin request and
+ * no data-file I/O happens with cache.lock held, so a slow origin never
+ * blocks a hit.  A chunk being fetched is marked CHUNK_FETCHING; other
+ * readers of it wait on cache.fetched instead of fetching it again.
+ */
+#ifndef NEARFS_INTERNAL_H
+#define NEARFS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "htab.h"
+#include "list.h"
+
+enum chunk_state {
+	CHUNK_FETCHING,	/* a reader is fetching it; not in the LRU */
+	CHUNK_PRESENT,	/* in the data file and in the LRU */
+};
+
+struct object;
+
+struct chunk {
+	struct object *obj;
+	struct list_node lru;	/* cache.lru, oldest first */
+	uint64_t sum;		/* XXH3-64 of the chunk's bytes */
+	uint32_t index;		/* chunk number within the object */
+	uint32_t len;		/* bytes; only the last chunk is short */
+	uint32_t touched_s;	/* when a TOUCH record was last logged */
+	uint16_t readers;	/* reads in progress; eviction skips it */
+	uint8_t state;
+	bool verified;		/* checksum checked since the index loaded */
+};
+
+/*
+ * One cached version of one origin file.  Its chunks live in one sparse
+ * data file, data/XX/ID, at their offset in the file.  A newer version
+ * gets a new id and a new data file, so a descriptor of the old one never
+ * sees the new bytes.
+ */
+struct object {
+	uint64_t id;
+	char *path;		/* origin path; NULL once detached */
+	struct origin_attr attr;	/* the version the chunks belong to */
+	uint64_t checked_ms;	/* when the version was last confirmed */
+	uint32_t nchunks;
+	struct chunk **chunks;	/* [nchunks], NULL where not cached */
+	uint32_t ncached;	/* chunks in CHUNK_PRESENT */
+	unsigned refs;		/* open handles pinning this version */
+	int fd;			/* data file while refs > 0, else -1 */
+	bool logged;		/* an OBJ record is in the index */
+	bool detached;		/* replaced or removed; freed at refs 0 */
+};
+
+/*
+ * Local content of a file open for writing: a temporary file in tmp/
+ * that holds the new bytes.  Chunks below base_limit that were not
+ * written are copied in from the base version before they are needed
+ * (a partial write, or the commit).
+ */
+struct shadow {
+	char *path;		/* current path; NULL once unlinked */
+	pthread_mutex_t lock;	/* serializes writes and commits */
+	int fd;
+	uint64_t size;		/* logical size */
+	uint64_t base_limit;	/* bytes still to be taken from base */
+	uint8_t *have;		/* bit per chunk below base_limit: copied */
+	uint32_t nhave;		/* chunks covered by have */
+	struct object *base;	/* pinned version it started from, or NULL */
+	struct origin_attr attr;	/* metadata to store at commit */
+	bool dirty;		/* changed since the last commit */
+	unsigned refs;		/* cache.lock */
+};
+
+struct cache_file {
+	struct cache *c;
+	struct object *obj;	/* version pinned at open */
+	struct shadow *sh;	/* for handles that write, else NULL */
+	bool writable;
+	bool has_read;		/* some bytes were returned already */
+};
+
+/* A cached attribute or negative answer. */
+struct attr_entry {
+	struct origin_attr attr;
+	uint64_t fetched_ms;
+	bool negative;
+};
+
+struct dir_entry {
+	char *name;
+	struct origin_attr attr;
+};
+
+/* A cached directory listing, sorted by name. */
+struct listing {
+	struct dir_entry *entries;
+	size_t count, alloc;
+	uint64_t fetched_ms;
+};
+
+struct index;
+
+struct cache {
+	struct cache_config cfg;
+	struct origin *origin;
+	char *root;		/* cache_dir/<origin folder> */
+	int root_fd;
+	int lock_fd;		/* flock(2) held while open */
+	struct index *index;
+
+	pthread_mutex_t lock;
+	pthread_cond_t fetched;	/* a fetch finished */
+	struct htab objects;	/* path -> struct object */
+	struct htab shadows;	/* path -> struct shadow */
+	struct htab attrs;	/* path -> struct attr_entry */
+	struct htab listings;	/* dir path -> struct listing */
+	struct list_node lru;
+	uint64_t next_id;
+	uint64_t bytes_cached;	/* present and reserved chunk bytes */
+	uint64_t chunks_cached;
+	uint64_t objects_cached;
+	uint64_t next_tmp;
+
+	cache_invalidate_fn invalidate;
+	void *invalidate_arg;
+
+	/* Counters for cache_get_stats(), under lock. */
+	uint64_t hits, misses, bytes_from_cache, bytes_from_origin;
+	uint64_t evictions, checksum_failures, revalidations;
+	uint64_t invalidations;
+};
+
+/* store.c: objects, chunks, eviction. */
+struct object *store_object_new(struct cache *c, const char *path,
+				const struct origin_attr *attr);
+void store_object_detach(struct cache *c, struct object *obj);
+void store_object_put(struct cache *c, struct object *obj);
+int store_object_open_fd(struct cache *c, struct object *obj);
+int store_read(struct cache *c, struct object *obj, void *buf, size_t len,
+	       uint64_t offset);
+int store_reserve(struct cache *c, uint64_t len);
+int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
+		       uint32_t len, uint64_t sum);
+void store_data_path(const struct cache *c, uint64_t id, char *buf,
+		     size_t len);
+void store_log_object(struct cache *c, struct object *obj);
+int store_replay(struct cache *c);
+int store_compact(struct cache *c);
+uint64_t store_live_index_bytes(const struct cache *c);
+
+/* meta.c: attribute, negative and listing caches. */
+struct attr_entry *meta_attr_get(struct cache *c, const char *path);
+void meta_attr_set(struct cache *c, const char *path,
+		   const struct origin_attr *attr);
+void meta_attr_set_negative(struct cache *c, const char *path);
+void meta_attr_forget(struct cache *c, const char *path);
+struct listing *meta_listing_get(struct cache *c, const char *dir);
+void meta_listing_store(struct cache *c, const char *dir,
+			struct listing *l);
+void meta_listing_forget(struct cache *c, const char *dir);
+void meta_listing_update(struct cache *c, const char *path,
+			 const struct origin_attr *attr);
+void meta_listing_remove(struct cache *c, const char *path);
+struct dir_entry *listing_find(const struct listing *l, const char *name);
+int listing_add(struct listing *l, const char *name,
+		const struct origin_attr *attr);
+void listing_sort(struct listing *l);
+void listing_free(struct listing *l);
+void meta_release(struct cache *c);
+void meta_rename_prefix(struct cache *c, const char *from, const char *to);
+
+/* cache.c: helpers shared with file.c. */
+bool cache_is_fresh(uint64_t since_ms, uint64_t ttl_ms);
+void cache_notify(struct cache *c, const char *path);
+bool cache_same_version(const struct origin_attr *a,
+			const struct origin_attr *b);
+bool cache_check_version(struct cache *c, struct object *obj,
+			 const struct origin_attr *fresh);
+void cache_default_attr(struct origin_attr *attr, mode_t mode, uid_t uid,
+			gid_t gid);
+void cache_record_created(struct cache *c, const char *path,
+			  const struct origin_attr *attr);
+/* Pin the current version of path, checking it when ttl has passed. */
+int cache_acquire_object(struct cache *c, const char *path,
+			 struct object **out, bool *changed);
+
+/* Split path into its parent folder (into buf) and return the name. */
+const char *path_split(const char *path, char *parent, size_t len);
+bool path_is_below(const char *path, const char *dir);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * meta.c - in-memory caches of attributes, "does not exist" answers and
+ * directory listings.  Callers hold cache.lock and decide freshness
+ * against attr_ttl, neg_ttl and dir_ttl themselves.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "internal.h"
+
+const char *path_split(const char *path, char *parent, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (len == 0)
+		return slash ? slash + 1 : path;
+	if (n >= len)
+		n = len - 1;
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	return slash ? slash + 1 : path;
+}
+
+bool path_is_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (n == 0)
+		return path[0] != '\0';
+	return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+struct attr_entry *meta_attr_get(struct cache *c, const char *path)
+{
+	return htab_get(&c->attrs, path);
+}
+
+static struct attr_entry *attr_slot(struct cache *c, const char *path)
+{
+	struct attr_entry *e = htab_get(&c->attrs, path);
+
+	if (e)
+		return e;
+	e = calloc(1, sizeof(*e));
+	if (e && htab_put(&c->attrs, path, e) < 0) {
+		free(e);
+		e = NULL;
+	}
+	return e;
+}
+
+void meta_attr_set(struct cache *c, const char *path,
+		   const struct origin_attr *attr)
+{
+	struct attr_entry *e = attr_slot(c, path);
+
+	if (!e)
+		return;
+	e->attr = *attr;
+	e->negative = false;
+	e->fetched_ms = clock_now_ms();
+}
+
+void meta_attr_set_negative(struct cache *c, const char *path)
+{
+	struct attr_entry *e;
+
+	if (c->cfg.neg_ttl_ms == 0) {
+		meta_attr_forget(c, path);
+		return;
+	}
+	e = attr_slot(c, path);
+	if (!e)
+		return;
+	memset(&e->attr, 0, sizeof(e->attr));
+	e->negative = true;
+	e->fetched_ms = clock_now_ms();
+}
+
+void meta_attr_forget(struct cache *c, const char *path)
+{
+	free(htab_remove(&c->attrs, path));
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dir_entry *)a)->name,
+		      ((const struct dir_entry *)b)->name);
+}
+
+void listing_sort(struct listing *l)
+{
+	qsort(l->entries, l->count, sizeof(*l->entries), entry_cmp);
+}
+
+struct dir_entry *listing_find(const struct listing *l, const char *name)
+{
+	struct dir_entry key = { .name = (char *)name };
+
+	return bsearch(&key, l->entries, l->count, sizeof(*l->entries),
+		       entry_cmp);
+}
+
+/* Append an entry; the caller sorts before the listing is searched. */
+int listing_add(struct listing *l, const char *name,
+		const struct origin_attr *attr)
+{
+	if (l->count == l->alloc) {
+		size_t n = l->alloc ? l->alloc * 2 : 16;
+		struct dir_entry *e = realloc(l->entries, n * sizeof(*e));
+
+		if (!e)
+			return -ENOMEM;
+		l->entries = e;
+		l->alloc = n;
+	}
+	l->entries[l->count].name = strdup(name);
+	if (!l->entries[l->count].name)
+		return -ENOMEM;
+	l->entries[l->count].attr = *attr;
+	l->count++;
+	return 0;
+}
+
+void listing_free(struct listing *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->count; i++)
+		free(l->entries[i].name);
+	free(l->entries);
+	free(l);
+}
+
+struct listing *meta_listing_get(struct cache *c, const char *dir)
+{
+	return htab_get(&c->listings, dir);
+}
+
+void meta_listing_store(struct cache *c, const char *dir,
+			struct listing *l)
+{
+	meta_listing_forget(c, dir);
+	l->fetched_ms = clock_now_ms();
+	if (htab_put(&c->listings, dir, l) < 0)
+		listing_free(l);
+}
+
+void meta_listing_forget(struct cache *c, const char *dir)
+{
+	listing_free(htab_remove(&c->listings, dir));
+}
+
+/* Insert or update the entry of path in its parent's cached listing. */
+void meta_listing_update(struct cache *c, const char *path,
+			 const struct origin_attr *attr)
+{
+	char parent[4096];
+	const char *name = path_split(path, parent, sizeof(parent));
+	struct listing *l = htab_get(&c->listings, parent);
+	struct dir_entry *e;
+
+	if (!l)
+		return;
+	e = listing_find(l, name);
+	if (e) {
+		e->attr = *attr;
+		return;
+	}
+	if (listing_add(l, name, attr) < 0)
+		meta_listing_forget(c, parent);
+	else
+		listing_sort(l);
+}
+
+void meta_listing_remove(struct cache *c, const char *path)
+{
+	char parent[4096];
+	const char *name = path_split(path, parent, sizeof(parent));
+	struct listing *l = htab_get(&c->listings, parent);
+	struct dir_entry *e;
+	size_t i;
+
+	if (!l)
+		return;
+	e = listing_find(l, name);
+	if (!e)
+		return;
+	i = e - l->entries;
+	free(e->name);
+	memmove(e, e + 1, (l->count - i - 1) * sizeof(*e));
+	l->count--;
+}
+
+struct collect {
+	const char *dir;
+	char **keys;
+	size_t count, alloc;
+};
+
+static void collect_below(void *arg, const char *key, void *value)
+{
+	struct collect *col = arg;
+
+	(void)value;
+	if (!path_is_below(key, col->dir) && strcmp(key, col->dir) != 0)
+		return;
+	if (col->count == col->alloc) {
+		size_t n = col->alloc ? col->alloc * 2 : 16;
+		char **k = realloc(col->keys, n * sizeof(*k));
+
+		if (!k)
+			return;
+		col->keys = k;
+		col->alloc = n;
+	}
+	col->keys[col->count] = strdup(key);
+	if (col->keys[col->count])
+		col->count++;
+}
+
+static void forget_below(struct htab *t, const char *dir,
+			 void (*drop)(void *value))
+{
+	struct collect col = { .dir = dir };
+
+	htab_for_each(t, collect_below, &col);
+	for (size_t i = 0; i < col.count; i++) {
+		drop(htab_remove(t, col.keys[i]));
+		free(col.keys[i]);
+	}
+	free(col.keys);
+}
+
+static void drop_listing(void *value)
+{
+	listing_free(value);
+}
+
+/* After a rename of from to to, cached metadata at and below from is
+ * dropped: the next access asks the origin. */
+void meta_rename_prefix(struct cache *c, const char *from, const char *to)
+{
+	(void)to;
+	forget_below(&c->attrs, from, free);
+	forget_below(&c->listings, from, drop_listing);
+}
+
+static void free_attr(void *arg, const char *key, void *value)
+{
+	(void)arg;
+	(void)key;
+	free(value);
+}
+
+static void free_listing(void *arg, const char *key, void *value)
+{
+	(void)arg;
+	(void)key;
+	listing_free(value);
+}
+
+void meta_release(struct cache *c)
+{
+	htab_for_each(&c->attrs, free_attr, NULL);
+	htab_release(&c->attrs);
+	htab_for_each(&c->listings, free_listing, NULL);
+	htab_release(&c->listings);
+}

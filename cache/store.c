@@ -1,0 +1,717 @@
+/*
+ * store.c - the chunk store: objects, their chunks, and eviction.
+ *
+ * Invariants, all under cache.lock:
+ *
+ * - bytes_cached is the sum of the lengths of PRESENT chunks plus the
+ *   reservations of fetches in flight, and never exceeds size_max:
+ *   store_reserve() evicts before it grants a reservation.
+ * - Every PRESENT chunk is on the LRU list exactly once, oldest first.
+ *   FETCHING chunks are not on it.  A chunk with readers > 0 is being
+ *   read outside the lock and is skipped by eviction, so a reader never
+ *   sees a hole punched under it.
+ * - Evicting a chunk punches a hole in the object's data file and logs
+ *   CHUNK_DEL; the last chunk of an unreferenced object takes the whole
+ *   object (data file and OBJECT record) with it.
+ * - A chunk loaded from the index is not trusted until its checksum was
+ *   checked once (chunk.verified); a failure makes it a miss.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "clock.h"
+#include "index.h"
+#include "internal.h"
+#include "log.h"
+
+/* A TOUCH record is logged at most this often per chunk. */
+#define TOUCH_INTERVAL_S 30
+
+static uint32_t chunk_length(const struct cache *c, const struct object *obj,
+			     uint32_t index)
+{
+	uint64_t start = (uint64_t)index * c->cfg.chunk_size;
+	uint64_t left = obj->attr.size - start;
+
+	return left < c->cfg.chunk_size ? left : c->cfg.chunk_size;
+}
+
+void store_data_path(const struct cache *c, uint64_t id, char *buf,
+		     size_t len)
+{
+	snprintf(buf, len, "data/%02x/%016" PRIx64, (unsigned)(id & 0xff),
+		 id);
+}
+
+static struct object *object_alloc(struct cache *c, uint64_t id,
+				   const char *path,
+				   const struct origin_attr *attr)
+{
+	struct object *obj = calloc(1, sizeof(*obj));
+	uint64_t n = (attr->size + c->cfg.chunk_size - 1) / c->cfg.chunk_size;
+
+	if (!obj || n > UINT32_MAX)
+		goto out_free;
+	obj->id = id;
+	obj->attr = *attr;
+	obj->nchunks = n;
+	obj->fd = -1;
+	obj->path = strdup(path);
+	obj->chunks = calloc(n ? n : 1, sizeof(*obj->chunks));
+	if (!obj->path || !obj->chunks)
+		goto out_free;
+	return obj;
+out_free:
+	if (obj) {
+		free(obj->path);
+		free(obj->chunks);
+	}
+	free(obj);
+	return NULL;
+}
+
+struct object *store_object_new(struct cache *c, const char *path,
+				const struct origin_attr *attr)
+{
+	struct object *obj = object_alloc(c, c->next_id, path, attr);
+
+	if (!obj)
+		return NULL;
+	if (htab_put(&c->objects, path, obj) < 0) {
+		free(obj->path);
+		free(obj->chunks);
+		free(obj);
+		return NULL;
+	}
+	c->next_id++;
+	c->objects_cached++;
+	return obj;
+}
+
+void store_log_object(struct cache *c, struct object *obj)
+{
+	index_log_object(c->index, obj->id, obj->path ? obj->path : "",
+			 &obj->attr);
+	obj->logged = true;
+}
+
+static int open_data(struct cache *c, uint64_t id, int flags)
+{
+	char rel[64];
+
+	store_data_path(c, id, rel, sizeof(rel));
+	return openat(c->root_fd, rel, flags | O_CLOEXEC, 0600);
+}
+
+int store_object_open_fd(struct cache *c, struct object *obj)
+{
+	char dir[16];
+	struct stat st;
+	int fd;
+
+	if (obj->fd >= 0)
+		return obj->fd;
+	snprintf(dir, sizeof(dir), "data/%02x", (unsigned)(obj->id & 0xff));
+	if (mkdirat(c->root_fd, dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = open_data(c, obj->id, O_RDWR | O_CREAT);
+	if (fd < 0)
+		return -errno;
+	/* Sized up front and sparse: a complete copy is a plain file. */
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size != obj->attr.size &&
+	    ftruncate(fd, obj->attr.size) < 0) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	obj->fd = fd;
+	return fd;
+}
+
+static void punch(struct cache *c, struct object *obj, struct chunk *ch)
+{
+	uint64_t off = (uint64_t)ch->index * c->cfg.chunk_size;
+	int fd = obj->fd >= 0 ? obj->fd : open_data(c, obj->id, O_RDWR);
+
+	if (fd < 0)
+		return;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+		      ch->len) < 0)
+		log_debug("cannot punch chunk %u of %s: %s", ch->index,
+			  obj->path ? obj->path : "(removed)",
+			  strerror(errno));
+	if (fd != obj->fd)
+		close(fd);
+}
+
+/* Forget chunk index of obj; the caller punched or never wrote it. */
+static void chunk_remove(struct cache *c, struct object *obj, uint32_t index)
+{
+	struct chunk *ch = obj->chunks[index];
+
+	if (ch->state == CHUNK_PRESENT) {
+		list_del(&ch->lru);
+		c->bytes_cached -= ch->len;
+		c->chunks_cached--;
+		obj->ncached--;
+		if (obj->logged && c->index)
+			index_log_chunk_del(c->index, obj->id, index);
+	}
+	obj->chunks[index] = NULL;
+	free(ch);
+}
+
+static void object_destroy(struct cache *c, struct object *obj)
+{
+	char rel[64];
+
+	for (uint32_t i = 0; i < obj->nchunks; i++)
+		if (obj->chunks[i])
+			chunk_remove(c, obj, i);
+	if (obj->fd >= 0)
+		close(obj->fd);
+	store_data_path(c, obj->id, rel, sizeof(rel));
+	unlinkat(c->root_fd, rel, 0);
+	if (obj->logged && c->index)
+		index_log_object_del(c->index, obj->id);
+	free(obj->chunks);
+	free(obj->path);
+	free(obj);
+}
+
+void store_object_detach(struct cache *c, struct object *obj)
+{
+	if (obj->detached)
+		return;
+	if (obj->path && htab_get(&c->objects, obj->path) == obj)
+		htab_remove(&c->objects, obj->path);
+	obj->detached = true;
+	c->objects_cached--;
+	if (obj->refs == 0)
+		object_destroy(c, obj);
+}
+
+void store_object_put(struct cache *c, struct object *obj)
+{
+	if (--obj->refs > 0)
+		return;
+	if (obj->fd >= 0) {
+		close(obj->fd);
+		obj->fd = -1;
+	}
+	if (obj->detached) {
+		object_destroy(c, obj);
+		return;
+	}
+	if (obj->ncached == 0 && !obj->logged) {
+		/* Never stored anything: nothing to keep. */
+		htab_remove(&c->objects, obj->path);
+		c->objects_cached--;
+		object_destroy(c, obj);
+	}
+}
+
+/* Evict the oldest chunk nobody is reading.  Returns false when none. */
+static bool evict_one(struct cache *c)
+{
+	struct list_node *n;
+
+	for (n = c->lru.next; n != &c->lru; n = n->next) {
+		struct chunk *ch = list_entry(n, struct chunk, lru);
+		struct object *obj = ch->obj;
+
+		if (ch->readers)
+			continue;
+		punch(c, obj, ch);
+		chunk_remove(c, obj, ch->index);
+		c->evictions++;
+		if (obj->ncached == 0 && obj->refs == 0) {
+			if (!obj->detached) {
+				htab_remove(&c->objects, obj->path);
+				c->objects_cached--;
+			}
+			object_destroy(c, obj);
+		}
+		return true;
+	}
+	return false;
+}
+
+static bool below_min_free(struct cache *c, uint64_t len)
+{
+	struct statvfs st;
+	uint64_t avail, need;
+
+	if (fstatvfs(c->root_fd, &st) < 0)
+		return false;
+	avail = (uint64_t)st.f_bavail * st.f_frsize;
+	if (c->cfg.min_free_pct)
+		need = (uint64_t)st.f_blocks * st.f_frsize / 100 *
+		       c->cfg.min_free_pct;
+	else
+		need = c->cfg.min_free;
+	return avail < need + len;
+}
+
+int store_reserve(struct cache *c, uint64_t len)
+{
+	if (len > c->cfg.size_max)
+		return -ENOSPC;
+	while (c->bytes_cached + len > c->cfg.size_max)
+		if (!evict_one(c))
+			return -ENOSPC;
+	while (below_min_free(c, len))
+		if (!evict_one(c))
+			return -ENOSPC;
+	c->bytes_cached += len;
+	return 0;
+}
+
+int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
+		       uint32_t len, uint64_t sum)
+{
+	struct chunk *ch = obj->chunks[index];
+
+	if (!ch) {
+		ch = calloc(1, sizeof(*ch));
+		if (!ch) {
+			c->bytes_cached -= len;
+			return -ENOMEM;
+		}
+		obj->chunks[index] = ch;
+	}
+	ch->obj = obj;
+	ch->index = index;
+	ch->len = len;
+	ch->sum = sum;
+	ch->state = CHUNK_PRESENT;
+	ch->verified = true;
+	ch->touched_s = clock_now_ms() / 1000;
+	list_add_tail(&c->lru, &ch->lru);
+	c->chunks_cached++;
+	obj->ncached++;
+	if (!obj->logged)
+		store_log_object(c, obj);
+	index_log_chunk(c->index, obj->id, index, len, sum);
+	return 0;
+}
+
+static void touch(struct cache *c, struct object *obj, struct chunk *ch)
+{
+	uint32_t now = clock_now_ms() / 1000;
+
+	list_del(&ch->lru);
+	list_add_tail(&c->lru, &ch->lru);
+	if (now - ch->touched_s >= TOUCH_INTERVAL_S) {
+		ch->touched_s = now;
+		index_log_touch(c->index, obj->id, ch->index);
+	}
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done,
+				  off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
+				   off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+/* Drop a damaged chunk so that the next read refetches it. */
+static void drop_damaged(struct cache *c, struct object *obj,
+			 struct chunk *ch, const char *why)
+{
+	c->checksum_failures++;
+	log_warn("cached chunk %u of %s is damaged (%s): fetching it again",
+		 ch->index, obj->path ? obj->path : "(removed)", why);
+	punch(c, obj, ch);
+	chunk_remove(c, obj, ch->index);
+}
+
+/* Check a chunk loaded from the index.  Called with the lock held and
+ * ch->readers raised; drops the lock while reading. */
+static void verify(struct cache *c, struct object *obj, struct chunk *ch)
+{
+	uint64_t off = (uint64_t)ch->index * c->cfg.chunk_size;
+	char *buf = malloc(ch->len ? ch->len : 1);
+	int fd = obj->fd;
+	int ret = -ENOMEM;
+
+	pthread_mutex_unlock(&c->lock);
+	if (buf)
+		ret = pread_full(fd, buf, ch->len, off);
+	pthread_mutex_lock(&c->lock);
+	ch->readers--;
+	if (ret == 0 && XXH3_64bits(buf, ch->len) == ch->sum)
+		ch->verified = true;
+	else if (ret != -ENOMEM)
+		drop_damaged(c, obj, ch, ret ? strerror(-ret) :
+			     "checksum mismatch");
+	free(buf);
+}
+
+/*
+ * Fetch chunk index of obj from the origin into the store, and copy
+ * [skip, skip + n) of it to out.  Called without the lock; the chunk is
+ * FETCHING.  When the chunk cannot be stored (no room, disk error) the
+ * bytes are still returned.
+ */
+static int fetch(struct cache *c, struct object *obj, uint32_t index,
+		 const char *path, void *out, uint32_t skip, uint32_t n)
+{
+	uint32_t len = chunk_length(c, obj, index);
+	uint64_t off = (uint64_t)index * c->cfg.chunk_size;
+	char *buf = malloc(len ? len : 1);
+	size_t done = 0;
+	uint64_t sum;
+	bool stored = false;
+	int ret;
+
+	ret = buf ? c->origin->ops->read(c->origin, path, obj->attr.version,
+					 off, len, buf, &done) : -ENOMEM;
+	if (ret == 0 && done != len)
+		ret = -ESTALE;	/* shorter than this version: it changed */
+	if (ret < 0)
+		goto out_unfetch;
+	sum = XXH3_64bits(buf, len);
+	memcpy(out, buf + skip, n);
+
+	pthread_mutex_lock(&c->lock);
+	c->misses++;
+	c->bytes_from_origin += len;
+	if (store_reserve(c, len) == 0)
+		stored = store_object_open_fd(c, obj) >= 0;
+	pthread_mutex_unlock(&c->lock);
+	if (stored && pwrite_full(obj->fd, buf, len, off) < 0)
+		stored = false;
+
+	pthread_mutex_lock(&c->lock);
+	if (stored) {
+		store_insert_chunk(c, obj, index, len, sum);
+	} else {
+		free(obj->chunks[index]);
+		obj->chunks[index] = NULL;
+	}
+	pthread_cond_broadcast(&c->fetched);
+	pthread_mutex_unlock(&c->lock);
+	free(buf);
+	return 0;
+
+out_unfetch:
+	pthread_mutex_lock(&c->lock);
+	free(obj->chunks[index]);
+	obj->chunks[index] = NULL;
+	pthread_cond_broadcast(&c->fetched);
+	pthread_mutex_unlock(&c->lock);
+	free(buf);
+	return ret;
+}
+
+/* Read [skip, skip + n) of chunk index of a pinned object. */
+static int read_chunk(struct cache *c, struct object *obj, uint32_t index,
+		      void *out, uint32_t skip, uint32_t n)
+{
+	uint64_t off = (uint64_t)index * c->cfg.chunk_size + skip;
+	struct chunk *ch;
+	char *path;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		ch = obj->chunks[index];
+		if (!ch)
+			break;
+		if (ch->state == CHUNK_FETCHING) {
+			pthread_cond_wait(&c->fetched, &c->lock);
+			continue;
+		}
+		ret = store_object_open_fd(c, obj);
+		if (ret < 0) {
+			pthread_mutex_unlock(&c->lock);
+			return ret;
+		}
+		ch->readers++;
+		if (!ch->verified) {
+			verify(c, obj, ch);
+			continue;
+		}
+		touch(c, obj, ch);
+		c->hits++;
+		c->bytes_from_cache += n;
+		pthread_mutex_unlock(&c->lock);
+
+		ret = pread_full(obj->fd, out, n, off);
+
+		pthread_mutex_lock(&c->lock);
+		ch->readers--;
+		if (ret == 0) {
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+		drop_damaged(c, obj, ch, strerror(-ret));
+	}
+
+	ch = calloc(1, sizeof(*ch));
+	path = obj->path ? strdup(obj->path) : NULL;
+	if (!ch || !path) {
+		pthread_mutex_unlock(&c->lock);
+		free(ch);
+		free(path);
+		return obj->path ? -ENOMEM : -ESTALE;
+	}
+	ch->obj = obj;
+	ch->index = index;
+	ch->state = CHUNK_FETCHING;
+	obj->chunks[index] = ch;
+	pthread_mutex_unlock(&c->lock);
+
+	ret = fetch(c, obj, index, path, out, skip, n);
+	free(path);
+	return ret;
+}
+
+int store_read(struct cache *c, struct object *obj, void *buf, size_t len,
+	       uint64_t offset)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	size_t done = 0;
+
+	if (offset >= obj->attr.size)
+		return 0;
+	if (len > obj->attr.size - offset)
+		len = obj->attr.size - offset;
+	while (done < len) {
+		uint64_t pos = offset + done;
+		uint32_t index = pos / cs;
+		uint32_t skip = pos % cs;
+		uint32_t n = cs - skip;
+		int ret;
+
+		if (n > len - done)
+			n = len - done;
+		ret = read_chunk(c, obj, index, (char *)buf + done, skip, n);
+		if (ret < 0)
+			return done ? (int)done : ret;
+		done += n;
+	}
+	return done;
+}
+
+/* Replay of the index into the store (see index.h). */
+
+struct replay_state {
+	struct cache *c;
+	struct htab by_id;	/* "%016x" id -> object */
+};
+
+static void id_key(uint64_t id, char key[17])
+{
+	snprintf(key, 17, "%016" PRIx64, id);
+}
+
+static struct object *by_id(struct replay_state *st, uint64_t id)
+{
+	char key[17];
+
+	id_key(id, key);
+	return htab_get(&st->by_id, key);
+}
+
+static void replay_object(void *arg, uint64_t id, const char *path,
+			  const struct origin_attr *attr)
+{
+	struct replay_state *st = arg;
+	struct cache *c = st->c;
+	struct object *obj = by_id(st, id), *old;
+	char key[17];
+
+	if (obj) {
+		/* A rename or a metadata change of a known object. */
+		if (htab_get(&c->objects, obj->path) == obj)
+			htab_remove(&c->objects, obj->path);
+		free(obj->path);
+		obj->path = strdup(path);
+		if (attr->size == obj->attr.size)
+			obj->attr = *attr;
+	} else {
+		obj = object_alloc(c, id, path, attr);
+		if (!obj)
+			return;
+		obj->logged = true;
+		id_key(id, key);
+		htab_put(&st->by_id, key, obj);
+		c->objects_cached++;
+	}
+	if (!obj->path)
+		return;
+	old = htab_get(&c->objects, path);
+	htab_put(&c->objects, path, obj);
+	if (old && old != obj) {
+		/* A crash came before the old version's OBJECT_DEL. */
+		id_key(old->id, key);
+		htab_remove(&st->by_id, key);
+		store_object_detach(c, old);
+	}
+	if (id >= c->next_id)
+		c->next_id = id + 1;
+}
+
+static void replay_object_del(void *arg, uint64_t id)
+{
+	struct replay_state *st = arg;
+	struct object *obj = by_id(st, id);
+	char key[17];
+
+	if (!obj)
+		return;
+	id_key(id, key);
+	htab_remove(&st->by_id, key);
+	store_object_detach(st->c, obj);
+}
+
+static void replay_chunk(void *arg, uint64_t id, uint32_t index,
+			 uint32_t len, uint64_t sum)
+{
+	struct replay_state *st = arg;
+	struct cache *c = st->c;
+	struct object *obj = by_id(st, id);
+	struct chunk *ch;
+
+	if (!obj || index >= obj->nchunks ||
+	    len != chunk_length(c, obj, index))
+		return;
+	if (obj->chunks[index])
+		chunk_remove(c, obj, index);
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return;
+	ch->obj = obj;
+	ch->index = index;
+	ch->len = len;
+	ch->sum = sum;
+	ch->state = CHUNK_PRESENT;
+	obj->chunks[index] = ch;
+	list_add_tail(&c->lru, &ch->lru);
+	c->bytes_cached += len;
+	c->chunks_cached++;
+	obj->ncached++;
+}
+
+static void replay_chunk_del(void *arg, uint64_t id, uint32_t index)
+{
+	struct replay_state *st = arg;
+	struct object *obj = by_id(st, id);
+
+	if (!obj || index >= obj->nchunks || !obj->chunks[index])
+		return;
+	chunk_remove(st->c, obj, index);
+}
+
+static void replay_touch(void *arg, uint64_t id, uint32_t index)
+{
+	struct replay_state *st = arg;
+	struct object *obj = by_id(st, id);
+	struct chunk *ch;
+
+	if (!obj || index >= obj->nchunks || !obj->chunks[index])
+		return;
+	ch = obj->chunks[index];
+	list_del(&ch->lru);
+	list_add_tail(&st->c->lru, &ch->lru);
+}
+
+int store_replay(struct cache *c)
+{
+	struct replay_state st = { .c = c };
+	struct index_replay r = {
+		.arg = &st,
+		.object = replay_object,
+		.object_del = replay_object_del,
+		.chunk = replay_chunk,
+		.chunk_del = replay_chunk_del,
+		.touch = replay_touch,
+	};
+	char err[512];
+	int reset, ret;
+
+	if (htab_init(&st.by_id) < 0)
+		return -ENOMEM;
+	ret = index_open("index", c->cfg.chunk_size, &r, &c->index, &reset,
+			 err, sizeof(err));
+	htab_release(&st.by_id);
+	if (ret < 0) {
+		log_err("%s", err);
+		return ret;
+	}
+	return reset;
+}
+
+static void compact_object(void *arg, const char *key, void *value)
+{
+	struct cache *c = arg;
+	struct object *obj = value;
+
+	(void)key;
+	obj->logged = false;
+	if (obj->ncached > 0)
+		store_log_object(c, obj);
+}
+
+/* Rewrite the index with only live records, chunks in LRU order. */
+int store_compact(struct cache *c)
+{
+	struct list_node *n;
+	int ret = index_compact_begin(c->index);
+
+	if (ret < 0)
+		return ret;
+	htab_for_each(&c->objects, compact_object, c);
+	for (n = c->lru.next; n != &c->lru; n = n->next) {
+		struct chunk *ch = list_entry(n, struct chunk, lru);
+
+		if (ch->obj->logged)
+			index_log_chunk(c->index, ch->obj->id, ch->index,
+					ch->len, ch->sum);
+	}
+	return index_compact_end(c->index, 1);
+}
+
+/* Estimated bytes of a compact index, to decide when to compact. */
+uint64_t store_live_index_bytes(const struct cache *c)
+{
+	return c->objects_cached * 160 + c->chunks_cached * 40 + 4096;
+}
