@@ -75,10 +75,12 @@ $(B)/nearfs-ctl: $(B)/tools/nearfs-ctl.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
 
-$(B)/test_%: tests/unit/test_%.c $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a
+$(B)/test_%: tests/unit/test_%.c $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a \
+		$(wildcard tests/unit/*.h tests/unit/fake_*.c)
 	@mkdir -p $(B)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ \
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< \
+		$(B)/libnearfs-fs.a $(B)/libnearfs-cache.a \
 		$(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
 $(B)/tools/%: tests/tools/%.c $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a

@@ -155,21 +155,10 @@ static int open_folder(struct cache *c, char *err, size_t errlen)
 
 static int load_index(struct cache *c, char *err, size_t errlen)
 {
-	int ret;
+	int ret = store_replay(c, err, errlen);
 
-	if (fchdir(c->root_fd) < 0) {
-		snprintf(err, errlen, "cannot enter %s: %s", c->root,
-			 strerror(errno));
-		return -errno;
-	}
-	ret = store_replay(c);
-	if (chdir("/") < 0)
-		log_debug("cannot change back to /");
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot load the cache index in %s "
-			 "(see the message above)", c->root);
+	if (ret < 0)
 		return ret;
-	}
 	if (ret == 1)
 		empty_folder(c, "data");
 	if (index_file_size(c->index) > 2 * store_live_index_bytes(c) &&

@@ -81,9 +81,15 @@ static void shadow_put(struct cache *c, struct shadow *sh)
 		return;
 	if (sh->path && htab_get(&c->shadows, sh->path) == sh)
 		htab_remove(&c->shadows, sh->path);
-	if (sh->dirty && sh->path)
+	if (sh->dirty && sh->path) {
 		log_warn("discarding changes to %s that the origin did not "
 			 "accept", sh->path);
+		if (!sh->base) {
+			/* Created here and never stored: it does not exist. */
+			meta_attr_set_negative(c, sh->path);
+			meta_listing_remove(c, sh->path);
+		}
+	}
 	if (sh->base)
 		store_object_put(c, sh->base);
 	pthread_mutex_destroy(&sh->lock);
@@ -265,8 +271,7 @@ static ssize_t read_shadow(struct cache *c, struct shadow *sh, void *buf,
 	}
 	if (len > sh->size - offset)
 		len = sh->size - offset;
-	if (!sh->dirty && sh->base && sh->base_limit == sh->base->attr.size &&
-	    sh->size == sh->base_limit) {
+	if (!sh->modified && sh->base) {
 		/* Nothing written yet: read the version itself. */
 		n = store_read(c, sh->base, buf, len, offset);
 		goto out_unlock;
@@ -362,6 +367,7 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 	if (offset + n > sh->size)
 		sh->size = offset + n;
 	sh->dirty = true;
+	sh->modified = true;
 	clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
 	sh->attr.valid |= ORIGIN_ATTR_MTIME;
 out_unlock:
@@ -390,6 +396,7 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 	if (ret == 0) {
 		sh->size = size;
 		sh->dirty = true;
+		sh->modified = true;
 		clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
 		sh->attr.valid |= ORIGIN_ATTR_MTIME;
 	}

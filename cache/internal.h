@@ -35,6 +35,7 @@ struct chunk {
 	uint16_t readers;	/* reads in progress; eviction skips it */
 	uint8_t state;
 	bool verified;		/* checksum checked since the index loaded */
+	bool verifying;		/* a reader is checking it; others wait */
 };
 
 /*
@@ -74,6 +75,7 @@ struct shadow {
 	struct object *base;	/* pinned version it started from, or NULL */
 	struct origin_attr attr;	/* metadata to store at commit */
 	bool dirty;		/* changed since the last commit */
+	bool modified;		/* written or truncated since it was made */
 	unsigned refs;		/* cache.lock */
 };
 
@@ -150,7 +152,7 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 void store_data_path(const struct cache *c, uint64_t id, char *buf,
 		     size_t len);
 void store_log_object(struct cache *c, struct object *obj);
-int store_replay(struct cache *c);
+int store_replay(struct cache *c, char *err, size_t errlen);
 int store_compact(struct cache *c);
 uint64_t store_live_index_bytes(const struct cache *c);
 

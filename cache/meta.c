@@ -93,13 +93,16 @@ static int entry_cmp(const void *a, const void *b)
 
 void listing_sort(struct listing *l)
 {
-	qsort(l->entries, l->count, sizeof(*l->entries), entry_cmp);
+	if (l->count > 1)
+		qsort(l->entries, l->count, sizeof(*l->entries), entry_cmp);
 }
 
 struct dir_entry *listing_find(const struct listing *l, const char *name)
 {
 	struct dir_entry key = { .name = (char *)name };
 
+	if (l->count == 0)
+		return NULL;
 	return bsearch(&key, l->entries, l->count, sizeof(*l->entries),
 		       entry_cmp);
 }

@@ -362,8 +362,12 @@ static void drop_damaged(struct cache *c, struct object *obj,
 	chunk_remove(c, obj, ch->index);
 }
 
-/* Check a chunk loaded from the index.  Called with the lock held and
- * ch->readers raised; drops the lock while reading. */
+/*
+ * Check a chunk loaded from the index.  Called with the lock held, by the
+ * one reader that set ch->verifying; drops the lock while reading.  A
+ * damaged chunk still being read by others is left unverified, and the
+ * next reader checks it again.
+ */
 static void verify(struct cache *c, struct object *obj, struct chunk *ch)
 {
 	uint64_t off = (uint64_t)ch->index * c->cfg.chunk_size;
@@ -371,14 +375,17 @@ static void verify(struct cache *c, struct object *obj, struct chunk *ch)
 	int fd = obj->fd;
 	int ret = -ENOMEM;
 
+	ch->readers++;
 	pthread_mutex_unlock(&c->lock);
 	if (buf)
 		ret = pread_full(fd, buf, ch->len, off);
 	pthread_mutex_lock(&c->lock);
 	ch->readers--;
+	ch->verifying = false;
+	pthread_cond_broadcast(&c->fetched);
 	if (ret == 0 && XXH3_64bits(buf, ch->len) == ch->sum)
 		ch->verified = true;
-	else if (ret != -ENOMEM)
+	else if (ret != -ENOMEM && ch->readers == 0)
 		drop_damaged(c, obj, ch, ret ? strerror(-ret) :
 			     "checksum mismatch");
 	free(buf);
@@ -398,7 +405,7 @@ static int fetch(struct cache *c, struct object *obj, uint32_t index,
 	char *buf = malloc(len ? len : 1);
 	size_t done = 0;
 	uint64_t sum;
-	bool stored = false;
+	bool reserved, stored;
 	int ret;
 
 	ret = buf ? c->origin->ops->read(c->origin, path, obj->attr.version,
@@ -413,8 +420,8 @@ static int fetch(struct cache *c, struct object *obj, uint32_t index,
 	pthread_mutex_lock(&c->lock);
 	c->misses++;
 	c->bytes_from_origin += len;
-	if (store_reserve(c, len) == 0)
-		stored = store_object_open_fd(c, obj) >= 0;
+	reserved = store_reserve(c, len) == 0;
+	stored = reserved && store_object_open_fd(c, obj) >= 0;
 	pthread_mutex_unlock(&c->lock);
 	if (stored && pwrite_full(obj->fd, buf, len, off) < 0)
 		stored = false;
@@ -423,6 +430,8 @@ static int fetch(struct cache *c, struct object *obj, uint32_t index,
 	if (stored) {
 		store_insert_chunk(c, obj, index, len, sum);
 	} else {
+		if (reserved)
+			c->bytes_cached -= len;
 		free(obj->chunks[index]);
 		obj->chunks[index] = NULL;
 	}
@@ -464,11 +473,16 @@ static int read_chunk(struct cache *c, struct object *obj, uint32_t index,
 			pthread_mutex_unlock(&c->lock);
 			return ret;
 		}
-		ch->readers++;
+		if (ch->verifying) {
+			pthread_cond_wait(&c->fetched, &c->lock);
+			continue;
+		}
 		if (!ch->verified) {
+			ch->verifying = true;
 			verify(c, obj, ch);
 			continue;
 		}
+		ch->readers++;
 		touch(c, obj, ch);
 		c->hits++;
 		c->bytes_from_cache += n;
@@ -482,7 +496,8 @@ static int read_chunk(struct cache *c, struct object *obj, uint32_t index,
 			pthread_mutex_unlock(&c->lock);
 			return 0;
 		}
-		drop_damaged(c, obj, ch, strerror(-ret));
+		/* The next pass checks the chunk, or drops it. */
+		ch->verified = false;
 	}
 
 	ch = calloc(1, sizeof(*ch));
@@ -654,7 +669,7 @@ static void replay_touch(void *arg, uint64_t id, uint32_t index)
 	list_add_tail(&st->c->lru, &ch->lru);
 }
 
-int store_replay(struct cache *c)
+int store_replay(struct cache *c, char *err, size_t errlen)
 {
 	struct replay_state st = { .c = c };
 	struct index_replay r = {
@@ -665,18 +680,24 @@ int store_replay(struct cache *c)
 		.chunk_del = replay_chunk_del,
 		.touch = replay_touch,
 	};
-	char err[512];
+	char *path;
 	int reset, ret;
 
-	if (htab_init(&st.by_id) < 0)
+	if (asprintf(&path, "%s/index", c->root) < 0)
 		return -ENOMEM;
-	ret = index_open("index", c->cfg.chunk_size, &r, &c->index, &reset,
-			 err, sizeof(err));
-	htab_release(&st.by_id);
-	if (ret < 0) {
-		log_err("%s", err);
-		return ret;
+	if (htab_init(&st.by_id) < 0) {
+		free(path);
+		return -ENOMEM;
 	}
+	ret = index_open(path, c->cfg.chunk_size, &r, &c->index, &reset, err,
+			 errlen);
+	htab_release(&st.by_id);
+	free(path);
+	if (ret < 0)
+		return ret;
+	/* A lower cache_size than the last run's takes effect now. */
+	while (c->bytes_cached > c->cfg.size_max && evict_one(c))
+		;
 	return reset;
 }
 

@@ -322,6 +322,30 @@ static int apply_log_level(struct parse_state *ps,
 	return 0;
 }
 
+/* uid=N, gid=N (decimal ids) and umask=NNN (octal). */
+static int apply_owner(struct parse_state *ps, const struct option_def *def,
+		       const char *value)
+{
+	int base = strcmp(def->name, "umask") == 0 ? 8 : 10;
+	unsigned long max = base == 8 ? 0777 : 0xfffffffeUL;
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(value, &end, base);
+	if (errno || *end || end == value || value[0] == '-' || n > max)
+		return fail(ps, "invalid %s '%s': use %s", def->name, value,
+			    base == 8 ? "an octal mask such as umask=022" :
+			    "a numeric id such as uid=1000");
+	if (base == 8)
+		ps->opts->umask = n;
+	else if (def->name[0] == 'u')
+		ps->opts->owner_uid = n;
+	else
+		ps->opts->owner_gid = n;
+	return 0;
+}
+
 #define FIELD(member) offsetof(struct nearfs_options, member)
 
 static const struct option_def nearfs_option_defs[] = {
@@ -363,6 +387,14 @@ static const struct option_def nearfs_option_defs[] = {
 	  "address buckets as BUCKET.ENDPOINT\n(default: automatic)" },
 	{ "anonymous", NULL, apply_anonymous, 0, "anonymous",
 	  "send unsigned requests, for public buckets" },
+	{ "uid", "N", apply_owner, 0, "uid=1000",
+	  "owner shown for every file (default: the stored\n"
+	  "owner, else the daemon's user)" },
+	{ "gid", "N", apply_owner, 0, "gid=1000",
+	  "group shown for every file (default: the stored\n"
+	  "group, else the daemon's group)" },
+	{ "umask", "OCTAL", apply_owner, 0, "umask=022",
+	  "permission bits to clear on every file (default:\nnone)" },
 	{ "ro", NULL, apply_read_only, 0, "ro",
 	  "mount read-only (default: read-write)" },
 	{ "log_level", "LEVEL", apply_log_level, 0, "log_level=info",
@@ -392,12 +424,6 @@ static const char *const fuse_passthrough[] = {
 static const char *const ignored_options[] = {
 	"_netdev", "nofail", "auto", "noauto", "user", "users", "nouser",
 	"owner", "group", "defaults", "rw",
-};
-
-/* Options of the high-level libfuse API that fuse_session_new()
- * rejects. */
-static const char *const unsupported_options[] = {
-	"uid", "gid", "umask",
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -478,10 +504,6 @@ static int apply_option(struct parse_state *ps, const char *opt)
 	if (list_has(fuse_passthrough, ARRAY_LEN(fuse_passthrough), opt, len,
 		     &takes_value))
 		return apply_fuse_option(ps, opt, len, value, takes_value);
-	if (list_has(unsupported_options, ARRAY_LEN(unsupported_options),
-		     opt, len, NULL))
-		return fail(ps, "option '%.*s' is not supported by nearfs: "
-			    "remove it from the mount options", (int)len, opt);
 	return fail(ps, "unknown option '%.*s'; " SEE_HELP, (int)len, opt);
 }
 
@@ -587,6 +609,9 @@ static void set_defaults(struct nearfs_options *opts)
 	opts->s3.path_style = -1;
 	opts->s3.timeout_ms = DEFAULT_TIMEOUT_MS;
 	opts->log_level = LOG_INFO;
+	opts->owner_uid = -1;
+	opts->owner_gid = -1;
+	opts->umask = -1;
 }
 
 /* S3 rules: 3 to 63 characters of [a-z0-9.-], a letter or digit at both

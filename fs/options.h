@@ -37,6 +37,12 @@ struct nearfs_options {
 	char *endpoint, *region, *profile;	/* owned storage behind s3 */
 	int log_level;		/* LOG_ERR .. LOG_DEBUG */
 
+	/* uid=, gid=, umask=: what every file and directory shows, as the
+	 * high-level libfuse API offers them; -1 when not given. */
+	long owner_uid;
+	long owner_gid;
+	int umask;
+
 	/* Arguments for fuse_session_new(): argv[0], then "-o" and the
 	 * FUSE options that passed through (allow_other, fsname=, ...). */
 	int fuse_argc;

@@ -331,6 +331,18 @@ static void test_later_option_wins(void **state)
 	assert_string_equal(opts.region, "b");
 }
 
+static void test_owner_options(void **state)
+{
+	assert_int_equal(parse_opt("ro"), 0);
+	assert_int_equal(opts.owner_uid, -1);
+	assert_int_equal(opts.owner_gid, -1);
+	assert_int_equal(opts.umask, -1);
+	assert_int_equal(parse_opt("uid=1000,gid=100,umask=027"), 0);
+	assert_int_equal(opts.owner_uid, 1000);
+	assert_int_equal(opts.owner_gid, 100);
+	assert_int_equal(opts.umask, 027);
+}
+
 static void test_endpoint_from_env(void **state)
 {
 	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566", 1);
@@ -493,8 +505,9 @@ static void test_invalid_values(void **state)
 		{ "ro=1", "option 'ro' takes no value" },
 		{ "allow_other=1", "option 'allow_other' takes no value" },
 		{ "fsname=", "missing value for fsname" },
-		{ "uid=1000", "option 'uid' is not supported" },
-		{ "umask=022", "option 'umask' is not supported" },
+		{ "uid=abc", "invalid uid 'abc': use a numeric id" },
+		{ "gid=-1", "invalid gid '-1'" },
+		{ "umask=999", "invalid umask '999': use an octal mask" },
 		{ "_netdev=1", "unknown option '_netdev'" },
 	};
 
@@ -729,6 +742,7 @@ int main(void)
 		TEST(test_each_option),
 		TEST(test_string_options),
 		TEST(test_later_option_wins),
+		TEST(test_owner_options),
 		TEST(test_endpoint_from_env),
 		TEST(test_flags),
 		TEST(test_help_and_version),

@@ -1,0 +1,501 @@
+/* test_store.c - the chunk store and its eviction, over a fake origin. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "fake_origin.c"
+#include "log.h"
+
+#define CS (64u * 1024)		/* chunk size of every test */
+#define READERS 8
+
+static struct test_env *start(void **state, uint64_t size_max)
+{
+	struct test_env *env = test_env_new("cache-tests-store-XXXXXX", CS,
+					    size_max, 60000);
+
+	assert_non_null(env);
+	*state = env;
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+static int teardown(void **state)
+{
+	test_env_free(*state);
+	return 0;
+}
+
+static void put_pattern(struct fake_origin *fo, const char *path,
+			size_t size, unsigned seed)
+{
+	char *buf = malloc(size ? size : 1);
+
+	assert_non_null(buf);
+	test_fill_pattern(buf, size, 0, seed);
+	assert_int_equal(fake_put_file(fo, path, buf, size), 0);
+	free(buf);
+}
+
+static void assert_pattern(const void *buf, size_t len, uint64_t offset,
+			   unsigned seed)
+{
+	char *want = malloc(len ? len : 1);
+
+	assert_non_null(want);
+	test_fill_pattern(want, len, offset, seed);
+	assert_memory_equal(buf, want, len);
+	free(want);
+}
+
+static struct cache_stats stats_of(struct cache *c)
+{
+	struct cache_stats st;
+
+	cache_get_stats(c, &st);
+	return st;
+}
+
+/* Read one whole chunk of path and check its bytes. */
+static void read_chunk_ok(struct cache *c, const char *path, uint32_t index,
+			  unsigned seed)
+{
+	char *buf = malloc(CS);
+
+	assert_non_null(buf);
+	assert_int_equal(test_read_path(c, path, buf, CS,
+					(uint64_t)index * CS), CS);
+	assert_pattern(buf, CS, (uint64_t)index * CS, seed);
+	free(buf);
+}
+
+static void test_store_tail_read_fetches_one_chunk(void **state)
+{
+	struct test_env *env = start(state, 64 * CS);
+	uint64_t size = 16 * CS;
+	char buf[4096];
+
+	put_pattern(env->fo, "big", size, 1);
+	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
+					size - sizeof(buf)), sizeof(buf));
+	assert_pattern(buf, sizeof(buf), size - sizeof(buf), 1);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+	assert_int_equal(fake_last_read_offset(env->fo), 15 * CS);
+	assert_int_equal(fake_last_read_len(env->fo), CS);
+}
+
+static void test_store_second_read_is_hit(void **state)
+{
+	struct test_env *env = start(state, 64 * CS);
+	uint64_t size = 16 * CS;
+	char buf[4096];
+
+	put_pattern(env->fo, "big", size, 1);
+	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
+					size - sizeof(buf)), sizeof(buf));
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
+					size - sizeof(buf)), sizeof(buf));
+	assert_pattern(buf, sizeof(buf), size - sizeof(buf), 1);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+}
+
+static void test_store_stats_count_hits_misses(void **state)
+{
+	struct test_env *env = start(state, 64 * CS);
+	uint64_t size = 16 * CS;
+	struct cache_stats st;
+	char buf[4096];
+
+	put_pattern(env->fo, "big", size, 1);
+	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
+					size - sizeof(buf)), sizeof(buf));
+	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
+					size - sizeof(buf)), sizeof(buf));
+	assert_int_equal(test_read_path(env->c, "big", buf, 100, 3 * CS),
+			 100);
+	st = stats_of(env->c);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.bytes_from_origin, 2 * CS);
+	assert_int_equal(st.bytes_from_cache, sizeof(buf));
+	assert_int_equal(st.chunks_cached, 2);
+	assert_int_equal(st.bytes_cached, 2 * CS);
+	assert_int_equal(st.objects_cached, 1);
+	assert_int_equal(st.evictions, 0);
+	assert_int_equal(st.origin_requests[ORIGIN_REQ_GET], 2);
+}
+
+static void test_store_read_spans_chunks(void **state)
+{
+	struct test_env *env = start(state, 64 * CS);
+	uint64_t size = 3 * CS + 1000;
+	size_t len = CS + 2000;
+	char *buf = malloc(len);
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "f", size, 2);
+	assert_int_equal(test_read_path(env->c, "f", buf, len, CS - 1000),
+			 len);
+	assert_pattern(buf, len, CS - 1000, 2);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 3);
+	/* Short at end of file, 0 past it. */
+	assert_int_equal(test_read_path(env->c, "f", buf, len, 3 * CS), 1000);
+	assert_pattern(buf, 1000, 3 * CS, 2);
+	assert_int_equal(test_read_path(env->c, "f", buf, len, size), 0);
+	free(buf);
+}
+
+static void test_store_budget_never_exceeded(void **state)
+{
+	struct test_env *env = start(state, 4 * CS);
+	struct cache_file *f;
+	struct cache_stats st;
+	bool changed;
+	char *buf = malloc(CS);
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "big", 12 * CS, 3);
+	put_pattern(env->fo, "other", 3 * CS, 4);
+	assert_int_equal(cache_file_open(env->c, "big", O_RDONLY, &f,
+					 &changed), 0);
+	for (uint32_t i = 0; i < 12; i++) {
+		assert_int_equal(cache_file_read(f, buf, CS,
+						 (uint64_t)i * CS), CS);
+		assert_pattern(buf, CS, (uint64_t)i * CS, 3);
+		st = stats_of(env->c);
+		assert_true(st.bytes_cached <= st.size_max);
+	}
+	for (uint32_t i = 0; i < 3; i++) {
+		read_chunk_ok(env->c, "other", i, 4);
+		st = stats_of(env->c);
+		assert_true(st.bytes_cached <= st.size_max);
+	}
+	cache_file_release(f);
+	st = stats_of(env->c);
+	assert_int_equal(st.size_max, 4 * CS);
+	assert_int_equal(st.chunks_cached, 4);
+	assert_int_equal(st.bytes_cached, 4 * CS);
+	assert_int_equal(st.evictions, 11);
+	free(buf);
+}
+
+static void test_store_lru_evicts_least_recent(void **state)
+{
+	struct test_env *env = start(state, 2 * CS);
+
+	put_pattern(env->fo, "a", CS, 10);
+	put_pattern(env->fo, "b", CS, 11);
+	put_pattern(env->fo, "c", CS, 12);
+	read_chunk_ok(env->c, "a", 0, 10);
+	read_chunk_ok(env->c, "b", 0, 11);
+	read_chunk_ok(env->c, "a", 0, 10);
+	read_chunk_ok(env->c, "c", 0, 12);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 3);
+	assert_int_equal(stats_of(env->c).evictions, 1);
+
+	/* a was used after b, so b went and a stayed. */
+	read_chunk_ok(env->c, "a", 0, 10);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 3);
+	read_chunk_ok(env->c, "b", 0, 11);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 4);
+}
+
+static void test_store_open_file_chunks_evictable(void **state)
+{
+	struct test_env *env = start(state, 2 * CS);
+	struct cache_file *f;
+	struct cache_stats st;
+	bool changed;
+	char *buf = malloc(CS);
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "a", 2 * CS, 20);
+	put_pattern(env->fo, "b", 2 * CS, 21);
+	assert_int_equal(cache_file_open(env->c, "a", O_RDONLY, &f,
+					 &changed), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	assert_int_equal(cache_file_read(f, buf, CS, CS), CS);
+
+	/* a stays open while b takes the whole budget. */
+	read_chunk_ok(env->c, "b", 0, 21);
+	read_chunk_ok(env->c, "b", 1, 21);
+	st = stats_of(env->c);
+	assert_int_equal(st.evictions, 2);
+	assert_true(st.bytes_cached <= st.size_max);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 4);
+
+	/* The open handle still reads a, from the origin again. */
+	memset(buf, 0, CS);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	assert_pattern(buf, CS, 0, 20);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 5);
+	cache_file_release(f);
+	free(buf);
+}
+
+struct reader {
+	struct cache_file *f;
+	char *buf;
+	ssize_t n;
+};
+
+static void *read_first_chunk(void *arg)
+{
+	struct reader *r = arg;
+
+	r->n = cache_file_read(r->f, r->buf, CS, 0);
+	return NULL;
+}
+
+static void test_store_concurrent_readers_fetch_once(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct reader readers[READERS];
+	pthread_t threads[READERS];
+	struct cache_stats st;
+	bool changed;
+
+	put_pattern(env->fo, "f", 2 * CS, 30);
+	for (int i = 0; i < READERS; i++) {
+		readers[i].buf = malloc(CS);
+		assert_non_null(readers[i].buf);
+		assert_int_equal(cache_file_open(env->c, "f", O_RDONLY,
+						 &readers[i].f, &changed), 0);
+	}
+	fake_set_read_delay_ms(env->fo, 200);
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL,
+						read_first_chunk,
+						&readers[i]), 0);
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+	for (int i = 0; i < READERS; i++) {
+		assert_int_equal(readers[i].n, CS);
+		assert_pattern(readers[i].buf, CS, 0, 30);
+		cache_file_release(readers[i].f);
+		free(readers[i].buf);
+	}
+	st = stats_of(env->c);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.hits, READERS - 1);
+}
+
+/* The path of the only data file below root/data. */
+static void find_data_file(const char *root, char *out, size_t len)
+{
+	char data[PATH_MAX + 16], sub[PATH_MAX + 512];
+	struct dirent *e, *fe;
+	int found = 0;
+	DIR *d, *sd;
+
+	snprintf(data, sizeof(data), "%s/data", root);
+	d = opendir(data);
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", data, e->d_name);
+		sd = opendir(sub);
+		assert_non_null(sd);
+		while ((fe = readdir(sd))) {
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(out, len, "%s/%s", sub, fe->d_name);
+			found++;
+		}
+		closedir(sd);
+	}
+	closedir(d);
+	assert_int_equal(found, 1);
+}
+
+static void flip_byte(const char *path, off_t offset)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char b;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, offset), 1);
+	b ^= 0xff;
+	assert_int_equal(pwrite(fd, &b, 1, offset), 1);
+	assert_int_equal(close(fd), 0);
+}
+
+static void test_store_corrupt_chunk_refetched(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	char root[PATH_MAX], file[2 * PATH_MAX];
+	struct cache_stats st;
+
+	put_pattern(env->fo, "f", 2 * CS, 40);
+	read_chunk_ok(env->c, "f", 0, 40);
+	read_chunk_ok(env->c, "f", 1, 40);
+	snprintf(root, sizeof(root), "%s", cache_path(env->c));
+	test_env_close(env);
+	find_data_file(root, file, sizeof(file));
+	flip_byte(file, 10);
+
+	assert_int_equal(test_env_open(env), 0);
+	fake_reset_calls(env->fo);
+	read_chunk_ok(env->c, "f", 0, 40);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+	st = stats_of(env->c);
+	assert_int_equal(st.checksum_failures, 1);
+
+	/* The intact chunk passes its check and is a hit. */
+	read_chunk_ok(env->c, "f", 1, 40);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+	assert_int_equal(stats_of(env->c).checksum_failures, 1);
+}
+
+/* Readers that find the same damaged chunk after a restart drop it once
+ * and fetch it once. */
+static void test_store_corrupt_chunk_concurrent(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	char root[PATH_MAX], file[2 * PATH_MAX];
+	struct reader readers[READERS];
+	pthread_t threads[READERS];
+	bool changed;
+
+	put_pattern(env->fo, "f", CS, 41);
+	read_chunk_ok(env->c, "f", 0, 41);
+	snprintf(root, sizeof(root), "%s", cache_path(env->c));
+	test_env_close(env);
+	find_data_file(root, file, sizeof(file));
+	flip_byte(file, 10);
+
+	assert_int_equal(test_env_open(env), 0);
+	fake_reset_calls(env->fo);
+	for (int i = 0; i < READERS; i++) {
+		readers[i].buf = malloc(CS);
+		assert_non_null(readers[i].buf);
+		assert_int_equal(cache_file_open(env->c, "f", O_RDONLY,
+						 &readers[i].f, &changed), 0);
+	}
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL,
+						read_first_chunk,
+						&readers[i]), 0);
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+	for (int i = 0; i < READERS; i++) {
+		assert_int_equal(readers[i].n, CS);
+		assert_pattern(readers[i].buf, CS, 0, 41);
+		cache_file_release(readers[i].f);
+		free(readers[i].buf);
+	}
+	assert_int_equal(stats_of(env->c).checksum_failures, 1);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+}
+
+static void test_store_origin_error_caches_nothing(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_stats st;
+	char *buf = malloc(CS);
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "f", CS, 50);
+	fake_fail_next(env->fo, FAKE_READ, 1, EIO);
+	assert_int_equal(test_read_path(env->c, "f", buf, CS, 0), -EIO);
+	st = stats_of(env->c);
+	assert_int_equal(st.chunks_cached, 0);
+	assert_int_equal(st.bytes_cached, 0);
+	assert_int_equal(st.misses, 0);
+
+	/* The next read requests the chunk again and succeeds. */
+	read_chunk_ok(env->c, "f", 0, 50);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 2);
+	assert_int_equal(stats_of(env->c).chunks_cached, 1);
+	free(buf);
+}
+
+/*
+ * When a fetched chunk cannot be written to its data file, the bytes are
+ * returned and the reservation taken for them must be given back.  A
+ * regular file where the object's data folder belongs makes the data
+ * file impossible to create.
+ */
+static void test_store_unstorable_chunk_frees_budget(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	char path[PATH_MAX + 64];
+	char *buf = malloc(CS);
+	struct cache_file *f;
+	struct cache_stats st;
+	bool changed;
+	int fd;
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "f", 2 * CS, 60);
+	/* The first object has id 1: its data file is data/01/<id>. */
+	snprintf(path, sizeof(path), "%s/data/01", cache_path(env->c));
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+
+	/* One handle keeps the object, so both chunks hit the same folder. */
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	for (uint64_t off = 0; off < 2 * CS; off += CS) {
+		assert_int_equal(cache_file_read(f, buf, CS, off), CS);
+		assert_pattern(buf, CS, off, 60);
+	}
+	st = stats_of(env->c);
+	assert_int_equal(st.chunks_cached, 0);
+	assert_int_equal(st.bytes_cached, 0);
+	cache_file_release(f);
+	free(buf);
+}
+
+/* An argument runs only the tests whose names match it (cmocka pattern). */
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(
+			test_store_tail_read_fetches_one_chunk, teardown),
+		cmocka_unit_test_teardown(test_store_second_read_is_hit,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_stats_count_hits_misses,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_read_spans_chunks,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_budget_never_exceeded,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_lru_evicts_least_recent,
+					  teardown),
+		cmocka_unit_test_teardown(
+			test_store_open_file_chunks_evictable, teardown),
+		cmocka_unit_test_teardown(
+			test_store_concurrent_readers_fetch_once, teardown),
+		cmocka_unit_test_teardown(test_store_corrupt_chunk_refetched,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_corrupt_chunk_concurrent,
+					  teardown),
+		cmocka_unit_test_teardown(
+			test_store_origin_error_caches_nothing, teardown),
+		cmocka_unit_test_teardown(
+			test_store_unstorable_chunk_frees_budget, teardown),
+	};
+
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	log_max_level = LOG_ERR;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,446 @@
+/* test_ttl.c - revalidation after ttl, negative entries and listings,
+ * driven by the fake clock. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "fake_origin.c"
+#include "log.h"
+
+#define CS (64u * 1024)
+#define TTL_MS 1000		/* every ttl of these tests */
+#define NAMES_MAX 16
+
+static struct test_env *create(void **state)
+{
+	struct test_env *env = test_env_new("cache-tests-ttl-XXXXXX", CS,
+					    64 * CS, TTL_MS);
+
+	assert_non_null(env);
+	*state = env;
+	return env;
+}
+
+static struct test_env *start(void **state)
+{
+	struct test_env *env = create(state);
+
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+static int teardown(void **state)
+{
+	test_env_free(*state);
+	return 0;
+}
+
+static void put_text(struct fake_origin *fo, const char *path,
+		     const char *text)
+{
+	assert_int_equal(fake_put_file(fo, path, text, strlen(text)), 0);
+}
+
+/* Read path whole through a new handle and compare it with text. */
+static void assert_reads(struct cache *c, const char *path, const char *text)
+{
+	char buf[256] = "";
+	ssize_t n = test_read_path(c, path, buf, sizeof(buf) - 1, 0);
+
+	assert_int_equal(n, strlen(text));
+	assert_string_equal(buf, text);
+}
+
+static struct cache_stats stats_of(struct cache *c)
+{
+	struct cache_stats st;
+
+	cache_get_stats(c, &st);
+	return st;
+}
+
+struct notes {
+	int calls;
+	char path[256];
+};
+
+static void note_invalidate(void *arg, const char *path)
+{
+	struct notes *n = arg;
+
+	n->calls++;
+	snprintf(n->path, sizeof(n->path), "%s", path);
+}
+
+struct names {
+	size_t count;
+	char name[NAMES_MAX][64];
+	uint64_t size[NAMES_MAX];
+};
+
+static int collect_name(void *arg, const char *name,
+			const struct origin_attr *attr)
+{
+	struct names *n = arg;
+
+	if (n->count == NAMES_MAX)
+		return 1;
+	snprintf(n->name[n->count], sizeof(n->name[0]), "%s", name);
+	n->size[n->count] = attr->size;
+	n->count++;
+	return 0;
+}
+
+/* Index of name in a listing, or -1. */
+static int find_name(const struct names *n, const char *name)
+{
+	for (size_t i = 0; i < n->count; i++)
+		if (strcmp(n->name[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static struct names list_dir(struct cache *c, const char *dir)
+{
+	struct names n = { 0 };
+
+	assert_int_equal(cache_readdir(c, dir, collect_name, &n), 0);
+	return n;
+}
+
+static void test_ttl_open_within_ttl_skips_stat(void **state)
+{
+	struct test_env *env = start(state);
+
+	put_text(env->fo, "f", "first");
+	assert_reads(env->c, "f", "first");
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
+	fake_clock_advance(TTL_MS / 2);
+	assert_reads(env->c, "f", "first");
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+}
+
+static void test_ttl_open_after_ttl_stats_once(void **state)
+{
+	struct test_env *env = start(state);
+
+	put_text(env->fo, "f", "first");
+	assert_reads(env->c, "f", "first");
+	fake_clock_advance(TTL_MS + 1);
+	assert_reads(env->c, "f", "first");
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 2);
+	assert_int_equal(stats_of(env->c).revalidations, 1);
+	/* Confirmed again: trusted for another ttl. */
+	assert_reads(env->c, "f", "first");
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 2);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+}
+
+static void test_ttl_zero_ttl_checks_every_open(void **state)
+{
+	struct test_env *env = create(state);
+
+	env->cfg.ttl_ms = 0;
+	assert_int_equal(test_env_open(env), 0);
+	put_text(env->fo, "f", "first");
+	for (int i = 1; i <= 3; i++) {
+		assert_reads(env->c, "f", "first");
+		assert_int_equal(fake_calls(env->fo, FAKE_STAT), i);
+	}
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+}
+
+static void test_ttl_change_seen_after_ttl(void **state)
+{
+	struct test_env *env = start(state);
+	struct notes notes = { 0 };
+	struct cache_file *f;
+	char buf[16] = "";
+	bool changed;
+
+	cache_set_invalidate(env->c, note_invalidate, &notes);
+	put_text(env->fo, "f", "AAAA");
+	assert_reads(env->c, "f", "AAAA");
+	/* Same size, new version: only the version string differs. */
+	put_text(env->fo, "f", "BBBB");
+
+	fake_clock_advance(TTL_MS / 2);
+	assert_reads(env->c, "f", "AAAA");
+	assert_int_equal(stats_of(env->c).invalidations, 0);
+	assert_int_equal(notes.calls, 0);
+
+	fake_clock_advance(TTL_MS / 2 + 100);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	assert_true(changed);
+	assert_int_equal(cache_file_read(f, buf, sizeof(buf) - 1, 0), 4);
+	assert_string_equal(buf, "BBBB");
+	cache_file_release(f);
+	assert_int_equal(stats_of(env->c).invalidations, 1);
+	assert_int_equal(notes.calls, 1);
+	assert_string_equal(notes.path, "f");
+}
+
+static void test_ttl_getattr_within_attr_ttl(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr;
+
+	put_text(env->fo, "g", "1234");
+	assert_int_equal(cache_getattr(env->c, "g", &attr), 0);
+	assert_int_equal(attr.size, 4);
+	put_text(env->fo, "g", "123456");
+	assert_int_equal(cache_getattr(env->c, "g", &attr), 0);
+	assert_int_equal(attr.size, 4);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
+
+	fake_clock_advance(TTL_MS + 1);
+	assert_int_equal(cache_getattr(env->c, "g", &attr), 0);
+	assert_int_equal(attr.size, 6);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 2);
+}
+
+static void test_ttl_negative_cached_within_neg_ttl(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr;
+	struct cache_file *f;
+	bool changed;
+
+	assert_int_equal(cache_getattr(env->c, "missing", &attr), -ENOENT);
+	assert_int_equal(cache_getattr(env->c, "missing", &attr), -ENOENT);
+	assert_int_equal(cache_file_open(env->c, "missing", O_RDONLY, &f,
+					 &changed), -ENOENT);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
+
+	/* Created behind the cache's back: unseen until neg_ttl passed. */
+	put_text(env->fo, "missing", "here");
+	fake_clock_advance(TTL_MS / 2);
+	assert_int_equal(cache_getattr(env->c, "missing", &attr), -ENOENT);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
+	fake_clock_advance(TTL_MS / 2 + 1);
+	assert_int_equal(cache_getattr(env->c, "missing", &attr), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 2);
+	assert_int_equal(attr.size, 4);
+}
+
+static void test_ttl_neg_ttl_zero_asks_every_time(void **state)
+{
+	struct test_env *env = create(state);
+	struct origin_attr attr;
+
+	env->cfg.neg_ttl_ms = 0;
+	assert_int_equal(test_env_open(env), 0);
+	for (int i = 1; i <= 3; i++) {
+		assert_int_equal(cache_getattr(env->c, "missing", &attr),
+				 -ENOENT);
+		assert_int_equal(fake_calls(env->fo, FAKE_STAT), i);
+	}
+	/* A fresh listing without the name is not used as a negative entry. */
+	list_dir(env->c, "");
+	assert_int_equal(cache_getattr(env->c, "missing", &attr), -ENOENT);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 4);
+}
+
+static void test_ttl_listing_cached_within_dir_ttl(void **state)
+{
+	struct test_env *env = start(state);
+	struct names n;
+
+	assert_int_equal(fake_put_dir(env->fo, "d"), 0);
+	put_text(env->fo, "d/x", "xx");
+	put_text(env->fo, "d/y", "yyy");
+	n = list_dir(env->c, "d");
+	assert_int_equal(n.count, 2);
+	assert_true(find_name(&n, "x") >= 0);
+	assert_true(find_name(&n, "y") >= 0);
+
+	/* Added behind the cache's back: unseen until dir_ttl passed. */
+	put_text(env->fo, "d/z", "z");
+	fake_clock_advance(TTL_MS / 2);
+	n = list_dir(env->c, "d");
+	assert_int_equal(n.count, 2);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 1);
+
+	fake_clock_advance(TTL_MS / 2 + 1);
+	n = list_dir(env->c, "d");
+	assert_int_equal(n.count, 3);
+	assert_true(find_name(&n, "z") >= 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 2);
+}
+
+static void test_ttl_lookup_from_listing_no_stat(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr;
+
+	assert_int_equal(fake_put_dir(env->fo, "d"), 0);
+	put_text(env->fo, "d/x", "xx");
+	list_dir(env->c, "d");
+	assert_int_equal(cache_getattr(env->c, "d/x", &attr), 0);
+	assert_true(S_ISREG(attr.mode));
+	assert_int_equal(attr.size, 2);
+	/* A name the fresh listing lacks does not exist. */
+	assert_int_equal(cache_getattr(env->c, "d/nope", &attr), -ENOENT);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 0);
+}
+
+static void test_ttl_created_file_in_cached_listing(void **state)
+{
+	struct test_env *env = start(state);
+	struct cache_file *f;
+	struct names n;
+	int i;
+
+	put_text(env->fo, "old", "o");
+	n = list_dir(env->c, "");
+	assert_int_equal(n.count, 1);
+
+	assert_int_equal(cache_file_create(env->c, "new", 0644, getuid(),
+					   getgid(), &f), 0);
+	n = list_dir(env->c, "");
+	assert_true(find_name(&n, "new") >= 0);
+	assert_int_equal(cache_file_write(f, "hello", 5, 0), 5);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	n = list_dir(env->c, "");
+	i = find_name(&n, "new");
+	assert_true(i >= 0);
+	assert_int_equal(n.size[i], 5);
+
+	assert_int_equal(cache_mkdir(env->c, "sub", 0755, getuid(), getgid()),
+			 0);
+	assert_int_equal(cache_unlink(env->c, "old"), 0);
+	n = list_dir(env->c, "");
+	assert_true(find_name(&n, "sub") >= 0);
+	assert_int_equal(find_name(&n, "old"), -1);
+	assert_int_equal(n.count, 2);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 1);
+}
+
+static void test_ttl_removed_file_dropped_after_ttl(void **state)
+{
+	struct test_env *env = start(state);
+	struct notes notes = { 0 };
+	struct origin_attr attr;
+
+	cache_set_invalidate(env->c, note_invalidate, &notes);
+	put_text(env->fo, "f", "gone soon");
+	assert_reads(env->c, "f", "gone soon");
+	assert_int_equal(fake_remove(env->fo, "f"), 0);
+	fake_clock_advance(TTL_MS + 1);
+	assert_int_equal(cache_getattr(env->c, "f", &attr), -ENOENT);
+	assert_int_equal(stats_of(env->c).chunks_cached, 0);
+	assert_int_equal(notes.calls, 1);
+}
+
+static void test_ttl_origin_down_serves_cached(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr;
+
+	put_text(env->fo, "f", "cached");
+	assert_reads(env->c, "f", "cached");
+	fake_clock_advance(TTL_MS + 1);
+	fake_fail_next(env->fo, FAKE_STAT, 2, EIO);
+	assert_reads(env->c, "f", "cached");
+	assert_int_equal(cache_getattr(env->c, "f", &attr), 0);
+	assert_int_equal(attr.size, 6);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 3);
+}
+
+/* A handle that returned bytes of one version never returns bytes of
+ * another: the read of a chunk that changed meanwhile fails. */
+static void test_ttl_change_during_read_fails(void **state)
+{
+	struct test_env *env = start(state);
+	char *buf = malloc(2 * CS);
+	struct cache_file *f;
+	bool changed;
+
+	assert_non_null(buf);
+	test_fill_pattern(buf, 2 * CS, 0, 1);
+	assert_int_equal(fake_put_file(env->fo, "f", buf, 2 * CS), 0);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	test_fill_pattern(buf, 2 * CS, 0, 2);
+	assert_int_equal(fake_put_file(env->fo, "f", buf, 2 * CS), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, CS), -EIO);
+	cache_file_release(f);
+	free(buf);
+}
+
+/* A handle that returned nothing yet moves to the new version. */
+static void test_ttl_change_before_read_switches(void **state)
+{
+	struct test_env *env = start(state);
+	char *buf = malloc(CS), *want = malloc(CS);
+	struct cache_file *f;
+	bool changed;
+
+	assert_non_null(buf);
+	assert_non_null(want);
+	test_fill_pattern(buf, CS, 0, 1);
+	assert_int_equal(fake_put_file(env->fo, "f", buf, CS), 0);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	test_fill_pattern(want, CS, 0, 2);
+	assert_int_equal(fake_put_file(env->fo, "f", want, CS), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	assert_memory_equal(buf, want, CS);
+	cache_file_release(f);
+	free(buf);
+	free(want);
+}
+
+/* An argument runs only the tests whose names match it (cmocka pattern). */
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_ttl_open_within_ttl_skips_stat,
+					  teardown),
+		cmocka_unit_test_teardown(test_ttl_open_after_ttl_stats_once,
+					  teardown),
+		cmocka_unit_test_teardown(test_ttl_zero_ttl_checks_every_open,
+					  teardown),
+		cmocka_unit_test_teardown(test_ttl_change_seen_after_ttl,
+					  teardown),
+		cmocka_unit_test_teardown(test_ttl_getattr_within_attr_ttl,
+					  teardown),
+		cmocka_unit_test_teardown(
+			test_ttl_negative_cached_within_neg_ttl, teardown),
+		cmocka_unit_test_teardown(
+			test_ttl_neg_ttl_zero_asks_every_time, teardown),
+		cmocka_unit_test_teardown(
+			test_ttl_listing_cached_within_dir_ttl, teardown),
+		cmocka_unit_test_teardown(test_ttl_lookup_from_listing_no_stat,
+					  teardown),
+		cmocka_unit_test_teardown(
+			test_ttl_created_file_in_cached_listing, teardown),
+		cmocka_unit_test_teardown(
+			test_ttl_removed_file_dropped_after_ttl, teardown),
+		cmocka_unit_test_teardown(test_ttl_origin_down_serves_cached,
+					  teardown),
+		cmocka_unit_test_teardown(test_ttl_change_during_read_fails,
+					  teardown),
+		cmocka_unit_test_teardown(
+			test_ttl_change_before_read_switches, teardown),
+	};
+
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	log_max_level = LOG_ERR;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,506 @@
+/* test_write.c - writes, truncation, rename and unlink in write-through
+ * mode, over a fake origin. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "fake_origin.c"
+#include "log.h"
+
+#define CS (64u * 1024)
+#define NAMES_MAX 16
+
+static struct test_env *start(void **state)
+{
+	struct test_env *env = test_env_new("cache-tests-write-XXXXXX", CS,
+					    64 * CS, 60000);
+
+	assert_non_null(env);
+	*state = env;
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+static int teardown(void **state)
+{
+	test_env_free(*state);
+	return 0;
+}
+
+static struct cache_stats stats_of(struct cache *c)
+{
+	struct cache_stats st;
+
+	cache_get_stats(c, &st);
+	return st;
+}
+
+static void put_text(struct fake_origin *fo, const char *path,
+		     const char *text)
+{
+	assert_int_equal(fake_put_file(fo, path, text, strlen(text)), 0);
+}
+
+/* Create path on the fake origin with size pattern bytes, and return
+ * them in a buffer that the caller frees. */
+static char *put_pattern(struct fake_origin *fo, const char *path,
+			 size_t size, unsigned seed)
+{
+	char *buf = malloc(size ? size : 1);
+
+	assert_non_null(buf);
+	test_fill_pattern(buf, size, 0, seed);
+	assert_int_equal(fake_put_file(fo, path, buf, size), 0);
+	return buf;
+}
+
+/* Check that path on the origin contains exactly len bytes of want. */
+static void assert_origin_has(struct fake_origin *fo, const char *path,
+			      const void *want, size_t len)
+{
+	void *data = NULL;
+	size_t size = 0;
+
+	assert_int_equal(fake_get_file(fo, path, &data, &size), 0);
+	assert_int_equal(size, len);
+	assert_memory_equal(data, want, len);
+	free(data);
+}
+
+/* Read path whole through a new handle and compare it with want. */
+static void assert_cache_has(struct cache *c, const char *path,
+			     const void *want, size_t len)
+{
+	char *buf = malloc(len + 1);
+
+	assert_non_null(buf);
+	assert_int_equal(test_read_path(c, path, buf, len + 1, 0), len);
+	assert_memory_equal(buf, want, len);
+	free(buf);
+}
+
+static struct cache_file *open_file(struct cache *c, const char *path,
+				    int flags)
+{
+	struct cache_file *f = NULL;
+	bool changed;
+
+	assert_int_equal(cache_file_open(c, path, flags, &f, &changed), 0);
+	return f;
+}
+
+struct names {
+	size_t count;
+	char name[NAMES_MAX][64];
+};
+
+static int collect_name(void *arg, const char *name,
+			const struct origin_attr *attr)
+{
+	struct names *n = arg;
+
+	if (n->count == NAMES_MAX)
+		return 1;
+	snprintf(n->name[n->count++], sizeof(n->name[0]), "%s", name);
+	return 0;
+}
+
+static bool listed(struct cache *c, const char *dir, const char *name)
+{
+	struct names n = { 0 };
+
+	assert_int_equal(cache_readdir(c, dir, collect_name, &n), 0);
+	for (size_t i = 0; i < n.count; i++)
+		if (strcmp(n.name[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void test_write_create_commit_stores_bytes(void **state)
+{
+	struct test_env *env = start(state);
+	struct cache_file *f;
+
+	assert_int_equal(cache_file_create(env->c, "n", 0644, getuid(),
+					   getgid(), &f), 0);
+	assert_int_equal(cache_file_write(f, "hello", 5, 0), 5);
+	assert_int_equal(cache_file_commit(f), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
+	assert_origin_has(env->fo, "n", "hello", 5);
+	/* Nothing changed since: neither a second commit nor the release
+	 * uploads again. */
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
+
+	assert_cache_has(env->c, "n", "hello", 5);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+}
+
+static void test_write_failed_commit_keeps_old(void **state)
+{
+	static const int errors[] = { EIO, ENOSPC, EACCES };
+	static const char old[] = "old content";
+	struct test_env *env = start(state);
+	struct cache_file *f;
+
+	put_text(env->fo, "f", old);
+	assert_cache_has(env->c, "f", old, strlen(old));
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		f = open_file(env->c, "f", O_WRONLY);
+		assert_int_equal(cache_file_write(f, "NEW", 3, 0), 3);
+		fake_fail_next(env->fo, FAKE_WRITE, 1, errors[i]);
+		assert_int_equal(cache_file_commit(f), -errors[i]);
+		cache_file_release(f);
+
+		assert_cache_has(env->c, "f", old, strlen(old));
+		assert_origin_has(env->fo, "f", old, strlen(old));
+	}
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 3);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+}
+
+/* A file whose first upload failed does not exist on the origin, so the
+ * cache must not show it once the last handle is gone. */
+static void test_write_failed_create_leaves_nothing(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr;
+	struct cache_file *f;
+
+	assert_false(listed(env->c, "", "n"));
+	assert_int_equal(cache_file_create(env->c, "n", 0644, getuid(),
+					   getgid(), &f), 0);
+	assert_int_equal(cache_file_write(f, "hello", 5, 0), 5);
+	fake_fail_next(env->fo, FAKE_WRITE, 1, EIO);
+	assert_int_equal(cache_file_commit(f), -EIO);
+	cache_file_release(f);
+
+	assert_false(fake_exists(env->fo, "n"));
+	assert_int_equal(cache_getattr(env->c, "n", &attr), -ENOENT);
+	assert_false(listed(env->c, "", "n"));
+}
+
+static void test_write_partial_overwrite_uploads_all(void **state)
+{
+	struct test_env *env = start(state);
+	size_t size = 5 * CS + 1000;
+	char *want = put_pattern(env->fo, "big", size, 1);
+	uint64_t off = 3 * CS - 50;
+	struct cache_stats st;
+	struct cache_file *f;
+	char patch[100];
+
+	assert_cache_has(env->c, "big", want, size);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 6);
+
+	memset(patch, 'P', sizeof(patch));
+	memcpy(want + off, patch, sizeof(patch));
+	f = open_file(env->c, "big", O_RDWR);
+	assert_int_equal(cache_file_write(f, patch, sizeof(patch), off),
+			 sizeof(patch));
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
+	assert_origin_has(env->fo, "big", want, size);
+	/* The unchanged chunks came from the cache, and so does the new
+	 * version. */
+	assert_cache_has(env->c, "big", want, size);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 6);
+	st = stats_of(env->c);
+	assert_int_equal(st.chunks_cached, 6);
+	assert_int_equal(st.bytes_cached, size);
+	free(want);
+}
+
+static void test_write_partial_overwrite_uncached(void **state)
+{
+	struct test_env *env = start(state);
+	size_t size = 3 * CS + 10;
+	char *want = put_pattern(env->fo, "big", size, 2);
+	struct cache_file *f;
+
+	memcpy(want + CS + 7, "patched", 7);
+	f = open_file(env->c, "big", O_RDWR);
+	assert_int_equal(cache_file_write(f, "patched", 7, CS + 7), 7);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	assert_origin_has(env->fo, "big", want, size);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 4);
+	free(want);
+}
+
+/* After a commit (fsync) the handle, and any handle opened while it is
+ * open, read the bytes just written. */
+static void test_write_read_after_commit_sees_new(void **state)
+{
+	struct test_env *env = start(state);
+	size_t size = 3 * CS;
+	char *want = put_pattern(env->fo, "m", size, 3);
+	struct cache_file *f, *r;
+	char buf[8] = "";
+
+	assert_cache_has(env->c, "m", want, size);
+	f = open_file(env->c, "m", O_RDWR);
+	assert_int_equal(cache_file_write(f, "written", 7, CS + 5), 7);
+	assert_int_equal(cache_file_read(f, buf, 7, CS + 5), 7);
+	assert_memory_equal(buf, "written", 7);
+	assert_int_equal(cache_file_commit(f), 0);
+
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(cache_file_read(f, buf, 7, CS + 5), 7);
+	assert_memory_equal(buf, "written", 7);
+	r = open_file(env->c, "m", O_RDONLY);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(cache_file_read(r, buf, 7, CS + 5), 7);
+	assert_memory_equal(buf, "written", 7);
+	cache_file_release(r);
+	cache_file_release(f);
+	free(want);
+}
+
+static void test_write_truncate_down_up(void **state)
+{
+	static const uint64_t cuts[] = { 1000, CS, CS + 4000 };
+	struct test_env *env = start(state);
+	size_t size = 3 * CS, grown = 150000;
+	char *base = put_pattern(env->fo, "t", size, 4);
+	char *want = calloc(1, grown);
+	struct cache_file *f;
+	char name[8];
+
+	assert_non_null(want);
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		snprintf(name, sizeof(name), "t%zu", i);
+		assert_int_equal(fake_put_file(env->fo, name, base, size), 0);
+		memset(want, 0, grown);
+		memcpy(want, base, cuts[i]);
+		f = open_file(env->c, name, O_RDWR);
+		assert_int_equal(cache_file_truncate(f, cuts[i]), 0);
+		assert_int_equal(cache_file_truncate(f, grown), 0);
+		assert_int_equal(cache_file_commit(f), 0);
+		cache_file_release(f);
+		assert_origin_has(env->fo, name, want, grown);
+		assert_cache_has(env->c, name, want, grown);
+	}
+	free(base);
+	free(want);
+}
+
+static void test_write_setattr_size_truncates(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr = { 0 };
+	char *want = put_pattern(env->fo, "s", 2 * CS, 5);
+
+	assert_int_equal(cache_setattr(env->c, "s", &attr, 0, true, 10), 0);
+	assert_origin_has(env->fo, "s", want, 10);
+	assert_cache_has(env->c, "s", want, 10);
+	assert_int_equal(cache_getattr(env->c, "s", &attr), 0);
+	assert_int_equal(attr.size, 10);
+	free(want);
+}
+
+static void test_write_past_eof_leaves_zeros(void **state)
+{
+	struct test_env *env = start(state);
+	size_t size = 100, end = 200001;
+	char *base = put_pattern(env->fo, "e", size, 6);
+	char *want = calloc(1, end), *buf = malloc(end);
+	struct cache_file *f;
+
+	assert_non_null(want);
+	assert_non_null(buf);
+	memcpy(want, base, size);
+	want[end - 1] = 'X';
+	f = open_file(env->c, "e", O_RDWR);
+	assert_int_equal(cache_file_write(f, "X", 1, end - 1), 1);
+	assert_int_equal(cache_file_read(f, buf, end, 0), end);
+	assert_memory_equal(buf, want, end);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	assert_origin_has(env->fo, "e", want, end);
+	assert_cache_has(env->c, "e", want, end);
+	free(base);
+	free(want);
+	free(buf);
+}
+
+static void test_write_o_trunc_replaces_content(void **state)
+{
+	struct test_env *env = start(state);
+	struct cache_file *f;
+
+	put_text(env->fo, "t", "a long old content");
+	assert_cache_has(env->c, "t", "a long old content", 18);
+	f = open_file(env->c, "t", O_WRONLY | O_TRUNC);
+	assert_int_equal(cache_file_write(f, "new", 3, 0), 3);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	assert_origin_has(env->fo, "t", "new", 3);
+	assert_cache_has(env->c, "t", "new", 3);
+}
+
+static void test_write_rename_moves_cached(void **state)
+{
+	struct test_env *env = start(state);
+	size_t size = 2 * CS;
+	char *want = put_pattern(env->fo, "a", size, 7);
+	struct origin_attr attr;
+	unsigned reads;
+
+	assert_cache_has(env->c, "a", want, size);
+	reads = fake_calls(env->fo, FAKE_READ);
+	assert_int_equal(cache_rename(env->c, "a", "b", 0), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_RENAME), 1);
+	assert_true(fake_exists(env->fo, "b"));
+	assert_false(fake_exists(env->fo, "a"));
+
+	assert_cache_has(env->c, "b", want, size);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), reads);
+	assert_int_equal(cache_getattr(env->c, "a", &attr), -ENOENT);
+	assert_int_equal(cache_getattr(env->c, "b", &attr), 0);
+	assert_int_equal(attr.size, size);
+	free(want);
+}
+
+static void test_write_unlink_open_file_reads(void **state)
+{
+	struct test_env *env = start(state);
+	size_t size = 2 * CS;
+	char *want = put_pattern(env->fo, "u", size, 8);
+	char *buf = malloc(size);
+	struct origin_attr attr;
+	struct cache_file *f, *g;
+	bool changed;
+
+	assert_non_null(buf);
+	f = open_file(env->c, "u", O_RDONLY);
+	assert_int_equal(cache_file_read(f, buf, size, 0), size);
+	assert_int_equal(cache_unlink(env->c, "u"), 0);
+	assert_false(fake_exists(env->fo, "u"));
+
+	memset(buf, 0, size);
+	assert_int_equal(cache_file_read(f, buf, size, 0), size);
+	assert_memory_equal(buf, want, size);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 2);
+	assert_int_equal(cache_getattr(env->c, "u", &attr), -ENOENT);
+	assert_int_equal(cache_file_open(env->c, "u", O_RDONLY, &g,
+					 &changed), -ENOENT);
+	assert_false(listed(env->c, "", "u"));
+	cache_file_release(f);
+	assert_int_equal(stats_of(env->c).chunks_cached, 0);
+	free(want);
+	free(buf);
+}
+
+static void test_write_unlink_uncommitted_file(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr;
+	struct cache_file *f;
+	char buf[8] = "";
+
+	assert_int_equal(cache_file_create(env->c, "w", 0644, getuid(),
+					   getgid(), &f), 0);
+	assert_int_equal(cache_file_write(f, "data", 4, 0), 4);
+	assert_int_equal(cache_unlink(env->c, "w"), 0);
+	assert_int_equal(cache_file_read(f, buf, sizeof(buf), 0), 4);
+	assert_memory_equal(buf, "data", 4);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 0);
+	assert_false(fake_exists(env->fo, "w"));
+	assert_int_equal(cache_getattr(env->c, "w", &attr), -ENOENT);
+}
+
+static void test_write_committed_survives_reopen(void **state)
+{
+	struct test_env *env = start(state);
+	struct cache_file *f;
+
+	assert_int_equal(cache_file_create(env->c, "k", 0644, getuid(),
+					   getgid(), &f), 0);
+	assert_int_equal(cache_file_write(f, "kept", 4, 0), 4);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	test_env_close(env);
+
+	assert_int_equal(test_env_open(env), 0);
+	assert_cache_has(env->c, "k", "kept", 4);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+}
+
+static void test_write_second_commit_uploads_both(void **state)
+{
+	struct test_env *env = start(state);
+	size_t size = 3 * CS;
+	char *want = put_pattern(env->fo, "two", size, 9);
+	struct cache_file *f;
+
+	memcpy(want + 10, "first", 5);
+	memcpy(want + 2 * CS + 10, "second", 6);
+	f = open_file(env->c, "two", O_RDWR);
+	assert_int_equal(cache_file_write(f, "first", 5, 10), 5);
+	assert_int_equal(cache_file_commit(f), 0);
+	assert_int_equal(cache_file_write(f, "second", 6, 2 * CS + 10), 6);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 2);
+	assert_origin_has(env->fo, "two", want, size);
+	assert_cache_has(env->c, "two", want, size);
+	free(want);
+}
+
+/* An argument runs only the tests whose names match it (cmocka pattern). */
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(
+			test_write_create_commit_stores_bytes, teardown),
+		cmocka_unit_test_teardown(test_write_failed_commit_keeps_old,
+					  teardown),
+		cmocka_unit_test_teardown(
+			test_write_failed_create_leaves_nothing, teardown),
+		cmocka_unit_test_teardown(
+			test_write_partial_overwrite_uploads_all, teardown),
+		cmocka_unit_test_teardown(
+			test_write_partial_overwrite_uncached, teardown),
+		cmocka_unit_test_teardown(
+			test_write_read_after_commit_sees_new, teardown),
+		cmocka_unit_test_teardown(test_write_truncate_down_up,
+					  teardown),
+		cmocka_unit_test_teardown(test_write_setattr_size_truncates,
+					  teardown),
+		cmocka_unit_test_teardown(test_write_past_eof_leaves_zeros,
+					  teardown),
+		cmocka_unit_test_teardown(test_write_o_trunc_replaces_content,
+					  teardown),
+		cmocka_unit_test_teardown(test_write_rename_moves_cached,
+					  teardown),
+		cmocka_unit_test_teardown(test_write_unlink_open_file_reads,
+					  teardown),
+		cmocka_unit_test_teardown(test_write_unlink_uncommitted_file,
+					  teardown),
+		cmocka_unit_test_teardown(
+			test_write_committed_survives_reopen, teardown),
+		cmocka_unit_test_teardown(
+			test_write_second_commit_uploads_both, teardown),
+	};
+
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	log_max_level = LOG_ERR;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
