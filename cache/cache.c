@@ -347,6 +347,8 @@ bool cache_check_version(struct cache *c, struct object *obj,
 		obj->checked_ms = clock_now_ms();
 		obj->attr = *fresh;	/* metadata may have changed */
 		obj->attr.mode = (fresh->mode & ~S_IFMT) | type;
+		if (obj->logged)
+			store_log_object(c, obj);	/* keeps the check time */
 		return false;
 	}
 	log_debug("%s changed on the origin: dropping %u cached chunks",

@@ -12,3 +12,13 @@ static uint64_t monotonic_ms(void)
 }
 
 uint64_t (*clock_now_ms)(void) = monotonic_ms;
+
+static int64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t (*clock_wall_ms)(void) = realtime_ms;

@@ -40,6 +40,7 @@ struct record_header {
 struct object_record {
 	uint64_t id;
 	uint64_t size;
+	int64_t checked_wall_ms;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
 	uint32_t mode, uid, gid, valid;
@@ -104,10 +105,12 @@ static void append(struct index *idx, uint8_t type, const void *a,
 }
 
 void index_log_object(struct index *idx, uint64_t id, const char *path,
-		      const struct origin_attr *attr)
+		      const struct origin_attr *attr,
+		      int64_t checked_wall_ms)
 {
 	struct object_record r = {
 		.id = id, .size = attr->size,
+		.checked_wall_ms = checked_wall_ms,
 		.mtime_sec = attr->mtime.tv_sec,
 		.mtime_nsec = attr->mtime.tv_nsec,
 		.mode = attr->mode, .uid = attr->uid, .gid = attr->gid,
@@ -172,7 +175,7 @@ static int replay_object(const struct index_replay *r, const char *p,
 	path[o.path_len] = '\0';
 	if (memchr(path, '\0', o.path_len))
 		return -EINVAL;
-	r->object(r->arg, o.id, path, &attr);
+	r->object(r->arg, o.id, path, &attr, o.checked_wall_ms);
 	return 0;
 }
 

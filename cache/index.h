@@ -4,7 +4,8 @@
  * The file starts with a header (magic "NEARFSIX", format version, chunk
  * size) and continues with records, each with its own XXH3 checksum:
  *
- *   OBJECT     an object version: id, attributes, version, path
+ *   OBJECT     an object version: id, attributes, version, path, and
+ *              when the origin last confirmed that version
  *   OBJECT_DEL the object and all its chunks are gone
  *   CHUNK      chunk N of an object is in its data file, with its checksum
  *   CHUNK_DEL  chunk N was evicted
@@ -32,7 +33,8 @@ struct index;
 struct index_replay {
 	void *arg;
 	void (*object)(void *arg, uint64_t id, const char *path,
-		       const struct origin_attr *attr);
+		       const struct origin_attr *attr,
+		       int64_t checked_wall_ms);
 	void (*object_del)(void *arg, uint64_t id);
 	void (*chunk)(void *arg, uint64_t id, uint32_t index, uint32_t len,
 		      uint64_t sum);
@@ -56,8 +58,10 @@ void index_close(struct index *idx);
  * file's size: the caller compacts when the file is mostly garbage. */
 uint64_t index_file_size(const struct index *idx);
 
+/* checked_wall_ms: CLOCK_REALTIME milliseconds of the last check. */
 void index_log_object(struct index *idx, uint64_t id, const char *path,
-		      const struct origin_attr *attr);
+		      const struct origin_attr *attr,
+		      int64_t checked_wall_ms);
 void index_log_object_del(struct index *idx, uint64_t id);
 void index_log_chunk(struct index *idx, uint64_t id, uint32_t index,
 		     uint32_t len, uint64_t sum);

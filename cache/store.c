@@ -98,9 +98,23 @@ struct object *store_object_new(struct cache *c, const char *path,
 
 void store_log_object(struct cache *c, struct object *obj)
 {
+	int64_t age = clock_now_ms() - obj->checked_ms;
+
 	index_log_object(c->index, obj->id, obj->path ? obj->path : "",
-			 &obj->attr);
+			 &obj->attr, obj->checked_ms ? clock_wall_ms() - age : 0);
 	obj->logged = true;
+}
+
+/* The monotonic time of a check made at checked_wall_ms, or 0 (never
+ * checked) when it lies in the future or before this boot's clock. */
+static uint64_t checked_since(int64_t checked_wall_ms)
+{
+	int64_t age = clock_wall_ms() - checked_wall_ms;
+	uint64_t now = clock_now_ms();
+
+	if (checked_wall_ms <= 0 || age < 0 || (uint64_t)age >= now)
+		return 0;
+	return now - age;
 }
 
 static int open_data(struct cache *c, uint64_t id, int flags)
@@ -567,7 +581,8 @@ static struct object *by_id(struct replay_state *st, uint64_t id)
 }
 
 static void replay_object(void *arg, uint64_t id, const char *path,
-			  const struct origin_attr *attr)
+			  const struct origin_attr *attr,
+			  int64_t checked_wall_ms)
 {
 	struct replay_state *st = arg;
 	struct cache *c = st->c;
@@ -593,6 +608,7 @@ static void replay_object(void *arg, uint64_t id, const char *path,
 	}
 	if (!obj->path)
 		return;
+	obj->checked_ms = checked_since(checked_wall_ms);
 	old = htab_get(&c->objects, path);
 	htab_put(&c->objects, path, obj);
 	if (old && old != obj) {

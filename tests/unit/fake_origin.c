@@ -808,10 +808,17 @@ static uint64_t fake_clock_now(void)
 	return atomic_load(&fake_now_ms);
 }
 
+/* The wall clock moves with the monotonic one, from a fixed date. */
+static int64_t fake_wall_now(void)
+{
+	return 1796367600000LL + (int64_t)atomic_load(&fake_now_ms);
+}
+
 void fake_clock_install(uint64_t start_ms)
 {
 	atomic_store(&fake_now_ms, start_ms);
 	clock_now_ms = fake_clock_now;
+	clock_wall_ms = fake_wall_now;
 }
 
 void fake_clock_advance(uint64_t ms)

@@ -184,7 +184,23 @@ static void test_index_chunks_survive_reopen(void **state)
 	fake_reset_calls(env->fo);
 	read_chunks_ok(env->c, "f", 0, 3, 1);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
-	/* The version is confirmed once, then trusted for ttl. */
+	/* The time of the last check survives the reopen. */
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 0);
+}
+
+static void test_index_check_time_expires(void **state)
+{
+	struct test_env *env = start(state, 64 * CS);
+
+	put_pattern(env->fo, "f", 2 * CS, 1);
+	read_chunks_ok(env->c, "f", 0, 2, 1);
+	test_env_close(env);
+
+	fake_clock_advance(61000);
+	assert_int_equal(test_env_open(env), 0);
+	fake_reset_calls(env->fo);
+	read_chunks_ok(env->c, "f", 0, 2, 1);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
 }
 
@@ -478,6 +494,8 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_index_chunks_survive_reopen,
+					  teardown),
+		cmocka_unit_test_teardown(test_index_check_time_expires,
 					  teardown),
 		cmocka_unit_test_teardown(test_index_torn_record_drops_only_it,
 					  teardown),

@@ -1,0 +1,52 @@
+/*
+ * ctl.h - the daemon's control socket, the server side of nearfs-ctl.
+ *
+ * A Unix stream socket at /run/nearfs/<pid>.sock for root, else at
+ * $XDG_RUNTIME_DIR/nearfs/<pid>.sock or /tmp/nearfs-<uid>/<pid>.sock.
+ * Folders are 0700 and the socket 0600, and only the daemon's uid and root
+ * are served (SO_PEERCRED).  A client sends one request line, such as
+ * "stats" or "stats json", and reads the reply until the server closes the
+ * connection.  A reply that starts with "error: " reports a rejected
+ * request.
+ */
+#ifndef NEARFS_CTL_H
+#define NEARFS_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cache.h"
+
+/* Sources of the report: the engine, and the names shown beside its
+ * counters.  The strings must outlive the server. */
+struct ctl_info {
+	struct cache *cache;
+	const char *origin;	/* printable origin name */
+	const char *mountpoint;
+};
+
+struct ctl_server;
+
+/*
+ * Create the socket and start the server thread.  Call in the process that
+ * serves the mount, after any fork into the background, because the socket
+ * is named by the pid.  On failure returns -errno and writes a message
+ * naming the path to err.
+ */
+int ctl_start(const struct ctl_info *info, struct ctl_server **out,
+	      char *err, size_t errlen);
+
+/* Path of the socket, valid until ctl_stop(). */
+const char *ctl_socket_path(const struct ctl_server *s);
+
+/* Stop the thread, waiting for a request in progress, and remove the
+ * socket.  NULL is ignored. */
+void ctl_stop(struct ctl_server *s);
+
+/*
+ * Format the statistics as "name: value" lines, or as one JSON object when
+ * json is set, into a new string that the caller frees.  -ENOMEM.
+ */
+int ctl_format_stats(const struct ctl_info *info, bool json, char **out);
+
+#endif

@@ -1,0 +1,1422 @@
+/* fuse_ops.c - FUSE low-level requests translated into engine calls. */
+#include "fuse_ops.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inode.h"
+#include "log.h"
+
+/* Extended attribute of the root that names the control socket. */
+#define CTL_XATTR "user.nearfs.ctl"
+
+/* Maximum write request the kernel may send.  libfuse lowers it to fit its
+ * receive buffer of FUSE_MAX_MAX_PAGES (256) pages, 1 MiB with 4 KiB
+ * pages. */
+#define MAX_WRITE (1u << 20)
+
+/* d_ino of a readdir entry the kernel has not looked up yet (the value
+ * libfuse's high-level API uses). */
+#define UNKNOWN_INO 0xffffffffu
+
+/* A path the engine reported changed, waiting for the notifier thread. */
+struct inval_item {
+	struct inval_item *next;
+	char path[];
+};
+
+struct nearfs_fs {
+	struct cache *cache;
+	struct inode_table *inodes;
+	struct fuse_session *se;
+	char *ctl_path;		/* value of CTL_XATTR; NULL until set */
+	uid_t uid;		/* owner shown when the origin stores none */
+	gid_t gid;
+	bool force_uid, force_gid;	/* uid=, gid=: shown for every file */
+	mode_t umask;		/* umask=: bits cleared from every mode */
+	struct timespec mounted;	/* mtime of directories with none */
+	double attr_timeout;	/* seconds, for entries and attributes */
+	double neg_timeout;	/* seconds; 0 disables negative entries */
+	bool read_only;
+
+	pthread_mutex_t open_lock;
+	struct open_file *open_files;	/* every open regular file */
+
+	pthread_mutex_t inval_lock;
+	pthread_cond_t inval_cond;
+	struct inval_item *inval_head;
+	struct inval_item **inval_tail;
+	bool notifier_running;
+	bool stopping;		/* set by nearfs_fs_stop() */
+	pthread_t notifier;
+};
+
+/*
+ * fi->fh of a regular file.  Every open file is also on the list of its
+ * nearfs_fs, so that getattr of an unlinked inode (which has no path any
+ * more) can ask one of its handles.  refs counts the list's reference and
+ * the getattr calls in progress.
+ */
+struct open_file {
+	struct cache_file *file;
+	fuse_ino_t ino;
+	bool commit;		/* opened for writing or created */
+	unsigned refs;		/* under nearfs_fs.open_lock */
+	struct open_file *prev, *next;
+};
+
+struct dir_entry {
+	char *name;
+	struct origin_attr attr;
+};
+
+/*
+ * fi->fh of a directory: a snapshot of the listing, so that offsets stay
+ * valid across readdir calls.  Index 0 is ".", 1 is "..", and the offset
+ * of an entry is its index plus one.
+ */
+struct dir_handle {
+	pthread_mutex_t lock;
+	uint64_t ino;
+	char *path;
+	struct dir_entry *entries;
+	size_t count, cap;
+	bool served;		/* a readdir went past offset 0 */
+};
+
+static struct nearfs_fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct open_file *fi_file(const struct fuse_file_info *fi)
+{
+	return (struct open_file *)(uintptr_t)fi->fh;
+}
+
+static struct dir_handle *fi_dir(const struct fuse_file_info *fi)
+{
+	return (struct dir_handle *)(uintptr_t)fi->fh;
+}
+
+/* Reply with a negative errno from the engine. */
+static void reply_error(fuse_req_t req, int ret)
+{
+	fuse_reply_err(req, ret < 0 ? -ret : EIO);
+}
+
+static int join_path(const char *dir, const char *name, char **out)
+{
+	size_t len = strlen(name);
+
+	if (len > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (len == 0 || strchr(name, '/'))
+		return -EINVAL;
+	if (*dir == '\0')
+		*out = strdup(name);
+	else if (asprintf(out, "%s/%s", dir, name) < 0)
+		*out = NULL;
+	return *out ? 0 : -ENOMEM;
+}
+
+/* The engine path of name inside the directory parent; caller frees. */
+static int child_path(struct nearfs_fs *fs, fuse_ino_t parent,
+		      const char *name, char **out)
+{
+	char *dir;
+	int ret;
+
+	ret = inode_path(fs->inodes, parent, &dir);
+	if (ret)
+		return ret;
+	ret = join_path(dir, name, out);
+	free(dir);
+	return ret;
+}
+
+static void attr_to_stat(const struct nearfs_fs *fs, fuse_ino_t ino,
+			 const struct origin_attr *attr, struct stat *st)
+{
+	mode_t type = attr->mode & S_IFMT;
+	mode_t perm;
+
+	memset(st, 0, sizeof(*st));
+	if (attr->valid & ORIGIN_ATTR_MODE)
+		perm = attr->mode & 07777;
+	else if (type == S_IFDIR)
+		perm = 0755;
+	else if (type == S_IFLNK)
+		perm = 0777;
+	else
+		perm = 0644;
+	st->st_ino = ino;
+	st->st_mode = type | (perm & ~fs->umask);
+	st->st_nlink = type == S_IFDIR ? 2 : 1;
+	st->st_uid = attr->valid & ORIGIN_ATTR_UID && !fs->force_uid ?
+		     attr->uid : fs->uid;
+	st->st_gid = attr->valid & ORIGIN_ATTR_GID && !fs->force_gid ?
+		     attr->gid : fs->gid;
+	st->st_size = (off_t)attr->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((attr->size + 511) / 512);
+	st->st_mtim = attr->mtime;
+	/* S3 prefixes without a marker object have no time of their own. */
+	if (type == S_IFDIR && !(attr->valid & ORIGIN_ATTR_MTIME) &&
+	    attr->mtime.tv_sec == 0)
+		st->st_mtim = fs->mounted;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+/* Take a reference on path and fill e; the caller must hand e to the
+ * kernel or give the reference back with inode_forget(). */
+static int make_entry(struct nearfs_fs *fs, const char *path,
+		      const struct origin_attr *attr,
+		      struct fuse_entry_param *e)
+{
+	uint64_t ino, generation;
+	int ret;
+
+	ret = inode_ref(fs->inodes, path, &ino, &generation);
+	if (ret)
+		return ret;
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	e->generation = generation;
+	e->attr_timeout = fs->attr_timeout;
+	e->entry_timeout = fs->attr_timeout;
+	attr_to_stat(fs, ino, attr, &e->attr);
+	return 0;
+}
+
+static void reply_entry(fuse_req_t req, struct nearfs_fs *fs,
+			const char *path, const struct origin_attr *attr)
+{
+	struct fuse_entry_param e;
+	int ret;
+
+	ret = make_entry(fs, path, attr, &e);
+	if (ret) {
+		reply_error(req, ret);
+		return;
+	}
+	/* A failed reply (the request was interrupted) gives the kernel no
+	 * reference, so drop the one taken for it. */
+	if (fuse_reply_entry(req, &e) != 0)
+		inode_forget(fs->inodes, e.ino, 1);
+}
+
+/* Reply with the entry of a path that an operation just made. */
+static void reply_new_entry(fuse_req_t req, struct nearfs_fs *fs,
+			    const char *path)
+{
+	struct origin_attr attr;
+	int ret;
+
+	ret = cache_getattr(fs->cache, path, &attr);
+	if (ret)
+		reply_error(req, ret);
+	else
+		reply_entry(req, fs, path, &attr);
+}
+
+/* ---- open files ---- */
+
+static int open_file_new(struct nearfs_fs *fs, fuse_ino_t ino,
+			 struct cache_file *file, bool commit,
+			 struct fuse_file_info *fi)
+{
+	struct open_file *of = calloc(1, sizeof(*of));
+
+	if (!of)
+		return -ENOMEM;
+	of->file = file;
+	of->ino = ino;
+	of->commit = commit;
+	of->refs = 1;
+	pthread_mutex_lock(&fs->open_lock);
+	of->next = fs->open_files;
+	if (of->next)
+		of->next->prev = of;
+	fs->open_files = of;
+	pthread_mutex_unlock(&fs->open_lock);
+	fi->fh = (uintptr_t)of;
+	return 0;
+}
+
+static void open_file_put(struct nearfs_fs *fs, struct open_file *of)
+{
+	unsigned refs;
+
+	pthread_mutex_lock(&fs->open_lock);
+	refs = --of->refs;
+	pthread_mutex_unlock(&fs->open_lock);
+	if (refs > 0)
+		return;
+	cache_file_release(of->file);
+	free(of);
+}
+
+/* Take of off the list and drop the list's reference. */
+static void open_file_free(struct nearfs_fs *fs, struct open_file *of)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	if (of->prev)
+		of->prev->next = of->next;
+	else
+		fs->open_files = of->next;
+	if (of->next)
+		of->next->prev = of->prev;
+	pthread_mutex_unlock(&fs->open_lock);
+	open_file_put(fs, of);
+}
+
+/* A referenced open handle of ino, or NULL.  Scans every open file, so it
+ * serves only the rare getattr of an unlinked inode. */
+static struct open_file *open_file_find(struct nearfs_fs *fs,
+					fuse_ino_t ino)
+{
+	struct open_file *of;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (of = fs->open_files; of; of = of->next)
+		if (of->ino == ino)
+			break;
+	if (of)
+		of->refs++;
+	pthread_mutex_unlock(&fs->open_lock);
+	return of;
+}
+
+/* ---- invalidation ---- */
+
+static void on_invalidate(void *arg, const char *path)
+{
+	struct nearfs_fs *fs = arg;
+	size_t len = strlen(path) + 1;
+	struct inval_item *item;
+
+	item = malloc(sizeof(*item) + len);
+	if (!item) {
+		log_warn("cannot queue the page cache invalidation of '%s': "
+			 "out of memory", path);
+		return;
+	}
+	memcpy(item->path, path, len);
+	item->next = NULL;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	if (fs->stopping) {
+		free(item);
+		goto out_unlock;
+	}
+	*fs->inval_tail = item;
+	fs->inval_tail = &item->next;
+	pthread_cond_signal(&fs->inval_cond);
+
+out_unlock:
+	pthread_mutex_unlock(&fs->inval_lock);
+}
+
+static struct inval_item *inval_pop(struct nearfs_fs *fs)
+{
+	struct inval_item *item = fs->inval_head;
+
+	if (item) {
+		fs->inval_head = item->next;
+		if (!fs->inval_head)
+			fs->inval_tail = &fs->inval_head;
+	}
+	return item;
+}
+
+static void inval_notify(struct nearfs_fs *fs, const char *path)
+{
+	uint64_t ino = inode_find(fs->inodes, path);
+	int ret;
+
+	if (ino == 0)
+		return;
+	ret = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+	/* -ENOENT: the kernel dropped the inode already. */
+	if (ret && ret != -ENOENT)
+		log_debug("page cache invalidation of '%s' (inode %llu) "
+			  "failed: %s", path, (unsigned long long)ino,
+			  strerror(-ret));
+}
+
+/*
+ * Runs the kernel notifications outside of request handlers: notifying
+ * an inode from a handler that works on that inode can deadlock on the
+ * kernel's page locks.
+ */
+static void *notifier_main(void *arg)
+{
+	struct nearfs_fs *fs = arg;
+	struct inval_item *item;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	for (;;) {
+		while (!fs->stopping && !fs->inval_head)
+			pthread_cond_wait(&fs->inval_cond, &fs->inval_lock);
+		if (fs->stopping)
+			break;
+		item = inval_pop(fs);
+		pthread_mutex_unlock(&fs->inval_lock);
+		inval_notify(fs, item->path);
+		free(item);
+		pthread_mutex_lock(&fs->inval_lock);
+	}
+	pthread_mutex_unlock(&fs->inval_lock);
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static void nf_init(void *userdata, struct fuse_conn_info *conn)
+{
+	const unsigned wanted = FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS |
+		FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_WRITE |
+		FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_MOVE;
+
+	conn->want |= conn->capable & wanted;
+	/* Always readdirplus: a listing then needs no lookups. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* File handles (NFS export) would need lookups of inode numbers
+	 * that the table has already dropped. */
+	conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
+	conn->max_write = MAX_WRITE;
+	/* max_readahead stays at what the kernel offered, its maximum. */
+	log_debug("FUSE protocol %u.%u, capable 0x%x, want 0x%x, "
+		  "max_write %u", conn->proto_major, conn->proto_minor,
+		  conn->capable, conn->want, conn->max_write);
+}
+
+/* ---- names ---- */
+
+static void nf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	struct origin_attr attr;
+	char *path;
+	int ret;
+
+	ret = child_path(fs, parent, name, &path);
+	if (ret)
+		goto out_reply;
+	/* NOTE: a rename of an ancestor between child_path() and the
+	 * reply (the kernel does not lock ancestors for a lookup) leaves
+	 * the entry under its old path until the kernel forgets it. */
+	ret = cache_getattr(fs->cache, path, &attr);
+	if (ret == 0)
+		reply_entry(req, fs, path, &attr);
+	free(path);
+
+out_reply:
+	if (ret == -ENOENT && fs->neg_timeout > 0) {
+		struct fuse_entry_param e = {
+			.ino = 0,
+			.entry_timeout = fs->neg_timeout,
+		};
+
+		fuse_reply_entry(req, &e);
+	} else if (ret) {
+		reply_error(req, ret);
+	}
+}
+
+static void nf_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_forget(req_fs(req)->inodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void nf_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct nearfs_fs *fs = req_fs(req);
+
+	for (size_t i = 0; i < count; i++)
+		inode_forget(fs->inodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* ---- attributes ---- */
+
+static int get_attr(struct nearfs_fs *fs, fuse_ino_t ino,
+		    struct fuse_file_info *fi, struct origin_attr *attr)
+{
+	struct open_file *of;
+	char *path;
+	int ret;
+
+	if (fi && fi->fh)
+		return cache_file_getattr(fi_file(fi)->file, attr);
+	ret = inode_path(fs->inodes, ino, &path);
+	if (ret == 0) {
+		ret = cache_getattr(fs->cache, path, attr);
+		free(path);
+		return ret;
+	}
+	/* fstat(2) of an unlinked file arrives without a handle. */
+	if (ret != -ENOENT || !(of = open_file_find(fs, ino)))
+		return ret;
+	ret = cache_file_getattr(of->file, attr);
+	open_file_put(fs, of);
+	return ret;
+}
+
+static void reply_attr(fuse_req_t req, struct nearfs_fs *fs, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct origin_attr attr;
+	struct stat st;
+	int ret;
+
+	ret = get_attr(fs, ino, fi, &attr);
+	if (ret) {
+		reply_error(req, ret);
+		return;
+	}
+	attr_to_stat(fs, ino, &attr, &st);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static void nf_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	reply_attr(req, req_fs(req), ino, fi);
+}
+
+/* Translate the FUSE_SET_ATTR_* bits other than the size. */
+static unsigned setattr_fields(const struct stat *st, int to_set,
+			       struct origin_attr *attr)
+{
+	unsigned which = 0;
+
+	memset(attr, 0, sizeof(*attr));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		attr->mode = st->st_mode;
+		which |= ORIGIN_ATTR_MODE;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		attr->uid = st->st_uid;
+		which |= ORIGIN_ATTR_UID;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		attr->gid = st->st_gid;
+		which |= ORIGIN_ATTR_GID;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		clock_gettime(CLOCK_REALTIME, &attr->mtime);
+		which |= ORIGIN_ATTR_MTIME;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		attr->mtime = st->st_mtim;
+		which |= ORIGIN_ATTR_MTIME;
+	}
+	attr->valid = which;
+	return which;
+}
+
+/* Apply a setattr request; atime and ctime are not stored, so a request
+ * that sets only them just returns the attributes. */
+static int do_setattr(struct nearfs_fs *fs, fuse_ino_t ino,
+		      const struct stat *st, int to_set,
+		      struct fuse_file_info *fi)
+{
+	struct open_file *of = fi && fi->fh ? fi_file(fi) : NULL;
+	bool set_size = to_set & FUSE_SET_ATTR_SIZE;
+	struct origin_attr attr;
+	unsigned which;
+	char *path = NULL;
+	int ret;
+
+	which = setattr_fields(st, to_set, &attr);
+	if (!which && !set_size)
+		return 0;
+	if (fs->read_only)
+		return -EROFS;
+	if (set_size && of) {
+		ret = cache_file_truncate(of->file, (uint64_t)st->st_size);
+		if (ret)
+			return ret;
+		set_size = false;
+	}
+	if (!which && !set_size)
+		return 0;
+
+	ret = inode_path(fs->inodes, ino, &path);
+	if (ret)
+		return ret;
+	ret = cache_setattr(fs->cache, path, &attr, which, set_size,
+			    (uint64_t)st->st_size);
+	free(path);
+	return ret;
+}
+
+static void nf_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	int ret;
+
+	ret = do_setattr(fs, ino, attr, to_set, fi);
+	if (ret)
+		reply_error(req, ret);
+	else
+		reply_attr(req, fs, ino, fi);
+}
+
+static void nf_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	char target[PATH_MAX + 1];
+	char *path;
+	int ret;
+
+	ret = inode_path(fs->inodes, ino, &path);
+	if (ret)
+		goto out_reply;
+	ret = cache_readlink(fs->cache, path, target, sizeof(target) - 1);
+	free(path);
+	if (ret < 0)
+		goto out_reply;
+
+	/* Accept both conventions: a length, or 0 with a terminated
+	 * string. */
+	if (ret > 0)
+		target[ret] = '\0';
+	else
+		target[sizeof(target) - 1] = '\0';
+	fuse_reply_readlink(req, target);
+	return;
+
+out_reply:
+	reply_error(req, ret);
+}
+
+/* ---- namespace changes ---- */
+
+/* Path of a new entry, or an error when the mount is read-only. */
+static int new_entry_path(struct nearfs_fs *fs, fuse_ino_t parent,
+			  const char *name, char **path)
+{
+	if (fs->read_only)
+		return -EROFS;
+	return child_path(fs, parent, name, path);
+}
+
+static void nf_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char *path;
+	int ret;
+
+	ret = new_entry_path(fs, parent, name, &path);
+	if (ret)
+		goto out_reply;
+	ret = cache_mkdir(fs->cache, path, S_IFDIR | (mode & 07777),
+			  ctx->uid, ctx->gid);
+	if (ret == 0)
+		reply_new_entry(req, fs, path);
+	free(path);
+
+out_reply:
+	if (ret)
+		reply_error(req, ret);
+}
+
+static void nf_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct cache_file *file;
+	char *path;
+	int ret;
+
+	/* The origins store regular files, directories and symlinks only. */
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ret = new_entry_path(fs, parent, name, &path);
+	if (ret)
+		goto out_reply;
+	ret = cache_file_create(fs->cache, path, S_IFREG | (mode & 07777),
+				ctx->uid, ctx->gid, &file);
+	if (ret)
+		goto out_free;
+	ret = cache_file_commit(file);
+	cache_file_release(file);
+	if (ret == 0)
+		reply_new_entry(req, fs, path);
+
+out_free:
+	free(path);
+out_reply:
+	if (ret)
+		reply_error(req, ret);
+}
+
+static void nf_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	char *path;
+	int ret;
+
+	ret = new_entry_path(fs, parent, name, &path);
+	if (ret)
+		goto out_reply;
+	ret = cache_symlink(fs->cache, link, path);
+	if (ret == 0)
+		reply_new_entry(req, fs, path);
+	free(path);
+
+out_reply:
+	if (ret)
+		reply_error(req, ret);
+}
+
+static void remove_entry(fuse_req_t req, fuse_ino_t parent,
+			 const char *name, bool is_dir)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	char *path;
+	int ret;
+
+	ret = new_entry_path(fs, parent, name, &path);
+	if (ret)
+		goto out_reply;
+	if (is_dir)
+		ret = cache_rmdir(fs->cache, path);
+	else
+		ret = cache_unlink(fs->cache, path);
+	if (ret == 0)
+		inode_unlink(fs->inodes, path, is_dir);
+	free(path);
+
+out_reply:
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+static void nf_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, false);
+}
+
+static void nf_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, true);
+}
+
+static void nf_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	char *from = NULL, *to = NULL;
+	int ret;
+
+	ret = new_entry_path(fs, parent, name, &from);
+	if (ret)
+		goto out_reply;
+	ret = child_path(fs, newparent, newname, &to);
+	if (ret)
+		goto out_free;
+	ret = cache_rename(fs->cache, from, to, flags);
+	if (ret)
+		goto out_free;
+	ret = inode_rename(fs->inodes, from, to, flags & RENAME_EXCHANGE);
+	if (ret)
+		log_warn("rename of '%s' to '%s' succeeded, but the inode "
+			 "table could not follow it: %s; the old names stay "
+			 "cached until their inodes are forgotten", from, to,
+			 strerror(-ret));
+	ret = 0;
+
+out_free:
+	free(from);
+	free(to);
+out_reply:
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+static void nf_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	/* Neither S3 nor the directory origin stores hard links. */
+	fuse_reply_err(req, EPERM);
+}
+
+/* ---- files ---- */
+
+static bool is_write_open(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+/* Open path for fi->flags and store the handle in fi. */
+static int do_open(struct nearfs_fs *fs, fuse_ino_t ino, const char *path,
+		   struct fuse_file_info *fi)
+{
+	struct cache_file *file;
+	bool changed = false;
+	int ret;
+
+	ret = cache_file_open(fs->cache, path, fi->flags, &file, &changed);
+	if (ret)
+		return ret;
+	ret = open_file_new(fs, ino, file, (fi->flags & O_ACCMODE) != O_RDONLY,
+			    fi);
+	if (ret) {
+		cache_file_release(file);
+		return ret;
+	}
+	fi->keep_cache = !changed;
+	return 0;
+}
+
+static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	char *path;
+	int ret;
+
+	if (fs->read_only && is_write_open(fi->flags)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ret = inode_path(fs->inodes, ino, &path);
+	if (ret)
+		goto out_reply;
+	ret = do_open(fs, ino, path, fi);
+	free(path);
+	if (ret)
+		goto out_reply;
+	/* The kernel calls no release after a failed open reply. */
+	if (fuse_reply_open(req, fi) != 0)
+		open_file_free(fs, fi_file(fi));
+	return;
+
+out_reply:
+	reply_error(req, ret);
+}
+
+/* Create path, or open it when it exists and O_EXCL is not set (the
+ * kernel's negative entry may be older than the file).  The handle's inode
+ * number is set once the entry exists. */
+static int create_or_open(fuse_req_t req, struct nearfs_fs *fs,
+			  const char *path, mode_t mode,
+			  struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct origin_attr attr;
+	struct cache_file *file;
+	int ret;
+
+	ret = cache_getattr(fs->cache, path, &attr);
+	if (ret == 0) {
+		if (fi->flags & O_EXCL)
+			return -EEXIST;
+		if (S_ISDIR(attr.mode))
+			return -EISDIR;
+		return do_open(fs, 0, path, fi);
+	}
+	if (ret != -ENOENT)
+		return ret;
+
+	ret = cache_file_create(fs->cache, path, S_IFREG | (mode & 07777),
+				ctx->uid, ctx->gid, &file);
+	if (ret)
+		return ret;
+	/* A new file reaches the origin at flush even when opened
+	 * read-only. */
+	ret = open_file_new(fs, 0, file, true, fi);
+	if (ret)
+		cache_file_release(file);
+	return ret;
+}
+
+static void nf_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct origin_attr attr;
+	char *path;
+	int ret;
+
+	ret = new_entry_path(fs, parent, name, &path);
+	if (ret)
+		goto out_reply;
+	ret = create_or_open(req, fs, path, mode, fi);
+	if (ret)
+		goto out_free;
+	ret = cache_file_getattr(fi_file(fi)->file, &attr);
+	if (ret == 0)
+		ret = make_entry(fs, path, &attr, &e);
+	if (ret) {
+		open_file_free(fs, fi_file(fi));
+		goto out_free;
+	}
+	pthread_mutex_lock(&fs->open_lock);
+	fi_file(fi)->ino = e.ino;
+	pthread_mutex_unlock(&fs->open_lock);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		inode_forget(fs->inodes, e.ino, 1);
+		open_file_free(fs, fi_file(fi));
+	}
+
+out_free:
+	free(path);
+out_reply:
+	if (ret)
+		reply_error(req, ret);
+}
+
+static void nf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct open_file *of = fi_file(fi);
+	size_t done = 0;
+	ssize_t n = 0;
+	char *buf;
+
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* The kernel takes a short read as end of file, so fill the
+	 * buffer unless the engine reports the end. */
+	while (done < size) {
+		n = cache_file_read(of->file, buf + done, size - done,
+				    (uint64_t)off + done);
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	if (n < 0 && done == 0)
+		reply_error(req, (int)n);
+	else
+		fuse_reply_buf(req, buf, done);
+	free(buf);
+}
+
+static void nf_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	n = cache_file_write(fi_file(fi)->file, buf, size, (uint64_t)off);
+	if (n < 0)
+		reply_error(req, (int)n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static int commit_file(struct open_file *of)
+{
+	return of->commit ? cache_file_commit(of->file) : 0;
+}
+
+static void nf_flush(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	int ret = commit_file(fi_file(fi));
+
+	fuse_reply_err(req, -ret);
+}
+
+static void nf_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	int ret = commit_file(fi_file(fi));
+
+	fuse_reply_err(req, -ret);
+}
+
+static void nf_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct open_file *of = fi_file(fi);
+	int ret;
+
+	/*
+	 * Writes through a shared mapping can arrive after the last flush.
+	 * The engine's commit does nothing for a file without new writes,
+	 * so committing again here costs nothing in the usual case.
+	 */
+	ret = commit_file(of);
+	if (ret)
+		log_err("commit at release of inode %llu failed: %s; the "
+			"last writes may not be on the origin",
+			(unsigned long long)ino, strerror(-ret));
+	open_file_free(req_fs(req), of);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- directories ---- */
+
+static int dir_collect(void *arg, const char *name,
+		       const struct origin_attr *attr)
+{
+	struct dir_handle *dh = arg;
+	struct dir_entry *entry;
+
+	if (dh->count == dh->cap) {
+		size_t cap = dh->cap * 2;
+		struct dir_entry *bigger;
+
+		bigger = realloc(dh->entries, cap * sizeof(*bigger));
+		if (!bigger)
+			return -ENOMEM;
+		dh->entries = bigger;
+		dh->cap = cap;
+	}
+	entry = &dh->entries[dh->count];
+	entry->name = strdup(name);
+	if (!entry->name)
+		return -ENOMEM;
+	entry->attr = *attr;
+	dh->count++;
+	return 0;
+}
+
+static void dir_clear(struct dir_handle *dh)
+{
+	for (size_t i = 0; i < dh->count; i++)
+		free(dh->entries[i].name);
+	dh->count = 0;
+}
+
+/* Read the listing into dh: ".", "..", then the engine's entries. */
+static int dir_load(struct nearfs_fs *fs, struct dir_handle *dh)
+{
+	struct origin_attr dot = { .mode = S_IFDIR | 0755 };
+	int ret;
+
+	dir_clear(dh);
+	if (dir_collect(dh, ".", &dot) || dir_collect(dh, "..", &dot))
+		return -ENOMEM;
+	ret = cache_readdir(fs->cache, dh->path, dir_collect, dh);
+	dh->served = false;
+	return ret;
+}
+
+static void dir_handle_free(struct dir_handle *dh)
+{
+	if (!dh)
+		return;
+	dir_clear(dh);
+	free(dh->entries);
+	free(dh->path);
+	pthread_mutex_destroy(&dh->lock);
+	free(dh);
+}
+
+static int dir_handle_new(struct nearfs_fs *fs, fuse_ino_t ino,
+			  struct dir_handle **out)
+{
+	struct dir_handle *dh = calloc(1, sizeof(*dh));
+	int ret = -ENOMEM;
+
+	if (!dh)
+		return -ENOMEM;
+	pthread_mutex_init(&dh->lock, NULL);
+	dh->ino = ino;
+	dh->cap = 16;
+	dh->entries = malloc(dh->cap * sizeof(*dh->entries));
+	if (!dh->entries)
+		goto out_free;
+	ret = inode_path(fs->inodes, ino, &dh->path);
+	if (ret)
+		goto out_free;
+	ret = dir_load(fs, dh);
+	if (ret)
+		goto out_free;
+	*out = dh;
+	return 0;
+
+out_free:
+	dir_handle_free(dh);
+	return ret;
+}
+
+static void nf_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct dir_handle *dh;
+	int ret;
+
+	ret = dir_handle_new(req_fs(req), ino, &dh);
+	if (ret) {
+		reply_error(req, ret);
+		return;
+	}
+	fi->fh = (uintptr_t)dh;
+	if (fuse_reply_open(req, fi) != 0)
+		dir_handle_free(dh);
+}
+
+/* References taken for one readdirplus reply, given back if the reply
+ * fails. */
+struct plus_refs {
+	uint64_t *inos;
+	size_t count;
+};
+
+/* Add entry i to buf for readdir; returns the bytes it needs, which the
+ * caller compares with the room left. */
+static size_t add_plain(fuse_req_t req, struct nearfs_fs *fs,
+			struct dir_handle *dh, size_t i, char *buf,
+			size_t room)
+{
+	const struct dir_entry *entry = &dh->entries[i];
+	struct stat st = { .st_mode = entry->attr.mode & S_IFMT };
+	char *path;
+
+	st.st_ino = i < 2 ? dh->ino : UNKNOWN_INO;
+	if (i >= 2 && join_path(dh->path, entry->name, &path) == 0) {
+		uint64_t ino = inode_find(fs->inodes, path);
+
+		if (ino)
+			st.st_ino = ino;
+		free(path);
+	}
+	return fuse_add_direntry(req, buf, room, entry->name, &st,
+				 (off_t)i + 1);
+}
+
+/* Add entry i to buf for readdirplus, taking a reference on it when it
+ * fits.  Returns the bytes it needs, or 0 when it could not be made. */
+static size_t add_plus(fuse_req_t req, struct nearfs_fs *fs,
+		       struct dir_handle *dh, size_t i, char *buf,
+		       size_t room, struct plus_refs *refs)
+{
+	const struct dir_entry *entry = &dh->entries[i];
+	struct fuse_entry_param e;
+	char *path;
+	size_t need;
+
+	if (i < 2) {
+		/* The kernel takes no reference on "." and "..". */
+		memset(&e, 0, sizeof(e));
+		e.attr.st_ino = dh->ino;
+		e.attr.st_mode = S_IFDIR;
+		return fuse_add_direntry_plus(req, buf, room, entry->name, &e,
+					      (off_t)i + 1);
+	}
+	if (join_path(dh->path, entry->name, &path))
+		return 0;
+	if (make_entry(fs, path, &entry->attr, &e)) {
+		free(path);
+		return 0;
+	}
+	free(path);
+	need = fuse_add_direntry_plus(req, buf, room, entry->name, &e,
+				      (off_t)i + 1);
+	if (need > room)
+		inode_forget(fs->inodes, e.ino, 1);
+	else
+		refs->inos[refs->count++] = e.ino;
+	return need;
+}
+
+/* Fill buf with the entries from offset off on; the caller holds dh->lock.
+ * Returns the bytes used. */
+static size_t dir_fill(fuse_req_t req, struct nearfs_fs *fs,
+		       struct dir_handle *dh, char *buf, size_t size,
+		       off_t off, struct plus_refs *refs)
+{
+	size_t pos = 0;
+
+	for (size_t i = (size_t)off; i < dh->count; i++) {
+		size_t need;
+
+		if (refs)
+			need = add_plus(req, fs, dh, i, buf + pos, size - pos,
+					refs);
+		else
+			need = add_plain(req, fs, dh, i, buf + pos,
+					 size - pos);
+		if (need == 0 || need > size - pos)
+			break;
+		pos += need;
+	}
+	return pos;
+}
+
+static void read_dir(fuse_req_t req, size_t size, off_t off,
+		     struct fuse_file_info *fi, bool plus)
+{
+	struct nearfs_fs *fs = req_fs(req);
+	struct dir_handle *dh = fi_dir(fi);
+	struct plus_refs refs = { 0 };
+	size_t len = 0;
+	int ret = 0;
+	char *buf;
+
+	buf = malloc(size);
+	/* A readdirplus entry takes at least 152 bytes. */
+	refs.inos = malloc((size / 152 + 1) * sizeof(*refs.inos));
+	if (!buf || !refs.inos) {
+		ret = -ENOMEM;
+		goto out_reply;
+	}
+
+	pthread_mutex_lock(&dh->lock);
+	/* rewinddir(3): list again so that the reader sees changes. */
+	if (off == 0 && dh->served)
+		ret = dir_load(fs, dh);
+	if (off > 0)
+		dh->served = true;
+	if (ret == 0)
+		len = dir_fill(req, fs, dh, buf, size, off < 0 ? 0 : off,
+			       plus ? &refs : NULL);
+	/* Unlock before the reply: once the kernel has it, a releasedir
+	 * may free dh on another thread. */
+	pthread_mutex_unlock(&dh->lock);
+
+out_reply:
+	if (ret) {
+		reply_error(req, ret);
+	} else if (fuse_reply_buf(req, buf, len) != 0) {
+		for (size_t i = 0; i < refs.count; i++)
+			inode_forget(fs->inodes, refs.inos[i], 1);
+	}
+	free(refs.inos);
+	free(buf);
+}
+
+static void nf_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	read_dir(req, size, off, fi, false);
+}
+
+static void nf_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	read_dir(req, size, off, fi, true);
+}
+
+static void nf_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	dir_handle_free(fi_dir(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void nf_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	/* Directory changes reach the origin when they are made. */
+	fuse_reply_err(req, 0);
+}
+
+static void nf_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+	int ret;
+
+	memset(&st, 0, sizeof(st));
+	ret = cache_statfs(req_fs(req)->cache, &st);
+	if (ret)
+		reply_error(req, ret);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+/* ---- extended attributes ---- */
+
+static void reply_xattr_value(fuse_req_t req, const char *value,
+			      size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
+static void nf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct nearfs_fs *fs = req_fs(req);
+
+	if (ino != FUSE_ROOT_ID || !fs->ctl_path ||
+	    strcmp(name, CTL_XATTR) != 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	reply_xattr_value(req, fs->ctl_path, strlen(fs->ctl_path), size);
+}
+
+static void nf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct nearfs_fs *fs = req_fs(req);
+
+	if (ino != FUSE_ROOT_ID || !fs->ctl_path)
+		reply_xattr_value(req, "", 0, size);
+	else
+		reply_xattr_value(req, CTL_XATTR, sizeof(CTL_XATTR), size);
+}
+
+static void nf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, ENOTSUP);
+}
+
+static void nf_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, ENOTSUP);
+}
+
+const struct fuse_lowlevel_ops nearfs_fuse_ops = {
+	.init = nf_init,
+	.lookup = nf_lookup,
+	.forget = nf_forget,
+	.forget_multi = nf_forget_multi,
+	.getattr = nf_getattr,
+	.setattr = nf_setattr,
+	.readlink = nf_readlink,
+	.mknod = nf_mknod,
+	.mkdir = nf_mkdir,
+	.unlink = nf_unlink,
+	.rmdir = nf_rmdir,
+	.symlink = nf_symlink,
+	.rename = nf_rename,
+	.link = nf_link,
+	.open = nf_open,
+	.read = nf_read,
+	.write = nf_write,
+	.flush = nf_flush,
+	.release = nf_release,
+	.fsync = nf_fsync,
+	.opendir = nf_opendir,
+	.readdir = nf_readdir,
+	.readdirplus = nf_readdirplus,
+	.releasedir = nf_releasedir,
+	.fsyncdir = nf_fsyncdir,
+	.statfs = nf_statfs,
+	.setxattr = nf_setxattr,
+	.getxattr = nf_getxattr,
+	.listxattr = nf_listxattr,
+	.removexattr = nf_removexattr,
+	.create = nf_create,
+};
+
+/* ---- state ---- */
+
+void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
+			 int umask)
+{
+	if (uid >= 0) {
+		fs->uid = uid;
+		fs->force_uid = true;
+	}
+	if (gid >= 0) {
+		fs->gid = gid;
+		fs->force_gid = true;
+	}
+	if (umask >= 0)
+		fs->umask = umask;
+}
+
+int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
+{
+	const struct cache_config *cfg = cache_config(c);
+	struct nearfs_fs *fs = calloc(1, sizeof(*fs));
+	int ret;
+
+	if (!fs)
+		return -ENOMEM;
+	ret = inode_table_new(&fs->inodes);
+	if (ret) {
+		free(fs);
+		return ret;
+	}
+	fs->cache = c;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	clock_gettime(CLOCK_REALTIME, &fs->mounted);
+	fs->attr_timeout = (double)cfg->attr_ttl_ms / 1000.0;
+	fs->neg_timeout = (double)cfg->neg_ttl_ms / 1000.0;
+	fs->read_only = cfg->read_only;
+	pthread_mutex_init(&fs->open_lock, NULL);
+	pthread_mutex_init(&fs->inval_lock, NULL);
+	pthread_cond_init(&fs->inval_cond, NULL);
+	fs->inval_tail = &fs->inval_head;
+	cache_set_invalidate(c, on_invalidate, fs);
+	*out = fs;
+	return 0;
+}
+
+int nearfs_fs_start(struct nearfs_fs *fs, struct fuse_session *se)
+{
+	int ret;
+
+	fs->se = se;
+	ret = pthread_create(&fs->notifier, NULL, notifier_main, fs);
+	if (ret)
+		return -ret;
+	fs->notifier_running = true;
+	return 0;
+}
+
+int nearfs_fs_set_ctl_path(struct nearfs_fs *fs, const char *path)
+{
+	char *copy = strdup(path);
+
+	if (!copy)
+		return -ENOMEM;
+	free(fs->ctl_path);
+	fs->ctl_path = copy;
+	return 0;
+}
+
+void nearfs_fs_stop(struct nearfs_fs *fs)
+{
+	struct inval_item *item;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	fs->stopping = true;
+	pthread_cond_broadcast(&fs->inval_cond);
+	while ((item = inval_pop(fs)))
+		free(item);
+	pthread_mutex_unlock(&fs->inval_lock);
+
+	if (fs->notifier_running) {
+		pthread_join(fs->notifier, NULL);
+		fs->notifier_running = false;
+	}
+}
+
+void nearfs_fs_free(struct nearfs_fs *fs)
+{
+	if (!fs)
+		return;
+	nearfs_fs_stop(fs);
+	inode_table_free(fs->inodes);
+	pthread_cond_destroy(&fs->inval_cond);
+	pthread_mutex_destroy(&fs->inval_lock);
+	pthread_mutex_destroy(&fs->open_lock);
+	free(fs->ctl_path);
+	free(fs);
+}

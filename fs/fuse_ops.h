@@ -1,0 +1,60 @@
+/*
+ * fuse_ops.h - the FUSE low-level operations over the caching engine.
+ *
+ * A struct nearfs_fs joins the engine, the inode table and the FUSE
+ * session.  Its operations table is given to fuse_session_new() with the
+ * nearfs_fs as userdata.  Requests may run on many threads at once.
+ */
+#ifndef NEARFS_FUSE_OPS_H
+#define NEARFS_FUSE_OPS_H
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 312	/* the libfuse 3.12 API */
+#endif
+
+#include <fuse_lowlevel.h>
+
+#include "cache.h"
+
+struct nearfs_fs;
+
+extern const struct fuse_lowlevel_ops nearfs_fuse_ops;
+
+/*
+ * Create the filesystem state over c (which stays owned by the caller and
+ * must outlive the state) and register its invalidation callback with the
+ * engine.  Files are shown with the daemon's uid and gid when the origin
+ * stores none.  -ENOMEM.
+ */
+int nearfs_fs_new(struct cache *c, struct nearfs_fs **out);
+
+/* Apply uid=, gid= and umask= (each -1 when not given): the owner and
+ * group shown for every file, and the mode bits cleared from it. */
+void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
+			 int umask);
+
+/*
+ * Start the thread that turns engine invalidations into kernel
+ * notifications on se.  Call it once, after fuse_session_mount() and in
+ * the process that runs the session loop.  Returns 0, or -errno from
+ * pthread_create().
+ */
+int nearfs_fs_start(struct nearfs_fs *fs, struct fuse_session *se);
+
+/* Set the path that the root's "user.nearfs.ctl" attribute returns; the
+ * string is copied.  Call before the session loop starts.  -ENOMEM. */
+int nearfs_fs_set_ctl_path(struct nearfs_fs *fs, const char *path);
+
+/*
+ * Stop the notification thread.  Invalidations that arrive later are
+ * dropped.  Call after the session loop returned and before the session
+ * is destroyed.
+ */
+void nearfs_fs_stop(struct nearfs_fs *fs);
+
+/* Stop the thread if it still runs and free the state.  The engine may
+ * call the invalidation callback until cache_close(), so call this after
+ * it. */
+void nearfs_fs_free(struct nearfs_fs *fs);
+
+#endif

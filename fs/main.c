@@ -1,0 +1,350 @@
+/* main.c - the nearfs daemon: parse options, open the cache, serve FUSE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "ctl.h"
+#include "fuse_ops.h"
+#include "log.h"
+#include "options.h"
+
+/* Exit statuses. */
+enum {
+	EXIT_OK = 0,
+	/* Invalid options; also a FUSE loop that failed after mounting. */
+	EXIT_USAGE = 1,
+	/* The origin could not be created or failed its check. */
+	EXIT_ORIGIN = 2,
+	EXIT_CACHE = 3,		/* cache_open() failed */
+	EXIT_MOUNT = 4,		/* the FUSE session or mount failed */
+};
+
+/* Idle worker threads the FUSE loop keeps. */
+#define IDLE_THREADS 10
+
+/* Everything the daemon builds, torn down in reverse order. */
+struct daemon {
+	const struct nearfs_options *opts;
+	struct cache *cache;
+	struct nearfs_fs *fs;
+	struct fuse_session *se;
+	bool signals_set;
+	bool mounted;
+	struct ctl_server *ctl;
+	struct ctl_info ctl_info;
+	int ready_fd;		/* pipe to the waiting parent, or -1 */
+};
+
+/*
+ * Background mode forks before anything else is built: the engine may run
+ * threads, which fork() would not carry over, and the parent must be able
+ * to exit with the status of a failed start.  The parent waits for one
+ * status byte on a pipe and exits with it.
+ */
+static int daemon_fork(int *ready_fd)
+{
+	int fds[2];
+	unsigned char status;
+	int wstatus;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		fprintf(stderr, "nearfs: cannot create a pipe: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "nearfs: cannot fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		setsid();
+		*ready_fd = fds[1];
+		return 0;
+	}
+
+	close(fds[1]);
+	do
+		n = read(fds[0], &status, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		_exit(status);
+	/* The child ended without sending a status. */
+	if (waitpid(pid, &wstatus, 0) == pid && WIFEXITED(wstatus) &&
+	    WEXITSTATUS(wstatus) != EXIT_OK)
+		_exit(WEXITSTATUS(wstatus));
+	fprintf(stderr, "nearfs: the daemon process ended during start\n");
+	_exit(EXIT_MOUNT);
+}
+
+/* Tell the parent how the start went and, on success, detach from the
+ * terminal: logs go to syslog, stdio to /dev/null. */
+static void daemon_ready(struct daemon *d, unsigned char status)
+{
+	int null_fd;
+
+	if (d->ready_fd < 0)
+		return;
+	if (status == EXIT_OK) {
+		log_use_syslog(true);
+		if (chdir("/") != 0)
+			log_warn("cannot change to /: %s", strerror(errno));
+		null_fd = open("/dev/null", O_RDWR);
+		if (null_fd >= 0) {
+			dup2(null_fd, STDIN_FILENO);
+			dup2(null_fd, STDOUT_FILENO);
+			dup2(null_fd, STDERR_FILENO);
+			if (null_fd > STDERR_FILENO)
+				close(null_fd);
+		}
+	}
+	while (write(d->ready_fd, &status, 1) < 0 && errno == EINTR)
+		;
+	close(d->ready_fd);
+	d->ready_fd = -1;
+}
+
+static int origin_create(const struct nearfs_options *opts,
+			 struct origin **origin)
+{
+	char err[512] = "";
+	int ret;
+
+	if (opts->is_s3)
+		ret = origin_s3_new(&opts->s3, origin, err, sizeof(err));
+	else
+		ret = origin_dir_new(opts->dir, origin, err, sizeof(err));
+	if (ret) {
+		log_err("%s", err[0] ? err : strerror(-ret));
+		return EXIT_ORIGIN;
+	}
+
+	ret = (*origin)->ops->check(*origin, err, sizeof(err));
+	if (ret) {
+		log_err("%s", err[0] ? err : strerror(-ret));
+		origin_free(*origin);
+		*origin = NULL;
+		return EXIT_ORIGIN;
+	}
+	return EXIT_OK;
+}
+
+static int cache_start(struct daemon *d)
+{
+	struct origin *origin;
+	char err[512] = "";
+	int status, ret;
+
+	status = origin_create(d->opts, &origin);
+	if (status)
+		return status;
+	/* cache_open() owns origin from here on, failure included. */
+	ret = cache_open(&d->opts->cache, origin, &d->cache, err,
+			 sizeof(err));
+	if (ret) {
+		log_err("%s", err[0] ? err : strerror(-ret));
+		return EXIT_CACHE;
+	}
+	ret = nearfs_fs_new(d->cache, &d->fs);
+	if (ret) {
+		log_err("cannot set up the filesystem: %s", strerror(-ret));
+		return EXIT_CACHE;
+	}
+	nearfs_fs_set_owner(d->fs, d->opts->owner_uid, d->opts->owner_gid,
+			    d->opts->umask);
+	return EXIT_OK;
+}
+
+/* The FUSE arguments: the ones options passed through, plus "ro" for a
+ * read-only cache so that the kernel rejects writes early. */
+static int fuse_args_build(const struct nearfs_options *opts,
+			   struct fuse_args *args)
+{
+	for (int i = 0; i < opts->fuse_argc; i++)
+		if (fuse_opt_add_arg(args, opts->fuse_argv[i]) != 0)
+			return -1;
+	if (args->argc == 0 && fuse_opt_add_arg(args, "nearfs") != 0)
+		return -1;
+	if (opts->cache.read_only && fuse_opt_add_arg(args, "-oro") != 0)
+		return -1;
+	return 0;
+}
+
+static int session_mount(struct daemon *d)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	int status = EXIT_MOUNT;
+
+	if (fuse_args_build(d->opts, &args) != 0) {
+		log_err("cannot build the FUSE arguments: out of memory");
+		goto out_free;
+	}
+	d->se = fuse_session_new(&args, &nearfs_fuse_ops,
+				 sizeof(nearfs_fuse_ops), d->fs);
+	if (!d->se) {
+		/* libfuse printed the reason (an unknown option, ...). */
+		log_err("cannot create the FUSE session");
+		goto out_free;
+	}
+	if (fuse_set_signal_handlers(d->se) != 0) {
+		log_err("cannot install the signal handlers");
+		goto out_free;
+	}
+	d->signals_set = true;
+	if (fuse_session_mount(d->se, d->opts->mountpoint) != 0) {
+		log_err("cannot mount on %s (see the FUSE message above)",
+			d->opts->mountpoint);
+		goto out_free;
+	}
+	d->mounted = true;
+	status = EXIT_OK;
+
+out_free:
+	fuse_opt_free_args(&args);
+	return status;
+}
+
+static int services_start(struct daemon *d)
+{
+	char err[512] = "";
+	int ret;
+
+	ret = nearfs_fs_start(d->fs, d->se);
+	if (ret) {
+		log_err("cannot start the invalidation thread: %s",
+			strerror(-ret));
+		return EXIT_MOUNT;
+	}
+	d->ctl_info.cache = d->cache;
+	d->ctl_info.origin = cache_origin(d->cache)->name;
+	d->ctl_info.mountpoint = d->opts->mountpoint;
+	ret = ctl_start(&d->ctl_info, &d->ctl, err, sizeof(err));
+	if (ret) {
+		log_err("%s", err);
+		return EXIT_MOUNT;
+	}
+	ret = nearfs_fs_set_ctl_path(d->fs, ctl_socket_path(d->ctl));
+	if (ret) {
+		log_err("cannot store the control socket path: %s",
+			strerror(-ret));
+		return EXIT_MOUNT;
+	}
+	return EXIT_OK;
+}
+
+static const char *write_mode_name(enum write_mode mode)
+{
+	switch (mode) {
+	case WRITE_THROUGH:
+		return "write-through";
+	case WRITE_BACK:
+		return "write-back";
+	case WRITE_AROUND:
+		return "write-around";
+	}
+	return "unknown";
+}
+
+static int session_run(struct daemon *d)
+{
+	struct fuse_loop_config *cfg;
+	int ret;
+
+	cfg = fuse_loop_cfg_create();
+	if (!cfg) {
+		log_err("cannot create the FUSE loop configuration");
+		return EXIT_MOUNT;
+	}
+	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	fuse_loop_cfg_set_idle_threads(cfg, IDLE_THREADS);
+	ret = fuse_session_loop_mt(d->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	/* A positive value is the signal that ended the loop. */
+	if (ret < 0) {
+		log_err("the FUSE loop of %s failed: %s", d->opts->mountpoint,
+			strerror(-ret));
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static void daemon_teardown(struct daemon *d)
+{
+	if (d->fs)
+		nearfs_fs_stop(d->fs);
+	if (d->mounted)
+		fuse_session_unmount(d->se);
+	if (d->signals_set)
+		fuse_remove_signal_handlers(d->se);
+	if (d->se)
+		fuse_session_destroy(d->se);
+	ctl_stop(d->ctl);
+	if (d->cache)
+		cache_close(d->cache);
+	nearfs_fs_free(d->fs);
+}
+
+static int daemon_run(const struct nearfs_options *opts)
+{
+	struct daemon d = { .opts = opts, .ready_fd = -1 };
+	int status;
+
+	if (!opts->foreground && daemon_fork(&d.ready_fd) != 0)
+		return EXIT_MOUNT;
+	status = cache_start(&d);
+	if (status == EXIT_OK)
+		status = session_mount(&d);
+	if (status == EXIT_OK)
+		status = services_start(&d);
+	daemon_ready(&d, (unsigned char)status);
+	if (status != EXIT_OK)
+		goto out_teardown;
+
+	log_info("mounted %s on %s (cache %s, %s, pid %ld)",
+		 cache_origin(d.cache)->name, opts->mountpoint,
+		 cache_path(d.cache), write_mode_name(opts->cache.write_mode),
+		 (long)getpid());
+	status = session_run(&d);
+	log_info("unmounting %s", opts->mountpoint);
+
+out_teardown:
+	daemon_teardown(&d);
+	if (status == EXIT_OK)
+		log_info("stopped: %s is unmounted", opts->mountpoint);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct nearfs_options opts;
+	char err[512] = "";
+	int status;
+
+	memset(&opts, 0, sizeof(opts));
+	if (options_parse(argc, argv, &opts, err, sizeof(err)) != 0) {
+		fprintf(stderr, "nearfs: %s\n", err);
+		options_free(&opts);
+		return EXIT_USAGE;
+	}
+	if (opts.show_help) {
+		options_print_help(argv[0]);
+		status = EXIT_OK;
+	} else if (opts.show_version) {
+		printf("nearfs %s (libfuse %s)\n", NEARFS_VERSION,
+		       fuse_pkgversion());
+		status = EXIT_OK;
+	} else {
+		log_max_level = opts.log_level;
+		status = daemon_run(&opts);
+	}
+	options_free(&opts);
+	return status;
+}
