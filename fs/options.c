@@ -43,6 +43,8 @@ struct parse_state {
 	struct fuse_opts fuse;
 	const char *positional[2];
 	int npositional;
+	bool allow_other;	/* allow_other given */
+	bool permissions_set;	/* default_permissions or its negation */
 	char *err;
 	size_t errlen;
 };
@@ -501,9 +503,18 @@ static int apply_option(struct parse_state *ps, const char *opt)
 			     opt, len, NULL)) ||
 	    strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0)
 		return 0;
+	if (strcmp(opt, "nodefault_permissions") == 0) {
+		ps->permissions_set = true;
+		return 0;
+	}
 	if (list_has(fuse_passthrough, ARRAY_LEN(fuse_passthrough), opt, len,
-		     &takes_value))
+		     &takes_value)) {
+		if (strcmp(opt, "allow_other") == 0)
+			ps->allow_other = true;
+		if (strcmp(opt, "default_permissions") == 0)
+			ps->permissions_set = true;
 		return apply_fuse_option(ps, opt, len, value, takes_value);
+	}
 	return fail(ps, "unknown option '%.*s'; " SEE_HELP, (int)len, opt);
 }
 
@@ -903,6 +914,10 @@ static int build_fuse_argv(struct parse_state *ps, const char *argv0)
 	char **argv = calloc(4, sizeof(*argv));
 	int argc = 0;
 
+	/* Other users see the files: let the kernel check the modes. */
+	if (ps->allow_other && !ps->permissions_set &&
+	    fuse_opts_add(ps, "default_permissions") < 0)
+		return -1;
 	if (!argv)
 		return fail(ps, "out of memory");
 	opts->fuse_argv = argv;
@@ -1049,6 +1064,9 @@ void options_print_help(const char *argv0)
 	       "seconds.\n\n");
 	print_list("FUSE options, passed to libfuse (see mount.fuse3(8)):",
 		   fuse_passthrough, ARRAY_LEN(fuse_passthrough));
+	printf("allow_other turns on default_permissions, so that the kernel "
+	       "checks file\nmodes for other users; nodefault_permissions "
+	       "keeps it off.\n\n");
 	print_list("Ignored, as given by fstab and mount(8) (also x-* and "
 		   "comment=):", ignored_options, ARRAY_LEN(ignored_options));
 }

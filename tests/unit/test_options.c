@@ -411,6 +411,17 @@ static void test_fuse_passthrough(void **state)
 	assert_true(opts.cache.read_only);
 }
 
+static void test_allow_other_adds_permissions(void **state)
+{
+	assert_int_equal(parse_opt("allow_other"), 0);
+	assert_string_equal(opts.fuse_argv[2],
+			    "allow_other,default_permissions");
+	assert_int_equal(parse_opt("allow_other,nodefault_permissions"), 0);
+	assert_string_equal(opts.fuse_argv[2], "allow_other");
+	assert_int_equal(parse_opt("fsname=x"), 0);
+	assert_string_equal(opts.fuse_argv[2], "fsname=x");
+}
+
 static void test_fuse_mount_flags(void **state)
 {
 	static const char *const cases[] = {
@@ -447,7 +458,8 @@ static void test_fstab_argument_order(void **state)
 	assert_string_equal(opts.dir, origin_dir);
 	assert_string_equal(opts.mountpoint, mnt_dir);
 	assert_int_equal(opts.cache.size_max, GIB);
-	assert_string_equal(opts.fuse_argv[2], "allow_other");
+	assert_string_equal(opts.fuse_argv[2],
+			    "allow_other,default_permissions");
 
 	assert_int_equal(parse("-o", cache_opt, "--", origin_dir, mnt_dir,
 			       NULL), 0);
@@ -747,6 +759,7 @@ int main(void)
 		TEST(test_flags),
 		TEST(test_help_and_version),
 		TEST(test_fuse_passthrough),
+		TEST(test_allow_other_adds_permissions),
 		TEST(test_fuse_mount_flags),
 		TEST(test_fstab_options_ignored),
 		TEST(test_fstab_argument_order),
