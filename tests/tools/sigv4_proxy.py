@@ -261,14 +261,14 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def send_slowdown(self):
-        """Drain the request body and respond 503 SlowDown."""
+    def send_s3_error(self, status, reason, code, message):
+        """Drain the request body and respond with an S3 <Error>."""
         for _ in self.read_body_chunks():
             pass
-        body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
-                b"<Code>SlowDown</Code><Message>Please reduce your"
-                b" request rate.</Message></Error>")
-        self.send_response(503, "Slow Down")
+        body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
+                f"<Code>{code}</Code><Message>{message}</Message>"
+                "</Error>").encode()
+        self.send_response(status, reason)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -289,7 +289,14 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
                             self.headers)
         if self.server.stats.take_fault("slowdowns"):
             self.record(kind, mismatch)
-            self.send_slowdown()
+            self.send_s3_error(503, "Slow Down", "SlowDown",
+                               "Please reduce your request rate.")
+            return
+        if mismatch and args.reject:
+            self.record(kind, mismatch)
+            self.send_s3_error(403, "Forbidden", "SignatureDoesNotMatch",
+                               "The request signature we calculated does"
+                               " not match the signature you provided.")
             return
         if self.server.stats.take_fault("stalls"):
             self.record(kind, mismatch)
@@ -345,6 +352,9 @@ def main():
     parser.add_argument("--stall", type=int, default=0, metavar="N",
                         help="leave the first N requests without a"
                              f" response for {STALL_SECONDS} s")
+    parser.add_argument("--reject", action="store_true",
+                        help="answer 403 SignatureDoesNotMatch to a badly"
+                             " signed request, as S3 does")
     parser.add_argument("--verbose", action="store_true",
                         help="log every request to stderr")
     args = parser.parse_args()

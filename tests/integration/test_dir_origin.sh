@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# test_dir_origin.sh - a directory as the origin: reads, a second read
+# served locally, a change behind the mount seen after ttl, and writes
+# that land in the origin directory.
+. "$(dirname "$0")/../lib.sh"
+
+CHUNK=$(mib 1)
+ORIGIN=$WORK/origin
+MNT=$WORK/mnt
+OUT=$WORK/out
+mkdir -p "$ORIGIN/tree/sub" "$OUT"
+random_file "$ORIGIN/big.bin" $(($(mib 9) + 4097))
+random_file "$ORIGIN/mid.bin" $(($(mib 3) - 1))
+echo "text in a tree" >"$ORIGIN/tree/a.txt"
+seq 1 30000 >"$ORIGIN/tree/sub/numbers.txt"
+ln -s a.txt "$ORIGIN/tree/link"
+chmod 600 "$ORIGIN/mid.bin"
+# A pristine copy to compare with, because the origin changes later.
+cp -a "$ORIGIN" "$WORK/expected"
+
+mount_nearfs "$ORIGIN" "$MNT" \
+	"chunk_size=1M,cache_size=1G,ttl=2s,attr_ttl=1s,dir_ttl=1s"
+
+check "listing, sizes, modes and a symlink"
+assert_eq "big.bin mid.bin tree" "$(ls "$MNT" | xargs)" "ls of the root"
+assert_eq "$(stat -c %s "$ORIGIN/big.bin")" "$(stat -c %s "$MNT/big.bin")" \
+	"size of big.bin"
+assert_eq 600 "$(stat -c %a "$MNT/mid.bin")" "mode of mid.bin"
+assert_eq a.txt "$(readlink "$MNT/tree/link")" "target of tree/link"
+
+check "dd at odd offsets, cold"
+dd_cases=("4096 255 3" "1 1048573 7" "1 12345 777" "65536 7 40"
+	"1000000 3 2")
+for spec in "${dd_cases[@]}"; do
+	read -r bs skip count <<<"$spec"
+	dd if="$ORIGIN/big.bin" of="$OUT/dd.expected" bs="$bs" skip="$skip" \
+		count="$count" status=none
+	dd if="$MNT/big.bin" of="$OUT/dd.actual" bs="$bs" skip="$skip" \
+		count="$count" status=none
+	assert_same_file "$OUT/dd.expected" "$OUT/dd.actual" \
+		"dd bs=$bs skip=$skip count=$count of big.bin"
+done
+
+check "full reads, tar and sha256sum"
+cat "$MNT/big.bin" >"$OUT/big.bin"
+assert_same_file "$ORIGIN/big.bin" "$OUT/big.bin" "cat of big.bin"
+cp "$MNT/mid.bin" "$OUT/mid.bin"
+assert_same_file "$ORIGIN/mid.bin" "$OUT/mid.bin" "cp of mid.bin"
+tar -C "$ORIGIN" -cf - tree | tar -tvf - | sort >"$OUT/tar.expected"
+tar -C "$MNT" -cf - tree | tar -tvf - | sort >"$OUT/tar.actual"
+diff "$OUT/tar.expected" "$OUT/tar.actual" ||
+	fail "tar -tv listing of tree (names, modes, sizes, mtimes) differs"
+log "ok: tar -tv listing of tree equal"
+(cd "$ORIGIN" && find . -type f | sort | xargs sha256sum) >"$OUT/sums"
+(cd "$MNT" && sha256sum -c --quiet "$OUT/sums") ||
+	fail "sha256sum -c over the mount reported mismatches"
+log "ok: sha256 of every file equal"
+gets=$(stat_field "$MNT" requests.GET)
+assert_num "$gets" -gt 0 "requests.GET (origin reads) of the first pass"
+misses=$(stat_field "$MNT" misses)
+size_sum=$(($(stat -c %s "$ORIGIN/big.bin") + $(stat -c %s "$ORIGIN/mid.bin")))
+
+check "second read is local"
+mapfile -d '' mounted_files < <(find "$MNT" -type f -print0)
+drop_page_cache "${mounted_files[@]}"
+from_cache=$(stat_field "$MNT" bytes_from_cache)
+(cd "$MNT" && sha256sum -c --quiet "$OUT/sums") ||
+	fail "second sha256sum -c over the mount reported mismatches"
+assert_eq "$gets" "$(stat_field "$MNT" requests.GET)" \
+	"requests.GET after the second read"
+assert_eq "$misses" "$(stat_field "$MNT" misses)" \
+	"misses after the second read"
+assert_num "$(stat_field "$MNT" bytes_from_cache)" -ge \
+	$((from_cache + size_sum)) "bytes_from_cache grew by both big files"
+
+check "change in the origin: old within ttl, new after ttl"
+cat "$MNT/mid.bin" >/dev/null
+random_file "$WORK/mid.v2" $(($(mib 3) - 1))
+# Rewrite in place (same size, new mtime), as an editor saving would.
+dd if="$WORK/mid.v2" of="$ORIGIN/mid.bin" conv=notrunc bs=1M status=none
+drop_page_cache "$MNT/mid.bin"
+assert_eq "$(sha256 "$WORK/expected/mid.bin")" "$(sha256 "$MNT/mid.bin")" \
+	"sha256 of mid.bin within ttl: the cached version"
+sleep 2.5
+assert_eq "$(sha256 "$WORK/mid.v2")" "$(sha256 "$MNT/mid.bin")" \
+	"sha256 of mid.bin after ttl"
+assert_num "$(stat_field "$MNT" invalidations)" -ge 1 "invalidations"
+echo "added behind the mount" >"$ORIGIN/tree/new.txt"
+sleep 1.5
+assert_eq "a.txt link new.txt sub" "$(ls "$MNT/tree" | xargs)" \
+	"ls of tree after dir_ttl"
+
+check "writes land in the origin directory"
+random_file "$WORK/upload.bin" $(($(mib 2) + 3))
+cp "$WORK/upload.bin" "$MNT/upload.bin"
+assert_eq "$(sha256 "$WORK/upload.bin")" "$(sha256 "$ORIGIN/upload.bin")" \
+	"sha256 of upload.bin in the origin"
+echo hello >"$MNT/hello.txt"
+echo more >>"$MNT/hello.txt"
+assert_eq "$(printf 'hello\nmore')" "$(cat "$ORIGIN/hello.txt")" \
+	"hello.txt in the origin"
+dd if="$WORK/mid.v2" of="$MNT/upload.bin" bs=1 seek=1048570 count=11 \
+	conv=notrunc status=none
+dd if="$WORK/mid.v2" of="$WORK/upload.bin" bs=1 seek=1048570 count=11 \
+	conv=notrunc status=none
+assert_eq "$(sha256 "$WORK/upload.bin")" "$(sha256 "$ORIGIN/upload.bin")" \
+	"upload.bin in the origin after a patch across a chunk boundary"
+assert_eq "$(sha256 "$WORK/upload.bin")" "$(sha256 "$MNT/upload.bin")" \
+	"upload.bin through the mount after the patch"
+chmod 604 "$MNT/hello.txt"
+assert_eq 604 "$(stat -c %a "$ORIGIN/hello.txt")" "mode of hello.txt"
+touch -m -d @1600000000 "$MNT/hello.txt"
+assert_eq 1600000000 "$(stat -c %Y "$ORIGIN/hello.txt")" \
+	"mtime of hello.txt in the origin"
+mkdir -p "$MNT/made/inner"
+[ -d "$ORIGIN/made/inner" ] || fail "made/inner missing in the origin"
+mv "$MNT/upload.bin" "$MNT/made/inner/moved.bin"
+[ ! -e "$ORIGIN/upload.bin" ] || fail "upload.bin still in the origin"
+assert_eq "$(sha256 "$WORK/upload.bin")" \
+	"$(sha256 "$ORIGIN/made/inner/moved.bin")" "moved.bin in the origin"
+mv "$MNT/made" "$MNT/renamed"
+[ -f "$ORIGIN/renamed/inner/moved.bin" ] ||
+	fail "renamed/inner/moved.bin missing in the origin"
+rm "$MNT/hello.txt"
+[ ! -e "$ORIGIN/hello.txt" ] || fail "hello.txt still in the origin"
+rm -r "$MNT/renamed"
+[ ! -e "$ORIGIN/renamed" ] || fail "renamed still in the origin"
+log "ok: mkdir, mv and rm reached the origin"
+assert_eq "big.bin mid.bin tree" "$(ls "$ORIGIN" | xargs)" \
+	"ls of the origin at the end"
+
+unmount_nearfs "$MNT"

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# test_s3_write.sh - writes through a mount with a prefix (cp, dd, echo,
+# mkdir, mv, rm, chmod, touch) land in the bucket with the right bytes and
+# the x-amz-meta-mode/uid/gid/mtime metadata.
+. "$(dirname "$0")/../lib.sh"
+
+SRC=$WORK/src
+REF=$WORK/ref
+MNT=$WORK/mnt
+mkdir -p "$SRC" "$REF"
+random_file "$SRC/big.bin" $(($(mib 5) + 7))
+random_file "$SRC/patch.bin" 100000
+
+start_s3
+s3 mb data
+s3 put-bytes data outside.txt "not under the prefix"
+
+mount_nearfs s3://data/base "$MNT" "chunk_size=1M,ttl=1s,attr_ttl=1s"
+
+# object_sha KEY: sha256 of the object as the bucket stores it.
+object_sha() {
+	s3 get data "$1" | sha256sum | cut -d' ' -f1
+}
+
+# object_meta KEY FIELD: one user metadata value (x-amz-meta-FIELD).
+object_meta() {
+	s3 head data "$1" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["metadata"].get(sys.argv[1], ""))' "$2"
+}
+
+# mode_bits VALUE: the permission bits of a stored mode, read as octal
+# ("644", "0100644") or decimal ("33188") depending on how it is written.
+mode_bits() {
+	python3 -c '
+import sys
+text = sys.argv[1]
+value = int(text, 8) if text.startswith("0") or len(text) <= 4 \
+    else int(text)
+print("%o" % (value & 0o7777))' "$1"
+}
+
+# mtime_seconds VALUE: whole seconds of a stored mtime written as seconds,
+# seconds with a fraction, or nanoseconds.
+mtime_seconds() {
+	python3 -c '
+import sys
+value = float(sys.argv[1])
+while value > 1e11:
+    value /= 1000
+print(int(value))' "$1"
+}
+
+object_missing() {
+	local status=0
+	s3 head data "$1" >/dev/null 2>&1 || status=$?
+	[ "$status" -eq 3 ]
+}
+
+check "cp of a multi-chunk file"
+cp "$SRC/big.bin" "$MNT/big.bin"
+assert_eq "$(sha256 "$SRC/big.bin")" "$(object_sha base/big.bin)" \
+	"sha256 of object base/big.bin"
+assert_eq "$(sha256 "$SRC/big.bin")" "$(sha256 "$MNT/big.bin")" \
+	"sha256 of big.bin read back through the mount"
+for field in mode uid gid mtime; do
+	assert_ne "" "$(object_meta base/big.bin "$field")" \
+		"x-amz-meta-$field of base/big.bin"
+done
+assert_eq "$(id -u)" "$(object_meta base/big.bin uid)" \
+	"x-amz-meta-uid of base/big.bin"
+assert_eq "$(id -g)" "$(object_meta base/big.bin gid)" \
+	"x-amz-meta-gid of base/big.bin"
+assert_num $(($(stat_field "$MNT" requests.PUT) + \
+	$(stat_field "$MNT" requests.MULTIPART))) -gt 0 \
+	"requests.PUT + requests.MULTIPART"
+
+check "cp of a file larger than the multipart part size"
+# 40 MiB is more than two parts of the default 16 MiB part size.
+random_file "$SRC/huge.bin" $(($(mib 40) + 3))
+multipart=$(stat_field "$MNT" requests.MULTIPART)
+cp "$SRC/huge.bin" "$MNT/huge.bin"
+assert_eq "$(sha256 "$SRC/huge.bin")" "$(object_sha base/huge.bin)" \
+	"sha256 of object base/huge.bin"
+# initiate, three parts, complete
+assert_num "$(stat_field "$MNT" requests.MULTIPART)" -ge $((multipart + 5)) \
+	"requests.MULTIPART after uploading huge.bin"
+assert_eq "$(id -u)" "$(object_meta base/huge.bin uid)" \
+	"x-amz-meta-uid of the multipart object base/huge.bin"
+rm "$MNT/huge.bin"
+object_missing base/huge.bin || fail "base/huge.bin exists after rm"
+
+check "chmod and touch store mode and mtime"
+chmod 640 "$MNT/big.bin"
+touch -m -d @1600000000 "$MNT/big.bin"
+assert_eq 640 "$(mode_bits "$(object_meta base/big.bin mode)")" \
+	"permission bits in x-amz-meta-mode"
+assert_eq 1600000000 "$(mtime_seconds "$(object_meta base/big.bin mtime)")" \
+	"x-amz-meta-mtime after touch -d @1600000000"
+assert_eq "$(sha256 "$SRC/big.bin")" "$(object_sha base/big.bin)" \
+	"content of base/big.bin after the metadata changes"
+sleep 1.2
+assert_eq 640 "$(stat -c %a "$MNT/big.bin")" "mode seen through the mount"
+assert_eq 1600000000 "$(stat -c %Y "$MNT/big.bin")" \
+	"mtime seen through the mount"
+
+check "dd writes: new file, then patches in place"
+# The same dd commands on a local file give the expected bytes.
+for target in "$REF/dd.bin" "$MNT/dd.bin"; do
+	dd if="$SRC/big.bin" of="$target" bs=4096 count=300 status=none
+	dd if="$SRC/patch.bin" of="$target" bs=1 seek=5001 count=777 \
+		conv=notrunc status=none
+	dd if="$SRC/patch.bin" of="$target" bs=65536 seek=10 count=1 \
+		conv=notrunc status=none
+	dd if="$SRC/patch.bin" of="$target" bs=4096 seek=1000 count=3 \
+		conv=notrunc status=none
+done
+assert_eq "$(stat -c %s "$REF/dd.bin")" "$(stat -c %s "$MNT/dd.bin")" \
+	"size of dd.bin (a hole extended the file)"
+assert_eq "$(sha256 "$REF/dd.bin")" "$(object_sha base/dd.bin)" \
+	"sha256 of object base/dd.bin"
+assert_eq "$(sha256 "$REF/dd.bin")" "$(sha256 "$MNT/dd.bin")" \
+	"sha256 of dd.bin read back through the mount"
+
+check "echo > and >>"
+echo hello >"$MNT/hello.txt"
+assert_eq hello "$(s3 get data base/hello.txt)" "object base/hello.txt"
+echo more >>"$MNT/hello.txt"
+assert_eq "$(printf 'hello\nmore')" "$(s3 get data base/hello.txt)" \
+	"object base/hello.txt after >>"
+echo replaced >"$MNT/hello.txt"
+assert_eq replaced "$(s3 get data base/hello.txt)" \
+	"object base/hello.txt after > truncated it"
+: >"$MNT/empty.txt"
+assert_eq 0 "$(s3 head data base/empty.txt | python3 -c '
+import json, sys; print(json.load(sys.stdin)["size"])')" \
+	"size of object base/empty.txt"
+
+check "mkdir, files inside, listing"
+mkdir "$MNT/dir1"
+mkdir -p "$MNT/dir1/dir2"
+[ -d "$MNT/dir1/dir2" ] || fail "dir1/dir2 is not a directory"
+cp "$SRC/patch.bin" "$MNT/dir1/dir2/patch.bin"
+assert_eq "$(sha256 "$SRC/patch.bin")" "$(object_sha base/dir1/dir2/patch.bin)" \
+	"sha256 of object base/dir1/dir2/patch.bin"
+assert_eq "dir2" "$(ls "$MNT/dir1" | xargs)" "ls of dir1"
+mkdir "$MNT/emptydir"
+assert_ne "" "$(s3 ls data base/emptydir)" \
+	"objects under base/emptydir (a marker keeps the empty directory)"
+
+check "mv of a file: the object moves to the new key only"
+mv "$MNT/big.bin" "$MNT/dir1/moved.bin"
+assert_eq "$(sha256 "$SRC/big.bin")" "$(object_sha base/dir1/moved.bin)" \
+	"sha256 of object base/dir1/moved.bin"
+object_missing base/big.bin || fail "base/big.bin still exists after mv"
+log "ok: base/big.bin is gone"
+assert_eq 640 "$(mode_bits "$(object_meta base/dir1/moved.bin mode)")" \
+	"x-amz-meta-mode kept by mv"
+[ ! -e "$MNT/big.bin" ] || fail "big.bin still shows in the mount after mv"
+assert_eq "$(sha256 "$SRC/big.bin")" "$(sha256 "$MNT/dir1/moved.bin")" \
+	"sha256 of dir1/moved.bin through the mount"
+
+check "mv of a directory moves every key"
+mv "$MNT/dir1" "$MNT/dir3"
+assert_eq "" "$(s3 ls data base/dir1/)" "objects left under base/dir1/"
+assert_eq "$(sha256 "$SRC/patch.bin")" "$(object_sha base/dir3/dir2/patch.bin)" \
+	"sha256 of object base/dir3/dir2/patch.bin"
+assert_eq "$(sha256 "$SRC/big.bin")" "$(object_sha base/dir3/moved.bin)" \
+	"sha256 of object base/dir3/moved.bin"
+assert_eq "dir2 moved.bin" "$(ls "$MNT/dir3" | xargs)" "ls of dir3"
+
+check "rm and rmdir delete the objects"
+rm "$MNT/hello.txt"
+object_missing base/hello.txt || fail "base/hello.txt exists after rm"
+log "ok: base/hello.txt is gone"
+rmdir "$MNT/emptydir"
+assert_eq "" "$(s3 ls data base/emptydir)" "objects under base/emptydir"
+if rmdir "$MNT/dir3" 2>"$WORK/rmdir.err"; then
+	fail "rmdir of the non-empty dir3 succeeded"
+fi
+assert_contains "$(cat "$WORK/rmdir.err")" "not empty" "rmdir error"
+rm -r "$MNT/dir3"
+assert_eq "" "$(s3 ls data base/dir3)" "objects under base/dir3 after rm -r"
+
+check "the bucket holds exactly the expected keys"
+assert_eq "base/dd.bin base/empty.txt outside.txt" \
+	"$(s3 ls data | cut -d' ' -f2 | sort | xargs)" "keys in the bucket"
+assert_eq "dd.bin empty.txt" "$(ls "$MNT" | xargs)" "ls of the mount root"
+
+check "a fresh mount sees what was written"
+unmount_nearfs "$MNT"
+mount_nearfs s3://data/base "$MNT" "cache_dir=$WORK/cache2,chunk_size=1M"
+assert_eq "$(sha256 "$REF/dd.bin")" "$(sha256 "$MNT/dd.bin")" \
+	"sha256 of dd.bin through a fresh mount"
+unmount_nearfs "$MNT"

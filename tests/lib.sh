@@ -1,0 +1,434 @@
+#!/usr/bin/env bash
+# lib.sh - shared helpers for the nearfs integration tests.
+#
+# A test sources this file first thing:
+#
+#   . "$(dirname "$0")/../lib.sh"
+#   start_s3
+#   s3 mb data
+#   mount_nearfs s3://data "$WORK/mnt" chunk_size=1M
+#   ...
+#
+# Sourcing sets `set -eEuo pipefail`, creates $WORK (removed at exit unless
+# NEARFS_KEEP=1) and installs traps that unmount every mount and stop
+# every process the test started, by path and by pid, also when a check
+# fails or the test is interrupted.  A test re-executes itself under
+# `timeout` (NEARFS_TEST_TIMEOUT seconds, default 600) unless run.sh
+# already did that.
+
+set -eEuo pipefail
+
+NEARFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Overridable, to test another build (a sanitizer build, for example).
+NEARFS_BIN=${NEARFS_BIN:-$NEARFS_ROOT/build/nearfs}
+NEARFS_CTL=${NEARFS_CTL:-$NEARFS_ROOT/build/nearfs-ctl}
+S3CLI=$NEARFS_ROOT/tests/tools/s3cli.py
+TEST_NAME=$(basename "$0" .sh)
+
+if [ -z "${NEARFS_UNDER_TIMEOUT:-}" ]; then
+	export NEARFS_UNDER_TIMEOUT=1
+	exec timeout -k 10 "${NEARFS_TEST_TIMEOUT:-600}" bash "$0" "$@"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nearfs-$TEST_NAME.XXXXXX")
+
+# What cleanup must undo: mount paths, and pids of background processes.
+declare -a CLEANUP_MOUNTS=()
+declare -a CLEANUP_PIDS=()
+# Daemon pid and log file of each mount, by mount path.
+declare -A NEARFS_PID=()
+declare -A NEARFS_LOG=()
+# Arguments for env(1) in front of the daemon: NAME=VALUE, -u NAME.
+declare -a NEARFS_ENV=()
+S3_PID=
+S3_LOG=
+S3_KIND=
+CHECKS=0
+TEST_FAILED=0
+
+log() {
+	echo "[$TEST_NAME] $*"
+}
+
+fail() {
+	TEST_FAILED=1
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# Start a named step; failures after it are easier to place in the log.
+check() {
+	CHECKS=$((CHECKS + 1))
+	log "check $CHECKS: $*"
+}
+
+on_error() {
+	local line=$1 cmd=$2
+	TEST_FAILED=1
+	echo "FAIL: line $line: command failed: $cmd" >&2
+}
+
+print_logs() {
+	local mnt
+	for mnt in "${!NEARFS_LOG[@]}"; do
+		echo "----- nearfs log for $mnt (last 80 lines)" >&2
+		tail -n 80 "${NEARFS_LOG[$mnt]}" >&2 || true
+	done
+	if [ -n "$S3_LOG" ]; then
+		echo "----- S3 server log (last 20 lines)" >&2
+		tail -n 20 "$S3_LOG" >&2 || true
+	fi
+}
+
+stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill "$pid" 2>/dev/null || true
+	for i in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	echo "process $pid did not stop on SIGTERM; sending SIGKILL" >&2
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+# is_mounted PATH: PATH is in the mount table, also when its daemon died
+# and every access fails with ENOTCONN (where mountpoint -q says no).
+is_mounted() {
+	awk -v path="$1" '$5 == path { found = 1 } END { exit !found }' \
+		/proc/self/mountinfo
+}
+
+cleanup() {
+	local status=$? mnt pid
+	trap - ERR
+	trap '' PIPE
+	set +e
+	if [ "$status" -ne 0 ] || [ "$TEST_FAILED" -ne 0 ]; then
+		print_logs
+	fi
+	for mnt in "${CLEANUP_MOUNTS[@]}"; do
+		if is_mounted "$mnt"; then
+			fusermount3 -u "$mnt" 2>/dev/null ||
+				fusermount3 -u -z "$mnt"
+		fi
+	done
+	for pid in "${CLEANUP_PIDS[@]}"; do
+		stop_pid "$pid"
+	done
+	if [ "${NEARFS_KEEP:-0}" = 1 ]; then
+		echo "work folder kept: $WORK" >&2
+	else
+		# Never through a mount that failed to go away.
+		rm -rf --one-file-system "$WORK"
+	fi
+	if [ "$status" -eq 0 ]; then
+		log "PASS ($CHECKS checks)"
+	fi
+	exit "$status"
+}
+
+trap 'on_error $LINENO "$BASH_COMMAND"' ERR
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'echo "FAIL: terminated (timeout?)" >&2; exit 143' TERM
+
+# ---- checks
+
+assert_eq() {
+	local expected=$1 actual=$2 what=$3
+	[ "$expected" = "$actual" ] ||
+		fail "$what: expected '$expected', got '$actual'"
+	log "ok: $what = $actual"
+}
+
+assert_ne() {
+	local unexpected=$1 actual=$2 what=$3
+	[ "$unexpected" != "$actual" ] ||
+		fail "$what: expected a value other than '$unexpected'"
+	log "ok: $what = $actual"
+}
+
+# assert_num A OP B WHAT, with OP one of -eq -ne -lt -le -gt -ge.
+assert_num() {
+	local a=$1 op=$2 b=$3 what=$4
+	[ "$a" "$op" "$b" ] || fail "$what: expected $a $op $b"
+	log "ok: $what: $a $op $b"
+}
+
+assert_same_file() {
+	local expected=$1 actual=$2 what=$3
+	cmp -s "$expected" "$actual" ||
+		fail "$what: $actual differs from $expected" \
+			"($(cmp "$expected" "$actual" 2>&1 | head -n 1))"
+	log "ok: $what: content equal"
+}
+
+# assert_contains TEXT NEEDLE WHAT: TEXT contains NEEDLE (fixed string).
+assert_contains() {
+	local text=$1 needle=$2 what=$3
+	case $text in
+	*"$needle"*) ;;
+	*) fail "$what: expected the text to contain '$needle';" \
+		"got: $text" ;;
+	esac
+	log "ok: $what contains '$needle'"
+}
+
+# ---- helpers
+
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# A port on 127.0.0.1 where nothing listens (bound, then released).
+closed_port() {
+	free_port
+}
+
+sha256() {
+	sha256sum "$1" | cut -d' ' -f1
+}
+
+# random_file PATH BYTES: incompressible content.
+random_file() {
+	head -c "$2" /dev/urandom >"$1"
+}
+
+mib() {
+	echo $(($1 * 1024 * 1024))
+}
+
+# drop_page_cache FILE...: drop the kernel's cached pages of each file
+# (POSIX_FADV_DONTNEED, no privilege needed), so that the next read
+# reaches the nearfs daemon instead of the page cache.
+drop_page_cache() {
+	python3 - "$@" <<'PY'
+import os, sys
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+PY
+}
+
+# Run the test S3 client (tests/tools/s3cli.py) against the test server.
+s3() {
+	python3 "$S3CLI" "$@"
+}
+
+http_answers() {
+	python3 - "$1" <<'PY' 2>/dev/null
+import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=2)
+except urllib.error.HTTPError:
+    pass
+PY
+}
+
+s3rver_bin() {
+	echo "$NEARFS_ROOT/tests/.s3rver/node_modules/.bin/s3rver"
+}
+
+# The command that runs moto's server, empty when moto is missing.
+moto_command() {
+	if command -v moto_server >/dev/null; then
+		echo moto_server
+	elif python3 -c 'import moto.server' 2>/dev/null; then
+		echo "python3 -m moto.server"
+	fi
+}
+
+# moto, or s3rver when NEARFS_S3_SERVER=s3rver or when only s3rver is
+# installed (tools/install-deps.sh installs it when moto is unavailable).
+s3_server_kind() {
+	if [ -n "${NEARFS_S3_SERVER:-}" ]; then
+		echo "$NEARFS_S3_SERVER"
+	elif [ -z "$(moto_command)" ] && [ -x "$(s3rver_bin)" ]; then
+		echo s3rver
+	else
+		echo moto
+	fi
+}
+
+launch_s3_server() {
+	local port=$1
+	if [ "$S3_KIND" = s3rver ]; then
+		mkdir -p "$WORK/s3rver"
+		NODE_OPTIONS=--openssl-legacy-provider \
+			"$(s3rver_bin)" --address 127.0.0.1 --port "$port" \
+			--directory "$WORK/s3rver" --silent \
+			>"$S3_LOG" 2>&1 &
+	else
+		# Word splitting of moto_command is intended.
+		$(moto_command) -H 127.0.0.1 -p "$port" >"$S3_LOG" 2>&1 &
+	fi
+	S3_PID=$!
+	CLEANUP_PIDS+=("$S3_PID")
+}
+
+wait_s3_server() {
+	local url=$1 i
+	for i in $(seq 150); do
+		kill -0 "$S3_PID" 2>/dev/null || return 1
+		http_answers "$url" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# Start the test S3 server (moto, or s3rver when NEARFS_S3_SERVER=s3rver)
+# on 127.0.0.1 and a free port, wait until it answers, and export
+# NEARFS_TEST_ENDPOINT and the AWS credentials and region it accepts.
+start_s3() {
+	local attempt port
+	S3_LOG=$WORK/s3-server.log
+	S3_KIND=$(s3_server_kind)
+	if [ "$S3_KIND" = moto ] && [ -z "$(moto_command)" ]; then
+		fail "moto_server not found: run tools/install-deps.sh"
+	fi
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		launch_s3_server "$port"
+		if wait_s3_server "http://127.0.0.1:$port/"; then
+			break
+		fi
+		stop_pid "$S3_PID"
+		[ "$attempt" -lt 3 ] ||
+			fail "the S3 test server did not start on port $port:" \
+				"$(tail -n 5 "$S3_LOG")"
+	done
+	export NEARFS_TEST_ENDPOINT=http://127.0.0.1:$port
+	if [ "$S3_KIND" = s3rver ]; then
+		# s3rver accepts only its fixed development key pair.
+		export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+	else
+		export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+	fi
+	export AWS_REGION=us-east-1
+	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+	log "S3 server $S3_KIND at $NEARFS_TEST_ENDPOINT" \
+		"(pid $S3_PID)"
+}
+
+# Stop the server of start_s3 (for tests of an unreachable endpoint).
+stop_s3() {
+	stop_pid "$S3_PID"
+}
+
+# nearfs_options ORIGIN [OPTS]: the -o list mount_nearfs passes.  S3
+# origins always get the endpoint of the test server, so no default ever
+# reaches AWS.  cache_dir defaults to $WORK/cache.
+nearfs_options() {
+	local origin=$1 opts=${2:-} all
+	all=$opts
+	case ",$opts," in
+	*,cache_dir=*) ;;
+	*) all="cache_dir=$WORK/cache${all:+,$all}" ;;
+	esac
+	case $origin in
+	s3://*)
+		case ",$opts," in
+		*,endpoint=*) ;;
+		*) all="endpoint=$NEARFS_TEST_ENDPOINT,$all" ;;
+		esac ;;
+	esac
+	echo "$all"
+}
+
+# mount_nearfs ORIGIN MNT [OPTS]: run build/nearfs -f in the background,
+# under `env "${NEARFS_ENV[@]}"`, logging to $WORK/nearfs-N.log, and wait
+# until MNT is a mount point.
+# Fails, with the log, when the daemon exits first or 20 s pass.
+mount_nearfs() {
+	local origin=$1 mnt=$2 opts logfile pid i
+	opts=$(nearfs_options "$origin" "${3:-}")
+	mkdir -p "$mnt"
+	logfile=$WORK/nearfs-${#NEARFS_LOG[@]}.log
+	log "mount: nearfs -f -o $opts $origin $mnt"
+	env "${NEARFS_ENV[@]}" "$NEARFS_BIN" -f -o "$opts" "$origin" "$mnt" \
+		>"$logfile" 2>&1 &
+	pid=$!
+	NEARFS_PID[$mnt]=$pid
+	NEARFS_LOG[$mnt]=$logfile
+	CLEANUP_PIDS+=("$pid")
+	CLEANUP_MOUNTS+=("$mnt")
+	for i in $(seq 200); do
+		if mountpoint -q "$mnt"; then
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid" || true
+			fail "nearfs exited before mounting $mnt:" \
+				"$(cat "$logfile")"
+		fi
+		sleep 0.1
+	done
+	fail "nearfs did not mount $mnt within 20 s: $(cat "$logfile")"
+}
+
+# unmount_nearfs MNT: unmount and wait for the daemon to exit; fails when
+# it exits with a non-zero status or is still running after 20 s.
+unmount_nearfs() {
+	local mnt=$1 pid status i
+	pid=${NEARFS_PID[$mnt]:-}
+	[ -n "$pid" ] || fail "unmount_nearfs: $mnt was not mounted here"
+	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
+	for i in $(seq 200); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null &&
+		fail "nearfs (pid $pid) still runs 20 s after unmounting $mnt"
+	status=0
+	wait "$pid" || status=$?
+	unset "NEARFS_PID[$mnt]"
+	[ "$status" -eq 0 ] ||
+		fail "nearfs for $mnt exited with status $status"
+	log "unmounted $mnt"
+}
+
+# stats_json MNT: the output of nearfs-ctl stats --json.
+stats_json() {
+	"$NEARFS_CTL" stats --json "$1"
+}
+
+# stat_field MNT NAME: one counter, NAME as in the text output
+# ("hits", "requests.GET"); nested objects and flat dotted keys both work.
+stat_field() {
+	stats_json "$1" | python3 -c '
+import json, sys
+data = json.load(sys.stdin)
+name = sys.argv[1]
+if name in data:
+    value = data[name]
+else:
+    value = data
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            sys.exit("stat_field: no counter %r in %s" % (name, data))
+        value = value[part]
+print(value)' "$2"
+}
+
+require_fuse() {
+	[ -c /dev/fuse ] ||
+		fail "/dev/fuse is missing: load the fuse module (modprobe" \
+			"fuse) or give the container --device /dev/fuse"
+	command -v fusermount3 >/dev/null ||
+		fail "fusermount3 is missing: run tools/install-deps.sh"
+	[ -x "$NEARFS_BIN" ] ||
+		fail "$NEARFS_BIN is missing: run make first"
+	[ -x "$NEARFS_CTL" ] ||
+		fail "$NEARFS_CTL is missing: run make first"
+}
+
+require_fuse
