@@ -2219,7 +2219,7 @@ static int setup_endpoint(struct s3_origin *so, int path_style,
 static int setup_credentials(struct s3_origin *so, const char *profile,
 			     char *err, size_t errlen)
 {
-	char why[256] = "";
+	char why[1024] = "";
 	int rc;
 
 	if (so->anonymous)
@@ -2228,10 +2228,10 @@ static int setup_credentials(struct s3_origin *so, const char *profile,
 	if (!rc)
 		return 0;
 	so->anonymous = true;	/* nothing to free */
-	snprintf(err, errlen, "no usable AWS credentials for s3://%s (%s):"
-		 " set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, add the"
-		 " profile to ~/.aws/credentials, or mount a public bucket"
-		 " with -o anonymous", so->bucket, why);
+	/* why names the places looked at and what to set there. */
+	snprintf(err, errlen, "no usable AWS credentials for s3://%s: %s; "
+		 "or mount a public bucket with -o anonymous", so->bucket,
+		 why);
 	return rc;
 }
 

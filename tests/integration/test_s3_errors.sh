@@ -75,6 +75,29 @@ no_credentials=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY
 expect_failure "missing credentials" AWS_ACCESS_KEY_ID .aws/credentials -- \
 	"${no_credentials[@]}" "$NEARFS_BIN" -f -o "$s3_opts" s3://data "$MNT"
 
+if [ "$S3_KIND" = moto ]; then
+	# moto checks no signatures; the proxy rejects bad ones as S3 does.
+	proxy_port=$(free_port)
+	python3 "$NEARFS_ROOT/tests/tools/sigv4_proxy.py" --port "$proxy_port" \
+		--upstream "${NEARFS_TEST_ENDPOINT#http://}" --reject \
+		--access-key "$AWS_ACCESS_KEY_ID" \
+		--secret-key "$AWS_SECRET_ACCESS_KEY" \
+		--stats "$WORK/proxy-stats.json" >"$WORK/proxy.log" 2>&1 &
+	CLEANUP_PIDS+=($!)
+	for _ in $(seq 50); do
+		http_answers "http://127.0.0.1:$proxy_port/" && break
+		sleep 0.1
+	done
+	expect_failure "wrong secret key" "access denied" bucket \
+		SignatureDoesNotMatch -- \
+		env AWS_SECRET_ACCESS_KEY=wrong-secret "$NEARFS_BIN" -f -o \
+		"cache_dir=$WORK/cache,endpoint=http://127.0.0.1:$proxy_port" \
+		s3://data "$MNT"
+	if grep -q wrong-secret "$WORK/out"; then
+		fail "the error message shows the secret key"
+	fi
+fi
+
 if [ "$S3_KIND" = s3rver ]; then
 	# s3rver 3.7.1 rejects an unknown access key id, unlike moto (but
 	# accepts a wrong secret key).
