@@ -1,0 +1,329 @@
+/* recordlog.c - checksummed append-only record files (recordlog.h). */
+#include "recordlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "log.h"
+
+struct file_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t param;
+};
+
+struct record_header {
+	uint8_t type;
+	uint8_t pad[3];
+	uint32_t len;		/* payload bytes */
+	uint64_t sum;		/* XXH3-64 of the payload, seeded by type */
+};
+
+struct recordlog {
+	const struct recordlog_kind *kind;
+	char *path;
+	int fd;
+	int compact_fd;		/* target of a compaction, or -1 */
+	uint32_t param;
+	uint64_t size;		/* bytes in the file */
+	bool failed;		/* an append failed; logged once */
+	char *buf;		/* one record being formed */
+};
+
+static uint64_t record_sum(uint8_t type, const void *payload, uint32_t len)
+{
+	return XXH3_64bits_withSeed(payload, len, type);
+}
+
+int recordlog_append(struct recordlog *log, uint8_t type, const void *a,
+		     size_t alen, const void *b, size_t blen, const void *c,
+		     size_t clen)
+{
+	char *buf = log->buf;
+	struct record_header h = { .type = type };
+	int fd = log->compact_fd >= 0 ? log->compact_fd : log->fd;
+	size_t len = alen + blen + clen;
+	char *p = buf + sizeof(h);
+	ssize_t n;
+
+	if (len > RECORDLOG_PAYLOAD_MAX)
+		return -E2BIG;
+	memcpy(p, a, alen);
+	if (blen)
+		memcpy(p + alen, b, blen);
+	if (clen)
+		memcpy(p + alen + blen, c, clen);
+	h.len = len;
+	h.sum = record_sum(type, p, len);
+	memcpy(buf, &h, sizeof(h));
+
+	n = write(fd, buf, sizeof(h) + len);
+	if (n != (ssize_t)(sizeof(h) + len)) {
+		int ret = n < 0 ? -errno : -EIO;
+
+		if (!log->failed)
+			log_err("cannot append to the %s %s: %s",
+				log->kind->what, log->path, strerror(-ret));
+		log->failed = true;
+		return ret;
+	}
+	if (fd == log->fd)
+		log->size += n;
+	return 0;
+}
+
+int recordlog_sync(struct recordlog *log)
+{
+	return fdatasync(log->fd) < 0 ? -errno : 0;
+}
+
+uint64_t recordlog_size(const struct recordlog *log)
+{
+	return log->size;
+}
+
+/* Replay the records of buf; returns the length of the valid prefix. */
+static size_t replay_all(recordlog_replay_fn fn, void *arg,
+			 const char *buf, size_t size)
+{
+	size_t off = sizeof(struct file_header);
+
+	while (off + sizeof(struct record_header) <= size) {
+		struct record_header h;
+		const char *p = buf + off + sizeof(h);
+
+		memcpy(&h, buf + off, sizeof(h));
+		if (h.len > RECORDLOG_PAYLOAD_MAX ||
+		    off + sizeof(h) + h.len > size)
+			break;
+		if (record_sum(h.type, p, h.len) != h.sum)
+			break;
+		if (fn(arg, h.type, p, h.len) < 0)
+			break;
+		off += sizeof(h) + h.len;
+	}
+	return off;
+}
+
+static int write_header(const struct recordlog *log, int fd)
+{
+	struct file_header fh = { .version = log->kind->version,
+				  .param = log->param };
+
+	memcpy(fh.magic, log->kind->magic, sizeof(fh.magic));
+	if (pwrite(fd, &fh, sizeof(fh), 0) != sizeof(fh))
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+static int read_file(int fd, char **buf, size_t *size)
+{
+	struct stat st;
+	size_t done = 0;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	*size = st.st_size;
+	*buf = malloc(*size + 1);
+	if (!*buf)
+		return -ENOMEM;
+	while (done < *size) {
+		ssize_t n = pread(fd, *buf + done, *size - done, done);
+
+		if (n <= 0) {
+			free(*buf);
+			*buf = NULL;
+			return n < 0 ? -errno : -EIO;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+/* Check the header; returns 1 when the parameter differs. */
+static int check_header(const struct recordlog *log, const char *buf,
+			size_t size, char *err, size_t errlen)
+{
+	const struct recordlog_kind *kind = log->kind;
+	struct file_header fh;
+
+	if (size < sizeof(fh) ||
+	    memcmp(buf, kind->magic, sizeof(fh.magic)) != 0) {
+		snprintf(err, errlen, "%s is not a nearfs %s (bad magic): %s",
+			 log->path, kind->what, kind->fix);
+		return -EPROTO;
+	}
+	memcpy(&fh, buf, sizeof(fh));
+	if (fh.version != kind->version) {
+		snprintf(err, errlen, "%s %s has format version %u, but this "
+			 "nearfs reads version %u: %s", kind->what, log->path,
+			 fh.version, kind->version, kind->fix);
+		return -EPROTO;
+	}
+	return fh.param != log->param;
+}
+
+static int start_empty(struct recordlog *log)
+{
+	if (ftruncate(log->fd, 0) < 0)
+		return -errno;
+	log->size = sizeof(struct file_header);
+	return write_header(log, log->fd);
+}
+
+static int load(struct recordlog *log, recordlog_replay_fn fn, void *arg,
+		int *param_changed, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t size = 0, valid;
+	int ret = read_file(log->fd, &buf, &size);
+
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot read the %s %s: %s",
+			 log->kind->what, log->path, strerror(-ret));
+		return ret;
+	}
+	if (size == 0) {
+		ret = start_empty(log);
+		goto out_free;
+	}
+	ret = check_header(log, buf, size, err, errlen);
+	if (ret < 0)
+		goto out_free;
+	if (ret == 1) {
+		*param_changed = 1;
+		ret = start_empty(log);
+		goto out_free;
+	}
+	valid = replay_all(fn, arg, buf, size);
+	if (valid < size) {
+		log_warn("%s %s: ignoring %zu bytes of a torn or damaged "
+			 "record at offset %zu", log->kind->what, log->path,
+			 size - valid, valid);
+		if (ftruncate(log->fd, valid) < 0)
+			log_warn("cannot cut the %s %s: %s", log->kind->what,
+				 log->path, strerror(errno));
+	}
+	log->size = valid;
+	ret = 0;
+out_free:
+	free(buf);
+	return ret;
+}
+
+int recordlog_open(const char *path, const struct recordlog_kind *kind,
+		   uint32_t param, recordlog_replay_fn fn, void *arg,
+		   struct recordlog **out, int *param_changed, char *err,
+		   size_t errlen)
+{
+	struct recordlog *log = calloc(1, sizeof(*log));
+	int ret;
+
+	*param_changed = 0;
+	if (!log)
+		return -ENOMEM;
+	log->kind = kind;
+	log->buf = malloc(sizeof(struct record_header) +
+			  RECORDLOG_PAYLOAD_MAX);
+	log->path = strdup(path);
+	log->param = param;
+	log->compact_fd = -1;
+	log->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (log->fd < 0 || !log->path || !log->buf) {
+		ret = log->fd < 0 ? -errno : -ENOMEM;
+		snprintf(err, errlen, "cannot open the %s %s: %s", kind->what,
+			 path, strerror(-ret));
+		goto out_close;
+	}
+	ret = load(log, fn, arg, param_changed, err, errlen);
+	if (ret < 0)
+		goto out_close;
+	if (lseek(log->fd, 0, SEEK_END) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	*out = log;
+	return 0;
+out_close:
+	recordlog_close(log);
+	return ret;
+}
+
+void recordlog_close(struct recordlog *log)
+{
+	if (!log)
+		return;
+	if (log->compact_fd >= 0)
+		recordlog_compact_end(log, 0);
+	if (log->fd >= 0)
+		close(log->fd);
+	free(log->buf);
+	free(log->path);
+	free(log);
+}
+
+static char *compact_path(const struct recordlog *log)
+{
+	char *p;
+
+	if (asprintf(&p, "%s.new", log->path) < 0)
+		return NULL;
+	return p;
+}
+
+int recordlog_compact_begin(struct recordlog *log)
+{
+	char *p = compact_path(log);
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	log->compact_fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			       0600);
+	free(p);
+	if (log->compact_fd < 0)
+		return -errno;
+	ret = write_header(log, log->compact_fd);
+	if (ret == 0 && lseek(log->compact_fd, 0, SEEK_END) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		close(log->compact_fd);
+		log->compact_fd = -1;
+	}
+	return ret;
+}
+
+int recordlog_compact_end(struct recordlog *log, int ok)
+{
+	char *p = compact_path(log);
+	int fd = log->compact_fd;
+	struct stat st;
+	int ret = 0;
+
+	log->compact_fd = -1;
+	if (!p) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (!ok || log->failed || fsync(fd) < 0 || fstat(fd, &st) < 0 ||
+	    rename(p, log->path) < 0) {
+		ret = ok ? -EIO : 0;
+		unlink(p);
+		close(fd);
+		goto out_free;
+	}
+	close(log->fd);
+	log->fd = fd;
+	log->size = st.st_size;
+	log->failed = false;
+out_free:
+	free(p);
+	return ret;
+}

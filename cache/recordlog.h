@@ -1,0 +1,67 @@
+/*
+ * recordlog.h - append-only files of checksummed records, the base of the
+ * cache index and of the write-back journal.
+ *
+ * A file starts with a header (8-byte magic, format version, one 32-bit
+ * parameter such as the chunk size) and continues with records: a type,
+ * a length, an XXH3-64 checksum of the payload, and the payload.  Replay
+ * stops at the first record that fails its checksum or its replay: that
+ * is the torn tail of a crash, and the file is cut there.  Appends are
+ * not synced unless recordlog_sync() is called.  Compaction writes a new
+ * file next to the old one and renames it over, so a crash during it
+ * leaves the old file intact.  Callers serialize access.
+ */
+#ifndef NEARFS_RECORDLOG_H
+#define NEARFS_RECORDLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECORDLOG_PAYLOAD_MAX (1u << 16)
+
+struct recordlog_kind {
+	const char *magic;	/* exactly 8 characters */
+	uint32_t version;	/* format version this build writes */
+	const char *what;	/* "cache index", for messages */
+	const char *fix;	/* what to do with a file of another version */
+};
+
+/* Replay one record; a negative return ends the replay there. */
+typedef int (*recordlog_replay_fn)(void *arg, uint8_t type,
+				   const char *payload, uint32_t len);
+
+struct recordlog;
+
+/*
+ * Open or create the file at path and replay it through fn.  When the
+ * file was written with another param, *param_changed is set and the
+ * file starts empty.  Returns 0, or a negative errno with a message in
+ * err (-EPROTO for a bad magic or an unknown format version).
+ */
+int recordlog_open(const char *path, const struct recordlog_kind *kind,
+		   uint32_t param, recordlog_replay_fn fn, void *arg,
+		   struct recordlog **out, int *param_changed, char *err,
+		   size_t errlen);
+void recordlog_close(struct recordlog *log);
+
+/* Append a record made of up to three parts (b and c may be NULL).
+ * Returns 0 or a negative errno; the first failure is logged. */
+int recordlog_append(struct recordlog *log, uint8_t type, const void *a,
+		     size_t alen, const void *b, size_t blen, const void *c,
+		     size_t clen);
+
+/* Make the appended records durable (fdatasync).  0 or -errno. */
+int recordlog_sync(struct recordlog *log);
+
+/* Bytes in the file. */
+uint64_t recordlog_size(const struct recordlog *log);
+
+/*
+ * Start a compact copy: later appends go to a new file until
+ * recordlog_compact_end() syncs it and renames it over the log, or drops
+ * it when ok is 0.  0 or a negative errno.
+ */
+int recordlog_compact_begin(struct recordlog *log);
+int recordlog_compact_end(struct recordlog *log, int ok);
+
+#endif
