@@ -208,6 +208,7 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 	c->root_fd = c->lock_fd = -1;
 	c->next_id = 1;
 	list_init(&c->lru);
+	list_init(&c->wb_list);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->fetched, NULL);
 	c->root = origin_folder(cfg, origin);
@@ -223,6 +224,9 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 	if (ret < 0)
 		goto out_close;
 	ret = load_index(c, err, errlen);
+	if (ret < 0)
+		goto out_close;
+	ret = wb_open(c, err, errlen);
 	if (ret < 0)
 		goto out_close;
 	*out = c;
@@ -248,10 +252,30 @@ static void free_object(void *arg, const char *key, void *value)
 	free(obj);
 }
 
+static void free_shadow(void *arg, const char *key, void *value)
+{
+	struct cache *c = arg;
+	struct shadow *sh = value;
+
+	(void)key;
+	close(sh->fd);
+	/* A pending file stays in dirty/ for the next mount. */
+	if (!sh->pending && sh->file)
+		unlinkat(c->root_fd, sh->file, 0);
+	free(sh->file);
+	free(sh->have);
+	free(sh->path);
+	free(sh);
+}
+
 void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
+	if (c->journal)
+		wb_close(c);
+	if (c->shadows.buckets)
+		htab_for_each(&c->shadows, free_shadow, c);
 	if (c->index) {
 		if (store_compact(c) < 0)
 			log_warn("cannot compact the cache index in %s; the "
@@ -313,6 +337,7 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->revalidations = c->revalidations;
 	st->invalidations = c->invalidations;
 	st->objects_cached = c->objects_cached;
+	wb_stats(c, st);
 	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < ORIGIN_REQ_MAX; i++)
 		st->origin_requests[i] = atomic_load(&oc->requests[i]);
@@ -672,6 +697,7 @@ int cache_unlink(struct cache *c, const char *path)
 		/* Open descriptors keep working; commits are no-ops. */
 		free(sh->path);
 		sh->path = NULL;
+		wb_cancel(c, sh);
 	}
 	pthread_mutex_unlock(&c->lock);
 
@@ -757,6 +783,7 @@ static void move_entries(struct cache *c, const char *from, const char *to)
 			sh->path = dest;
 			dest = NULL;
 			htab_put(&c->shadows, sh->path, sh);
+			wb_moved(c, sh);
 		}
 		free(dest);
 		free(rs.keys[i]);
@@ -773,6 +800,7 @@ static void drop_target(struct cache *c, const char *to)
 	if (sh) {
 		free(sh->path);
 		sh->path = NULL;
+		wb_cancel(c, sh);
 	}
 	if (obj)
 		store_object_detach(c, obj);

@@ -35,6 +35,12 @@ struct cache_config {
 	uint64_t dir_ttl_ms;	/* directory listings */
 	enum write_mode write_mode;
 	bool read_only;
+	/* Write-back only. */
+	uint64_t max_dirty;	/* bytes closed but not uploaded, before
+				 * writers wait */
+	uint64_t writeback_delay_ms;	/* quiet time before an upload */
+	bool fsync_local;	/* fsync waits for the journal, not the
+				 * upload */
 };
 
 struct cache_stats {
@@ -53,6 +59,13 @@ struct cache_stats {
 	uint64_t origin_requests[ORIGIN_REQ_MAX];
 	uint64_t origin_errors;
 	uint64_t origin_retries;
+	/* Write-back. */
+	uint64_t dirty_bytes;	/* closed, not yet uploaded */
+	uint64_t max_dirty;
+	uint64_t uploads_pending;	/* files waiting or uploading */
+	uint64_t uploads_failed;	/* pending files whose last try failed */
+	uint64_t uploads_done;
+	uint64_t upload_retries;
 };
 
 struct cache;
@@ -123,6 +136,27 @@ int cache_file_getattr(struct cache_file *f, struct origin_attr *attr);
  * the origin lacks.
  */
 int cache_file_commit(struct cache_file *f);
+
+/*
+ * fsync(2) of f: write-through and write-around commit to the origin;
+ * write-back commits to the journal and then, unless fsync_local is set,
+ * uploads before returning.
+ */
+int cache_file_fsync(struct cache_file *f);
+
+/* Progress of cache_flush(): files and bytes left of those it waits for. */
+typedef void (*cache_flush_fn)(void *arg, uint64_t files_left,
+			       uint64_t bytes_left, uint64_t bytes_total);
+
+/*
+ * Upload every closed file waiting in the write-back queue at or below
+ * path ("" for all), now, and wait for them, calling fn (may be NULL)
+ * about twice a second.  Returns 0 when all were uploaded, or -EIO when
+ * some failed (they stay queued and are retried).  Files still open for
+ * writing are not waited for.  In other write modes it returns 0.
+ */
+int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
+		void *arg);
 
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);

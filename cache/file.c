@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "internal.h"
+#include "journal.h"
 #include "log.h"
 
 static uint32_t chunk_count(const struct cache *c, uint64_t size)
@@ -32,22 +33,23 @@ static uint32_t chunk_count(const struct cache *c, uint64_t size)
 
 /* Create the shadow of path, starting from base (NULL: empty file).
  * Lock held. */
-static struct shadow *shadow_new(struct cache *c, const char *path,
-				 struct object *base,
-				 const struct origin_attr *attr)
+struct shadow *shadow_new(struct cache *c, const char *path,
+			  struct object *base, const struct origin_attr *attr)
 {
 	struct shadow *sh = calloc(1, sizeof(*sh));
-	char name[64];
 
 	if (!sh)
 		return NULL;
-	snprintf(name, sizeof(name), "tmp/w%d-%" PRIu64, (int)getpid(),
-		 c->next_tmp++);
-	sh->fd = openat(c->root_fd, name, O_RDWR | O_CREAT | O_EXCL |
+	if (asprintf(&sh->file, "tmp/w%d-%" PRIu64, (int)getpid(),
+		     c->next_tmp++) < 0) {
+		sh->file = NULL;
+		goto out_free;
+	}
+	sh->fd = openat(c->root_fd, sh->file, O_RDWR | O_CREAT | O_EXCL |
 			O_CLOEXEC, 0600);
 	if (sh->fd < 0)
 		goto out_free;
-	unlinkat(c->root_fd, name, 0);	/* lives as long as the fd */
+	list_init(&sh->wb);
 	sh->path = strdup(path);
 	sh->attr = *attr;
 	if (base) {
@@ -68,14 +70,16 @@ out_close:
 	if (base)
 		base->refs--;
 	close(sh->fd);
+	unlinkat(c->root_fd, sh->file, 0);
 	free(sh->have);
 	free(sh->path);
 out_free:
+	free(sh->file);
 	free(sh);
 	return NULL;
 }
 
-static void shadow_put(struct cache *c, struct shadow *sh)
+void shadow_put(struct cache *c, struct shadow *sh)
 {
 	if (--sh->refs > 0)
 		return;
@@ -94,6 +98,9 @@ static void shadow_put(struct cache *c, struct shadow *sh)
 		store_object_put(c, sh->base);
 	pthread_mutex_destroy(&sh->lock);
 	close(sh->fd);
+	if (sh->file)
+		unlinkat(c->root_fd, sh->file, 0);
+	free(sh->file);
 	free(sh->have);
 	free(sh->path);
 	free(sh);
@@ -165,6 +172,11 @@ static int materialize_range(struct cache *c, struct shadow *sh,
 	return 0;
 }
 
+int shadow_materialize_all(struct cache *c, struct shadow *sh)
+{
+	return materialize_range(c, sh, 0, sh->base_limit, false);
+}
+
 int cache_file_open(struct cache *c, const char *path, int flags,
 		    struct cache_file **out, bool *changed)
 {
@@ -206,6 +218,11 @@ int cache_file_open(struct cache *c, const char *path, int flags,
 		}
 	}
 	f->sh = sh;
+	if (writable) {
+		pthread_mutex_lock(&c->lock);
+		sh->writers++;
+		pthread_mutex_unlock(&c->lock);
+	}
 	if (writable && (flags & O_TRUNC)) {
 		ret = cache_file_truncate(f, 0);
 		if (ret < 0)
@@ -244,8 +261,10 @@ int cache_file_create(struct cache *c, const char *path, mode_t mode,
 		if (sh)
 			sh->dirty = true;	/* the file itself is new */
 	}
-	if (sh)
+	if (sh) {
+		sh->writers++;
 		cache_record_created(c, path, &attr);
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (!sh) {
 		free(f);
@@ -351,6 +370,8 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 
 	if (!sh || !f->writable)
 		return -EBADF;
+	if (f->c->cfg.write_mode == WRITE_BACK)
+		wb_wait_for_room(f->c, len);
 	pthread_mutex_lock(&sh->lock);
 	if (offset < sh->base_limit) {
 		ret = materialize_range(f->c, sh, offset, len, true);
@@ -424,7 +445,7 @@ int cache_file_getattr(struct cache_file *f, struct origin_attr *attr)
  * attributes the origin returned.  Chunks that do not fit the budget are
  * left out.  sh->lock held.
  */
-static void install(struct cache *c, struct shadow *sh, const char *path,
+void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 		    const struct origin_attr *attr)
 {
 	uint32_t cs = c->cfg.chunk_size;
@@ -483,40 +504,102 @@ out_free:
 	free(buf);
 }
 
-int cache_file_commit(struct cache_file *f)
+/*
+ * Store the shadow on the origin (write-through and write-around).
+ * Write-through keeps the new version in the cache; write-around drops
+ * every cached copy of the file.  sh->lock held.
+ */
+static int commit_to_origin(struct cache *c, struct shadow *sh)
 {
-	struct cache *c = f->c;
-	struct shadow *sh = f->sh;
 	struct origin_attr result;
+	struct object *obj;
 	char *path = NULL;
-	int ret = 0;
+	int ret;
 
-	if (!sh || !f->writable)
-		return 0;
-	pthread_mutex_lock(&sh->lock);
 	if (!sh->dirty)
-		goto out_unlock;
+		return 0;
 	ret = materialize_range(c, sh, 0, sh->base_limit, false);
 	if (ret < 0)
-		goto out_unlock;
+		return ret;
 	pthread_mutex_lock(&c->lock);
 	path = sh->path ? strdup(sh->path) : NULL;
 	pthread_mutex_unlock(&c->lock);
 	if (!path)
-		goto out_unlock;	/* unlinked: nothing to store */
+		return 0;	/* unlinked: nothing to store */
 
 	ret = c->origin->ops->write(c->origin, path, sh->fd, sh->size,
 				    &sh->attr, &result);
 	if (ret < 0) {
 		log_err("cannot store %s on the origin: %s", path,
 			strerror(-ret));
-		goto out_unlock;
+		goto out_free;
 	}
 	sh->dirty = false;
-	install(c, sh, path, &result);
+	if (c->cfg.write_mode == WRITE_THROUGH) {
+		shadow_install(c, sh, path, &result);
+		goto out_free;
+	}
+	pthread_mutex_lock(&c->lock);
+	obj = htab_get(&c->objects, path);
+	if (obj)
+		store_object_detach(c, obj);
+	cache_record_created(c, path, &result);
+	pthread_mutex_unlock(&c->lock);
+	if (obj)
+		cache_notify(c, path);
+out_free:
+	free(path);
+	return ret;
+}
+
+int cache_file_commit(struct cache_file *f)
+{
+	struct cache *c = f->c;
+	struct shadow *sh = f->sh;
+	int ret;
+
+	if (!sh || !f->writable)
+		return 0;
+	pthread_mutex_lock(&sh->lock);
+	if (c->cfg.write_mode == WRITE_BACK)
+		ret = wb_commit(c, sh);
+	else
+		ret = commit_to_origin(c, sh);
+	pthread_mutex_unlock(&sh->lock);
+	return ret;
+}
+
+int cache_file_fsync(struct cache_file *f)
+{
+	struct cache *c = f->c;
+	struct shadow *sh = f->sh;
+	bool pending;
+	int ret;
+
+	if (!sh || !f->writable || c->cfg.write_mode != WRITE_BACK)
+		return cache_file_commit(f);
+	pthread_mutex_lock(&sh->lock);
+	ret = wb_commit(c, sh);
+	if (ret < 0)
+		goto out_unlock;
+	pthread_mutex_lock(&c->lock);
+	pending = sh->pending;
+	pthread_mutex_unlock(&c->lock);
+	if (!pending)
+		goto out_unlock;
+	if (!c->cfg.fsync_local) {
+		ret = wb_upload(c, sh);
+		goto out_unlock;
+	}
+	if (fdatasync(sh->fd) < 0) {
+		ret = -errno;
+		goto out_unlock;
+	}
+	pthread_mutex_lock(&c->lock);
+	ret = journal_sync(c->journal);
+	pthread_mutex_unlock(&c->lock);
 out_unlock:
 	pthread_mutex_unlock(&sh->lock);
-	free(path);
 	return ret;
 }
 
@@ -525,6 +608,8 @@ void cache_file_release(struct cache_file *f)
 	struct cache *c = f->c;
 
 	pthread_mutex_lock(&c->lock);
+	if (f->sh && f->writable && --f->sh->writers == 0)
+		wb_writer_closed(c, f->sh);
 	if (f->sh)
 		shadow_put(c, f->sh);
 	if (f->obj)

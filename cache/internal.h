@@ -66,8 +66,10 @@ struct object {
  */
 struct shadow {
 	char *path;		/* current path; NULL once unlinked */
-	pthread_mutex_t lock;	/* serializes writes and commits */
+	pthread_mutex_t lock;	/* serializes writes, commits, uploads */
 	int fd;
+	char *file;		/* its name in the cache folder: tmp/...,
+				 * or dirty/SEQ while pending */
 	uint64_t size;		/* logical size */
 	uint64_t base_limit;	/* bytes still to be taken from base */
 	uint8_t *have;		/* bit per chunk below base_limit: copied */
@@ -76,7 +78,21 @@ struct shadow {
 	struct origin_attr attr;	/* metadata to store at commit */
 	bool dirty;		/* changed since the last commit */
 	bool modified;		/* written or truncated since it was made */
-	unsigned refs;		/* cache.lock */
+	unsigned refs;		/* cache.lock; a pending upload holds one */
+	unsigned writers;	/* cache.lock: handles open for writing */
+
+	/* Write-back state, under cache.lock. */
+	struct list_node wb;	/* on cache.wb_list while pending */
+	uint64_t seq;		/* journal sequence number, 0 if none */
+	bool pending;		/* journaled, not uploaded yet */
+	bool uploading;
+	uint64_t counted;	/* bytes counted in cache.dirty_bytes */
+	uint64_t ready_ms;	/* not uploaded before (quiet time) */
+	uint64_t next_try_ms;	/* retry backoff after a failure */
+	unsigned attempts;	/* failed uploads in a row */
+	int last_error;		/* negative errno of the last failure */
+	uint64_t flush_gen;	/* last cache_flush() that waits for it */
+	uint64_t tried_gen;	/* last flush generation it was tried in */
 };
 
 struct cache_file {
@@ -107,6 +123,10 @@ struct listing {
 };
 
 struct index;
+struct journal;
+
+/* Threads uploading closed files in write-back mode. */
+#define WB_THREADS 4
 
 struct cache {
 	struct cache_config cfg;
@@ -131,6 +151,18 @@ struct cache {
 
 	cache_invalidate_fn invalidate;
 	void *invalidate_arg;
+
+	/* Write-back, under lock. */
+	struct journal *journal;
+	struct list_node wb_list;	/* pending shadows */
+	pthread_t wb_threads[WB_THREADS];
+	unsigned wb_nthreads;
+	pthread_cond_t wb_wake;	/* uploaders: work may be ready */
+	pthread_cond_t wb_done;	/* flushers, writers: an upload ended */
+	bool wb_stop;
+	uint64_t wb_seq;	/* last journal sequence number used */
+	uint64_t flush_gen;
+	uint64_t dirty_bytes, pending_count, uploads_done, upload_retries;
 
 	/* Counters for cache_get_stats(), under lock. */
 	uint64_t hits, misses, bytes_from_cache, bytes_from_origin;
@@ -191,6 +223,27 @@ void cache_record_created(struct cache *c, const char *path,
 /* Pin the current version of path, checking it when ttl has passed. */
 int cache_acquire_object(struct cache *c, const char *path,
 			 struct object **out, bool *changed);
+
+/* file.c: helpers shared with writeback.c. */
+struct shadow *shadow_new(struct cache *c, const char *path,
+			  struct object *base,
+			  const struct origin_attr *attr);
+void shadow_put(struct cache *c, struct shadow *sh);
+/* Copy every chunk the shadow still needs from its base.  sh->lock. */
+int shadow_materialize_all(struct cache *c, struct shadow *sh);
+void shadow_install(struct cache *c, struct shadow *sh, const char *path,
+		    const struct origin_attr *attr);
+
+/* writeback.c: the write-back queue. */
+int wb_open(struct cache *c, char *err, size_t errlen);
+void wb_close(struct cache *c);
+int wb_commit(struct cache *c, struct shadow *sh);
+int wb_upload(struct cache *c, struct shadow *sh);
+void wb_cancel(struct cache *c, struct shadow *sh);
+void wb_moved(struct cache *c, struct shadow *sh);
+void wb_writer_closed(struct cache *c, struct shadow *sh);
+void wb_wait_for_room(struct cache *c, size_t len);
+void wb_stats(struct cache *c, struct cache_stats *st);
 
 /* Split path into its parent folder (into buf) and return the name. */
 const char *path_split(const char *path, char *parent, size_t len);

@@ -1,0 +1,435 @@
+/* journal.c - the records of the write-back journal over a record log. */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "htab.h"
+#include "log.h"
+#include "recordlog.h"
+
+/*
+ * Not locked: the callers serialize every call on one journal (the engine
+ * calls it under its lock).
+ */
+
+#define JOURNAL_MAGIC "NEARFSJL"
+#define JOURNAL_PARAM 0u
+
+enum record_type {
+	REC_PUT = 1,
+	REC_MOVE,
+	REC_DONE,
+};
+
+/* Fixed part of a PUT record.  The path follows: path_len bytes, no NUL. */
+struct put_record {
+	uint64_t seq;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t mode, uid, gid, valid;
+	uint32_t path_len;
+};
+
+/* Fixed part of a MOVE record.  The path follows as in PUT. */
+struct move_record {
+	uint64_t seq;
+	uint32_t path_len;
+	uint32_t pad;
+};
+
+struct journal {
+	struct recordlog *log;
+	uint64_t max_seq;
+};
+
+/* One pending upload while the journal is replayed. */
+struct pending {
+	uint64_t seq;
+	char *path;
+	struct origin_attr meta;
+};
+
+struct replay_state {
+	struct htab map;	/* seq in hex -> struct pending */
+	uint64_t max_seq;
+	int error;		/* -ENOMEM while replaying, or 0 */
+};
+
+static const struct recordlog_kind journal_kind = {
+	.magic = JOURNAL_MAGIC,
+	.version = JOURNAL_FORMAT_VERSION,
+	.what = "write-back journal",
+	.fix = "the pending uploads it lists are kept; use the nearfs "
+	       "version that wrote it to upload them, or move the cache "
+	       "folder away",
+};
+
+static void seq_key(uint64_t seq, char key[17])
+{
+	snprintf(key, 17, "%" PRIx64, seq);
+}
+
+static void pending_free(struct pending *p)
+{
+	if (!p)
+		return;
+	free(p->path);
+	free(p);
+}
+
+/* Copy len bytes of src into a string, or return NULL if it is empty,
+ * contains a NUL or cannot be allocated (then *error is -ENOMEM). */
+static char *path_dup(const char *src, uint32_t len, int *error)
+{
+	char *path;
+
+	if (len == 0 || memchr(src, '\0', len))
+		return NULL;
+	path = strndup(src, len);
+	if (!path)
+		*error = -ENOMEM;
+	return path;
+}
+
+static int replay_put(struct replay_state *st, const char *p, uint32_t len)
+{
+	struct put_record r;
+	struct pending *e;
+	char key[17];
+	int error = 0;
+
+	if (len < sizeof(r))
+		return -EINVAL;
+	memcpy(&r, p, sizeof(r));
+	if (sizeof(r) + (uint64_t)r.path_len != len)
+		return -EINVAL;
+	if (r.seq > st->max_seq)
+		st->max_seq = r.seq;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		goto out_nomem;
+	e->path = path_dup(p + sizeof(r), r.path_len, &error);
+	if (!e->path) {
+		free(e);
+		if (error)
+			goto out_nomem;
+		return -EINVAL;
+	}
+	e->seq = r.seq;
+	e->meta.mode = r.mode;
+	e->meta.uid = r.uid;
+	e->meta.gid = r.gid;
+	e->meta.valid = r.valid;
+	e->meta.mtime.tv_sec = r.mtime_sec;
+	e->meta.mtime.tv_nsec = r.mtime_nsec;
+	seq_key(r.seq, key);
+	pending_free(htab_remove(&st->map, key));
+	if (htab_put(&st->map, key, e) < 0) {
+		pending_free(e);
+		goto out_nomem;
+	}
+	return 0;
+out_nomem:
+	/* Returning an error would cut the file here, so fail the open
+	 * instead and leave the file as it is. */
+	st->error = -ENOMEM;
+	return 0;
+}
+
+static int replay_move(struct replay_state *st, const char *p, uint32_t len)
+{
+	struct move_record r;
+	struct pending *e;
+	char key[17], *path;
+	int error = 0;
+
+	if (len < sizeof(r))
+		return -EINVAL;
+	memcpy(&r, p, sizeof(r));
+	if (sizeof(r) + (uint64_t)r.path_len != len)
+		return -EINVAL;
+	if (r.seq > st->max_seq)
+		st->max_seq = r.seq;
+	path = path_dup(p + sizeof(r), r.path_len, &error);
+	if (!path) {
+		if (!error)
+			return -EINVAL;
+		st->error = error;
+		return 0;
+	}
+	seq_key(r.seq, key);
+	e = htab_get(&st->map, key);
+	if (!e) {
+		free(path);
+		return 0;
+	}
+	free(e->path);
+	e->path = path;
+	return 0;
+}
+
+static int replay_done(struct replay_state *st, const char *p, uint32_t len)
+{
+	uint64_t seq;
+	char key[17];
+
+	if (len != sizeof(seq))
+		return -EINVAL;
+	memcpy(&seq, p, sizeof(seq));
+	if (seq > st->max_seq)
+		st->max_seq = seq;
+	seq_key(seq, key);
+	pending_free(htab_remove(&st->map, key));
+	return 0;
+}
+
+static int replay_one(void *arg, uint8_t type, const char *payload,
+		      uint32_t len)
+{
+	struct replay_state *st = arg;
+
+	if (st->error)
+		return 0;
+	switch (type) {
+	case REC_PUT:
+		return replay_put(st, payload, len);
+	case REC_MOVE:
+		return replay_move(st, payload, len);
+	case REC_DONE:
+		return replay_done(st, payload, len);
+	}
+	return -EINVAL;
+}
+
+struct pending_list {
+	struct pending **items;
+	size_t count;
+};
+
+static void collect_one(void *arg, const char *key, void *value)
+{
+	struct pending_list *list = arg;
+
+	list->items[list->count++] = value;
+}
+
+static int compare_seq(const void *a, const void *b)
+{
+	const struct pending *x = *(struct pending *const *)a;
+	const struct pending *y = *(struct pending *const *)b;
+
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Collect the entries of map sorted by seq (items is NULL if none). */
+static int sorted_pending(const struct htab *map, struct pending_list *list)
+{
+	list->count = 0;
+	list->items = NULL;
+	if (map->count == 0)
+		return 0;
+	list->items = calloc(map->count, sizeof(*list->items));
+	if (!list->items)
+		return -ENOMEM;
+	htab_for_each(map, collect_one, list);
+	qsort(list->items, list->count, sizeof(*list->items), compare_seq);
+	return 0;
+}
+
+static int append_put(struct journal *j, uint64_t seq, const char *path,
+		      const struct origin_attr *meta)
+{
+	size_t path_len = strlen(path);
+	struct put_record r = {
+		.seq = seq,
+		.mtime_sec = meta->mtime.tv_sec,
+		.mtime_nsec = meta->mtime.tv_nsec,
+		.mode = meta->mode, .uid = meta->uid, .gid = meta->gid,
+		.valid = meta->valid,
+		.path_len = path_len,
+	};
+
+	if (path_len == 0)
+		return -EINVAL;
+	if (sizeof(r) + path_len > RECORDLOG_PAYLOAD_MAX)
+		return -ENAMETOOLONG;
+	return recordlog_append(j->log, REC_PUT, &r, sizeof(r), path,
+				path_len, NULL, 0);
+}
+
+/*
+ * Rewrite the journal with one PUT per pending entry.  A failure keeps
+ * the old file, which replays to the same entries.
+ */
+static void compact(struct journal *j, const char *path,
+		    const struct pending_list *list)
+{
+	int ret = recordlog_compact_begin(j->log);
+
+	for (size_t i = 0; ret == 0 && i < list->count; i++)
+		ret = append_put(j, list->items[i]->seq, list->items[i]->path,
+				 &list->items[i]->meta);
+	if (ret == 0)
+		ret = recordlog_compact_end(j->log, 1);
+	else
+		recordlog_compact_end(j->log, 0);
+	if (ret < 0)
+		log_warn("failed to compact the write-back journal %s: %s. "
+			 "It keeps its old records", path, strerror(-ret));
+}
+
+/*
+ * recordlog_open() empties a file whose header parameter differs, which
+ * would drop pending uploads.  Reject such a file instead, and leave the
+ * magic and version checks to recordlog_open().
+ */
+static int check_param(const char *path, char *err, size_t errlen)
+{
+	struct {
+		char magic[8];
+		uint32_t version;
+		uint32_t param;
+	} h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = pread(fd, &h, sizeof(h), 0);
+	close(fd);
+	if (n != sizeof(h) || memcmp(h.magic, JOURNAL_MAGIC, 8) != 0 ||
+	    h.version != JOURNAL_FORMAT_VERSION || h.param == JOURNAL_PARAM)
+		return 0;
+	snprintf(err, errlen, "write-back journal %s has header parameter "
+		 "%u, expected %u (damaged header): %s", path, h.param,
+		 JOURNAL_PARAM, journal_kind.fix);
+	return -EPROTO;
+}
+
+static void free_one(void *arg, const char *key, void *value)
+{
+	pending_free(value);
+}
+
+/* Replay path into st and open the log into j. */
+static int replay(struct journal *j, const char *path,
+		  struct replay_state *st, char *err, size_t errlen)
+{
+	int param_changed = 0;
+	int ret = check_param(path, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	ret = recordlog_open(path, &journal_kind, JOURNAL_PARAM, replay_one,
+			     st, &j->log, &param_changed, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (st->error) {
+		snprintf(err, errlen, "cannot replay the write-back journal "
+			 "%s: %s", path, strerror(-st->error));
+		recordlog_close(j->log);
+		j->log = NULL;
+		return st->error;
+	}
+	return 0;
+}
+
+int journal_open(const char *path, journal_pending_fn fn, void *arg,
+		 struct journal **out, char *err, size_t errlen)
+{
+	struct journal *j = calloc(1, sizeof(*j));
+	struct replay_state st = { .max_seq = 0 };
+	struct pending_list list = { NULL, 0 };
+	int ret;
+
+	if (!j)
+		return -ENOMEM;
+	ret = htab_init(&st.map);
+	if (ret < 0)
+		goto out_free;
+	ret = replay(j, path, &st, err, errlen);
+	if (ret < 0)
+		goto out_release;
+	ret = sorted_pending(&st.map, &list);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot replay the write-back journal "
+			 "%s: %s", path, strerror(-ret));
+		recordlog_close(j->log);
+		goto out_release;
+	}
+	j->max_seq = st.max_seq;
+	for (size_t i = 0; i < list.count; i++)
+		fn(arg, list.items[i]->seq, list.items[i]->path,
+		   &list.items[i]->meta);
+	compact(j, path, &list);
+	*out = j;
+	j = NULL;
+	ret = 0;
+	free(list.items);
+out_release:
+	htab_for_each(&st.map, free_one, NULL);
+	htab_release(&st.map);
+out_free:
+	free(j);
+	return ret;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	recordlog_close(j->log);
+	free(j);
+}
+
+uint64_t journal_max_seq(const struct journal *j)
+{
+	return j->max_seq;
+}
+
+/* A seq counts as used even when its record could not be written. */
+static void note_seq(struct journal *j, uint64_t seq)
+{
+	if (seq > j->max_seq)
+		j->max_seq = seq;
+}
+
+int journal_put(struct journal *j, uint64_t seq, const char *path,
+		const struct origin_attr *meta)
+{
+	note_seq(j, seq);
+	return append_put(j, seq, path, meta);
+}
+
+int journal_move(struct journal *j, uint64_t seq, const char *path)
+{
+	size_t path_len = strlen(path);
+	struct move_record r = { .seq = seq, .path_len = path_len };
+
+	note_seq(j, seq);
+	if (path_len == 0)
+		return -EINVAL;
+	if (sizeof(r) + path_len > RECORDLOG_PAYLOAD_MAX)
+		return -ENAMETOOLONG;
+	return recordlog_append(j->log, REC_MOVE, &r, sizeof(r), path,
+				path_len, NULL, 0);
+}
+
+int journal_done(struct journal *j, uint64_t seq)
+{
+	note_seq(j, seq);
+	return recordlog_append(j->log, REC_DONE, &seq, sizeof(seq), NULL, 0,
+				NULL, 0);
+}
+
+int journal_sync(struct journal *j)
+{
+	return recordlog_sync(j->log);
+}

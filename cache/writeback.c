@@ -1,0 +1,571 @@
+/*
+ * writeback.c - the write-back queue: closed files waiting for upload.
+ *
+ * In write-back mode a close commits a file locally: its shadow file is
+ * moved to dirty/SEQ and a PUT record naming SEQ and the path goes to the
+ * journal.  The shadow stays in cache.shadows, so reads, stat and
+ * listings see the new content, and a pending reference keeps it alive
+ * until the upload.  Invariants, under cache.lock:
+ *
+ * - Every pending shadow is on wb_list, has a seq, a PUT record in the
+ *   journal and its bytes in dirty/SEQ; it counts its size in
+ *   dirty_bytes.  Nothing in dirty/ is ever evicted.
+ * - A shadow is uploaded only when no handle has it open for writing, its
+ *   quiet time (writeback_delay) has passed and its retry backoff is over,
+ *   unless a flush asks for it now.  The uploader holds shadow.lock for
+ *   the whole upload, so no write changes the bytes being sent.
+ * - After the origin stored it, the new version is installed in the
+ *   cache, then the DONE record is written and the file leaves dirty/.
+ *   A crash in between uploads it again at the next start: uploads are
+ *   idempotent, so nothing closed is ever lost.
+ * - A file that fails to upload stays pending with its error and is
+ *   retried with exponential backoff (1 s doubling to 5 min), forever.
+ *
+ * A daemon crash loses nothing that was closed: the data is in dirty/ in
+ * the kernel's page cache even without fsync.  A machine crash can lose
+ * what was not yet written back by the kernel, unless fsync returned.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "journal.h"
+#include "internal.h"
+#include "log.h"
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS (5 * 60 * 1000)
+
+static char *dirty_name(uint64_t seq)
+{
+	char *name;
+
+	if (asprintf(&name, "dirty/%016" PRIx64, seq) < 0)
+		return NULL;
+	return name;
+}
+
+/* Move the shadow's file into dirty/ under a new seq.  Lock held. */
+static int make_pending(struct cache *c, struct shadow *sh)
+{
+	uint64_t seq = c->wb_seq + 1;
+	char *name = dirty_name(seq);
+
+	if (!name)
+		return -ENOMEM;
+	if (renameat(c->root_fd, sh->file, c->root_fd, name) < 0) {
+		int ret = -errno;
+
+		log_err("cannot move %s into %s/dirty: %s", sh->path,
+			c->root, strerror(errno));
+		free(name);
+		return ret;
+	}
+	free(sh->file);
+	sh->file = name;
+	c->wb_seq = seq;
+	sh->seq = seq;
+	sh->pending = true;
+	sh->refs++;		/* the pending reference */
+	list_add_tail(&c->wb_list, &sh->wb);
+	c->pending_count++;
+	return 0;
+}
+
+/* Leave the queue: the upload is done or the file was removed.  The
+ * file goes back to tmp/, where it lives as long as the shadow.  Lock
+ * held; the caller drops the pending reference. */
+static void leave_queue(struct cache *c, struct shadow *sh)
+{
+	char *name;
+
+	journal_done(c->journal, sh->seq);
+	if (asprintf(&name, "tmp/w%d-%" PRIu64, (int)getpid(),
+		     c->next_tmp++) >= 0) {
+		if (renameat(c->root_fd, sh->file, c->root_fd, name) == 0) {
+			free(sh->file);
+			sh->file = name;
+		} else {
+			free(name);
+		}
+	}
+	list_del(&sh->wb);
+	c->dirty_bytes -= sh->counted;
+	c->pending_count--;
+	sh->counted = 0;
+	sh->pending = false;
+	sh->seq = 0;
+	sh->attempts = 0;
+	sh->last_error = 0;
+	pthread_cond_broadcast(&c->wb_done);
+}
+
+int wb_commit(struct cache *c, struct shadow *sh)
+{
+	int ret = 0;
+
+	if (!sh->dirty)
+		return 0;
+	/* Copy in what the upload will need from the old version now,
+	 * while it is still cached or on the origin. */
+	ret = shadow_materialize_all(c, sh);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&c->lock);
+	if (!sh->path) {
+		sh->dirty = false;	/* unlinked while open */
+		goto out_unlock;
+	}
+	if (!sh->pending) {
+		ret = make_pending(c, sh);
+		if (ret < 0)
+			goto out_unlock;
+	}
+	ret = journal_put(c->journal, sh->seq, sh->path, &sh->attr);
+	if (ret < 0) {
+		log_err("cannot record %s in the write-back journal: %s",
+			sh->path, strerror(-ret));
+		goto out_unlock;
+	}
+	c->dirty_bytes += sh->size - sh->counted;
+	sh->counted = sh->size;
+	sh->ready_ms = clock_now_ms() + c->cfg.writeback_delay_ms;
+	sh->dirty = false;
+	pthread_cond_broadcast(&c->wb_wake);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+static uint64_t backoff_ms(unsigned attempts)
+{
+	uint64_t ms = BACKOFF_MIN_MS;
+
+	while (--attempts > 0 && ms < BACKOFF_MAX_MS)
+		ms *= 2;
+	return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
+}
+
+static bool is_permanent(int err)
+{
+	return err == -EACCES || err == -EPERM || err == -EROFS ||
+	       err == -EFBIG || err == -ENAMETOOLONG || err == -EINVAL;
+}
+
+/* Record a failed upload of path.  Lock held. */
+static void upload_failed(struct cache *c, struct shadow *sh,
+			  const char *path, int err)
+{
+	sh->attempts++;
+	sh->last_error = err;
+	sh->next_try_ms = clock_now_ms() + backoff_ms(sh->attempts);
+	sh->tried_gen = c->flush_gen;
+	c->upload_retries++;
+	if (sh->attempts == 1 || sh->attempts % 10 == 0 || is_permanent(err))
+		nf_log(is_permanent(err) ? LOG_ERR : LOG_WARNING,
+		       "cannot upload %s (attempt %u): %s; it stays in the "
+		       "write-back journal and is retried in %" PRIu64 " s",
+		       path, sh->attempts, strerror(-err),
+		       backoff_ms(sh->attempts) / 1000);
+	pthread_cond_broadcast(&c->wb_done);
+}
+
+int wb_upload(struct cache *c, struct shadow *sh)
+{
+	struct origin_attr result, meta;
+	uint64_t size;
+	char *path;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	path = sh->pending && sh->path ? strdup(sh->path) : NULL;
+	meta = sh->attr;
+	size = sh->size;
+	pthread_mutex_unlock(&c->lock);
+	if (!path)
+		return 0;
+
+	ret = c->origin->ops->write(c->origin, path, sh->fd, size, &meta,
+				    &result);
+
+	pthread_mutex_lock(&c->lock);
+	if (ret < 0) {
+		upload_failed(c, sh, path, ret);
+		goto out_unlock;
+	}
+	if (!sh->pending || !sh->path || strcmp(sh->path, path) != 0) {
+		/* Renamed or removed during the upload: the key just written
+		 * is stale.  A renamed file is uploaded again. */
+		pthread_mutex_unlock(&c->lock);
+		c->origin->ops->unlink(c->origin, path);
+		pthread_mutex_lock(&c->lock);
+		sh->ready_ms = 0;
+		goto out_unlock;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	shadow_install(c, sh, path, &result);
+
+	pthread_mutex_lock(&c->lock);
+	if (sh->pending) {
+		c->uploads_done++;
+		leave_queue(c, sh);
+		shadow_put(c, sh);	/* the pending reference */
+	}
+	log_debug("uploaded %s (%" PRIu64 " bytes)", path, size);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	free(path);
+	return ret;
+}
+
+void wb_cancel(struct cache *c, struct shadow *sh)
+{
+	if (!sh->pending)
+		return;
+	leave_queue(c, sh);
+	shadow_put(c, sh);
+}
+
+void wb_moved(struct cache *c, struct shadow *sh)
+{
+	if (sh->pending && sh->path)
+		journal_move(c->journal, sh->seq, sh->path);
+}
+
+void wb_writer_closed(struct cache *c, struct shadow *sh)
+{
+	if (sh->pending)
+		pthread_cond_broadcast(&c->wb_wake);
+}
+
+static bool is_ready(const struct cache *c, const struct shadow *sh,
+		     uint64_t now)
+{
+	bool flushing = sh->flush_gen > sh->tried_gen;
+
+	if (sh->uploading || sh->writers > 0)
+		return false;
+	if (flushing)
+		return true;
+	return now >= sh->ready_ms && now >= sh->next_try_ms;
+}
+
+/* The next shadow to upload, or NULL; *wait_ms receives how long until
+ * one may be ready.  Lock held. */
+static struct shadow *next_ready(struct cache *c, uint64_t *wait_ms)
+{
+	uint64_t now = clock_now_ms();
+	struct list_node *n;
+
+	*wait_ms = 60000;
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+		uint64_t at;
+
+		if (is_ready(c, sh, now))
+			return sh;
+		if (sh->uploading || sh->writers > 0)
+			continue;
+		at = sh->ready_ms > sh->next_try_ms ? sh->ready_ms :
+						      sh->next_try_ms;
+		if (at > now && at - now < *wait_ms)
+			*wait_ms = at - now;
+	}
+	return NULL;
+}
+
+static void timed_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
+		       uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(cond, lock, &ts);
+}
+
+static void *uploader(void *arg)
+{
+	struct cache *c = arg;
+	struct shadow *sh;
+	uint64_t wait_ms;
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->wb_stop) {
+		sh = next_ready(c, &wait_ms);
+		if (!sh) {
+			timed_wait(&c->wb_wake, &c->lock, wait_ms);
+			continue;
+		}
+		sh->uploading = true;
+		sh->tried_gen = c->flush_gen;
+		sh->refs++;
+		pthread_mutex_unlock(&c->lock);
+
+		pthread_mutex_lock(&sh->lock);
+		wb_upload(c, sh);
+		pthread_mutex_unlock(&sh->lock);
+
+		pthread_mutex_lock(&c->lock);
+		sh->uploading = false;
+		pthread_cond_broadcast(&c->wb_done);
+		shadow_put(c, sh);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static bool has_uploadable(struct cache *c)
+{
+	struct list_node *n;
+
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next)
+		if (list_entry(n, struct shadow, wb)->writers == 0)
+			return true;
+	return false;
+}
+
+void wb_wait_for_room(struct cache *c, size_t len)
+{
+	bool waited = false;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->dirty_bytes + len > c->cfg.max_dirty && !c->wb_stop &&
+	       has_uploadable(c)) {
+		if (!waited)
+			log_info("%" PRIu64 " bytes wait for upload "
+				 "(max_dirty %" PRIu64 "): writers wait",
+				 c->dirty_bytes, c->cfg.max_dirty);
+		waited = true;
+		/* Upload now rather than after the quiet time. */
+		for (struct list_node *n = c->wb_list.next;
+		     n != &c->wb_list; n = n->next)
+			list_entry(n, struct shadow, wb)->ready_ms = 0;
+		pthread_cond_broadcast(&c->wb_wake);
+		timed_wait(&c->wb_done, &c->lock, 1000);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static bool matches(const struct shadow *sh, const char *path)
+{
+	return path[0] == '\0' || (sh->path && (strcmp(sh->path, path) == 0 ||
+						path_is_below(sh->path, path)));
+}
+
+struct flush_count {
+	uint64_t files, bytes, untried;
+};
+
+static struct flush_count count_flush(struct cache *c, const char *path,
+				      uint64_t gen)
+{
+	struct flush_count fc = { 0 };
+	struct list_node *n;
+
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		if (sh->flush_gen != gen || !matches(sh, path))
+			continue;
+		fc.files++;
+		fc.bytes += sh->size;
+		if (sh->tried_gen < gen || sh->uploading)
+			fc.untried++;
+	}
+	return fc;
+}
+
+int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
+		void *arg)
+{
+	struct flush_count fc;
+	uint64_t gen, total = 0;
+	struct list_node *n;
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	gen = ++c->flush_gen;
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		if (!matches(sh, path) || sh->writers > 0)
+			continue;
+		sh->flush_gen = gen;
+		total += sh->size;
+	}
+	pthread_cond_broadcast(&c->wb_wake);
+	for (;;) {
+		fc = count_flush(c, path, gen);
+		if (fc.files == 0)
+			break;
+		if (fc.untried == 0) {
+			ret = -EIO;	/* each was tried and failed */
+			break;
+		}
+		if (fn) {
+			pthread_mutex_unlock(&c->lock);
+			fn(arg, fc.files, fc.bytes, total);
+			pthread_mutex_lock(&c->lock);
+		}
+		timed_wait(&c->wb_done, &c->lock, 500);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (fn)
+		fn(arg, fc.files, fc.bytes, total);
+	return ret;
+}
+
+void wb_stats(struct cache *c, struct cache_stats *st)
+{
+	struct list_node *n;
+
+	st->dirty_bytes = c->dirty_bytes;
+	st->max_dirty = c->cfg.max_dirty;
+	st->uploads_pending = c->pending_count;
+	st->uploads_done = c->uploads_done;
+	st->upload_retries = c->upload_retries;
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next)
+		if (list_entry(n, struct shadow, wb)->last_error)
+			st->uploads_failed++;
+}
+
+/* Replay: a journaled file becomes a pending shadow again. */
+
+struct replay {
+	struct cache *c;
+	uint64_t *lost;		/* seqs whose data file is missing */
+	size_t nlost;
+};
+
+static void replay_pending(void *arg, uint64_t seq, const char *path,
+			   const struct origin_attr *meta)
+{
+	struct replay *r = arg;
+	struct cache *c = r->c;
+	struct shadow *sh, *old;
+	char *name = dirty_name(seq);
+	struct stat st;
+	int fd;
+
+	fd = name ? openat(c->root_fd, name, O_RDWR | O_CLOEXEC) : -1;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		log_err("the write-back journal lists %s, but %s/%s is "
+			"missing: that change cannot be uploaded", path,
+			c->root, name ? name : "dirty/?");
+		uint64_t *l = realloc(r->lost, (r->nlost + 1) * sizeof(*l));
+
+		if (l) {
+			r->lost = l;
+			r->lost[r->nlost++] = seq;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(name);
+		return;
+	}
+	sh = calloc(1, sizeof(*sh));
+	if (!sh) {
+		close(fd);
+		free(name);
+		return;
+	}
+	pthread_mutex_init(&sh->lock, NULL);
+	list_init(&sh->wb);
+	sh->fd = fd;
+	sh->file = name;
+	sh->path = strdup(path);
+	sh->attr = *meta;
+	sh->attr.mode = S_IFREG | (meta->mode & 07777);
+	sh->size = st.st_size;
+	sh->attr.size = st.st_size;
+	sh->have = calloc(1, 1);
+	sh->modified = true;
+	sh->seq = seq;
+	sh->pending = true;
+	sh->refs = 1;		/* the pending reference */
+	sh->counted = st.st_size;
+	c->dirty_bytes += st.st_size;
+	c->pending_count++;
+	list_add_tail(&c->wb_list, &sh->wb);
+	if (seq > c->wb_seq)
+		c->wb_seq = seq;
+	old = htab_get(&c->shadows, path);
+	htab_put(&c->shadows, path, sh);
+	if (old)
+		wb_cancel(c, old);	/* a newer version of the same path */
+}
+
+int wb_open(struct cache *c, char *err, size_t errlen)
+{
+	struct replay r = { .c = c };
+	char *path;
+	int ret;
+
+	list_init(&c->wb_list);
+	pthread_cond_init(&c->wb_wake, NULL);
+	pthread_cond_init(&c->wb_done, NULL);
+	if (mkdirat(c->root_fd, "dirty", 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s/dirty: %s", c->root,
+			 strerror(errno));
+		return -errno;
+	}
+	if (asprintf(&path, "%s/journal", c->root) < 0)
+		return -ENOMEM;
+	ret = journal_open(path, replay_pending, &r, &c->journal, err,
+			   errlen);
+	free(path);
+	if (ret < 0)
+		return ret;
+	if (journal_max_seq(c->journal) > c->wb_seq)
+		c->wb_seq = journal_max_seq(c->journal);
+	for (size_t i = 0; i < r.nlost; i++)
+		journal_done(c->journal, r.lost[i]);
+	free(r.lost);
+	if (c->pending_count)
+		log_info("write-back journal: %" PRIu64 " files (%" PRIu64
+			 " bytes) still to upload", c->pending_count,
+			 c->dirty_bytes);
+
+	for (; c->wb_nthreads < WB_THREADS; c->wb_nthreads++) {
+		ret = pthread_create(&c->wb_threads[c->wb_nthreads], NULL,
+				     uploader, c);
+		if (ret) {
+			snprintf(err, errlen, "cannot start an upload thread: "
+				 "%s", strerror(ret));
+			return -ret;
+		}
+	}
+	return 0;
+}
+
+void wb_close(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->wb_stop = true;
+	pthread_cond_broadcast(&c->wb_wake);
+	pthread_cond_broadcast(&c->wb_done);
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < c->wb_nthreads; i++)
+		pthread_join(c->wb_threads[i], NULL);
+	c->wb_nthreads = 0;
+	if (c->pending_count)
+		log_warn("%" PRIu64 " files are not uploaded yet; they stay "
+			 "in the write-back journal of %s for the next mount",
+			 c->pending_count, c->root);
+	journal_close(c->journal);
+	c->journal = NULL;
+}

@@ -1,0 +1,464 @@
+/* test_journal.c - the write-back journal: replay, damage and compaction. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "recordlog.h"
+
+#define VERSION_OFFSET 8	/* after the 8-byte magic of the header */
+#define HEADER_SIZE 16		/* magic, version, param */
+/* Fixed parts of the records as journal.c lays them out. */
+#define PUT_FIXED 40
+#define MOVE_FIXED 16
+#define REC_DONE 3		/* record type of DONE in journal.c */
+#define MAX_SEEN 64
+
+/* The pending entries one journal_open() reported. */
+struct seen {
+	size_t count;
+	uint64_t seq[MAX_SEEN];
+	char *path[MAX_SEEN];
+	struct origin_attr meta[MAX_SEEN];
+};
+
+struct env {
+	char dir[64];
+	char path[96];
+	struct journal *j;
+	struct seen seen;
+};
+
+static void seen_reset(struct seen *s)
+{
+	for (size_t i = 0; i < s->count; i++)
+		free(s->path[i]);
+	s->count = 0;
+}
+
+static void record_pending(void *arg, uint64_t seq, const char *path,
+			   const struct origin_attr *meta)
+{
+	struct seen *s = arg;
+
+	assert_true(s->count < MAX_SEEN);
+	s->seq[s->count] = seq;
+	s->path[s->count] = strdup(path);
+	assert_non_null(s->path[s->count]);
+	s->meta[s->count] = *meta;
+	s->count++;
+}
+
+static int setup(void **state)
+{
+	struct env *env = calloc(1, sizeof(*env));
+
+	assert_non_null(env);
+	strcpy(env->dir, "/tmp/journal-tests-XXXXXX");
+	assert_non_null(mkdtemp(env->dir));
+	snprintf(env->path, sizeof(env->path), "%s/journal", env->dir);
+	*state = env;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *env = *state;
+	DIR *d;
+	struct dirent *de;
+
+	journal_close(env->j);
+	seen_reset(&env->seen);
+	d = opendir(env->dir);
+	if (d) {
+		while ((de = readdir(d))) {
+			char p[400];
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", env->dir, de->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(env->dir);
+	free(env);
+	return 0;
+}
+
+/* Close the journal if open, then open it, recording what it reports. */
+static void reopen(struct env *env)
+{
+	char err[512] = "";
+	int ret;
+
+	journal_close(env->j);
+	env->j = NULL;
+	seen_reset(&env->seen);
+	ret = journal_open(env->path, record_pending, &env->seen, &env->j,
+			   err, sizeof(err));
+	if (ret != 0)
+		fail_msg("journal_open: %d: %s", ret, err);
+}
+
+static struct origin_attr meta_of(unsigned n)
+{
+	struct origin_attr m = {
+		.mode = 0100600 | n, .uid = 1000 + n, .gid = 2000 + n,
+		.mtime = { .tv_sec = 1700000000 + n, .tv_nsec = 1000 * n },
+		.valid = n,
+	};
+
+	return m;
+}
+
+static void put(struct env *env, uint64_t seq, const char *path,
+		unsigned meta)
+{
+	struct origin_attr m = meta_of(meta);
+
+	assert_int_equal(journal_put(env->j, seq, path, &m), 0);
+}
+
+static void assert_meta(const struct origin_attr *got, unsigned n)
+{
+	struct origin_attr want = meta_of(n);
+
+	assert_int_equal(got->mode, want.mode);
+	assert_int_equal(got->uid, want.uid);
+	assert_int_equal(got->gid, want.gid);
+	assert_int_equal(got->valid, want.valid);
+	assert_int_equal(got->mtime.tv_sec, want.mtime.tv_sec);
+	assert_int_equal(got->mtime.tv_nsec, want.mtime.tv_nsec);
+}
+
+static void assert_entry(const struct env *env, size_t i, uint64_t seq,
+			 const char *path, unsigned meta)
+{
+	assert_true(i < env->seen.count);
+	assert_int_equal(env->seen.seq[i], seq);
+	assert_string_equal(env->seen.path[i], path);
+	assert_meta(&env->seen.meta[i], meta);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Read the whole file at path into a new buffer. */
+static char *slurp(const char *path, size_t *size)
+{
+	int fd = open(path, O_RDONLY);
+	char *buf;
+
+	assert_true(fd >= 0);
+	*size = file_size(path);
+	buf = malloc(*size + 1);
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, *size, 0), (ssize_t)*size);
+	close(fd);
+	return buf;
+}
+
+static void test_journal_append_and_replay(void **state)
+{
+	struct env *env = *state;
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 0);
+	put(env, 4, "/d", 4);
+	put(env, 1, "/a", 1);
+	put(env, 2, "/b", 2);
+	put(env, 3, "/dir/c", 3);
+	assert_int_equal(journal_move(env->j, 2, "/moved/b"), 0);
+	assert_int_equal(journal_done(env->j, 3), 0);
+	assert_int_equal(journal_sync(env->j), 0);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 3);
+	assert_entry(env, 0, 1, "/a", 1);
+	assert_entry(env, 1, 2, "/moved/b", 2);
+	assert_entry(env, 2, 4, "/d", 4);
+}
+
+static void test_journal_torn_last_record(void **state)
+{
+	struct env *env = *state;
+
+	reopen(env);
+	put(env, 1, "/a", 1);
+	put(env, 2, "/b", 2);
+	journal_close(env->j);
+	env->j = NULL;
+	assert_int_equal(truncate(env->path, file_size(env->path) - 3), 0);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 1, "/a", 1);
+
+	put(env, 3, "/c", 3);
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_entry(env, 0, 1, "/a", 1);
+	assert_entry(env, 1, 3, "/c", 3);
+}
+
+static void test_journal_garbage_tail(void **state)
+{
+	struct env *env = *state;
+	static const char garbage[] = "\x01\x00\x00\x00\x07\x00\x00\x00"
+				      "not a record at all";
+	int fd;
+
+	reopen(env);
+	put(env, 1, "/a", 1);
+	put(env, 2, "/b", 2);
+	journal_close(env->j);
+	env->j = NULL;
+	fd = open(env->path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, garbage, sizeof(garbage)),
+			 (ssize_t)sizeof(garbage));
+	close(fd);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_entry(env, 0, 1, "/a", 1);
+	assert_entry(env, 1, 2, "/b", 2);
+
+	assert_int_equal(journal_done(env->j, 1), 0);
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 2, "/b", 2);
+}
+
+static int ignore_record(void *arg, uint8_t type, const char *payload,
+			 uint32_t len)
+{
+	return 0;
+}
+
+/* Append one record to the journal file with the record log directly. */
+static void append_raw(struct env *env, uint8_t type, const void *payload,
+		       size_t len)
+{
+	static const struct recordlog_kind kind = {
+		.magic = "NEARFSJL", .version = JOURNAL_FORMAT_VERSION,
+		.what = "write-back journal", .fix = "none",
+	};
+	struct recordlog *log;
+	char err[256];
+	int changed;
+
+	assert_int_equal(recordlog_open(env->path, &kind, 0, ignore_record,
+					NULL, &log, &changed, err,
+					sizeof(err)), 0);
+	assert_int_equal(changed, 0);
+	assert_int_equal(recordlog_append(log, type, payload, len, NULL, 0,
+					  NULL, 0), 0);
+	recordlog_close(log);
+}
+
+static void test_journal_malformed_record_ends_replay(void **state)
+{
+	struct env *env = *state;
+	uint64_t seq = 1;
+
+	reopen(env);
+	put(env, 1, "/a", 1);
+	journal_close(env->j);
+	env->j = NULL;
+	/* A DONE with a 3-byte payload, then a valid DONE of seq 1 that
+	 * the replay must not reach. */
+	append_raw(env, REC_DONE, &seq, 3);
+	append_raw(env, REC_DONE, &seq, sizeof(seq));
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 1, "/a", 1);
+}
+
+static void test_journal_replay_idempotent(void **state)
+{
+	struct env *env = *state;
+
+	reopen(env);
+	put(env, 5, "/first", 1);
+	put(env, 5, "/second", 2);
+	put(env, 6, "/z", 3);
+	assert_int_equal(journal_move(env->j, 40, "/unknown"), 0);
+	assert_int_equal(journal_done(env->j, 41), 0);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_entry(env, 0, 5, "/second", 2);
+	assert_entry(env, 1, 6, "/z", 3);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_entry(env, 0, 5, "/second", 2);
+	assert_entry(env, 1, 6, "/z", 3);
+}
+
+static void test_journal_unknown_version(void **state)
+{
+	struct env *env = *state;
+	uint32_t version = JOURNAL_FORMAT_VERSION + 1;
+	char err[512] = "", want[64], *before, *after;
+	size_t before_size, after_size;
+	struct journal *j = NULL;
+	int fd;
+
+	reopen(env);
+	put(env, 1, "/a", 1);
+	journal_close(env->j);
+	env->j = NULL;
+	fd = open(env->path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &version, sizeof(version),
+				VERSION_OFFSET), sizeof(version));
+	close(fd);
+	before = slurp(env->path, &before_size);
+
+	assert_int_equal(journal_open(env->path, record_pending, &env->seen,
+				      &j, err, sizeof(err)), -EPROTO);
+	assert_null(j);
+	assert_int_equal(env->seen.count, 0);
+	snprintf(want, sizeof(want), "version %u", version);
+	assert_non_null(strstr(err, want));
+	snprintf(want, sizeof(want), "version %u", JOURNAL_FORMAT_VERSION);
+	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, "pending uploads"));
+
+	after = slurp(env->path, &after_size);
+	assert_int_equal(after_size, before_size);
+	assert_memory_equal(after, before, before_size);
+	free(before);
+	free(after);
+}
+
+static void test_journal_max_seq(void **state)
+{
+	struct env *env = *state;
+
+	reopen(env);
+	assert_int_equal(journal_max_seq(env->j), 0);
+	put(env, 3, "/a", 1);
+	put(env, 7, "/b", 2);
+	assert_int_equal(journal_max_seq(env->j), 7);
+	assert_int_equal(journal_done(env->j, 7), 0);
+	assert_int_equal(journal_max_seq(env->j), 7);
+
+	reopen(env);
+	assert_int_equal(journal_max_seq(env->j), 7);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 3, "/a", 1);
+
+	/* A MOVE or DONE of an unknown seq still counts as used. */
+	assert_int_equal(journal_move(env->j, 9, "/c"), 0);
+	assert_int_equal(journal_max_seq(env->j), 9);
+	assert_int_equal(journal_done(env->j, 12), 0);
+	reopen(env);
+	assert_int_equal(journal_max_seq(env->j), 12);
+}
+
+static void test_journal_compaction_shrinks(void **state)
+{
+	struct env *env = *state;
+	char path[64];
+
+	reopen(env);
+	for (uint64_t seq = 1; seq <= 2000; seq++) {
+		snprintf(path, sizeof(path), "/dir/file-%llu",
+			 (unsigned long long)seq);
+		put(env, seq, path, 1);
+		assert_int_equal(journal_done(env->j, seq), 0);
+	}
+	put(env, 2001, "/kept", 5);
+	assert_true(file_size(env->path) > 100000);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 2001, "/kept", 5);
+	assert_int_equal(journal_max_seq(env->j), 2001);
+	/* The header and one PUT with its 16-byte record header. */
+	assert_int_equal(file_size(env->path),
+			 HEADER_SIZE + 16 + PUT_FIXED + strlen("/kept"));
+}
+
+static char *long_path(size_t len)
+{
+	char *p = malloc(len + 1);
+
+	assert_non_null(p);
+	p[0] = '/';
+	for (size_t i = 1; i < len; i++)
+		p[i] = 'a' + i % 26;
+	p[len] = '\0';
+	return p;
+}
+
+static void test_journal_long_paths(void **state)
+{
+	struct env *env = *state;
+	size_t max = RECORDLOG_PAYLOAD_MAX - PUT_FIXED;
+	char *longest = long_path(max), *too_long = long_path(max + 1);
+	char *move_too_long = long_path(RECORDLOG_PAYLOAD_MAX - MOVE_FIXED + 1);
+	struct origin_attr m = meta_of(1);
+
+	reopen(env);
+	assert_int_equal(journal_put(env->j, 1, longest, &m), 0);
+	assert_int_equal(journal_put(env->j, 2, longest + 1, &m), 0);
+	assert_true(journal_put(env->j, 3, too_long, &m) < 0);
+	assert_true(journal_move(env->j, 2, move_too_long) < 0);
+	assert_true(journal_put(env->j, 4, "", &m) < 0);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_entry(env, 0, 1, longest, 1);
+	assert_entry(env, 1, 2, longest + 1, 1);
+	free(longest);
+	free(too_long);
+	free(move_too_long);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_journal_append_and_replay,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_torn_last_record,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_garbage_tail,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_malformed_record_ends_replay, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_journal_replay_idempotent,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_unknown_version,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_max_seq, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_journal_compaction_shrinks,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_long_paths, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
