@@ -684,6 +684,48 @@ int cache_rmdir(struct cache *c, const char *path)
 	return 0;
 }
 
+/*
+ * Before path goes away on the origin, fetch what its open descriptors
+ * may still read: every chunk of an open cached version, and what a file
+ * open for writing still needs from its old version.
+ */
+static void keep_open_content(struct cache *c, const char *path)
+{
+	struct object *obj;
+	struct shadow *sh;
+	char *buf;
+
+	pthread_mutex_lock(&c->lock);
+	obj = htab_get(&c->objects, path);
+	if (obj && obj->refs > 0)
+		obj->refs++;
+	else
+		obj = NULL;
+	sh = htab_get(&c->shadows, path);
+	if (sh)
+		sh->refs++;
+	pthread_mutex_unlock(&c->lock);
+
+	buf = obj ? malloc(c->cfg.chunk_size) : NULL;
+	for (uint64_t off = 0; buf && off < obj->attr.size;
+	     off += c->cfg.chunk_size)
+		if (store_read(c, obj, buf, c->cfg.chunk_size, off) < 0)
+			break;
+	free(buf);
+	if (sh) {
+		pthread_mutex_lock(&sh->lock);
+		shadow_materialize_all(c, sh);
+		pthread_mutex_unlock(&sh->lock);
+	}
+
+	pthread_mutex_lock(&c->lock);
+	if (obj)
+		store_object_put(c, obj);
+	if (sh)
+		shadow_put(c, sh);
+	pthread_mutex_unlock(&c->lock);
+}
+
 int cache_unlink(struct cache *c, const char *path)
 {
 	struct shadow *sh;
@@ -691,6 +733,7 @@ int cache_unlink(struct cache *c, const char *path)
 
 	if (c->cfg.read_only)
 		return -EROFS;
+	keep_open_content(c, path);
 	pthread_mutex_lock(&c->lock);
 	sh = htab_remove(&c->shadows, path);
 	if (sh) {
@@ -816,6 +859,7 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 
 	if (c->cfg.read_only)
 		return -EROFS;
+	keep_open_content(c, to);	/* the file a rename replaces */
 	pthread_mutex_lock(&c->lock);
 	local_only = htab_get(&c->shadows, from) != NULL;
 	have_attr = cached_attr(c, from, &attr) == 0;

@@ -574,12 +574,15 @@ int cache_file_fsync(struct cache_file *f)
 	struct cache *c = f->c;
 	struct shadow *sh = f->sh;
 	bool pending;
-	int ret;
+	int ret = 0;
 
-	if (!sh || !f->writable || c->cfg.write_mode != WRITE_BACK)
+	if (!sh || c->cfg.write_mode != WRITE_BACK)
 		return cache_file_commit(f);
+	/* Any descriptor of a file makes its data durable, also a
+	 * read-only one of a file waiting for upload. */
 	pthread_mutex_lock(&sh->lock);
-	ret = wb_commit(c, sh);
+	if (f->writable)
+		ret = wb_commit(c, sh);
 	if (ret < 0)
 		goto out_unlock;
 	pthread_mutex_lock(&c->lock);
@@ -687,10 +690,10 @@ int cache_setattr(struct cache *c, const char *path,
 		return 0;
 	pthread_mutex_lock(&c->lock);
 	sh = htab_get(&c->shadows, path);
-	local_only = sh && sh->dirty;
+	local_only = sh && (sh->dirty || sh->pending);
 	pthread_mutex_unlock(&c->lock);
 
-	/* A file not committed yet takes its metadata at the commit. */
+	/* A file not stored yet takes its metadata with its upload. */
 	if (!local_only)
 		ret = c->origin->ops->setattr(c->origin, path, attr, which,
 					      &result);
@@ -698,6 +701,9 @@ int cache_setattr(struct cache *c, const char *path,
 		return ret;
 	pthread_mutex_lock(&c->lock);
 	apply_attr(c, path, attr, which);
+	sh = htab_get(&c->shadows, path);
+	if (local_only && sh && sh->pending)
+		journal_put(c->journal, sh->seq, sh->path, &sh->attr);
 	obj = htab_get(&c->objects, path);
 	if (!local_only && obj && result.size == obj->attr.size) {
 		/* S3 gives the same bytes a new ETag. */

@@ -563,9 +563,8 @@ void wb_close(struct cache *c)
 		pthread_join(c->wb_threads[i], NULL);
 	c->wb_nthreads = 0;
 	if (c->pending_count)
-		log_warn("%" PRIu64 " files are not uploaded yet; they stay "
-			 "in the write-back journal of %s for the next mount",
-			 c->pending_count, c->root);
+		log_debug("%" PRIu64 " files stay in the write-back journal "
+			  "of %s", c->pending_count, c->root);
 	journal_close(c->journal);
 	c->journal = NULL;
 }

@@ -1,4 +1,4 @@
-/* ctl.c - the control socket server: statistics for nearfs-ctl. */
+/* ctl.c - the control socket server: statistics and flush for nearfs-ctl. */
 #include "ctl.h"
 
 #include <errno.h>
@@ -28,17 +28,26 @@ struct ctl_server {
 	int stop_pipe[2];	/* written by ctl_stop() to end the thread */
 	pthread_t thread;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+	/* Detached threads that serve a flush; ctl_stop() waits for them
+	 * because they use the engine. */
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_idle;	/* signalled when jobs drops to 0 */
+	unsigned jobs;
 };
 
 /*
- * A control command.  run() writes the reply to out; a rejected request
- * writes a line that starts with "error: ".  Adding a command means adding
- * a function and a row to the commands table.
+ * A control command, with exactly one of run and start set.  run() writes
+ * the whole reply to out.  start() serves a reply that streams: it takes
+ * over fd and returns true, or writes an error to fd and returns false.
+ * A rejected request gets a line that starts with "error: ".  Adding a
+ * command means adding a function and a row to the commands table.
  */
 struct ctl_command {
 	const char *name;
 	const char *usage;
 	void (*run)(struct ctl_server *s, const char *args, FILE *out);
+	bool (*start)(struct ctl_server *s, const char *args, int fd);
 };
 
 static const char *write_mode_name(enum write_mode mode)
@@ -52,6 +61,12 @@ static const char *write_mode_name(enum write_mode mode)
 		return "write-around";
 	}
 	return "unknown";
+}
+
+/* The fsync= option in its mount syntax: local or origin. */
+static const char *fsync_name(const struct cache_config *cfg)
+{
+	return cfg->fsync_local ? "local" : "origin";
 }
 
 /* ---- statistics ---- */
@@ -79,6 +94,12 @@ static const struct stat_field stat_fields[] = {
 	STAT_FIELD("invalidations", invalidations),
 	STAT_FIELD("origin_errors", origin_errors),
 	STAT_FIELD("origin_retries", origin_retries),
+	STAT_FIELD("dirty_bytes", dirty_bytes),
+	STAT_FIELD("max_dirty", max_dirty),
+	STAT_FIELD("uploads_pending", uploads_pending),
+	STAT_FIELD("uploads_failed", uploads_failed),
+	STAT_FIELD("uploads_done", uploads_done),
+	STAT_FIELD("upload_retries", upload_retries),
 };
 
 #define NFIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
@@ -105,6 +126,9 @@ static void format_text(const struct ctl_info *info,
 	fprintf(out, "cache_dir: %s\n", cache_path(info->cache));
 	fprintf(out, "write_mode: %s\n", write_mode_name(cfg->write_mode));
 	fprintf(out, "chunk_size: %" PRIu32 "\n", cfg->chunk_size);
+	fprintf(out, "writeback_delay_ms: %" PRIu64 "\n",
+		cfg->writeback_delay_ms);
+	fprintf(out, "fsync: %s\n", fsync_name(cfg));
 	fprintf(out, "pid: %ld\n", (long)getpid());
 	for (size_t i = 0; i < NFIELDS; i++) {
 		fprintf(out, "%s: %" PRIu64 "\n", stat_fields[i].name,
@@ -152,6 +176,9 @@ static void format_json(const struct ctl_info *info,
 	json_string_field(out, "write_mode",
 			  write_mode_name(cfg->write_mode));
 	fprintf(out, "\"chunk_size\":%" PRIu32 ",", cfg->chunk_size);
+	fprintf(out, "\"writeback_delay_ms\":%" PRIu64 ",",
+		cfg->writeback_delay_ms);
+	json_string_field(out, "fsync", fsync_name(cfg));
 	fprintf(out, "\"pid\":%ld,", (long)getpid());
 	for (size_t i = 0; i < NFIELDS; i++)
 		fprintf(out, "\"%s\":%" PRIu64 ",", stat_fields[i].name,
@@ -188,6 +215,8 @@ int ctl_format_stats(const struct ctl_info *info, bool json, char **out)
 
 /* ---- commands ---- */
 
+static void write_all(int fd, const char *buf, size_t len);
+
 static void cmd_stats(struct ctl_server *s, const char *args, FILE *out)
 {
 	bool json;
@@ -210,35 +239,252 @@ static void cmd_stats(struct ctl_server *s, const char *args, FILE *out)
 	free(text);
 }
 
-static const struct ctl_command commands[] = {
-	{ "stats", "stats [json]", cmd_stats },
+/* ---- flush ---- */
+
+/* One flush request, served on its own thread. */
+struct flush_job {
+	struct ctl_server *server;
+	int fd;			/* the client; closed by the job */
+	char *path;		/* engine path, "" for every file */
+	uint64_t files_left;	/* from the last progress report */
 };
 
-/* Split "name args" at the first space and run the matching command. */
-static void dispatch(struct ctl_server *s, char *line, FILE *out)
+/*
+ * Turn the request's PATH, relative to the mount root, into an engine
+ * path: empty and "." components are dropped, and an absolute path or a
+ * ".." component is rejected with -EINVAL.  The caller frees *out.
+ */
+static int flush_path(const char *text, char **out)
 {
+	char *copy, *path, *component, *save = NULL;
+	size_t len = 0;
+	int ret = 0;
+
+	if (text[0] == '/')
+		return -EINVAL;
+	copy = strdup(text);
+	path = malloc(strlen(text) + 1);
+	if (!copy || !path) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (component = strtok_r(copy, "/", &save); component;
+	     component = strtok_r(NULL, "/", &save)) {
+		if (strcmp(component, ".") == 0)
+			continue;
+		if (strcmp(component, "..") == 0) {
+			ret = -EINVAL;
+			goto out_free;
+		}
+		len += (size_t)sprintf(path + len, "%s%s", len ? "/" : "",
+				       component);
+	}
+	path[len] = '\0';
+	*out = path;
+	path = NULL;
+
+out_free:
+	free(path);
+	free(copy);
+	return ret;
+}
+
+/* Send one progress line.  A client that does not read is not waited
+ * for: the line is dropped, and later ones carry the newer numbers. */
+static void flush_progress(void *arg, uint64_t files_left,
+			   uint64_t bytes_left, uint64_t bytes_total)
+{
+	struct flush_job *job = arg;
+	char line[96];
+	int n;
+
+	job->files_left = files_left;
+	n = snprintf(line, sizeof(line), "progress %" PRIu64 " %" PRIu64
+		     " %" PRIu64 "\n", files_left, bytes_left, bytes_total);
+	if (send(job->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("control socket: a flush progress line was not "
+			  "sent: %s", strerror(errno));
+}
+
+/*
+ * The last line of a flush reply, for the result ret of cache_flush().
+ * The engine reports progress once more before it returns, so after -EIO
+ * the last count of files left is the count of files that failed.
+ */
+static void flush_result(const struct flush_job *job, int ret, char *line,
+			 size_t size)
+{
+	if (ret == 0)
+		snprintf(line, size, "ok\n");
+	else if (ret != -EIO)
+		snprintf(line, size, "error the flush failed: %s; see the "
+			 "daemon's log\n", strerror(-ret));
+	else if (job->files_left == 0)
+		snprintf(line, size, "error some files could not be uploaded; "
+			 "see the daemon's log\n");
+	else
+		snprintf(line, size, "error %" PRIu64 " file%s could not be "
+			 "uploaded; see the daemon's log\n", job->files_left,
+			 job->files_left == 1 ? "" : "s");
+}
+
+static void jobs_add(struct ctl_server *s)
+{
+	pthread_mutex_lock(&s->jobs_lock);
+	s->jobs++;
+	pthread_mutex_unlock(&s->jobs_lock);
+}
+
+/* The last access of a job to its server: ctl_stop() may free it next. */
+static void jobs_remove(struct ctl_server *s)
+{
+	pthread_mutex_lock(&s->jobs_lock);
+	if (--s->jobs == 0)
+		pthread_cond_broadcast(&s->jobs_idle);
+	pthread_mutex_unlock(&s->jobs_lock);
+}
+
+static void *flush_main(void *arg)
+{
+	struct flush_job *job = arg;
+	struct ctl_server *s = job->server;
+	char shown[REQUEST_MAX + 4], line[160];
+	int ret;
+
+	if (job->path[0])
+		snprintf(shown, sizeof(shown), "'%s'", job->path);
+	else
+		snprintf(shown, sizeof(shown), "all files");
+	log_info("control socket: flush of %s requested", shown);
+	ret = cache_flush(s->info.cache, job->path, flush_progress, job);
+	flush_result(job, ret, line, sizeof(line));
+	if (ret)
+		log_warn("control socket: flush of %s failed: %s", shown,
+			 strerror(-ret));
+	else
+		log_info("control socket: flush of %s done", shown);
+	write_all(job->fd, line, strlen(line));
+	close(job->fd);
+	free(job->path);
+	free(job);
+	jobs_remove(s);
+	return NULL;
+}
+
+/*
+ * "flush [PATH]": upload the files waiting below PATH now.  The reply is a
+ * "progress FILES_LEFT BYTES_LEFT BYTES_TOTAL" line about twice a second,
+ * then "ok", or "error ..." when some files could not be uploaded.  The
+ * wait can be long, so the request runs on a thread of its own and the
+ * server goes on serving other clients.
+ */
+static bool start_flush(struct ctl_server *s, const char *args, int fd)
+{
+	struct flush_job *job = calloc(1, sizeof(*job));
+	char msg[REQUEST_MAX + 160];
+	pthread_attr_t attr;
+	pthread_t thread;
+	int ret;
+
+	if (!job) {
+		ret = -ENOMEM;
+		goto out_reply;
+	}
+	job->server = s;
+	job->fd = fd;
+	ret = flush_path(args, &job->path);
+	if (ret == -EINVAL) {
+		log_warn("control socket: rejected a flush of the invalid "
+			 "path '%s'", args);
+		snprintf(msg, sizeof(msg), "error: invalid path '%s' for "
+			 "flush: give a path relative to the mount root, "
+			 "without '..'\n", args);
+		goto out_free;
+	}
+	if (ret)
+		goto out_reply;
+
+	jobs_add(s);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = -pthread_create(&thread, &attr, flush_main, job);
+	pthread_attr_destroy(&attr);
+	if (ret == 0)
+		return true;
+	jobs_remove(s);
+	log_err("control socket: cannot start a flush thread: %s",
+		strerror(-ret));
+
+out_reply:
+	snprintf(msg, sizeof(msg), "error: cannot start the flush: %s\n",
+		 strerror(-ret));
+out_free:
+	if (job)
+		free(job->path);
+	free(job);
+	write_all(fd, msg, strlen(msg));
+	return false;
+}
+
+static const struct ctl_command commands[] = {
+	{ "stats", "stats [json]", cmd_stats, NULL },
+	{ "flush", "flush [PATH]", NULL, start_flush },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void write_unknown(const char *name, FILE *out)
+{
+	fprintf(out, "error: unknown command '%s'; known commands:", name);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "%s %s", i ? "," : "", commands[i].usage);
+	fputc('\n', out);
+}
+
+/* Run a command whose reply is built whole, or reject an unknown or
+ * empty request, and send the reply to fd. */
+static void reply_buffered(struct ctl_server *s,
+			   const struct ctl_command *cmd, const char *name,
+			   const char *args, int fd)
+{
+	char *reply = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	out = open_memstream(&reply, &len);
+	if (!out)
+		return;
+	if (*name == '\0')
+		fputs("error: empty request\n", out);
+	else if (!cmd)
+		write_unknown(name, out);
+	else
+		cmd->run(s, args, out);
+	if (fclose(out) == 0)
+		write_all(fd, reply, len);
+	free(reply);
+}
+
+/* Split "name args" at the first space and run the matching command.
+ * Returns true when the command took over fd. */
+static bool dispatch(struct ctl_server *s, char *line, int fd)
+{
+	const struct ctl_command *cmd = NULL;
 	char *args = strchr(line, ' ');
 
-	if (*line == '\0') {
-		fputs("error: empty request\n", out);
-		return;
-	}
 	if (args) {
 		*args++ = '\0';
 		args += strspn(args, " ");
 	} else {
 		args = line + strlen(line);
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(line, commands[i].name) == 0) {
-			commands[i].run(s, args, out);
-			return;
-		}
-	}
-	fprintf(out, "error: unknown command '%s'; known commands:", line);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "%s %s", i ? "," : "", commands[i].usage);
-	fputc('\n', out);
+	for (size_t i = 0; i < NCOMMANDS && *line; i++)
+		if (strcmp(line, commands[i].name) == 0)
+			cmd = &commands[i];
+	if (cmd && cmd->start)
+		return cmd->start(s, args, fd);
+	reply_buffered(s, cmd, line, args, fd);
+	return false;
 }
 
 /* ---- connections ---- */
@@ -310,20 +556,19 @@ static bool is_peer_allowed(int fd)
 	return false;
 }
 
-static void serve_client(struct ctl_server *s, int fd)
+/* Serve one connection.  Returns true when a command took over fd, else
+ * the caller closes it. */
+static bool serve_client(struct ctl_server *s, int fd)
 {
 	struct timeval timeout = { .tv_sec = CLIENT_TIMEOUT_S };
 	char line[REQUEST_MAX];
-	char *reply = NULL;
-	size_t len = 0;
-	FILE *out;
 	int ret;
 
 	if (!is_peer_allowed(fd)) {
 		static const char denied[] = "error: permission denied\n";
 
 		write_all(fd, denied, sizeof(denied) - 1);
-		return;
+		return false;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
@@ -334,22 +579,15 @@ static void serve_client(struct ctl_server *s, int fd)
 				 "longer than %d bytes\n", REQUEST_MAX - 2);
 
 		write_all(fd, msg, (size_t)n);
-		return;
+		return false;
 	}
 	if (ret) {
 		log_debug("control socket: reading a request failed: %s",
 			  strerror(-ret));
-		return;
+		return false;
 	}
 	log_debug("control socket: request '%s'", line);
-
-	out = open_memstream(&reply, &len);
-	if (!out)
-		return;
-	dispatch(s, line, out);
-	if (fclose(out) == 0)
-		write_all(fd, reply, len);
-	free(reply);
+	return dispatch(s, line, fd);
 }
 
 static void *ctl_main(void *arg)
@@ -377,8 +615,8 @@ static void *ctl_main(void *arg)
 		fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		serve_client(s, fd);
-		close(fd);
+		if (!serve_client(s, fd))
+			close(fd);
 	}
 	return NULL;
 }
@@ -494,6 +732,8 @@ int ctl_start(const struct ctl_info *info, struct ctl_server **out,
 	}
 	s->info = *info;
 	s->listen_fd = -1;
+	pthread_mutex_init(&s->jobs_lock, NULL);
+	pthread_cond_init(&s->jobs_idle, NULL);
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
 	ret = socket_path(s, err, errlen);
 	if (ret)
@@ -526,6 +766,8 @@ out_close:
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 out_free:
+	pthread_cond_destroy(&s->jobs_idle);
+	pthread_mutex_destroy(&s->jobs_lock);
 	free(s);
 	return ret;
 }
@@ -542,6 +784,15 @@ void ctl_stop(struct ctl_server *s)
 	while (write(s->stop_pipe[1], "x", 1) < 0 && errno == EINTR)
 		;
 	pthread_join(s->thread, NULL);
+	pthread_mutex_lock(&s->jobs_lock);
+	if (s->jobs)
+		log_info("control socket: waiting for %u flush request%s",
+			 s->jobs, s->jobs == 1 ? "" : "s");
+	while (s->jobs)
+		pthread_cond_wait(&s->jobs_idle, &s->jobs_lock);
+	pthread_mutex_unlock(&s->jobs_lock);
+	pthread_cond_destroy(&s->jobs_idle);
+	pthread_mutex_destroy(&s->jobs_lock);
 	close(s->stop_pipe[0]);
 	close(s->stop_pipe[1]);
 	close(s->listen_fd);

@@ -941,10 +941,12 @@ static void nf_flush(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, -ret);
 }
 
+/* Read-only handles are passed on too: the engine decides what their
+ * fsync has to do. */
 static void nf_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	int ret = commit_file(fi_file(fi));
+	int ret = cache_file_fsync(fi_file(fi)->file);
 
 	fuse_reply_err(req, -ret);
 }
@@ -1221,11 +1223,22 @@ static void nf_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * Directory changes reach the origin when they are made, except in
+ * write-back mode, where a created or renamed file reaches it with its
+ * upload.  With fsync=origin, fsyncdir therefore waits for the uploads of
+ * the closed files below the directory, its subfolders included.
+ */
 static void nf_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	/* Directory changes reach the origin when they are made. */
-	fuse_reply_err(req, 0);
+	struct cache *c = req_fs(req)->cache;
+	const struct cache_config *cfg = cache_config(c);
+	int ret = 0;
+
+	if (cfg->write_mode == WRITE_BACK && !cfg->fsync_local)
+		ret = cache_flush(c, fi_dir(fi)->path, NULL, NULL);
+	fuse_reply_err(req, -ret);
 }
 
 static void nf_statfs(fuse_req_t req, fuse_ino_t ino)

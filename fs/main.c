@@ -1,10 +1,13 @@
 /* main.c - the nearfs daemon: parse options, open the cache, serve FUSE. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -22,7 +25,13 @@ enum {
 	EXIT_ORIGIN = 2,
 	EXIT_CACHE = 3,		/* cache_open() failed */
 	EXIT_MOUNT = 4,		/* the FUSE session or mount failed */
+	/* Unmounted, but write-back files could not be uploaded: they stay
+	 * in the journal and are uploaded after the next mount. */
+	EXIT_JOURNAL = 5,
 };
+
+/* Milliseconds between two progress messages of the upload at exit. */
+#define EXIT_PROGRESS_MS 2000
 
 /* Idle worker threads the FUSE loop keeps. */
 #define IDLE_THREADS 10
@@ -276,7 +285,91 @@ static int session_run(struct daemon *d)
 	return EXIT_OK;
 }
 
-static void daemon_teardown(struct daemon *d)
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Format bytes in powers of 1024: "512 B", "34.0 MiB". */
+static void format_bytes(uint64_t bytes, char *buf, size_t size)
+{
+	static const char *const units[] = {
+		"KiB", "MiB", "GiB", "TiB", "PiB", "EiB",
+	};
+	double value = (double)bytes / 1024;
+	size_t i = 0;
+
+	if (bytes < 1024) {
+		snprintf(buf, size, "%" PRIu64 " B", bytes);
+		return;
+	}
+	while (value >= 1024 && i + 1 < sizeof(units) / sizeof(units[0])) {
+		value /= 1024;
+		i++;
+	}
+	snprintf(buf, size, "%.1f %s", value, units[i]);
+}
+
+/* Progress of the upload at exit, logged every EXIT_PROGRESS_MS. */
+struct exit_flush {
+	uint64_t logged_ms;	/* 0 before the first message */
+	uint64_t files_left;	/* from the last report */
+};
+
+static void exit_flush_progress(void *arg, uint64_t files_left,
+				uint64_t bytes_left, uint64_t bytes_total)
+{
+	struct exit_flush *ef = arg;
+	uint64_t now = now_ms();
+	char left[24];
+
+	ef->files_left = files_left;
+	if (files_left == 0 ||
+	    (ef->logged_ms && now - ef->logged_ms < EXIT_PROGRESS_MS))
+		return;
+	ef->logged_ms = now;
+	format_bytes(bytes_left, left, sizeof(left));
+	log_info("uploading %" PRIu64 " file%s (%s) before exit", files_left,
+		 files_left == 1 ? "" : "s", left);
+}
+
+/*
+ * Upload what waits in the write-back queue before the engine closes.
+ * The mount is gone by now and the signal handlers are removed, so a
+ * second SIGINT or SIGTERM ends the daemon here and the files stay in the
+ * journal.  Returns EXIT_OK, or EXIT_JOURNAL when some files remain.
+ */
+static int upload_before_exit(struct daemon *d)
+{
+	struct exit_flush ef = { 0 };
+	struct cache_stats st;
+	int ret;
+
+	if (d->opts->cache.write_mode != WRITE_BACK)
+		return EXIT_OK;
+	/* libfuse set SIGPIPE back to its default action; an upload must
+	 * not end the daemon that way. */
+	signal(SIGPIPE, SIG_IGN);
+	ret = cache_flush(d->cache, "", exit_flush_progress, &ef);
+	if (ret == 0) {
+		log_info("all data uploaded");
+		return EXIT_OK;
+	}
+	memset(&st, 0, sizeof(st));
+	cache_get_stats(d->cache, &st);
+	log_err("%" PRIu64 " file%s could not be uploaded (%s): they stay in "
+		"the write-back journal at %s and are uploaded after the next "
+		"mount", st.uploads_pending, st.uploads_pending == 1 ? "" : "s",
+		strerror(-ret), cache_path(d->cache));
+	return EXIT_JOURNAL;
+}
+
+/* Unmount and end the session, so that the upload at exit runs with the
+ * mount already gone. */
+static void session_teardown(struct daemon *d)
 {
 	if (d->fs)
 		nearfs_fs_stop(d->fs);
@@ -286,10 +379,30 @@ static void daemon_teardown(struct daemon *d)
 		fuse_remove_signal_handlers(d->se);
 	if (d->se)
 		fuse_session_destroy(d->se);
+	d->se = NULL;
+	d->mounted = false;
+	d->signals_set = false;
+}
+
+static void daemon_teardown(struct daemon *d)
+{
+	session_teardown(d);
 	ctl_stop(d->ctl);
 	if (d->cache)
 		cache_close(d->cache);
 	nearfs_fs_free(d->fs);
+}
+
+static void log_write_mode(const struct cache_config *cfg)
+{
+	char max_dirty[24];
+
+	if (cfg->write_mode != WRITE_BACK)
+		return;
+	format_bytes(cfg->max_dirty, max_dirty, sizeof(max_dirty));
+	log_info("write-back: max_dirty %s, writeback_delay %" PRIu64 " ms, "
+		 "fsync waits for the %s", max_dirty, cfg->writeback_delay_ms,
+		 cfg->fsync_local ? "local journal" : "origin");
 }
 
 static int daemon_run(const struct nearfs_options *opts)
@@ -312,12 +425,16 @@ static int daemon_run(const struct nearfs_options *opts)
 		 cache_origin(d.cache)->name, opts->mountpoint,
 		 cache_path(d.cache), write_mode_name(opts->cache.write_mode),
 		 (long)getpid());
+	log_write_mode(&opts->cache);
 	status = session_run(&d);
 	log_info("unmounting %s", opts->mountpoint);
+	session_teardown(&d);
+	if (upload_before_exit(&d) == EXIT_JOURNAL && status == EXIT_OK)
+		status = EXIT_JOURNAL;
 
 out_teardown:
 	daemon_teardown(&d);
-	if (status == EXIT_OK)
+	if (status == EXIT_OK || status == EXIT_JOURNAL)
 		log_info("stopped: %s is unmounted", opts->mountpoint);
 	return status;
 }

@@ -30,6 +30,8 @@
 #define DEFAULT_TTL_MS 60000
 #define DEFAULT_NEG_TTL_MS 5000
 #define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_MAX_DIRTY GIB
+#define DEFAULT_WRITEBACK_DELAY_MS 5000
 #define ROOT_CACHE_DIR "/var/cache/nearfs"
 
 /* Growing comma-separated list of the -o options handed to FUSE. */
@@ -254,15 +256,38 @@ static int apply_chunk_size(struct parse_state *ps,
 static int apply_write_mode(struct parse_state *ps,
 			    const struct option_def *def, const char *value)
 {
-	if (strcmp(value, "through") == 0) {
-		ps->opts->cache.write_mode = WRITE_THROUGH;
+	static const struct {
+		const char *name;
+		enum write_mode mode;
+	} modes[] = {
+		{ "through", WRITE_THROUGH },
+		{ "back", WRITE_BACK },
+		{ "around", WRITE_AROUND },
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(value, modes[i].name) == 0) {
+			ps->opts->cache.write_mode = modes[i].mode;
+			return 0;
+		}
+	}
+	return fail(ps, "invalid write_mode '%s': use through, back or "
+		    "around, for example %s", value, def->example);
+}
+
+static int apply_fsync(struct parse_state *ps, const struct option_def *def,
+		       const char *value)
+{
+	if (strcmp(value, "local") == 0) {
+		ps->opts->cache.fsync_local = true;
 		return 0;
 	}
-	if (strcmp(value, "back") == 0 || strcmp(value, "around") == 0)
-		return fail(ps, "write_mode=%s is not supported yet; use "
-			    "write_mode=through", value);
-	return fail(ps, "invalid write_mode '%s': use write_mode=through",
-		    value);
+	if (strcmp(value, "origin") == 0) {
+		ps->opts->cache.fsync_local = false;
+		return 0;
+	}
+	return fail(ps, "invalid fsync '%s': use local or origin, for "
+		    "example %s", value, def->example);
 }
 
 static int apply_endpoint(struct parse_state *ps,
@@ -372,9 +397,26 @@ static const struct option_def nearfs_option_defs[] = {
 	  "time a missing path is remembered, 0 disables\n(default: 5s)" },
 	{ "dir_ttl", "DURATION", apply_duration, FIELD(cache.dir_ttl_ms),
 	  "dir_ttl=60s", "time directory listings are cached (default: 60s)" },
-	{ "write_mode", "through", apply_write_mode, 0, "write_mode=through",
-	  "writes reach the origin before close and fsync\n"
-	  "return (default and only mode: through)" },
+	{ "write_mode", "through|back|around", apply_write_mode, 0,
+	  "write_mode=back",
+	  "through: close and fsync return once the origin\n"
+	  "stores the file (default); back: close returns\n"
+	  "at once and the file is uploaded later; around:\n"
+	  "like through, but written data is not cached" },
+	{ "max_dirty", "SIZE", apply_size, FIELD(cache.max_dirty),
+	  "max_dirty=4G",
+	  "write_mode=back: bytes closed but not uploaded\n"
+	  "before writers wait, at least one chunk\n"
+	  "(default: 1G)" },
+	{ "writeback_delay", "DURATION", apply_duration,
+	  FIELD(cache.writeback_delay_ms), "writeback_delay=30s",
+	  "write_mode=back: time a closed file stays\n"
+	  "unchanged before its upload, 0 uploads at once\n"
+	  "(default: 5s)" },
+	{ "fsync", "local|origin", apply_fsync, 0, "fsync=local",
+	  "write_mode=back: fsync returns once the file is\n"
+	  "in the local journal (local) or on the origin\n"
+	  "(default: origin)" },
 	{ "endpoint", "URL", apply_endpoint, FIELD(endpoint),
 	  "endpoint=http://127.0.0.1:9000",
 	  "S3 endpoint URL (default: $AWS_ENDPOINT_URL, else AWS)" },
@@ -617,6 +659,9 @@ static void set_defaults(struct nearfs_options *opts)
 	opts->cache.neg_ttl_ms = DEFAULT_NEG_TTL_MS;
 	opts->cache.dir_ttl_ms = DEFAULT_TTL_MS;
 	opts->cache.write_mode = WRITE_THROUGH;
+	opts->cache.max_dirty = DEFAULT_MAX_DIRTY;
+	opts->cache.writeback_delay_ms = DEFAULT_WRITEBACK_DELAY_MS;
+	opts->cache.fsync_local = false;
 	opts->s3.path_style = -1;
 	opts->s3.timeout_ms = DEFAULT_TIMEOUT_MS;
 	opts->log_level = LOG_INFO;
@@ -905,6 +950,12 @@ static int check_sizes(struct parse_state *ps)
 			    "example cache_size=10G",
 			    (unsigned long long)cache->size_max,
 			    cache->chunk_size);
+	if (cache->max_dirty < cache->chunk_size)
+		return fail(ps, "max_dirty %llu is smaller than chunk_size "
+			    "%u: give a max_dirty of at least one chunk, for "
+			    "example max_dirty=1G",
+			    (unsigned long long)cache->max_dirty,
+			    cache->chunk_size);
 	return 0;
 }
 
@@ -995,12 +1046,16 @@ void options_free(struct nearfs_options *opts)
 }
 
 /* Print an option and its help in two columns.  A '\n' in help starts
- * a continuation line. */
+ * a continuation line.  A left column wider than 22 characters gets a
+ * line of its own. */
 static void print_option(const char *left, const char *help)
 {
 	const char *line = help;
 
-	printf("  %-22s", left);
+	if (strlen(left) > 22)
+		printf("  %s\n  %-22s", left, "");
+	else
+		printf("  %-22s", left);
 	while (line) {
 		const char *nl = strchr(line, '\n');
 		int len = nl ? (int)(nl - line) : (int)strlen(line);
@@ -1061,7 +1116,9 @@ void options_print_help(const char *argv0)
 	printf("\nSIZE is a number of bytes with an optional K, M, G or T "
 	       "suffix (powers\nof 1024). DURATION is a number with an "
 	       "optional ms, s, m, h or d suffix;\na plain number is "
-	       "seconds.\n\n");
+	       "seconds.\n\nmax_dirty, writeback_delay and fsync only matter "
+	       "with write_mode=back;\nthe other write modes accept and "
+	       "ignore them.\n\n");
 	print_list("FUSE options, passed to libfuse (see mount.fuse3(8)):",
 		   fuse_passthrough, ARRAY_LEN(fuse_passthrough));
 	printf("allow_other turns on default_permissions, so that the kernel "
@@ -1069,4 +1126,9 @@ void options_print_help(const char *argv0)
 	       "keeps it off.\n\n");
 	print_list("Ignored, as given by fstab and mount(8) (also x-* and "
 		   "comment=):", ignored_options, ARRAY_LEN(ignored_options));
+	printf("Exit status: 0 unmounted, 1 invalid options or a failed FUSE "
+	       "loop, 2 origin\nnot usable or failed its check, 3 cache "
+	       "could not be opened, 4 mount\nfailed, 5 unmounted with data "
+	       "left in the write-back journal (uploaded\nafter the next "
+	       "mount).\n");
 }

@@ -1,8 +1,10 @@
-/* nearfs-ctl.c - query a running nearfs daemon through its control socket. */
+/* nearfs-ctl.c - query and flush a nearfs daemon through its control socket. */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Extended attribute on the mount root that names the control socket. */
@@ -22,6 +25,7 @@ enum {
 	EXIT_OK = 0,
 	EXIT_USAGE = 1,
 	EXIT_UNREACHABLE = 2,	/* not a nearfs mount, or no daemon */
+	EXIT_NOT_UPLOADED = 3,	/* flush: some files could not be uploaded */
 };
 
 /*
@@ -39,17 +43,38 @@ struct command {
 static const struct command commands[];
 static const size_t ncommands;
 
+/* Print a command and its summary in two columns.  A '\n' in summary
+ * starts a continuation line. */
+static void print_command(FILE *out, const struct command *cmd)
+{
+	const char *line = cmd->summary;
+
+	fprintf(out, "  %-26s", cmd->usage);
+	while (line) {
+		const char *nl = strchr(line, '\n');
+		int len = nl ? (int)(nl - line) : (int)strlen(line);
+
+		fprintf(out, " %.*s\n", len, line);
+		line = nl ? nl + 1 : NULL;
+		if (line)
+			fprintf(out, "  %-26s", "");
+	}
+}
+
 static void print_help(FILE *out)
 {
-	fprintf(out, "usage: nearfs-ctl COMMAND [OPTIONS] PATH\n"
+	fprintf(out, "usage: nearfs-ctl COMMAND [OPTIONS] MOUNTPOINT [PATH]\n"
 		"       nearfs-ctl --help | --version\n\n"
-		"PATH is the mount point of a nearfs filesystem or any path "
-		"inside it.\n\nCommands:\n");
+		"MOUNTPOINT is the mount point of a nearfs filesystem or any "
+		"path inside it.\n\nCommands:\n");
 	for (size_t i = 0; i < ncommands; i++)
-		fprintf(out, "  %-24s %s\n", commands[i].usage,
-			commands[i].summary);
-	fprintf(out, "\nExit status: 0 success, 1 usage error, 2 not a "
-		"nearfs mount or the daemon\nis unreachable.\n");
+		print_command(out, &commands[i]);
+	fprintf(out, "\nflush shows a progress bar when its output is a "
+		"terminal, else a line per\nsecond at most.\n"
+		"\nExit status: 0 success, 1 usage error, 2 not a nearfs mount "
+		"or the daemon\nis unreachable, 3 some files could not be "
+		"uploaded (flush; the daemon\nkeeps them queued and retries "
+		"them).\n");
 }
 
 static int usage_error(const char *fmt, ...)
@@ -200,6 +225,31 @@ static char *read_reply(int fd)
 }
 
 /*
+ * Connect to the daemon serving path and send one request line.  root
+ * and sock (PATH_MAX bytes each) receive the mount root and the socket
+ * path.  Returns the socket, or -1 after printing why.
+ */
+static int ctl_send(const char *path, const char *request, char *root,
+		    char *sock)
+{
+	int fd;
+
+	if (find_socket(path, root, sock, PATH_MAX) != 0)
+		return -1;
+	fd = connect_socket(root, sock);
+	if (fd < 0)
+		return -1;
+	if (send_all(fd, request, strlen(request)) != 0 ||
+	    send_all(fd, "\n", 1) != 0) {
+		fprintf(stderr, "nearfs-ctl: sending to the nearfs daemon of "
+			"%s at %s failed: %s\n", root, sock, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
  * Send one request line to the daemon serving path and print its reply.
  * A reply that starts with "error: " goes to stderr.
  */
@@ -210,17 +260,9 @@ static int ctl_request(const char *path, const char *request)
 	char *reply;
 	int fd;
 
-	if (find_socket(path, root, sock, sizeof(sock)) != 0)
-		return EXIT_UNREACHABLE;
-	fd = connect_socket(root, sock);
+	fd = ctl_send(path, request, root, sock);
 	if (fd < 0)
 		return EXIT_UNREACHABLE;
-	if (send_all(fd, request, strlen(request)) != 0 ||
-	    send_all(fd, "\n", 1) != 0) {
-		fprintf(stderr, "nearfs-ctl: sending to the nearfs daemon of "
-			"%s at %s failed: %s\n", root, sock, strerror(errno));
-		goto out_close;
-	}
 	reply = read_reply(fd);
 	if (!reply) {
 		fprintf(stderr, "nearfs-ctl: reading the reply of the nearfs "
@@ -238,6 +280,287 @@ static int ctl_request(const char *path, const char *request)
 	free(reply);
 
 out_close:
+	close(fd);
+	return status;
+}
+
+/* ---- flush ---- */
+
+/* Seconds without any line from the daemon before a flush gives up
+ * waiting; the daemon reports progress about twice a second. */
+#define FLUSH_SILENCE_S 60
+/* Milliseconds between two progress lines when stdout is not a terminal. */
+#define PLAIN_INTERVAL_MS 1000
+#define BAR_WIDTH 20
+/* Result of a reply line that is not the last one. */
+#define FLUSH_MORE (-1)
+
+/* Progress of a flush as the daemon reports it, and its display. */
+struct flush_view {
+	const char *root;	/* mount root, for messages */
+	bool tty;		/* draw a bar on one line of stdout */
+	bool bar_drawn;		/* the bar line still needs its newline */
+	bool started;		/* a progress line arrived */
+	uint64_t start_ms;	/* when the first progress line arrived */
+	uint64_t shown_ms;	/* when the last plain line was printed */
+	uint64_t files_total;	/* files left in the first report */
+	uint64_t files_left, bytes_left, bytes_total;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Format bytes in powers of 1024: "512 B", "12.0 MiB". */
+static void format_bytes(double bytes, char *buf, size_t size)
+{
+	static const char *const units[] = {
+		"KiB", "MiB", "GiB", "TiB", "PiB", "EiB",
+	};
+	size_t i = 0;
+
+	if (bytes < 1024) {
+		snprintf(buf, size, "%.0f B", bytes);
+		return;
+	}
+	bytes /= 1024;
+	while (bytes >= 1024 && i + 1 < sizeof(units) / sizeof(units[0])) {
+		bytes /= 1024;
+		i++;
+	}
+	snprintf(buf, size, "%.1f %s", bytes, units[i]);
+}
+
+static uint64_t bytes_done(const struct flush_view *v)
+{
+	return v->bytes_total > v->bytes_left ?
+	       v->bytes_total - v->bytes_left : 0;
+}
+
+/* Redraw the bar: percentage, bytes done and total, files left, rate. */
+static void draw_bar(struct flush_view *v)
+{
+	uint64_t done = bytes_done(v);
+	double fraction = v->bytes_total ?
+			  (double)done / (double)v->bytes_total : 1.0;
+	double seconds = (double)(now_ms() - v->start_ms) / 1000.0;
+	int filled = (int)(fraction * BAR_WIDTH);
+	char bar[BAR_WIDTH + 1], done_text[24], total_text[24];
+	char rate_text[32] = "";
+
+	memset(bar, '#', (size_t)filled);
+	memset(bar + filled, ' ', (size_t)(BAR_WIDTH - filled));
+	bar[BAR_WIDTH] = '\0';
+
+	format_bytes((double)done, done_text, sizeof(done_text));
+	format_bytes((double)v->bytes_total, total_text, sizeof(total_text));
+	if (seconds >= 0.5) {
+		format_bytes((double)done / seconds, rate_text,
+			     sizeof(rate_text));
+		strcat(rate_text, "/s");
+	}
+	/* \033[K clears the rest of the line after a longer earlier one. */
+	printf("\r%3d%% [%s] %s / %s, %" PRIu64 " file%s left%s%s\033[K",
+	       (int)(fraction * 100), bar, done_text, total_text,
+	       v->files_left, v->files_left == 1 ? "" : "s",
+	       rate_text[0] ? ", " : "", rate_text);
+	fflush(stdout);
+	v->bar_drawn = true;
+}
+
+static void print_plain(struct flush_view *v)
+{
+	char left[24];
+	uint64_t now = now_ms();
+
+	if (v->shown_ms && now - v->shown_ms < PLAIN_INTERVAL_MS)
+		return;
+	v->shown_ms = now;
+	format_bytes((double)v->bytes_left, left, sizeof(left));
+	printf("flush: %" PRIu64 " file%s, %s left\n", v->files_left,
+	       v->files_left == 1 ? "" : "s", left);
+	fflush(stdout);
+}
+
+static void show_progress(struct flush_view *v, uint64_t files_left,
+			  uint64_t bytes_left, uint64_t bytes_total)
+{
+	if (!v->started) {
+		v->started = true;
+		v->start_ms = now_ms();
+		v->files_total = files_left;
+	}
+	v->files_left = files_left;
+	v->bytes_left = bytes_left;
+	v->bytes_total = bytes_total;
+	if (v->tty)
+		draw_bar(v);
+	else if (files_left > 0)
+		print_plain(v);
+}
+
+static void end_bar(struct flush_view *v)
+{
+	if (!v->bar_drawn)
+		return;
+	draw_bar(v);
+	putchar('\n');
+	v->bar_drawn = false;
+}
+
+static void print_done(const struct flush_view *v)
+{
+	char total[24];
+
+	if (v->files_total == 0) {
+		printf("flush: no file was waiting for upload\n");
+		return;
+	}
+	format_bytes((double)v->bytes_total, total, sizeof(total));
+	printf("flush: %" PRIu64 " file%s (%s) uploaded\n", v->files_total,
+	       v->files_total == 1 ? "" : "s", total);
+}
+
+/* Act on one reply line.  Returns FLUSH_MORE, or the exit status when the
+ * line was the last one. */
+static int flush_line(struct flush_view *v, const char *line)
+{
+	uint64_t files, left, total;
+
+	if (sscanf(line, "progress %" SCNu64 " %" SCNu64 " %" SCNu64,
+		   &files, &left, &total) == 3) {
+		show_progress(v, files, left, total);
+		return FLUSH_MORE;
+	}
+	end_bar(v);
+	if (strcmp(line, "ok") == 0) {
+		print_done(v);
+		return fflush(stdout) == 0 ? EXIT_OK : EXIT_UNREACHABLE;
+	}
+	if (strncmp(line, "error: ", 7) == 0) {
+		fprintf(stderr, "nearfs-ctl: the daemon of %s rejected the "
+			"flush: %s\n", v->root, line + 7);
+		return EXIT_USAGE;
+	}
+	if (strncmp(line, "error ", 6) == 0) {
+		fprintf(stderr, "nearfs-ctl: flush of %s: %s\n", v->root,
+			line + 6);
+		return EXIT_NOT_UPLOADED;
+	}
+	fprintf(stderr, "nearfs-ctl: unexpected reply from the daemon of "
+		"%s: '%s'\n", v->root, line);
+	return EXIT_UNREACHABLE;
+}
+
+/* Read reply lines until the last one.  Returns the exit status. */
+static int flush_read(int fd, struct flush_view *v)
+{
+	char buf[4096];
+	size_t len = 0;
+
+	for (;;) {
+		char *nl = memchr(buf, '\n', len);
+		ssize_t n;
+
+		if (nl) {
+			int status;
+
+			*nl = '\0';
+			status = flush_line(v, buf);
+			if (status != FLUSH_MORE)
+				return status;
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len);
+			continue;
+		}
+		if (len == sizeof(buf)) {
+			end_bar(v);
+			fprintf(stderr, "nearfs-ctl: a reply line of the "
+				"daemon of %s is longer than %zu bytes\n",
+				v->root, sizeof(buf));
+			return EXIT_UNREACHABLE;
+		}
+		n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n > 0) {
+			len += (size_t)n;
+			continue;
+		}
+		end_bar(v);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			fprintf(stderr, "nearfs-ctl: the daemon of %s sent no "
+				"progress for %d s; the flush may still run "
+				"there\n", v->root, FLUSH_SILENCE_S);
+		else
+			fprintf(stderr, "nearfs-ctl: the daemon of %s closed "
+				"the connection before the flush ended: %s\n",
+				v->root, n < 0 ? strerror(errno) :
+				"end of file (did the daemon stop?)");
+		return EXIT_UNREACHABLE;
+	}
+}
+
+/*
+ * Convert the PATH argument of flush to a path relative to the mount root,
+ * in out (PATH_MAX bytes).  An absolute PATH must lie inside the mount, a
+ * relative one is taken from the mount root, and ".." is rejected.
+ */
+static int flush_path(const char *root, const char *arg, char *out)
+{
+	char resolved[PATH_MAX], copy[PATH_MAX];
+	const char *rest = arg;
+	char *component, *save = NULL;
+	size_t root_len = strlen(root), len = 0;
+
+	if (arg[0] == '/') {
+		if (realpath(arg, resolved))
+			rest = resolved;
+		if (strcmp(root, "/") == 0)
+			root_len = 0;
+		if (strncmp(rest, root, root_len) != 0 ||
+		    (rest[root_len] != '\0' && rest[root_len] != '/'))
+			return usage_error("flush: %s is not inside the mount "
+					   "%s", arg, root);
+		rest += root_len;
+	}
+	if (strlen(rest) >= sizeof(copy))
+		return usage_error("flush: the path %s is too long", arg);
+	strcpy(copy, rest);
+	for (component = strtok_r(copy, "/", &save); component;
+	     component = strtok_r(NULL, "/", &save)) {
+		if (strcmp(component, ".") == 0)
+			continue;
+		if (strcmp(component, "..") == 0)
+			return usage_error("flush: '..' is not allowed in %s: "
+					   "give a path inside the mount",
+					   arg);
+		len += (size_t)sprintf(out + len, "%s%s", len ? "/" : "",
+				       component);
+	}
+	out[len] = '\0';
+	return EXIT_OK;
+}
+
+/* Send "flush PATH" and follow its progress until the last line. */
+static int flush_run(const char *root, const char *path)
+{
+	struct timeval silence = { .tv_sec = FLUSH_SILENCE_S };
+	struct flush_view view = { .root = root, .tty = isatty(1) };
+	char request[PATH_MAX + 8], found[PATH_MAX], sock[PATH_MAX];
+	int fd, status;
+
+	snprintf(request, sizeof(request), "flush%s%s", path[0] ? " " : "",
+		 path);
+	fd = ctl_send(root, request, found, sock);
+	if (fd < 0)
+		return EXIT_UNREACHABLE;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &silence, sizeof(silence));
+	status = flush_read(fd, &view);
 	close(fd);
 	return status;
 }
@@ -266,9 +589,42 @@ static int cmd_stats(int argc, char **argv)
 	return ctl_request(path, json ? "stats json" : "stats");
 }
 
+static int cmd_flush(int argc, char **argv)
+{
+	const char *args[2] = { NULL, NULL };
+	char root[PATH_MAX], path[PATH_MAX];
+	int nargs = 0, status;
+
+	for (int i = 0; i < argc; i++) {
+		if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return usage_error("flush: unknown option '%s'",
+					   argv[i]);
+		if (nargs == 2)
+			return usage_error("flush: unexpected argument '%s'",
+					   argv[i]);
+		args[nargs++] = argv[i];
+	}
+	if (!args[0])
+		return usage_error("flush: missing the mount point");
+	if (find_mount_root(args[0], root) != 0)
+		return EXIT_UNREACHABLE;
+	path[0] = '\0';
+	if (args[1]) {
+		status = flush_path(root, args[1], path);
+		if (status != EXIT_OK)
+			return status;
+	}
+	return flush_run(root, path);
+}
+
 static const struct command commands[] = {
-	{ "stats", "stats [--json] PATH",
+	{ "stats", "stats [--json] MOUNTPOINT",
 	  "print the cache counters, as text or JSON", cmd_stats },
+	{ "flush", "flush MOUNTPOINT [PATH]",
+	  "upload now the files that wait in the write-back\n"
+	  "queue, all or those at or below PATH (inside the\n"
+	  "mount, or relative to its root), and wait for them",
+	  cmd_flush },
 };
 
 static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);

@@ -197,6 +197,9 @@ static void test_defaults(void **state)
 	assert_int_equal(opts.cache.neg_ttl_ms, 5000);
 	assert_int_equal(opts.cache.dir_ttl_ms, 60000);
 	assert_int_equal(opts.cache.write_mode, WRITE_THROUGH);
+	assert_int_equal(opts.cache.max_dirty, GIB);
+	assert_int_equal(opts.cache.writeback_delay_ms, 5000);
+	assert_false(opts.cache.fsync_local);
 	assert_false(opts.cache.read_only);
 	assert_int_equal(opts.s3.path_style, -1);
 	assert_false(opts.s3.anonymous);
@@ -281,6 +284,18 @@ static void test_each_option(void **state)
 		{ "dir_ttl=1h", FIELD(cache.dir_ttl_ms), 3600000 },
 		{ "write_mode=through", FIELD(cache.write_mode),
 		  WRITE_THROUGH },
+		{ "write_mode=back", FIELD(cache.write_mode), WRITE_BACK },
+		{ "write_mode=around", FIELD(cache.write_mode),
+		  WRITE_AROUND },
+		{ "max_dirty=4G", FIELD(cache.max_dirty), 4 * GIB },
+		{ "max_dirty=4M", FIELD(cache.max_dirty), 4 * MIB },
+		{ "writeback_delay=30s", FIELD(cache.writeback_delay_ms),
+		  30000 },
+		{ "writeback_delay=250ms", FIELD(cache.writeback_delay_ms),
+		  250 },
+		{ "writeback_delay=0", FIELD(cache.writeback_delay_ms), 0 },
+		{ "fsync=local", FIELD(cache.fsync_local), 1 },
+		{ "fsync=origin", FIELD(cache.fsync_local), 0 },
 		{ "path_style", FIELD(s3.path_style), 1 },
 		{ "virtual_host", FIELD(s3.path_style), 0 },
 		{ "anonymous", FIELD(s3.anonymous), 1 },
@@ -329,6 +344,35 @@ static void test_later_option_wins(void **state)
 			       "-o", cache_opt, origin_dir, mnt_dir, NULL), 0);
 	assert_int_equal(opts.cache.size_max, 2 * GIB);
 	assert_string_equal(opts.region, "b");
+}
+
+static void test_write_back_options(void **state)
+{
+	assert_int_equal(parse_opt("write_mode=back,max_dirty=64K,"
+				   "chunk_size=64K,writeback_delay=0,"
+				   "fsync=local"), 0);
+	assert_int_equal(opts.cache.write_mode, WRITE_BACK);
+	assert_int_equal(opts.cache.max_dirty, 64 * KIB);
+	assert_int_equal(opts.cache.chunk_size, 64 * KIB);
+	assert_int_equal(opts.cache.writeback_delay_ms, 0);
+	assert_true(opts.cache.fsync_local);
+}
+
+static void test_write_back_options_other_modes(void **state)
+{
+	static const char *const modes[] = {
+		"write_mode=through", "write_mode=around",
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		assert_int_equal(parse("-o", cache_opt, "-o", modes[i], "-o",
+				       "max_dirty=2G,writeback_delay=1m,"
+				       "fsync=local", origin_dir, mnt_dir,
+				       NULL), 0);
+		assert_int_equal(opts.cache.max_dirty, 2 * GIB);
+		assert_int_equal(opts.cache.writeback_delay_ms, 60000);
+		assert_true(opts.cache.fsync_local);
+	}
 }
 
 static void test_owner_options(void **state)
@@ -497,11 +541,29 @@ static void test_invalid_values(void **state)
 		{ "attr_ttl=1y", "invalid duration '1y' for attr_ttl" },
 		{ "neg_ttl=-1", "invalid duration '-1' for neg_ttl" },
 		{ "dir_ttl=1.5s", "invalid duration '1.5s' for dir_ttl" },
-		{ "write_mode=back", "write_mode=back is not supported yet; "
-				     "use write_mode=through" },
-		{ "write_mode=around", "write_mode=around is not supported "
-				       "yet; use write_mode=through" },
-		{ "write_mode=fast", "invalid write_mode 'fast'" },
+		{ "write_mode=fast", "invalid write_mode 'fast': use "
+				     "through, back or around, for "
+				     "example write_mode=back" },
+		{ "write_mode=Back", "invalid write_mode 'Back'" },
+		{ "write_mode=", "missing value for write_mode" },
+		{ "max_dirty=lots", "invalid size 'lots' for max_dirty: use "
+				    "a number with an optional K, M, G or T "
+				    "suffix, for example max_dirty=4G" },
+		{ "max_dirty=1M", "max_dirty 1048576 is smaller than "
+				  "chunk_size 4194304: give a max_dirty of "
+				  "at least one chunk" },
+		{ "max_dirty=0", "max_dirty 0 is smaller than chunk_size" },
+		{ "max_dirty=", "missing value for max_dirty" },
+		{ "writeback_delay=soon", "invalid duration 'soon' for "
+					  "writeback_delay: use a number "
+					  "with an optional ms, s, m, h or "
+					  "d suffix, for example "
+					  "writeback_delay=30s" },
+		{ "writeback_delay=-5s", "invalid duration '-5s' for "
+					 "writeback_delay" },
+		{ "fsync=disk", "invalid fsync 'disk': use local or origin, "
+				"for example fsync=local" },
+		{ "fsync", "missing value for fsync" },
 		{ "endpoint=127.0.0.1:9000", "invalid endpoint "
 					     "'127.0.0.1:9000': use a URL "
 					     "that starts with http:// or "
@@ -701,7 +763,12 @@ static void test_help_lists_options(void **state)
 	static const char *const names[] = {
 		"cache_dir=PATH", "cache_size=SIZE", "min_free=SIZE|N%",
 		"chunk_size=SIZE", "ttl=DURATION", "attr_ttl=DURATION",
-		"neg_ttl=DURATION", "dir_ttl=DURATION", "write_mode=",
+		"neg_ttl=DURATION", "dir_ttl=DURATION",
+		"write_mode=through|back|around", "max_dirty=SIZE",
+		"writeback_delay=DURATION", "fsync=local|origin",
+		"(default: 1G)", "(default: 5s)", "(default: origin)",
+		"only matter with write_mode=back",
+		"5 unmounted with data left in the write-back journal",
 		"endpoint=URL", "region=NAME", "profile=NAME", "path_style",
 		"virtual_host", "anonymous", "ro ", "log_level=LEVEL",
 		"timeout=DURATION", "allow_other", "_netdev", "-f", "-d",
@@ -754,6 +821,8 @@ int main(void)
 		TEST(test_each_option),
 		TEST(test_string_options),
 		TEST(test_later_option_wins),
+		TEST(test_write_back_options),
+		TEST(test_write_back_options_other_modes),
 		TEST(test_owner_options),
 		TEST(test_endpoint_from_env),
 		TEST(test_flags),
