@@ -229,6 +229,11 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 	ret = wb_open(c, err, errlen);
 	if (ret < 0)
 		goto out_close;
+	if (store_ra_start(c) < 0) {
+		snprintf(err, errlen, "cannot start the readahead threads");
+		ret = -EAGAIN;
+		goto out_close;
+	}
 	*out = c;
 	return 0;
 out_close:
@@ -272,6 +277,8 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
+	if (c->ra_tail)
+		store_ra_stop(c);
 	if (c->journal)
 		wb_close(c);
 	if (c->shadows.buckets)

@@ -340,6 +340,35 @@ static int switch_version(struct cache_file *f)
 	return 0;
 }
 
+/*
+ * Queue the chunks ahead of a sequential reader.  The window starts at one
+ * chunk and doubles each time the reader enters a new chunk, up to the
+ * readahead option and RA_WINDOW_MAX; a read anywhere else turns readahead off until the reader
+ * is sequential again.
+ */
+static void read_ahead(struct cache_file *f, uint64_t offset, size_t n)
+{
+	uint32_t cs = f->c->cfg.chunk_size;
+	uint32_t first = offset / cs, last = (offset + n - 1) / cs;
+	uint64_t max = f->c->cfg.readahead / cs;
+	bool sequential = offset == f->next_offset;
+
+	f->next_offset = offset + n;
+	if (max > RA_WINDOW_MAX)
+		max = RA_WINDOW_MAX;
+	if (!sequential || max == 0) {
+		f->ra_window = 0;
+		return;
+	}
+	if (f->ra_window == 0)
+		f->ra_window = 1;
+	else if ((last > first || offset % cs == 0) && f->ra_window < max)
+		f->ra_window *= 2;
+	if (f->ra_window > max)
+		f->ra_window = max;
+	store_prefetch(f->c, f->obj, last + 1, f->ra_window);
+}
+
 ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			uint64_t offset)
 {
@@ -356,8 +385,10 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			return n;
 		n = -EIO;
 	}
-	if (n > 0)
+	if (n > 0) {
 		f->has_read = true;
+		read_ahead(f, offset, n);
+	}
 	return n;
 }
 

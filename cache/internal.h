@@ -101,6 +101,8 @@ struct cache_file {
 	struct shadow *sh;	/* for handles that write, else NULL */
 	bool writable;
 	bool has_read;		/* some bytes were returned already */
+	uint64_t next_offset;	/* where a sequential read would start */
+	uint32_t ra_window;	/* chunks to keep fetched ahead; 0: random */
 };
 
 /* A cached attribute or negative answer. */
@@ -127,6 +129,12 @@ struct journal;
 
 /* Threads uploading closed files in write-back mode. */
 #define WB_THREADS 4
+/* Threads fetching chunks ahead of sequential readers. */
+#define RA_THREADS 4
+/* Chunks a sequential reader may have queued ahead of it, at most. */
+#define RA_WINDOW_MAX 8
+
+struct ra_job;
 
 struct cache {
 	struct cache_config cfg;
@@ -151,6 +159,15 @@ struct cache {
 
 	cache_invalidate_fn invalidate;
 	void *invalidate_arg;
+
+	/* Readahead, under lock. */
+	struct ra_job *ra_head, **ra_tail;
+	unsigned ra_queued;
+	pthread_t ra_threads[RA_THREADS];
+	unsigned ra_nthreads;
+	pthread_cond_t ra_wake;
+	bool ra_stop;
+	uint64_t readaheads;	/* chunks queued by readahead */
 
 	/* Write-back, under lock. */
 	struct journal *journal;
@@ -185,6 +202,11 @@ void store_data_path(const struct cache *c, uint64_t id, char *buf,
 		     size_t len);
 void store_log_object(struct cache *c, struct object *obj);
 int store_replay(struct cache *c, char *err, size_t errlen);
+/* Queue chunks [first, first + count) of a pinned object for fetching. */
+void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
+		    uint32_t count);
+int store_ra_start(struct cache *c);
+void store_ra_stop(struct cache *c);
 int store_compact(struct cache *c);
 uint64_t store_live_index_bytes(const struct cache *c);
 

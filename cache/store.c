@@ -429,7 +429,8 @@ static int fetch(struct cache *c, struct object *obj, uint32_t index,
 	if (ret < 0)
 		goto out_unfetch;
 	sum = XXH3_64bits(buf, len);
-	memcpy(out, buf + skip, n);
+	if (out)
+		memcpy(out, buf + skip, n);
 
 	pthread_mutex_lock(&c->lock);
 	c->misses++;
@@ -751,4 +752,132 @@ int store_compact(struct cache *c)
 uint64_t store_live_index_bytes(const struct cache *c)
 {
 	return c->objects_cached * 160 + c->chunks_cached * 40 + 4096;
+}
+
+/*
+ * Readahead: sequential readers queue the chunks after the one they read,
+ * and RA_THREADS threads fetch them in parallel.  A queued chunk is
+ * FETCHING from the moment it is queued, so a reader that reaches it
+ * waits for that fetch instead of starting another one.  Each job pins its
+ * object.  Memory stays bounded: at most RA_THREADS chunk buffers are in
+ * use, and the queue holds at most RA_QUEUE_MAX jobs.
+ */
+#define RA_QUEUE_MAX 64
+
+struct ra_job {
+	struct ra_job *next;
+	struct object *obj;
+	uint32_t index;
+};
+
+static void *ra_worker(void *arg)
+{
+	struct cache *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct ra_job *job;
+		char *path;
+
+		while (!c->ra_head && !c->ra_stop)
+			pthread_cond_wait(&c->ra_wake, &c->lock);
+		if (c->ra_stop)
+			break;
+		job = c->ra_head;
+		c->ra_head = job->next;
+		if (!c->ra_head)
+			c->ra_tail = &c->ra_head;
+		c->ra_queued--;
+		path = job->obj->path ? strdup(job->obj->path) : NULL;
+		pthread_mutex_unlock(&c->lock);
+
+		if (!path || fetch(c, job->obj, job->index, path, NULL, 0,
+				   0) < 0) {
+			pthread_mutex_lock(&c->lock);
+			if (!path) {
+				/* Detached while queued: nothing to read. */
+				free(job->obj->chunks[job->index]);
+				job->obj->chunks[job->index] = NULL;
+				pthread_cond_broadcast(&c->fetched);
+			}
+			pthread_mutex_unlock(&c->lock);
+		}
+		free(path);
+		pthread_mutex_lock(&c->lock);
+		store_object_put(c, job->obj);
+		free(job);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
+		    uint32_t count)
+{
+	pthread_mutex_lock(&c->lock);
+	for (uint32_t i = first; i < obj->nchunks && i < first + count; i++) {
+		struct ra_job *job;
+		struct chunk *ch;
+
+		if (obj->chunks[i] || c->ra_queued >= RA_QUEUE_MAX ||
+		    obj->detached || !c->ra_nthreads)
+			continue;
+		/* Never push the reader's own data out for readahead. */
+		if (c->bytes_cached + chunk_length(c, obj, i) > c->cfg.size_max)
+			break;
+		ch = calloc(1, sizeof(*ch));
+		job = calloc(1, sizeof(*job));
+		if (!ch || !job) {
+			free(ch);
+			free(job);
+			break;
+		}
+		ch->obj = obj;
+		ch->index = i;
+		ch->state = CHUNK_FETCHING;
+		obj->chunks[i] = ch;
+		obj->refs++;
+		job->obj = obj;
+		job->index = i;
+		*c->ra_tail = job;
+		c->ra_tail = &job->next;
+		c->ra_queued++;
+		c->readaheads++;
+	}
+	pthread_cond_broadcast(&c->ra_wake);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int store_ra_start(struct cache *c)
+{
+	c->ra_tail = &c->ra_head;
+	pthread_cond_init(&c->ra_wake, NULL);
+	for (; c->ra_nthreads < RA_THREADS; c->ra_nthreads++)
+		if (pthread_create(&c->ra_threads[c->ra_nthreads], NULL,
+				   ra_worker, c) != 0)
+			return -EAGAIN;
+	return 0;
+}
+
+void store_ra_stop(struct cache *c)
+{
+	struct ra_job *job;
+
+	pthread_mutex_lock(&c->lock);
+	c->ra_stop = true;
+	pthread_cond_broadcast(&c->ra_wake);
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < c->ra_nthreads; i++)
+		pthread_join(c->ra_threads[i], NULL);
+	c->ra_nthreads = 0;
+	pthread_mutex_lock(&c->lock);
+	while ((job = c->ra_head)) {
+		c->ra_head = job->next;
+		free(job->obj->chunks[job->index]);
+		job->obj->chunks[job->index] = NULL;
+		store_object_put(c, job->obj);
+		free(job);
+	}
+	c->ra_tail = &c->ra_head;
+	pthread_mutex_unlock(&c->lock);
 }

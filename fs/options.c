@@ -31,6 +31,7 @@
 #define DEFAULT_NEG_TTL_MS 5000
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_DIRTY GIB
+#define DEFAULT_READAHEAD (32 * MIB)
 #define DEFAULT_WRITEBACK_DELAY_MS 5000
 #define ROOT_CACHE_DIR "/var/cache/nearfs"
 
@@ -397,6 +398,9 @@ static const struct option_def nearfs_option_defs[] = {
 	  "time a missing path is remembered, 0 disables\n(default: 5s)" },
 	{ "dir_ttl", "DURATION", apply_duration, FIELD(cache.dir_ttl_ms),
 	  "dir_ttl=60s", "time directory listings are cached (default: 60s)" },
+	{ "readahead", "SIZE", apply_size, FIELD(cache.readahead),
+	  "readahead=64M", "bytes fetched ahead of a sequential reader, in\n"
+	  "parallel chunks; 0 disables (default: 32M)" },
 	{ "write_mode", "through|back|around", apply_write_mode, 0,
 	  "write_mode=back",
 	  "through: close and fsync return once the origin\n"
@@ -660,6 +664,7 @@ static void set_defaults(struct nearfs_options *opts)
 	opts->cache.dir_ttl_ms = DEFAULT_TTL_MS;
 	opts->cache.write_mode = WRITE_THROUGH;
 	opts->cache.max_dirty = DEFAULT_MAX_DIRTY;
+	opts->cache.readahead = DEFAULT_READAHEAD;
 	opts->cache.writeback_delay_ms = DEFAULT_WRITEBACK_DELAY_MS;
 	opts->cache.fsync_local = false;
 	opts->s3.path_style = -1;

@@ -465,6 +465,81 @@ static void test_store_unstorable_chunk_frees_budget(void **state)
 }
 
 /* An argument runs only the tests whose names match it (cmocka pattern). */
+/* Open the cache with readahead of four chunks. */
+static struct test_env *start_readahead(void **state)
+{
+	struct test_env *env = test_env_new("cache-tests-store-XXXXXX", CS,
+					    64 * CS, 60000);
+
+	assert_non_null(env);
+	*state = env;
+	env->cfg.readahead = 4 * CS;
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+/* Wait up to two seconds for the origin to have served want reads. */
+static unsigned wait_for_reads(struct fake_origin *fo, unsigned want)
+{
+	for (int i = 0; i < 200 && fake_calls(fo, FAKE_READ) < want; i++)
+		usleep(10000);
+	usleep(50000);		/* and let any extra read show */
+	return fake_calls(fo, FAKE_READ);
+}
+
+static void test_store_readahead_sequential(void **state)
+{
+	struct test_env *env = start_readahead(state);
+	char *buf = malloc(CS);
+	struct cache_file *f;
+	bool changed;
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "f", 16 * CS, 40);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	/* Windows of 1, 2 and 4 chunks: 1, then 2-3, then 3-6. */
+	for (uint32_t i = 0; i < 3; i++) {
+		assert_int_equal(cache_file_read(f, buf, CS, (uint64_t)i * CS),
+				 CS);
+		assert_pattern(buf, CS, (uint64_t)i * CS, 40);
+	}
+	assert_int_equal(wait_for_reads(env->fo, 7), 7);
+	assert_int_equal(stats_of(env->c).chunks_cached, 7);
+	for (uint32_t i = 3; i < 7; i++) {
+		assert_int_equal(cache_file_read(f, buf, CS, (uint64_t)i * CS),
+				 CS);
+		assert_pattern(buf, CS, (uint64_t)i * CS, 40);
+	}
+	/* Chunks read ahead are not fetched again by the reader. */
+	assert_int_equal(wait_for_reads(env->fo, 11), 11);
+	cache_file_release(f);
+	free(buf);
+}
+
+static void test_store_readahead_not_random(void **state)
+{
+	struct test_env *env = start_readahead(state);
+	static const uint32_t chunks[] = { 5, 2, 9, 12 };
+	char buf[4096];
+	struct cache_file *f;
+	bool changed;
+
+	put_pattern(env->fo, "f", 16 * CS, 41);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		uint64_t off = (uint64_t)chunks[i] * CS + 100;
+
+		assert_int_equal(cache_file_read(f, buf, sizeof(buf), off),
+				 sizeof(buf));
+		assert_pattern(buf, sizeof(buf), off, 41);
+	}
+	assert_int_equal(wait_for_reads(env->fo, 4), 4);
+	assert_int_equal(stats_of(env->c).chunks_cached, 4);
+	cache_file_release(f);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -485,6 +560,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(
 			test_store_concurrent_readers_fetch_once, teardown),
 		cmocka_unit_test_teardown(test_store_corrupt_chunk_refetched,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_readahead_sequential,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_readahead_not_random,
 					  teardown),
 		cmocka_unit_test_teardown(test_store_corrupt_chunk_concurrent,
 					  teardown),
