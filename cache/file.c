@@ -50,6 +50,7 @@ struct shadow *shadow_new(struct cache *c, const char *path,
 	if (sh->fd < 0)
 		goto out_free;
 	list_init(&sh->wb);
+	sh->commit_gen = UINT64_MAX;
 	sh->path = strdup(path);
 	sh->attr = *attr;
 	if (base) {
@@ -420,6 +421,7 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 		sh->size = offset + n;
 	sh->dirty = true;
 	sh->modified = true;
+	sh->write_gen++;
 	clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
 	sh->attr.valid |= ORIGIN_ATTR_MTIME;
 out_unlock:
@@ -449,6 +451,7 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 		sh->size = size;
 		sh->dirty = true;
 		sh->modified = true;
+		sh->write_gen++;
 		clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
 		sh->attr.valid |= ORIGIN_ATTR_MTIME;
 	}
@@ -592,10 +595,22 @@ int cache_file_commit(struct cache_file *f)
 	if (!sh || !f->writable)
 		return 0;
 	pthread_mutex_lock(&sh->lock);
+	/*
+	 * Nothing was written since the last attempt: report its result
+	 * again.  A version the origin rejected at close is never stored
+	 * later by another flush or the release: that is the rollback.
+	 */
+	if (sh->commit_gen == sh->write_gen) {
+		ret = sh->commit_err;
+		goto out_unlock;
+	}
 	if (c->cfg.write_mode == WRITE_BACK)
 		ret = wb_commit(c, sh);
 	else
 		ret = commit_to_origin(c, sh);
+	sh->commit_gen = sh->write_gen;
+	sh->commit_err = ret;
+out_unlock:
 	pthread_mutex_unlock(&sh->lock);
 	return ret;
 }

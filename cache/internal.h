@@ -78,6 +78,10 @@ struct shadow {
 	struct origin_attr attr;	/* metadata to store at commit */
 	bool dirty;		/* changed since the last commit */
 	bool modified;		/* written or truncated since it was made */
+	uint64_t write_gen;	/* counts writes and truncations */
+	uint64_t commit_gen;	/* write_gen at the last commit attempt;
+				 * UINT64_MAX before the first */
+	int commit_err;		/* result of that commit */
 	unsigned refs;		/* cache.lock; a pending upload holds one */
 	unsigned writers;	/* cache.lock: handles open for writing */
 

@@ -485,6 +485,7 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 	}
 	pthread_mutex_init(&sh->lock, NULL);
 	list_init(&sh->wb);
+	sh->commit_gen = UINT64_MAX;
 	sh->fd = fd;
 	sh->file = name;
 	sh->path = strdup(path);

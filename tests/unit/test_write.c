@@ -170,6 +170,31 @@ static void test_write_failed_commit_keeps_old(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
 }
 
+/* After a failed close, the release (or another flush) with nothing new
+ * written must not store the rejected version once the origin is back. */
+static void test_write_failed_commit_not_retried(void **state)
+{
+	static const char old[] = "old content";
+	struct test_env *env = start(state);
+	struct cache_file *f;
+
+	put_text(env->fo, "f", old);
+	f = open_file(env->c, "f", O_WRONLY);
+	assert_int_equal(cache_file_write(f, "NEW", 3, 0), 3);
+	fake_fail_next(env->fo, FAKE_WRITE, 1, EIO);
+	assert_int_equal(cache_file_commit(f), -EIO);
+	assert_int_equal(cache_file_commit(f), -EIO);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
+	assert_origin_has(env->fo, "f", old, strlen(old));
+
+	/* A new write is a new version: that one is stored. */
+	assert_int_equal(cache_file_write(f, "N", 1, 0), 1);
+	assert_int_equal(cache_file_commit(f), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 2);
+	assert_origin_has(env->fo, "f", "NEW content", 11);
+	cache_file_release(f);
+}
+
 /* A file whose first upload failed does not exist on the origin, so the
  * cache must not show it once the last handle is gone. */
 static void test_write_failed_create_leaves_nothing(void **state)
@@ -473,6 +498,8 @@ int main(int argc, char **argv)
 					  teardown),
 		cmocka_unit_test_teardown(
 			test_write_failed_create_leaves_nothing, teardown),
+		cmocka_unit_test_teardown(test_write_failed_commit_not_retried,
+					  teardown),
 		cmocka_unit_test_teardown(
 			test_write_partial_overwrite_uploads_all, teardown),
 		cmocka_unit_test_teardown(

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# test_writeback_unmount.sh - in back mode with writeback_delay=60s the
+# daemon uploads every pending file before it exits, whether it stops
+# through fusermount3 -u, SIGTERM or SIGINT, and it exits with status 0.
+. "$(dirname "$0")/../lib.sh"
+
+MNT=$WORK/mnt
+
+start_s3
+s3 mb data
+
+# bucket_sums PREFIX: "sha256 key" for every object below PREFIX/.
+bucket_sums() {
+	python3 - "$1" <<'PY'
+import hashlib, os, sys
+import botocore.config, botocore.session
+client = botocore.session.get_session().create_client(
+    "s3", endpoint_url=os.environ["NEARFS_TEST_ENDPOINT"],
+    region_name="us-east-1",
+    config=botocore.config.Config(s3={"addressing_style": "path"}))
+prefix = sys.argv[1] + "/"
+pages = client.get_paginator("list_objects_v2").paginate(
+    Bucket="data", Prefix=prefix)
+for page in pages:
+    for item in page.get("Contents", []):
+        body = client.get_object(Bucket="data", Key=item["Key"])["Body"]
+        # The format of sha256sum: two spaces between sum and name.
+        print("%s  %s" % (hashlib.sha256(body.read()).hexdigest(),
+                          item["Key"][len(prefix):]))
+PY
+}
+
+# write_files DIR: a few files of several sizes, a nested one, and an
+# overwrite of a file that the bucket already holds.
+write_files() {
+	local dir=$1 i
+	mkdir -p "$dir/sub"
+	for i in 1 2 3 4 5; do
+		random_file "$dir/small$i.bin" $((i * 1000 + 7))
+	done
+	random_file "$dir/big.bin" $(($(mib 6) + 5))
+	random_file "$dir/sub/nested.bin" 100000
+	echo "new content" >"$dir/existing.txt"
+	: >"$dir/empty"
+}
+
+# stop_daemon HOW: stop the daemon of MNT by HOW (unmount, TERM or INT)
+# and check that it exits with status 0.
+stop_daemon() {
+	local how=$1 pid status i
+	pid=${NEARFS_PID[$MNT]}
+	if [ "$how" = unmount ]; then
+		unmount_nearfs "$MNT"
+		log "ok: the daemon exited with status 0 after fusermount3 -u"
+		return
+	fi
+	kill -s "$how" "$pid"
+	for i in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null &&
+		fail "nearfs (pid $pid) still runs 30 s after SIG$how"
+	status=0
+	wait "$pid" || status=$?
+	unset "NEARFS_PID[$MNT]"
+	assert_eq 0 "$status" "exit status of the daemon after SIG$how"
+	is_mounted "$MNT" && fail "$MNT is still mounted after SIG$how"
+	log "ok: $MNT is no longer mounted"
+}
+
+# bash starts background commands with SIGINT ignored, and libfuse
+# installs its handler only over the default action, so the SIGINT round
+# starts the daemon through a wrapper that restores the default first.
+REAL_NEARFS_BIN=$NEARFS_BIN
+cat >"$WORK/nearfs-sigint" <<PY
+#!/usr/bin/env python3
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv("$REAL_NEARFS_BIN", ["$REAL_NEARFS_BIN"] + sys.argv[1:])
+PY
+chmod +x "$WORK/nearfs-sigint"
+
+for how in unmount TERM INT; do
+	prefix=$how
+	NEARFS_BIN=$REAL_NEARFS_BIN
+	[ "$how" != INT ] || NEARFS_BIN=$WORK/nearfs-sigint
+	ref=$WORK/ref-$how
+	write_files "$ref"
+	s3 put-bytes data "$prefix/existing.txt" "old content"
+
+	mount_nearfs "s3://data/$prefix" "$MNT" \
+		"cache_dir=$WORK/cache-$how,chunk_size=1M,write_mode=back,writeback_delay=60s"
+	check "$how: files written in back mode are held back"
+	cp -r "$ref/." "$MNT/"
+	assert_num "$(stat_field "$MNT" uploads_pending)" -ge 9 \
+		"uploads_pending before stopping"
+	assert_num "$(stat_field "$MNT" dirty_bytes)" -gt "$(mib 6)" \
+		"dirty_bytes before stopping"
+	assert_eq "old content" "$(s3 get data "$prefix/existing.txt")" \
+		"object $prefix/existing.txt before stopping"
+
+	check "$how: the daemon uploads everything before it exits"
+	stop_daemon "$how"
+	(cd "$ref" && find . -type f | sed 's|^\./||' | sort |
+		xargs sha256sum) | sort -k2 >"$WORK/expected.$how"
+	bucket_sums "$prefix" | grep -v '/$' | sort -k2 >"$WORK/actual.$how"
+	diff "$WORK/expected.$how" "$WORK/actual.$how" ||
+		fail "the bucket under $prefix/ differs from the files written"
+	log "ok: the bucket under $prefix/ holds the $(wc -l \
+		<"$WORK/expected.$how") files written, byte for byte"
+	grep -q "all data uploaded" "${NEARFS_LOG[$MNT]}" ||
+		fail "the daemon log does not report 'all data uploaded'"
+	log "ok: the daemon log reports 'all data uploaded'"
+done
