@@ -112,6 +112,7 @@ static int lock_folder(struct cache *c, char *err, size_t errlen)
 	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		n = pread(c->lock_fd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
 		snprintf(err, errlen, "the cache folder %s is in use by "
 			 "another nearfs (pid %s): unmount it first, or give "
 			 "this mount another cache_dir", c->root,
@@ -336,6 +337,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->misses = c->misses;
 	st->bytes_from_cache = c->bytes_from_cache;
 	st->bytes_from_origin = c->bytes_from_origin;
+	st->bytes_zero_copy = c->bytes_zero_copy;
+	st->readaheads = c->readaheads;
 	st->chunks_cached = c->chunks_cached;
 	st->bytes_cached = c->bytes_cached;
 	st->size_max = c->cfg.size_max;

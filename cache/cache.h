@@ -50,6 +50,9 @@ struct cache_stats {
 	uint64_t misses;	/* chunk reads that went to the origin */
 	uint64_t bytes_from_cache;
 	uint64_t bytes_from_origin;
+	uint64_t bytes_zero_copy;	/* of bytes_from_cache, sent from the
+					 * data file without a copy */
+	uint64_t readaheads;	/* chunks queued by readahead */
 	uint64_t chunks_cached;
 	uint64_t bytes_cached;
 	uint64_t size_max;
@@ -126,6 +129,20 @@ int cache_file_create(struct cache *c, const char *path, mode_t mode,
 
 ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			uint64_t offset);
+/*
+ * Zero-copy reads.  When [offset, offset + len) starts in chunks of f's
+ * version that are cached and verified, pin them against eviction and
+ * return 1 with the data file's descriptor in *fd and the byte count
+ * available at offset in *n (up to len and the end of the file); the
+ * bytes are at offset in *fd, so the caller can splice them and must then
+ * call cache_file_read_fd_end() with the same offset and *n.  Returns 0
+ * when the caller must use cache_file_read() instead.
+ */
+int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
+		       int *fd, size_t *n);
+void cache_file_read_fd_end(struct cache_file *f, uint64_t offset,
+			    size_t n);
+
 ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 			 uint64_t offset);
 int cache_file_truncate(struct cache_file *f, uint64_t size);
@@ -138,6 +155,14 @@ int cache_file_getattr(struct cache_file *f, struct origin_attr *attr);
  * the origin lacks.
  */
 int cache_file_commit(struct cache_file *f);
+
+/*
+ * close(2) of one descriptor of f: cache_file_commit(), except for a
+ * file created by f and not written yet, which the release commits.  A
+ * shell redirection opens, duplicates and closes the new file before the
+ * program writes to it; this saves that close an upload of an empty file.
+ */
+int cache_file_flush(struct cache_file *f);
 
 /*
  * fsync(2) of f: write-through and write-around commit to the origin;

@@ -47,8 +47,11 @@ struct shadow *shadow_new(struct cache *c, const char *path,
 	}
 	sh->fd = openat(c->root_fd, sh->file, O_RDWR | O_CREAT | O_EXCL |
 			O_CLOEXEC, 0600);
-	if (sh->fd < 0)
+	if (sh->fd < 0) {
+		log_err("cannot create %s/%s for a file open for writing: %s",
+			c->root, sh->file, strerror(errno));
 		goto out_free;
+	}
 	list_init(&sh->wb);
 	sh->commit_gen = UINT64_MAX;
 	sh->path = strdup(path);
@@ -393,6 +396,21 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 	return n;
 }
 
+int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
+		       int *fd, size_t *n)
+{
+	if (f->sh || !store_pin(f->c, f->obj, offset, len, fd, n))
+		return 0;
+	f->has_read = true;
+	read_ahead(f, offset, *n);
+	return 1;
+}
+
+void cache_file_read_fd_end(struct cache_file *f, uint64_t offset, size_t n)
+{
+	store_unpin(f->c, f->obj, offset, n);
+}
+
 ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 			 uint64_t offset)
 {
@@ -613,6 +631,16 @@ int cache_file_commit(struct cache_file *f)
 out_unlock:
 	pthread_mutex_unlock(&sh->lock);
 	return ret;
+}
+
+int cache_file_flush(struct cache_file *f)
+{
+	struct shadow *sh = f->sh;
+
+	if (sh && f->writable && !sh->base && sh->write_gen == 0 &&
+	    sh->size == 0 && sh->commit_gen == UINT64_MAX)
+		return 0;
+	return cache_file_commit(f);
 }
 
 int cache_file_fsync(struct cache_file *f)

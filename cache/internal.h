@@ -188,6 +188,7 @@ struct cache {
 	/* Counters for cache_get_stats(), under lock. */
 	uint64_t hits, misses, bytes_from_cache, bytes_from_origin;
 	uint64_t evictions, checksum_failures, revalidations;
+	uint64_t bytes_zero_copy;
 	uint64_t invalidations;
 };
 
@@ -210,6 +211,11 @@ int store_replay(struct cache *c, char *err, size_t errlen);
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count);
 int store_ra_start(struct cache *c);
+/* Pin the cached, verified chunks from offset; see cache_file_read_fd. */
+int store_pin(struct cache *c, struct object *obj, uint64_t offset,
+	      size_t len, int *fd, size_t *n);
+void store_unpin(struct cache *c, struct object *obj, uint64_t offset,
+		 size_t n);
 void store_ra_stop(struct cache *c);
 int store_compact(struct cache *c);
 uint64_t store_live_index_bytes(const struct cache *c);

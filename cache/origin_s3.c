@@ -67,6 +67,7 @@ struct s3_origin {
 	bool read_only;
 	struct s3_creds creds;
 	long low_speed_time;	/* seconds */
+	uint64_t timeout_ms;	/* one operation, retries included */
 	uint64_t part_size;
 	uint64_t multipart_threshold;
 	unsigned list_max_keys;	/* 0: the server's default */
@@ -598,9 +599,10 @@ static void set_common_options(struct s3_origin *so, CURL *curl,
 	curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 15L);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)CONNECT_TIMEOUT_MS);
-	/* A transfer that moves less than 1 byte/s for the request timeout
-	 * fails instead of hanging. */
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	/* An attempt ends after the operation's timeout, and sooner when
+	 * the transfer moves less than 1 KiB/s for low_speed_time. */
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)so->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, so->low_speed_time);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "nearfs/" NEARFS_VERSION);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, resp->curl_error);
@@ -788,6 +790,24 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 	return -EIO;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Retries are logged at most once every 10 s, whatever the traffic. */
+static bool may_log_retry(void)
+{
+	static _Atomic uint64_t last_ms;
+	uint64_t now = monotonic_ms(), last = atomic_load(&last_ms);
+
+	return (last == 0 || now - last >= 10000) &&
+	       atomic_compare_exchange_strong(&last_ms, &last, now);
+}
+
 /*
  * Send req with retries and return 0 for a 2xx response, else -errno
  * (see status_to_errno, and -EIO when every attempt failed).  The response
@@ -796,6 +816,7 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 static int request_send(struct s3_origin *so, struct s3_request *req)
 {
 	char *enc = req->key ? s3_uri_encode(req->key, 1) : NULL;
+	uint64_t start_ms;
 	const char *query = req->query ? req->query : "";
 	char *path, *url;
 	bool retry = false;
@@ -812,6 +833,7 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 	if (!url)
 		goto out_free_path;
 
+	start_ms = monotonic_ms();
 	for (unsigned attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
 		if (attempt) {
 			atomic_fetch_add(&so->base.counters.retries, 1);
@@ -824,6 +846,14 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 			  rc ? 0L : req->resp.status, attempt + 1);
 		if (!retry)
 			break;
+		/* timeout bounds the whole operation, not each attempt. */
+		if (monotonic_ms() - start_ms >= so->timeout_ms)
+			break;
+		if (attempt == 0 && may_log_retry())
+			log_info("s3: %s %s at %s: %s; retrying",
+				 req->method, request_target(req),
+				 so->endpoint, rc ? req->resp.curl_error :
+				 req->resp.code);
 	}
 	if (rc) {
 		log_warn("s3: %s %s at %s failed: %s", req->method,
@@ -833,9 +863,9 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 		if (rc != -ENOMEM && !(req->body && req->body->error))
 			rc = -EIO;
 	} else if (retry) {
-		log_warn("s3: %s %s failed after %d attempts: HTTP %ld %s",
-			 req->method, request_target(req), MAX_ATTEMPTS,
-			 req->resp.status, req->resp.code);
+		log_warn("s3: %s %s failed after retries: HTTP %ld %s",
+			 req->method, request_target(req), req->resp.status,
+			 req->resp.code);
 		rc = -EIO;
 	} else {
 		rc = status_to_errno(so, req);
@@ -2251,7 +2281,10 @@ static void setup_limits(struct s3_origin *so, const struct s3_config *cfg)
 	uint64_t timeout_ms = cfg->timeout_ms ? cfg->timeout_ms :
 						DEFAULT_TIMEOUT_MS;
 
+	so->timeout_ms = timeout_ms;
 	so->low_speed_time = (long)((timeout_ms + 999) / 1000);
+	if (so->low_speed_time > 10)
+		so->low_speed_time = 10;
 	so->part_size = cfg->multipart_size ? cfg->multipart_size :
 					      DEFAULT_PART_SIZE;
 	so->multipart_threshold = env_u64(ENV_MULTIPART_THRESHOLD,

@@ -190,7 +190,12 @@ static int load(struct recordlog *log, recordlog_replay_fn fn, void *arg,
 			 log->kind->what, log->path, strerror(-ret));
 		return ret;
 	}
-	if (size == 0) {
+	if (size < sizeof(struct file_header)) {
+		/* Created, and cut short by a crash before the header was
+		 * complete: it can hold no record. */
+		if (size)
+			log_warn("%s %s: ignoring a torn header of %zu bytes",
+				 log->kind->what, log->path, size);
 		ret = start_empty(log);
 		goto out_free;
 	}

@@ -125,6 +125,8 @@ static int open_data(struct cache *c, uint64_t id, int flags)
 	return openat(c->root_fd, rel, flags | O_CLOEXEC, 0600);
 }
 
+static void drop_all_chunks(struct cache *c, struct object *obj);
+
 int store_object_open_fd(struct cache *c, struct object *obj)
 {
 	char dir[16];
@@ -136,7 +138,16 @@ int store_object_open_fd(struct cache *c, struct object *obj)
 	snprintf(dir, sizeof(dir), "data/%02x", (unsigned)(obj->id & 0xff));
 	if (mkdirat(c->root_fd, dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	fd = open_data(c, obj->id, O_RDWR | O_CREAT);
+	fd = open_data(c, obj->id, O_RDWR);
+	if (fd < 0 && errno == ENOENT && obj->ncached > 0) {
+		/* Removed behind the daemon's back: its chunks are gone. */
+		log_warn("the data file of %s vanished from the cache folder: "
+			 "fetching its %u chunks again", obj->path ?
+			 obj->path : "(removed)", obj->ncached);
+		drop_all_chunks(c, obj);
+	}
+	if (fd < 0)
+		fd = open_data(c, obj->id, O_RDWR | O_CREAT);
 	if (fd < 0)
 		return -errno;
 	/* Sized up front and sparse: a complete copy is a plain file. */
@@ -182,6 +193,19 @@ static void chunk_remove(struct cache *c, struct object *obj, uint32_t index)
 	}
 	obj->chunks[index] = NULL;
 	free(ch);
+}
+
+/* Forget every chunk of obj, counting each as a checksum failure. */
+static void drop_all_chunks(struct cache *c, struct object *obj)
+{
+	for (uint32_t i = 0; i < obj->nchunks; i++) {
+		struct chunk *ch = obj->chunks[i];
+
+		if (ch && ch->state == CHUNK_PRESENT && !ch->readers) {
+			c->checksum_failures++;
+			chunk_remove(c, obj, i);
+		}
+	}
 }
 
 static void object_destroy(struct cache *c, struct object *obj)
@@ -559,6 +583,61 @@ int store_read(struct cache *c, struct object *obj, void *buf, size_t len,
 		done += n;
 	}
 	return done;
+}
+
+int store_pin(struct cache *c, struct object *obj, uint64_t offset,
+	      size_t len, int *fd, size_t *n)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	uint64_t end = offset + len, pinned_end = offset;
+	uint32_t i;
+
+	if (offset >= obj->attr.size || len == 0)
+		return 0;
+	if (end > obj->attr.size)
+		end = obj->attr.size;
+	pthread_mutex_lock(&c->lock);
+	if (store_object_open_fd(c, obj) < 0)
+		goto out_unlock;
+	i = offset / cs;
+	for (; pinned_end < end; i++) {
+		struct chunk *ch = obj->chunks[i];
+
+		if (!ch || ch->state != CHUNK_PRESENT || !ch->verified ||
+		    ch->verifying)
+			break;
+		ch->readers++;
+		touch(c, obj, ch);
+		c->hits++;
+		pinned_end = (uint64_t)(i + 1) * cs;
+	}
+	if (pinned_end < end) {
+		/* A short reply reads as end of file: all or nothing. */
+		while (i-- > offset / cs) {
+			obj->chunks[i]->readers--;
+			c->hits--;
+		}
+		pinned_end = offset;
+		goto out_unlock;
+	}
+	*fd = obj->fd;
+	*n = end - offset;
+	c->bytes_from_cache += *n;
+	c->bytes_zero_copy += *n;
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return pinned_end > offset;
+}
+
+void store_unpin(struct cache *c, struct object *obj, uint64_t offset,
+		 size_t n)
+{
+	uint32_t cs = c->cfg.chunk_size;
+
+	pthread_mutex_lock(&c->lock);
+	for (uint64_t i = offset / cs; i <= (offset + n - 1) / cs; i++)
+		obj->chunks[i]->readers--;
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* Replay of the index into the store (see index.h). */

@@ -887,6 +887,26 @@ out_reply:
 		reply_error(req, ret);
 }
 
+/* Reply with cached bytes straight from the data file (splice where the
+ * kernel allows it).  Returns false when the range is not cached. */
+static bool reply_from_fd(fuse_req_t req, struct open_file *of, size_t size,
+			  off_t off)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	size_t n;
+	int fd;
+
+	if (!cache_file_read_fd(of->file, (uint64_t)off, size, &fd, &n))
+		return false;
+	bv.buf[0].size = n;
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	cache_file_read_fd_end(of->file, (uint64_t)off, n);
+	return true;
+}
+
 static void nf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -895,6 +915,8 @@ static void nf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t n = 0;
 	char *buf;
 
+	if (reply_from_fd(req, of, size, off))
+		return;
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -936,7 +958,8 @@ static int commit_file(struct open_file *of)
 static void nf_flush(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
-	int ret = commit_file(fi_file(fi));
+	struct open_file *of = fi_file(fi);
+	int ret = of->commit ? cache_file_flush(of->file) : 0;
 
 	fuse_reply_err(req, -ret);
 }

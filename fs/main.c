@@ -172,11 +172,34 @@ static int cache_start(struct daemon *d)
 	return EXIT_OK;
 }
 
-/* The FUSE arguments: the ones options passed through, plus "ro" for a
- * read-only cache so that the kernel rejects writes early. */
+/* Whether the passed-through FUSE options set name= (e.g. "fsname="). */
+static bool has_fuse_option(const struct nearfs_options *opts,
+			    const char *name)
+{
+	for (int i = 0; i < opts->fuse_argc; i++) {
+		const char *p = opts->fuse_argv[i];
+
+		while ((p = strstr(p, name))) {
+			if (p == opts->fuse_argv[i] || p[-1] == ',')
+				return true;
+			p++;
+		}
+	}
+	return false;
+}
+
+/*
+ * The FUSE arguments: the ones options passed through, "ro" for a
+ * read-only cache so that the kernel rejects writes early, and unless
+ * given, the origin as fsname and "nearfs" as subtype, so that df and
+ * /proc/mounts show "s3://bucket on /mnt type fuse.nearfs".
+ */
 static int fuse_args_build(const struct nearfs_options *opts,
 			   struct fuse_args *args)
 {
+	char *name = NULL;
+	int ret = -1;
+
 	for (int i = 0; i < opts->fuse_argc; i++)
 		if (fuse_opt_add_arg(args, opts->fuse_argv[i]) != 0)
 			return -1;
@@ -184,7 +207,17 @@ static int fuse_args_build(const struct nearfs_options *opts,
 		return -1;
 	if (opts->cache.read_only && fuse_opt_add_arg(args, "-oro") != 0)
 		return -1;
-	return 0;
+	if (!has_fuse_option(opts, "subtype=") &&
+	    fuse_opt_add_arg(args, "-osubtype=nearfs") != 0)
+		return -1;
+	/* A comma would split the option; such an origin keeps the
+	 * default name. */
+	if (has_fuse_option(opts, "fsname=") || strpbrk(opts->origin, ",\\"))
+		return 0;
+	if (asprintf(&name, "-ofsname=%s", opts->origin) >= 0)
+		ret = fuse_opt_add_arg(args, name) == 0 ? 0 : -1;
+	free(name);
+	return ret;
 }
 
 static int session_mount(struct daemon *d)

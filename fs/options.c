@@ -305,7 +305,12 @@ static int apply_endpoint(struct parse_state *ps,
 static int apply_path_style(struct parse_state *ps,
 			    const struct option_def *def, const char *value)
 {
-	ps->opts->s3.path_style = strcmp(def->name, "path_style") == 0;
+	int path_style = strcmp(def->name, "path_style") == 0;
+
+	if (ps->opts->s3.path_style == !path_style)
+		return fail(ps, "path_style and virtual_host exclude each "
+			    "other: give one of them");
+	ps->opts->s3.path_style = path_style;
 	return 0;
 }
 
@@ -602,6 +607,10 @@ static int apply_short_flags(struct parse_state *ps, int argc, char **argv,
 			break;
 		case 'V':
 			opts->show_version = true;
+			break;
+		case 'n':	/* mount(8) hands these to mount helpers: */
+		case 's':	/* no mtab, sloppy, verbose */
+		case 'v':
 			break;
 		case 'o':
 			if (c[1])

@@ -51,8 +51,8 @@ expect_failure "missing mountpoint" mountpoint -- \
 	"$NEARFS_BIN" -f -o "$s3_opts" s3://data
 expect_failure "mountpoint does not exist" "$WORK/no-such-dir" -- \
 	"$NEARFS_BIN" -f -o "$s3_opts" s3://data "$WORK/no-such-dir"
-expect_failure "unsupported write_mode" write_mode back -- \
-	"$NEARFS_BIN" -f -o "$s3_opts,write_mode=back" s3://data "$MNT"
+expect_failure "invalid write_mode" write_mode sideways "through, back or around" -- \
+	"$NEARFS_BIN" -f -o "$s3_opts,write_mode=sideways" s3://data "$MNT"
 expect_failure "directory origin does not exist" "$WORK/no-such-origin" -- \
 	"$NEARFS_BIN" -f -o "cache_dir=$WORK/cache" "$WORK/no-such-origin" \
 	"$MNT"

@@ -142,5 +142,26 @@ assert_eq "$misses" "$(stat_field "$MNT" misses)" \
 assert_num "$(stat_field "$MNT" bytes_from_cache)" -ge \
 	$((from_cache + total_bytes)) \
 	"bytes_from_cache grew by at least every file's size"
+# The warm reads were sent from the data files without a copy.
+assert_num "$(stat_field "$MNT" bytes_zero_copy)" -ge "$total_bytes" \
+	"bytes_zero_copy after the second read"
+
+check "mount table names the origin"
+assert_eq "s3://data fuse.nearfs" \
+	"$(awk -v m="$MNT" '$2 == m { print $1, $3 }' /proc/mounts)" \
+	"source and type of the mount in /proc/mounts"
+
+check "data files removed behind the daemon are fetched again"
+one=${mounted_files[0]}
+gets=$(stat_field "$MNT" requests.GET)
+cat "$one" >/dev/null
+find "$WORK/cache" -path '*/data/*' -type f -delete
+drop_page_cache "$one"
+cmp "$one" "$SRC/${one#"$MNT"/}" ||
+	fail "$one differs after its data file was removed"
+assert_num "$(stat_field "$MNT" requests.GET)" -gt "$gets" \
+	"requests.GET after the data files were removed"
+assert_num "$(stat_field "$MNT" checksum_failures)" -gt 0 \
+	"checksum_failures after the data files were removed"
 
 unmount_nearfs "$MNT"

@@ -123,8 +123,12 @@ assert_eq "$(sha256 "$REF/dd.bin")" "$(sha256 "$MNT/dd.bin")" \
 	"sha256 of dd.bin read back through the mount"
 
 check "echo > and >>"
+puts=$(stat_field "$MNT" requests.PUT)
 echo hello >"$MNT/hello.txt"
 assert_eq hello "$(s3 get data base/hello.txt)" "object base/hello.txt"
+# The shell's open, dup2 and close before the write cost no upload.
+assert_eq $((puts + 1)) "$(stat_field "$MNT" requests.PUT)" \
+	"requests.PUT after echo > into a new file"
 echo more >>"$MNT/hello.txt"
 assert_eq "$(printf 'hello\nmore')" "$(s3 get data base/hello.txt)" \
 	"object base/hello.txt after >>"

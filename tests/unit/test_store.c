@@ -540,6 +540,37 @@ static void test_store_readahead_not_random(void **state)
 	cache_file_release(f);
 }
 
+static void test_store_read_fd_cached_range(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	char *buf = malloc(2 * CS);
+	struct cache_file *f;
+	bool changed;
+	size_t n = 0;
+	int fd = -1;
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "f", 3 * CS + 100, 50);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	/* Nothing cached yet: the caller must read through the engine. */
+	assert_int_equal(cache_file_read_fd(f, 0, CS, &fd, &n), 0);
+	assert_int_equal(cache_file_read(f, buf, 2 * CS, 0), 2 * CS);
+
+	assert_int_equal(cache_file_read_fd(f, 100, CS, &fd, &n), 1);
+	assert_int_equal(n, CS);
+	assert_int_equal(pread(fd, buf, n, 100), (ssize_t)n);
+	assert_pattern(buf, n, 100, 50);
+	cache_file_read_fd_end(f, 100, n);
+	assert_int_equal(stats_of(env->c).bytes_zero_copy, CS);
+
+	/* Half cached, half not: all or nothing. */
+	assert_int_equal(cache_file_read_fd(f, CS + 10, CS, &fd, &n), 0);
+	assert_int_equal(stats_of(env->c).bytes_zero_copy, CS);
+	cache_file_release(f);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -560,6 +591,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(
 			test_store_concurrent_readers_fetch_once, teardown),
 		cmocka_unit_test_teardown(test_store_corrupt_chunk_refetched,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_read_fd_cached_range,
 					  teardown),
 		cmocka_unit_test_teardown(test_store_readahead_sequential,
 					  teardown),
