@@ -52,7 +52,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 CACHE_OBJ := $(patsubst %.c,$(B)/%.o,$(CACHE_SRC))
 FS_OBJ := $(patsubst %.c,$(B)/%.o,$(FS_SRC))
 
-.PHONY: all deps check unit integration demo install uninstall clean
+.PHONY: all deps check unit integration demo bench install uninstall clean
 
 all: $(B)/nearfs $(B)/nearfs-ctl $(TOOL_BIN)
 
@@ -108,8 +108,14 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh
 
+# Compare nearfs with rclone, s3fs, a direct client, the local disk and
+# bindfs (tools/bench.sh; BENCH_QUICK=1 for a short run).
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/bench.sh
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(B)/nearfs $(B)/nearfs-ctl $(DESTDIR)$(BINDIR)/
 	ln -sf nearfs $(DESTDIR)$(BINDIR)/mount.nearfs
 
