@@ -353,6 +353,7 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 		st->origin_requests[i] = atomic_load(&oc->requests[i]);
 	st->origin_errors = atomic_load(&oc->errors);
 	st->origin_retries = atomic_load(&oc->retries);
+	st->bytes_to_origin = atomic_load(&oc->bytes_written);
 }
 
 void cache_notify(struct cache *c, const char *path)

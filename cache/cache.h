@@ -64,6 +64,7 @@ struct cache_stats {
 	uint64_t origin_requests[ORIGIN_REQ_MAX];
 	uint64_t origin_errors;
 	uint64_t origin_retries;
+	uint64_t bytes_to_origin;	/* body bytes sent by writes */
 	/* Write-back. */
 	uint64_t dirty_bytes;	/* closed, not yet uploaded */
 	uint64_t max_dirty;

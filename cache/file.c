@@ -57,6 +57,8 @@ struct shadow *shadow_new(struct cache *c, const char *path,
 	sh->path = strdup(path);
 	sh->attr = *attr;
 	if (base) {
+		memcpy(sh->origin_version, base->attr.version,
+		       sizeof(sh->origin_version));
 		sh->size = base->attr.size;
 		sh->base_limit = base->attr.size;
 		sh->nhave = chunk_count(c, base->attr.size);
@@ -106,6 +108,7 @@ void shadow_put(struct cache *c, struct shadow *sh)
 		unlinkat(c->root_fd, sh->file, 0);
 	free(sh->file);
 	free(sh->have);
+	free(sh->changed);
 	free(sh->path);
 	free(sh);
 }
@@ -396,6 +399,57 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 	return n;
 }
 
+/* Mark bytes [offset, end) as changed since the last store.  When the
+ * bitmap cannot grow, forget the origin's version: the next store then
+ * sends the whole file.  sh->lock held. */
+static void mark_changed(struct cache *c, struct shadow *sh, uint64_t offset,
+			 uint64_t end)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	uint64_t last;
+
+	if (end <= offset)
+		return;
+	last = (end - 1) / cs;
+	if (last >= sh->nchanged) {
+		uint32_t n = (last / 64 + 1) * 64;
+		uint8_t *bits = realloc(sh->changed, n / 8);
+
+		if (!bits || last >= UINT32_MAX - 64) {
+			sh->origin_version[0] = '\0';
+			return;
+		}
+		memset(bits + sh->nchanged / 8, 0, (n - sh->nchanged) / 8);
+		sh->changed = bits;
+		sh->nchanged = n;
+	}
+	for (uint64_t i = offset / cs; i <= last; i++)
+		sh->changed[i / 8] |= 1u << (i % 8);
+}
+
+int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
+		  const struct origin_attr *meta, uint64_t size,
+		  struct origin_attr *result)
+{
+	const struct origin_ops *ops = c->origin->ops;
+	int ret = -ESTALE;
+
+	if (ops->write_chunks && sh->origin_version[0] && sh->changed)
+		ret = ops->write_chunks(c->origin, path, sh->fd, size,
+					c->cfg.chunk_size, sh->changed,
+					sh->nchanged, sh->origin_version,
+					meta, result);
+	if (ret == -ESTALE)
+		ret = ops->write(c->origin, path, sh->fd, size, meta, result);
+	if (ret < 0)
+		return ret;
+	if (sh->changed)
+		memset(sh->changed, 0, sh->nchanged / 8);
+	memcpy(sh->origin_version, result->version,
+	       sizeof(sh->origin_version));
+	return 0;
+}
+
 int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 		       int *fd, size_t *n)
 {
@@ -435,6 +489,7 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 		n = -errno;
 		goto out_unlock;
 	}
+	mark_changed(f->c, sh, offset, offset + n);
 	if (offset + n > sh->size)
 		sh->size = offset + n;
 	sh->dirty = true;
@@ -466,6 +521,8 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 	if (ret == 0 && ftruncate(sh->fd, size) < 0)
 		ret = -errno;
 	if (ret == 0) {
+		/* The bytes cut off read as zeros if the file grows again. */
+		mark_changed(f->c, sh, size, sh->size);
 		sh->size = size;
 		sh->dirty = true;
 		sh->modified = true;
@@ -579,8 +636,7 @@ static int commit_to_origin(struct cache *c, struct shadow *sh)
 	if (!path)
 		return 0;	/* unlinked: nothing to store */
 
-	ret = c->origin->ops->write(c->origin, path, sh->fd, sh->size,
-				    &sh->attr, &result);
+	ret = shadow_upload(c, sh, path, &sh->attr, sh->size, &result);
 	if (ret < 0) {
 		log_err("cannot store %s on the origin: %s", path,
 			strerror(-ret));

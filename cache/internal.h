@@ -82,6 +82,11 @@ struct shadow {
 	uint64_t commit_gen;	/* write_gen at the last commit attempt;
 				 * UINT64_MAX before the first */
 	int commit_err;		/* result of that commit */
+	uint8_t *changed;	/* bit per chunk written since the last
+				 * store on the origin */
+	uint32_t nchanged;	/* bits allocated in changed */
+	char origin_version[ORIGIN_VERSION_MAX];	/* what the origin
+				 * holds at path, as far as known */
 	unsigned refs;		/* cache.lock; a pending upload holds one */
 	unsigned writers;	/* cache.lock: handles open for writing */
 
@@ -261,6 +266,11 @@ struct shadow *shadow_new(struct cache *c, const char *path,
 			  struct object *base,
 			  const struct origin_attr *attr);
 void shadow_put(struct cache *c, struct shadow *sh);
+/* Store the shadow on the origin, as changed chunks where the origin can
+ * patch its file, else whole.  sh->lock held. */
+int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
+		  const struct origin_attr *meta, uint64_t size,
+		  struct origin_attr *result);
 /* Copy every chunk the shadow still needs from its base.  sh->lock. */
 int shadow_materialize_all(struct cache *c, struct shadow *sh);
 void shadow_install(struct cache *c, struct shadow *sh, const char *path,

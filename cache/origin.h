@@ -102,6 +102,21 @@ struct origin_ops {
 		     uint64_t size, const struct origin_attr *meta,
 		     struct origin_attr *result);
 
+	/*
+	 * Optional (NULL where unsupported): store only the chunks whose
+	 * bit is set in changed (bit i covers bytes [i * chunk_size,
+	 * (i + 1) * chunk_size) of fd) into the existing file at path, then
+	 * set its size to size, but only while that file is still at
+	 * base_version.  -ESTALE when it is not; the caller then writes the
+	 * whole file with write().  Other errors and *result as write().
+	 */
+	int (*write_chunks)(struct origin *o, const char *path, int fd,
+			    uint64_t size, uint32_t chunk_size,
+			    const uint8_t *changed, uint32_t nbits,
+			    const char *base_version,
+			    const struct origin_attr *meta,
+			    struct origin_attr *result);
+
 	/* Change the metadata fields selected by `which` (ORIGIN_ATTR_*).
 	 * *result receives the attributes afterwards; S3 changes the ETag. */
 	int (*setattr)(struct origin *o, const char *path,

@@ -192,8 +192,7 @@ int wb_upload(struct cache *c, struct shadow *sh)
 	if (!path)
 		return 0;
 
-	ret = c->origin->ops->write(c->origin, path, sh->fd, size, &meta,
-				    &result);
+	ret = shadow_upload(c, sh, path, &meta, size, &result);
 
 	pthread_mutex_lock(&c->lock);
 	if (ret < 0) {

@@ -85,6 +85,7 @@ static const struct stat_field stat_fields[] = {
 	STAT_FIELD("bytes_from_cache", bytes_from_cache),
 	STAT_FIELD("bytes_from_origin", bytes_from_origin),
 	STAT_FIELD("bytes_zero_copy", bytes_zero_copy),
+	STAT_FIELD("bytes_to_origin", bytes_to_origin),
 	STAT_FIELD("readaheads", readaheads),
 	STAT_FIELD("chunks_cached", chunks_cached),
 	STAT_FIELD("bytes_cached", bytes_cached),

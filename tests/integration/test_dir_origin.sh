@@ -99,10 +99,14 @@ echo hello >"$MNT/hello.txt"
 echo more >>"$MNT/hello.txt"
 assert_eq "$(printf 'hello\nmore')" "$(cat "$ORIGIN/hello.txt")" \
 	"hello.txt in the origin"
+sent=$(stat_field "$MNT" bytes_to_origin)
 dd if="$WORK/mid.v2" of="$MNT/upload.bin" bs=1 seek=1048570 count=11 \
 	conv=notrunc status=none
 dd if="$WORK/mid.v2" of="$WORK/upload.bin" bs=1 seek=1048570 count=11 \
 	conv=notrunc status=none
+# The patch touches chunks 0 and 1 of three: only those are sent.
+assert_eq $((sent + 2 * CHUNK)) "$(stat_field "$MNT" bytes_to_origin)" \
+	"bytes_to_origin after patching 11 bytes across a chunk boundary"
 assert_eq "$(sha256 "$WORK/upload.bin")" "$(sha256 "$ORIGIN/upload.bin")" \
 	"upload.bin in the origin after a patch across a chunk boundary"
 assert_eq "$(sha256 "$WORK/upload.bin")" "$(sha256 "$MNT/upload.bin")" \
