@@ -268,8 +268,10 @@ static void free_shadow(void *arg, const char *key, void *value)
 	/* A pending file stays in dirty/ for the next mount. */
 	if (!sh->pending && sh->file)
 		unlinkat(c->root_fd, sh->file, 0);
+	pthread_mutex_destroy(&sh->lock);
 	free(sh->file);
 	free(sh->have);
+	free(sh->changed);
 	free(sh->path);
 	free(sh);
 }
@@ -679,12 +681,41 @@ int cache_mkdir(struct cache *c, const char *path, mode_t mode, uid_t uid,
 	return 0;
 }
 
+struct below_state {
+	const char *dir;
+	bool found;
+};
+
+static void find_below(void *arg, const char *key, void *value)
+{
+	struct below_state *b = arg;
+
+	(void)value;
+	if (path_is_below(key, b->dir))
+		b->found = true;
+}
+
+/* Whether a file not yet on the origin lies below dir.  Lock held. */
+static bool has_local_children(struct cache *c, const char *dir)
+{
+	struct below_state b = { .dir = dir };
+
+	htab_for_each(&c->shadows, find_below, &b);
+	return b.found;
+}
+
 int cache_rmdir(struct cache *c, const char *path)
 {
+	bool busy;
 	int ret;
 
 	if (c->cfg.read_only)
 		return -EROFS;
+	pthread_mutex_lock(&c->lock);
+	busy = has_local_children(c, path);
+	pthread_mutex_unlock(&c->lock);
+	if (busy)
+		return -ENOTEMPTY;
 	ret = c->origin->ops->rmdir(c->origin, path);
 	if (ret < 0)
 		return ret;
@@ -865,7 +896,7 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 		 unsigned flags)
 {
 	struct origin_attr attr;
-	bool local_only, have_attr;
+	bool local_only, have_attr, busy;
 	int ret;
 
 	if (c->cfg.read_only)
@@ -874,7 +905,11 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 	pthread_mutex_lock(&c->lock);
 	local_only = htab_get(&c->shadows, from) != NULL;
 	have_attr = cached_attr(c, from, &attr) == 0;
+	/* A directory is not empty while files below it wait for upload. */
+	busy = !(flags & RENAME_EXCHANGE) && has_local_children(c, to);
 	pthread_mutex_unlock(&c->lock);
+	if (busy)
+		return -ENOTEMPTY;
 
 	ret = c->origin->ops->rename(c->origin, from, to, flags);
 	if (ret == -ENOENT && local_only)

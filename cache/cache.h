@@ -130,19 +130,26 @@ int cache_file_create(struct cache *c, const char *path, mode_t mode,
 
 ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			uint64_t offset);
+/* Chunks pinned by cache_file_read_fd(); the caller's storage. */
+struct cache_read_pin {
+	void *obj;		/* the version, pinned too */
+	uint64_t offset;
+	size_t n;
+};
+
 /*
- * Zero-copy reads.  When [offset, offset + len) starts in chunks of f's
- * version that are cached and verified, pin them against eviction and
- * return 1 with the data file's descriptor in *fd and the byte count
- * available at offset in *n (up to len and the end of the file); the
- * bytes are at offset in *fd, so the caller can splice them and must then
- * call cache_file_read_fd_end() with the same offset and *n.  Returns 0
- * when the caller must use cache_file_read() instead.
+ * Zero-copy reads.  When [offset, offset + len) lies in chunks of f's
+ * version that are cached and verified, pin them and the version against
+ * eviction and freeing, and return 1 with the data file's descriptor in
+ * *fd and the byte count at offset in *n (len, or less at the end of the
+ * file); the bytes are at offset in *fd, so the caller can splice them.
+ * The pin outlives f, so the caller may reply first, even if the kernel
+ * then releases f, and must call cache_read_unpin() afterwards.  Returns
+ * 0, pinning nothing, when the caller must use cache_file_read().
  */
 int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
-		       int *fd, size_t *n);
-void cache_file_read_fd_end(struct cache_file *f, uint64_t offset,
-			    size_t n);
+		       int *fd, size_t *n, struct cache_read_pin *pin);
+void cache_read_unpin(struct cache *c, struct cache_read_pin *pin);
 
 ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 			 uint64_t offset);

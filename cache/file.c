@@ -284,13 +284,36 @@ int cache_file_create(struct cache *c, const char *path, mode_t mode,
 	return 0;
 }
 
+static ssize_t read_unlocked(struct shadow *sh, void *buf, size_t len,
+			     uint64_t offset)
+{
+	uint64_t size = sh->size;
+	ssize_t n;
+
+	if (offset >= size)
+		return 0;
+	if (len > size - offset)
+		len = size - offset;
+	n = pread(sh->fd, buf, len, offset);
+	return n < 0 ? -errno : n;
+}
+
 static ssize_t read_shadow(struct cache *c, struct shadow *sh, void *buf,
 			   size_t len, uint64_t offset)
 {
 	ssize_t n;
 	int ret;
 
-	pthread_mutex_lock(&sh->lock);
+	/*
+	 * A file waiting for upload is complete and the uploader holds its
+	 * lock without changing it, so a reader need not wait for the
+	 * upload to end.
+	 */
+	if (pthread_mutex_trylock(&sh->lock) != 0) {
+		if (sh->pending && !sh->dirty)
+			return read_unlocked(sh, buf, len, offset);
+		pthread_mutex_lock(&sh->lock);
+	}
 	if (offset >= sh->size) {
 		n = 0;
 		goto out_unlock;
@@ -451,18 +474,21 @@ int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
 }
 
 int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
-		       int *fd, size_t *n)
+		       int *fd, size_t *n, struct cache_read_pin *pin)
 {
 	if (f->sh || !store_pin(f->c, f->obj, offset, len, fd, n))
 		return 0;
+	pin->obj = f->obj;
+	pin->offset = offset;
+	pin->n = *n;
 	f->has_read = true;
 	read_ahead(f, offset, *n);
 	return 1;
 }
 
-void cache_file_read_fd_end(struct cache_file *f, uint64_t offset, size_t n)
+void cache_read_unpin(struct cache *c, struct cache_read_pin *pin)
 {
-	store_unpin(f->c, f->obj, offset, n);
+	store_unpin(c, pin->obj, pin->offset, pin->n);
 }
 
 ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,

@@ -67,7 +67,7 @@ struct s3_origin {
 	bool read_only;
 	struct s3_creds creds;
 	long low_speed_time;	/* seconds */
-	uint64_t timeout_ms;	/* one operation, retries included */
+	uint64_t timeout_ms;	/* one attempt; retries stop after 3x */
 	uint64_t part_size;
 	uint64_t multipart_threshold;
 	unsigned list_max_keys;	/* 0: the server's default */
@@ -846,8 +846,9 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 			  rc ? 0L : req->resp.status, attempt + 1);
 		if (!retry)
 			break;
-		/* timeout bounds the whole operation, not each attempt. */
-		if (monotonic_ms() - start_ms >= so->timeout_ms)
+		/* Each attempt may take timeout; no new one starts once
+		 * three times that has passed. */
+		if (monotonic_ms() - start_ms >= 3 * so->timeout_ms)
 			break;
 		if (attempt == 0 && may_log_retry())
 			log_info("s3: %s %s at %s: %s; retrying",

@@ -622,6 +622,7 @@ int store_pin(struct cache *c, struct object *obj, uint64_t offset,
 	}
 	*fd = obj->fd;
 	*n = end - offset;
+	obj->refs++;		/* the caller's pin keeps fd open */
 	c->bytes_from_cache += *n;
 	c->bytes_zero_copy += *n;
 out_unlock:
@@ -637,6 +638,7 @@ void store_unpin(struct cache *c, struct object *obj, uint64_t offset,
 	pthread_mutex_lock(&c->lock);
 	for (uint64_t i = offset / cs; i <= (offset + n - 1) / cs; i++)
 		obj->chunks[i]->readers--;
+	store_object_put(c, obj);
 	pthread_mutex_unlock(&c->lock);
 }
 

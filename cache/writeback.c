@@ -331,9 +331,13 @@ static bool has_uploadable(struct cache *c)
 {
 	struct list_node *n;
 
-	for (n = c->wb_list.next; n != &c->wb_list; n = n->next)
-		if (list_entry(n, struct shadow, wb)->writers == 0)
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		/* A file the origin rejects for good frees no room. */
+		if (sh->writers == 0 && !is_permanent(sh->last_error))
 			return true;
+	}
 	return false;
 }
 
@@ -446,9 +450,38 @@ void wb_stats(struct cache *c, struct cache_stats *st)
 
 struct replay {
 	struct cache *c;
-	uint64_t *lost;		/* seqs whose data file is missing */
+	uint64_t *lost;		/* seqs missing or replaced: DONE them */
 	size_t nlost;
 };
+
+static void remember_dropped(struct replay *r, uint64_t seq)
+{
+	uint64_t *l = realloc(r->lost, (r->nlost + 1) * sizeof(*l));
+
+	if (l) {
+		r->lost = l;
+		r->lost[r->nlost++] = seq;
+	}
+}
+
+/* Forget a replayed file that a later record of its path replaces.  The
+ * journal is not open yet: its DONE record is written after the replay. */
+static void drop_replayed(struct replay *r, struct shadow *old)
+{
+	struct cache *c = r->c;
+
+	remember_dropped(r, old->seq);
+	list_del(&old->wb);
+	c->dirty_bytes -= old->counted;
+	c->pending_count--;
+	close(old->fd);
+	unlinkat(c->root_fd, old->file, 0);
+	pthread_mutex_destroy(&old->lock);
+	free(old->file);
+	free(old->have);
+	free(old->path);
+	free(old);
+}
 
 static void replay_pending(void *arg, uint64_t seq, const char *path,
 			   const struct origin_attr *meta)
@@ -465,12 +498,7 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 		log_err("the write-back journal lists %s, but %s/%s is "
 			"missing: that change cannot be uploaded", path,
 			c->root, name ? name : "dirty/?");
-		uint64_t *l = realloc(r->lost, (r->nlost + 1) * sizeof(*l));
-
-		if (l) {
-			r->lost = l;
-			r->lost[r->nlost++] = seq;
-		}
+		remember_dropped(r, seq);
 		if (fd >= 0)
 			close(fd);
 		free(name);
@@ -506,7 +534,7 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 	old = htab_get(&c->shadows, path);
 	htab_put(&c->shadows, path, sh);
 	if (old)
-		wb_cancel(c, old);	/* a newer version of the same path */
+		drop_replayed(r, old);	/* a newer version of the same path */
 }
 
 int wb_open(struct cache *c, char *err, size_t errlen)

@@ -888,22 +888,25 @@ out_reply:
 }
 
 /* Reply with cached bytes straight from the data file (splice where the
- * kernel allows it).  Returns false when the range is not cached. */
-static bool reply_from_fd(fuse_req_t req, struct open_file *of, size_t size,
-			  off_t off)
+ * kernel allows it).  Returns false when the range is not cached.  Once
+ * the reply is sent the kernel may release the handle, so only the pin is
+ * used afterwards. */
+static bool reply_from_fd(fuse_req_t req, struct nearfs_fs *fs,
+			  struct open_file *of, size_t size, off_t off)
 {
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	struct cache_read_pin pin;
 	size_t n;
 	int fd;
 
-	if (!cache_file_read_fd(of->file, (uint64_t)off, size, &fd, &n))
+	if (!cache_file_read_fd(of->file, (uint64_t)off, size, &fd, &n, &pin))
 		return false;
 	bv.buf[0].size = n;
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	bv.buf[0].fd = fd;
 	bv.buf[0].pos = off;
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-	cache_file_read_fd_end(of->file, (uint64_t)off, n);
+	cache_read_unpin(fs->cache, &pin);
 	return true;
 }
 
@@ -915,7 +918,7 @@ static void nf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t n = 0;
 	char *buf;
 
-	if (reply_from_fd(req, of, size, off))
+	if (reply_from_fd(req, req_fs(req), of, size, off))
 		return;
 	buf = malloc(size ? size : 1);
 	if (!buf) {

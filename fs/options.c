@@ -453,7 +453,8 @@ static const struct option_def nearfs_option_defs[] = {
 	{ "log_level", "LEVEL", apply_log_level, 0, "log_level=info",
 	  "error, warn, info or debug (default: info)" },
 	{ "timeout", "DURATION", apply_timeout, FIELD(s3.timeout_ms),
-	  "timeout=30s", "time limit of one S3 request (default: 30s)" },
+	  "timeout=30s", "time limit of one S3 request attempt; retries\n"
+	  "stop after three times that (default: 30s)" },
 };
 
 #define N_OPTION_DEFS (sizeof(nearfs_option_defs) / \
