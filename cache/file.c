@@ -639,6 +639,118 @@ out_free:
 	free(buf);
 }
 
+/* Register the chunks of obj's data file that fit the budget, with their
+ * checksums, and punch out the others.  Lock not held. */
+static void register_chunks(struct cache *c, struct object *obj)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	char *buf = malloc(cs);
+	uint32_t i = 0;
+
+	for (; buf && i < obj->nchunks; i++) {
+		uint64_t off = (uint64_t)i * cs;
+		uint32_t len = obj->attr.size - off < cs ?
+			       obj->attr.size - off : cs;
+		int ret;
+
+		if (pread(obj->fd, buf, len, off) != len)
+			break;
+		pthread_mutex_lock(&c->lock);
+		ret = store_reserve(c, len);
+		if (ret == 0)
+			store_insert_chunk(c, obj, i, len,
+					   XXH3_64bits(buf, len));
+		pthread_mutex_unlock(&c->lock);
+		if (ret < 0)
+			break;
+	}
+	if (i < obj->nchunks &&
+	    fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (uint64_t)i * cs, obj->attr.size - (uint64_t)i * cs) < 0)
+		log_debug("cannot punch the uncached end of %s: %s", obj->path,
+			  strerror(errno));
+	free(buf);
+}
+
+/*
+ * Make the file of a committed shadow the new cached version of path,
+ * without copying it: it moves to data/ and the shadow goes on with a new
+ * empty file, reading the new version as its base until written again.
+ * Falls back to shadow_install() when a step fails.  sh->lock held; not
+ * for write-back, whose readers may read the shadow file unlocked.
+ */
+static void shadow_adopt(struct cache *c, struct shadow *sh,
+			 const char *path, const struct origin_attr *attr)
+{
+	uint32_t nchunks = (attr->size + c->cfg.chunk_size - 1) /
+			   c->cfg.chunk_size;
+	uint8_t *have = calloc(nchunks / 8 + 1, 1);
+	struct object *obj = NULL, *old, *prev;
+	char *file = NULL, rel[64], dir[16];
+	uint64_t tmp_id;
+	int fd = -1;
+
+	pthread_mutex_lock(&c->lock);
+	tmp_id = c->next_tmp++;
+	pthread_mutex_unlock(&c->lock);
+	if (!have || asprintf(&file, "tmp/w%d-%" PRIu64, (int)getpid(),
+			      tmp_id) < 0) {
+		file = NULL;
+		goto out_fallback;
+	}
+	fd = openat(c->root_fd, file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	if (fd < 0 || ftruncate(fd, attr->size) < 0)
+		goto out_fallback;
+
+	pthread_mutex_lock(&c->lock);
+	prev = htab_get(&c->objects, path);
+	if (prev)
+		store_object_detach(c, prev);	/* the shadow may pin it */
+	obj = store_object_new(c, path, attr);
+	if (obj) {
+		store_data_path(c, obj->id, rel, sizeof(rel));
+		snprintf(dir, sizeof(dir), "data/%02x",
+			 (unsigned)(obj->id & 0xff));
+		mkdirat(c->root_fd, dir, 0700);
+	}
+	if (!obj || renameat(c->root_fd, sh->file, c->root_fd, rel) < 0) {
+		if (obj)
+			store_object_detach(c, obj);
+		pthread_mutex_unlock(&c->lock);
+		goto out_fallback;
+	}
+	old = sh->base;
+	obj->checked_ms = clock_now_ms();
+	obj->fd = sh->fd;
+	obj->refs++;		/* the shadow's base */
+	sh->base = obj;
+	sh->fd = fd;
+	free(sh->file);
+	sh->file = file;
+	free(sh->have);
+	sh->have = have;
+	sh->nhave = nchunks;
+	sh->base_limit = attr->size;
+	sh->modified = false;
+	if (old)
+		store_object_put(c, old);
+	cache_record_created(c, path, attr);
+	pthread_mutex_unlock(&c->lock);
+	register_chunks(c, obj);
+	cache_notify(c, path);
+	return;
+
+out_fallback:
+	if (fd >= 0) {
+		close(fd);
+		unlinkat(c->root_fd, file, 0);
+	}
+	free(file);
+	free(have);
+	shadow_install(c, sh, path, attr);
+}
+
 /*
  * Store the shadow on the origin (write-through and write-around).
  * Write-through keeps the new version in the cache; write-around drops
@@ -670,7 +782,7 @@ static int commit_to_origin(struct cache *c, struct shadow *sh)
 	}
 	sh->dirty = false;
 	if (c->cfg.write_mode == WRITE_THROUGH) {
-		shadow_install(c, sh, path, &result);
+		shadow_adopt(c, sh, path, &result);
 		goto out_free;
 	}
 	pthread_mutex_lock(&c->lock);
