@@ -1,0 +1,735 @@
+#!/usr/bin/env bash
+# bench.sh - benchmark nearfs side by side with rclone mount, s3fs, a
+# direct S3 client, the local disk and bindfs, over one moto S3 server on
+# 127.0.0.1, and write the medians, the ratios and a chart.
+#
+# Run through `make bench` (installs the dependencies and builds first).
+# Every S3 request goes through tests/bench/latency_proxy.py, which counts
+# requests per test: one instance adds no delay, a second one adds
+# BENCH_DELAY_MS each way for the latency tests.  Results go to the work
+# folder (kept): results.csv (every run), medians.csv, results.json,
+# summary.txt; the chart goes to docs/benchmarks.png.
+#
+# Environment:
+#   BENCH_RUNS=3         repetitions of each measurement (median reported)
+#   BENCH_QUICK=1        small data set and short fio runs (a few minutes)
+#   BENCH_SCALE=F        data set size factor (default 1, quick 0.125)
+#   BENCH_DELAY_MS=25    delay each way of the latency proxy
+#   BENCH_SYSTEMS="..."  subset of: nearfs nearfs64 rclone s3fs direct
+#                        local bindfs
+#   BENCH_WORK=DIR       work folder (default /tmp/nearfs-bench.XXXXXX)
+#   BENCH_CHART=PATH     chart file (default docs/benchmarks.png)
+set -eEuo pipefail
+# A failed step inside $(...) must stop the run, not record garbage.
+shopt -s inherit_errexit
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NEARFS=$ROOT/build/nearfs
+NEARFS_CTL=$ROOT/build/nearfs-ctl
+BENCH_DIR=$ROOT/tests/bench
+S3DIRECT=$BENCH_DIR/s3direct.py
+
+QUICK=${BENCH_QUICK:-0}
+RUNS=${BENCH_RUNS:-3}
+if [ "$QUICK" = 1 ]; then
+	SCALE=${BENCH_SCALE:-0.125}
+	FIO_SECONDS=3
+else
+	SCALE=${BENCH_SCALE:-1}
+	FIO_SECONDS=10
+fi
+DELAY_MS=${BENCH_DELAY_MS:-25}
+SYSTEMS=${BENCH_SYSTEMS:-nearfs nearfs64 rclone s3fs direct local bindfs}
+CHART=${BENCH_CHART:-$ROOT/docs/benchmarks.png}
+BUCKET=bench
+WRITE_TIMEOUT=300
+
+# scaled N MIN: N times SCALE, at least MIN.
+scaled() {
+	awk -v n="$1" -v s="$SCALE" -v m="$2" \
+		'BEGIN { v = int(n * s); print (v < m) ? m : v }'
+}
+
+BIG_MIB=$(scaled 512 16)
+SMALL_FILES=$(scaled 2000 100)
+TREE_DIRS=$(scaled 200 10)
+TREE_FILES=10
+CREATES=$(scaled 1000 50)
+WRITE_MIB=$(scaled 256 16)
+FILE_SIZE=4096
+
+WORK=${BENCH_WORK:-$(mktemp -d /tmp/nearfs-bench.XXXXXX)}
+mkdir -p "$WORK"
+CSV=$WORK/results.csv
+LOCAL=$WORK/local
+
+declare -a CLEANUP_PIDS=()
+declare -A MOUNT_PID=()
+MNT=
+STARTED_PORT=
+S3_PORT=
+PROXY_PORT=
+DELAY_PORT=
+MOUNT_COUNT=0
+IS_ROOT=0
+[ "$(id -u)" -eq 0 ] && IS_ROOT=1
+
+log() {
+	printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+die() {
+	echo "bench.sh: $*" >&2
+	exit 1
+}
+
+# ---- cleanup
+
+is_mounted() {
+	awk -v path="$1" '$5 == path { found = 1 } END { exit !found }' \
+		/proc/self/mountinfo
+}
+
+stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill "$pid" 2>/dev/null || true
+	for i in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local status=$? mnt pid
+	trap - ERR
+	trap '' PIPE
+	set +e
+	for mnt in "${!MOUNT_PID[@]}"; do
+		if is_mounted "$mnt"; then
+			fusermount3 -u "$mnt" 2>/dev/null ||
+				umount "$mnt" 2>/dev/null ||
+				fusermount3 -u -z "$mnt"
+		fi
+		stop_pid "${MOUNT_PID[$mnt]}"
+	done
+	for pid in "${CLEANUP_PIDS[@]}"; do
+		stop_pid "$pid"
+	done
+	# The data copies and caches are large; the results stay.
+	rm -rf --one-file-system "$LOCAL" "$WORK/cache" "$WORK/src" \
+		"$WORK/mnt"
+	[ "$status" -eq 0 ] || echo "bench.sh: failed (status $status);" \
+		"logs in $WORK" >&2
+	exit "$status"
+}
+
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'echo "bench.sh: failed: line $LINENO: $BASH_COMMAND" >&2' ERR
+
+# ---- dependencies
+
+install_missing() {
+	local missing=() cmd pkg
+	for pair in rclone:rclone s3fs:s3fs bindfs:bindfs fio:fio \
+		gnuplot:gnuplot-nox curl:curl; do
+		cmd=${pair%%:*}
+		pkg=${pair#*:}
+		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+	done
+	[ "${#missing[@]}" -eq 0 ] && return 0
+	log "installing ${missing[*]} (apt-get)"
+	local sudo_cmd=()
+	if [ "$IS_ROOT" -eq 0 ]; then
+		command -v sudo >/dev/null ||
+			die "not root and sudo is missing: install ${missing[*]}"
+		sudo_cmd=(sudo)
+	fi
+	DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get update -qq \
+		>/dev/null
+	DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y \
+		-qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
+}
+
+# ---- servers
+
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+wait_port() {
+	local port=$1 i
+	for i in $(seq 150); do
+		python3 -c 'import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+			"$port" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	die "nothing listens on 127.0.0.1:$port"
+}
+
+# The interpreter itself, not a wrapper script (pyenv shims fork), so that
+# the pids of the background servers are the servers'.
+PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+
+start_servers() {
+	"$PYTHON" -c 'import moto.server' 2>/dev/null ||
+		die "moto is missing: run tools/install-deps.sh"
+	S3_PORT=$(free_port)
+	"$PYTHON" -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+	CLEANUP_PIDS+=("$!")
+	wait_port "$S3_PORT"
+	start_proxy 0 counting
+	PROXY_PORT=$STARTED_PORT
+	start_proxy "$DELAY_MS" delayed
+	DELAY_PORT=$STARTED_PORT
+	export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+	export AWS_REGION=us-east-1
+	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+	log "moto on 127.0.0.1:$S3_PORT, proxies :$PROXY_PORT (0 ms)" \
+		"and :$DELAY_PORT ($DELAY_MS ms each way)"
+}
+
+# start_proxy DELAY NAME: sets STARTED_PORT.  Not to be run in a subshell,
+# so that cleanup has the pid.
+start_proxy() {
+	local port
+	port=$(free_port)
+	"$PYTHON" "$BENCH_DIR/latency_proxy.py" --port "$port" \
+		--upstream "127.0.0.1:$S3_PORT" --delay-ms "$1" \
+		--stats "$WORK/proxy-$port.json" >"$WORK/proxy-$2.log" 2>&1 &
+	CLEANUP_PIDS+=("$!")
+	wait_port "$port"
+	STARTED_PORT=$port
+}
+
+endpoint() {
+	echo "http://127.0.0.1:$1"
+}
+
+direct() {
+	BENCH_ENDPOINT=$(endpoint "$1") python3 "$S3DIRECT" "${@:2}"
+}
+
+# ---- data set
+
+prepare_data() {
+	log "data set: ${BIG_MIB} MiB file, $SMALL_FILES files of" \
+		"$FILE_SIZE B, tree of $TREE_DIRS x $TREE_FILES files"
+	mkdir -p "$LOCAL/small" "$WORK/src"
+	head -c "$((BIG_MIB << 20))" /dev/urandom >"$LOCAL/big"
+	head -c "$((WRITE_MIB << 20))" /dev/urandom >"$WORK/src/write"
+	python3 - "$LOCAL" "$SMALL_FILES" "$TREE_DIRS" "$TREE_FILES" \
+		"$FILE_SIZE" <<'PY'
+import os, sys
+root, small, dirs, files, size = sys.argv[1], *map(int, sys.argv[2:])
+def put(path, key):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    line = (key + "\n").encode()
+    with open(path, "wb") as f:
+        f.write((line * (size // len(line) + 1))[:size])
+for i in range(small):
+    key = "small/f%05d" % i
+    put(os.path.join(root, key), key)
+for d in range(dirs):
+    for i in range(files):
+        key = "tree/d%03d/f%02d" % (d, i)
+        put(os.path.join(root, key), key)
+PY
+	direct "$S3_PORT" mb "$BUCKET"
+	curl -sSf --aws-sigv4 "aws:amz:us-east-1:s3" --user test:test \
+		-T "$LOCAL/big" "$(endpoint "$S3_PORT")/$BUCKET/big" >/dev/null
+	direct "$S3_PORT" fill "$BUCKET" small/ "$SMALL_FILES" "$FILE_SIZE"
+	direct "$S3_PORT" fill "$BUCKET" tree/ "$TREE_FILES" "$FILE_SIZE" \
+		"$TREE_DIRS"
+	log "data set loaded: $(direct "$S3_PORT" count "$BUCKET" "")" \
+		"(keys bytes)"
+}
+
+# ---- mounts
+
+drop_caches() {
+	sync
+	if [ "$IS_ROOT" -eq 1 ]; then
+		echo 3 >/proc/sys/vm/drop_caches
+	fi
+}
+
+# Only without root: drop the page cache of one file (POSIX_FADV_DONTNEED).
+drop_file_cache() {
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)' "$1"
+}
+
+wait_mounted() {
+	local mnt=$1 pid=$2 logfile=$3 i
+	for i in $(seq 300); do
+		mountpoint -q "$mnt" && return 0
+		kill -0 "$pid" 2>/dev/null ||
+			die "mount of $mnt failed: $(tail -n 5 "$logfile")"
+		sleep 0.1
+	done
+	die "$mnt was not mounted within 30 s: $(tail -n 5 "$logfile")"
+}
+
+write_rclone_config() {
+	local port
+	: >"$WORK/rclone.conf"
+	for port in "$PROXY_PORT" "$DELAY_PORT"; do
+		cat >>"$WORK/rclone.conf" <<EOF
+[s3-$port]
+type = s3
+provider = Other
+access_key_id = test
+secret_access_key = test
+endpoint = $(endpoint "$port")
+force_path_style = true
+region = us-east-1
+
+EOF
+	done
+	echo test:test >"$WORK/s3fs.passwd"
+	chmod 600 "$WORK/s3fs.passwd"
+}
+
+# mount_system SYSTEM PORT [NEARFS_OPTS]: mount with a fresh cache and
+# set MNT to the mount point (the data copy for local).  Not to be run in
+# a subshell: the daemon's pid must stay known to cleanup.
+mount_system() {
+	local sys=$1 port=$2 extra=${3:-} mnt cache logfile pid
+	if [ "$sys" = local ]; then
+		MNT=$LOCAL
+		return
+	fi
+	MOUNT_COUNT=$((MOUNT_COUNT + 1))
+	mnt=$WORK/mnt/$sys-$MOUNT_COUNT
+	cache=$WORK/cache/$sys-$MOUNT_COUNT
+	logfile=$WORK/logs/$sys-$MOUNT_COUNT.log
+	mkdir -p "$mnt" "$cache" "$WORK/logs"
+	case $sys in
+	nearfs | nearfs64 | nearfs-*)
+		local opts="endpoint=$(endpoint "$port"),path_style"
+		opts+=",cache_dir=$cache"
+		[ "$sys" = nearfs64 ] && opts+=",chunk_size=64M"
+		"$NEARFS" -f -o "$opts${extra:+,$extra}" "s3://$BUCKET" \
+			"$mnt" >"$logfile" 2>&1 &
+		;;
+	rclone)
+		# rclone's S3 client rejects AWS_CA_BUNDLE on a plain http
+		# endpoint ("unable to load custom CA bundle").
+		env -u AWS_CA_BUNDLE rclone mount "s3-$port:$BUCKET" "$mnt" \
+			--config "$WORK/rclone.conf" --vfs-cache-mode full \
+			--cache-dir "$cache" >"$logfile" 2>&1 &
+		;;
+	s3fs)
+		s3fs "$BUCKET" "$mnt" -f -o "url=$(endpoint "$port")" \
+			-o use_path_request_style \
+			-o "passwd_file=$WORK/s3fs.passwd" \
+			-o "use_cache=$cache" >"$logfile" 2>&1 &
+		;;
+	bindfs)
+		bindfs -f "$LOCAL" "$mnt" >"$logfile" 2>&1 &
+		;;
+	*) die "unknown system $sys" ;;
+	esac
+	pid=$!
+	MOUNT_PID[$mnt]=$pid
+	wait_mounted "$mnt" "$pid" "$logfile"
+	MNT=$mnt
+}
+
+unmount_system() {
+	local mnt=$1 pid i
+	pid=${MOUNT_PID[$mnt]:-}
+	[ -n "$pid" ] || return 0
+	fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+	for i in $(seq 600); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	stop_pid "$pid"
+	wait "$pid" 2>/dev/null || true
+	unset "MOUNT_PID[$mnt]"
+	rm -rf --one-file-system "$WORK/cache/$(basename "$mnt")"
+	rmdir "$mnt"
+}
+
+# ---- measuring
+
+# record TEST SYSTEM RUN VALUE UNIT [REQUESTS...]
+record() {
+	local test=$1 sys=$2 run=$3 value=$4 unit=$5 total=${6:-} kinds
+	kinds=${*:7}
+	echo "$test,$sys,$run,$value,$unit,$total,$kinds" >>"$CSV"
+	log "  $test $sys run $run: $value $unit" \
+		"${total:+($total requests${kinds:+: $kinds})}"
+}
+
+now() {
+	echo "$EPOCHREALTIME"
+}
+
+elapsed() {
+	awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.4f", b - a }'
+}
+
+mbps() {
+	awk -v bytes="$1" -v s="$2" 'BEGIN { printf "%.1f", bytes / 1e6 / s }'
+}
+
+# timed_read FILE: MB/s of one sequential read.
+timed_read() {
+	local start
+	start=$(now)
+	dd if="$1" of=/dev/null bs=1M status=none
+	mbps "$((BIG_MIB << 20))" "$(elapsed "$start")"
+}
+
+# requests_since PORT BEFORE: "DELTA KINDS" of requests since BEFORE.
+requests_since() {
+	python3 - "$WORK/proxy-$1.json" "$2" <<'PY'
+import json, sys, time
+time.sleep(0.2)
+data = json.load(open(sys.argv[1]))
+before = json.loads(sys.argv[2])
+delta = {k: v - before["counts"].get(k, 0) for k, v in data["counts"].items()}
+print(sum(delta.values()), " ".join("%s=%d" % kv for kv in delta.items()
+                                    if kv[1]))
+PY
+}
+
+snapshot() {
+	sleep 0.2
+	cat "$WORK/proxy-$1.json"
+}
+
+# measure TEST SYSTEM RUN UNIT PORT COMMAND...: run COMMAND (which prints
+# the value), record it with the requests seen at PORT.
+measure() {
+	local test=$1 sys=$2 run=$3 unit=$4 port=$5 before value reqs=
+	shift 5
+	before=$(snapshot "$port")
+	value=$("$@")
+	if [ "$sys" != local ] && [ "$sys" != bindfs ]; then
+		reqs=$(requests_since "$port" "$before")
+	fi
+	# Word splitting of reqs into total and kinds is intended.
+	# shellcheck disable=SC2086
+	record "$test" "$sys" "$run" "$value" "$unit" $reqs
+}
+
+fio_iops() {
+	fio --name=rand4k --filename="$1" --rw=randread --bs=4k \
+		--ioengine=psync --size="$((BIG_MIB << 20))" --time_based \
+		--runtime="$FIO_SECONDS" --output-format=json 2>/dev/null |
+		python3 -c 'import json, sys
+print("%.0f" % json.load(sys.stdin)["jobs"][0]["read"]["iops"])'
+}
+
+drop_for() {
+	if [ "$IS_ROOT" -eq 1 ]; then
+		drop_caches
+	else
+		drop_file_cache "$1"
+	fi
+}
+
+curl_get_mbps() {
+	local start
+	start=$(now)
+	curl -sSf --aws-sigv4 "aws:amz:us-east-1:s3" --user test:test \
+		-o /dev/null "$(endpoint "$1")/$BUCKET/big"
+	mbps "$((BIG_MIB << 20))" "$(elapsed "$start")"
+}
+
+# systems in the order of run N (rotated, so no system always goes first).
+rotated() {
+	local run=$1 list=() i n
+	shift
+	list=("$@")
+	n=${#list[@]}
+	for i in $(seq 0 $((n - 1))); do
+		echo "${list[$(((i + run) % n))]}"
+	done
+}
+
+# ---- tests 1-3: sequential and random reads
+
+read_tests_fs() {
+	local sys=$1 run=$2 port=$3 prefix=$4 mnt file
+	mount_system "$sys" "$port"
+	mnt=$MNT
+	file=$mnt/big
+	drop_caches
+	measure "${prefix}read_cold" "$sys" "$run" MB/s "$port" \
+		timed_read "$file"
+	if [ -z "$prefix" ]; then
+		measure read_warm "$sys" "$run" MB/s "$port" \
+			timed_read "$file"
+		if [ "$IS_ROOT" -eq 1 ]; then
+			drop_caches
+			measure read_dropped "$sys" "$run" MB/s "$port" \
+				timed_read "$file"
+		fi
+		drop_for "$file"
+		measure rand4k "$sys" "$run" IOPS "$port" fio_iops "$file"
+	fi
+	[ "$sys" = local ] || unmount_system "$mnt"
+}
+
+read_tests_direct() {
+	local run=$1 port=$2 prefix=$3 sample
+	measure "${prefix}read_cold" direct "$run" MB/s "$port" \
+		curl_get_mbps "$port"
+	# The ranged ceiling: what a chunked reader can get from this
+	# server (4 MiB ranges, 8 in parallel, as nearfs's default
+	# chunk_size and readahead), over at most 128 MiB.
+	sample=$((BIG_MIB < 128 ? BIG_MIB : 128))
+	measure "${prefix}read_cold" direct-range4m "$run" MB/s "$port" \
+		direct "$port" rangeread "$BUCKET" big 4194304 8 \
+		"$((sample << 20))"
+	if [ -z "$prefix" ]; then
+		measure rand4k direct "$run" IOPS "$port" \
+			direct "$port" randread "$BUCKET" big "$FIO_SECONDS"
+	fi
+}
+
+read_tests() {
+	local prefix=$1 port=$2 run sys
+	for run in $(seq "$RUNS"); do
+		for sys in $(rotated "$run" $SYSTEMS); do
+			case $sys in
+			direct) read_tests_direct "$run" "$port" "$prefix" ;;
+			local | bindfs)
+				[ -z "$prefix" ] || continue
+				read_tests_fs "$sys" "$run" "$port" "" ;;
+			*) read_tests_fs "$sys" "$run" "$port" "$prefix" ;;
+			esac
+		done
+	done
+}
+
+# ---- test 4: metadata
+
+timed_ls() {
+	local start
+	start=$(now)
+	ls -l "$1" >/dev/null
+	elapsed "$start"
+}
+
+timed_find() {
+	local start n
+	start=$(now)
+	n=$(find "$1" -type f -printf '%s %m\n' | wc -l)
+	[ "$n" -eq "$((TREE_DIRS * TREE_FILES))" ] ||
+		die "find $1 saw $n files, expected $((TREE_DIRS * TREE_FILES))"
+	elapsed "$start"
+}
+
+direct_list() {
+	direct "$1" list "$BUCKET" "$2" 2>/dev/null
+}
+
+meta_tests_system() {
+	local sys=$1 run=$2 port=$3 prefix=$4 mnt
+	if [ "$sys" = direct ]; then
+		measure "${prefix}ls_first" direct "$run" s "$port" \
+			direct_list "$port" small/
+		measure "${prefix}find_first" direct "$run" s "$port" \
+			direct_list "$port" tree/
+		return
+	fi
+	mount_system "$sys" "$port"
+	mnt=$MNT
+	drop_caches
+	measure "${prefix}ls_first" "$sys" "$run" s "$port" \
+		timed_ls "$mnt/small"
+	measure "${prefix}ls_second" "$sys" "$run" s "$port" \
+		timed_ls "$mnt/small"
+	measure "${prefix}find_first" "$sys" "$run" s "$port" \
+		timed_find "$mnt/tree"
+	measure "${prefix}find_second" "$sys" "$run" s "$port" \
+		timed_find "$mnt/tree"
+	[ "$sys" = local ] || unmount_system "$mnt"
+}
+
+meta_tests() {
+	local prefix=$1 port=$2 run sys
+	for run in $(seq "$RUNS"); do
+		for sys in $(rotated "$run" $SYSTEMS); do
+			[ "$sys" = nearfs64 ] && continue
+			if [ -n "$prefix" ]; then
+				case $sys in local | bindfs) continue ;; esac
+			fi
+			meta_tests_system "$sys" "$run" "$port" "$prefix"
+		done
+	done
+}
+
+# ---- test 5: writes
+
+# create_files DIR COUNT: seconds for COUNT creates of 4 KiB files.
+create_files() {
+	python3 - "$1" "$2" "$FILE_SIZE" <<'PY'
+import os, sys, time
+folder, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+data = b"x" * size
+start = time.monotonic()
+for i in range(count):
+    with open(os.path.join(folder, "f%05d" % i), "wb") as f:
+        f.write(data)
+print("%.4f" % (time.monotonic() - start))
+PY
+}
+
+write_big() {
+	local start
+	start=$(now)
+	dd if="$WORK/src/write" of="$1" bs=1M status=none
+	mbps "$((WRITE_MIB << 20))" "$(elapsed "$start")"
+}
+
+# The bucket-side expectation of one write run: keys and bytes.
+write_expect() {
+	echo "$((CREATES + 1)) $((CREATES * FILE_SIZE + (WRITE_MIB << 20)))"
+}
+
+# write_run_fs SYSTEM RUN WRITE_MODE: creates, big write, time to bucket.
+write_run_fs() {
+	local sys=$1 run=$2 mode=$3 name=$1 mnt dir key start value total
+	local opts= before reqs expect
+	[ -n "$mode" ] && name=nearfs-$mode && opts=write_mode=$mode
+	mount_system "$sys" "$PROXY_PORT" "$opts"
+	mnt=$MNT
+	key=w/$name-$run
+	dir=$mnt/$key
+	[ "$sys" = local ] && dir=$WORK/wlocal/$key
+	mkdir -p "$dir/c"
+	before=$(snapshot "$PROXY_PORT")
+	start=$(now)
+	value=$(create_files "$dir/c" "$CREATES")
+	record create_files "$name" "$run" "$value" s
+	value=$(write_big "$dir/big")
+	record write_big "$name" "$run" "$value" MB/s
+	case $sys in
+	local | bindfs) ;;
+	*)
+		read -r -a expect <<<"$(write_expect)"
+		value=$(direct "$S3_PORT" wait "$BUCKET" "$key/" \
+			"${expect[0]}" "${expect[1]}" "$WRITE_TIMEOUT")
+		total=$(awk -v a="$start" -v b="$(now)" -v w="$value" \
+			'BEGIN { printf "%.3f", w == "nan" ? w : b - a }')
+		reqs=$(requests_since "$PROXY_PORT" "$before")
+		# shellcheck disable=SC2086
+		record in_bucket "$name" "$run" "$total" s $reqs
+		;;
+	esac
+	[ "$sys" = local ] && rm -rf "$WORK/wlocal"
+	[ "$sys" = bindfs ] && rm -rf "${LOCAL:?}/w"
+	[ "$sys" = local ] || unmount_system "$mnt"
+	direct "$S3_PORT" rm-prefix "$BUCKET" "w/"
+}
+
+write_run_direct() {
+	local run=$1 key=w/direct-$run start value before reqs
+	before=$(snapshot "$PROXY_PORT")
+	start=$(now)
+	value=$(direct "$PROXY_PORT" put-many "$BUCKET" "$key/c/" \
+		"$CREATES" "$FILE_SIZE")
+	record create_files direct "$run" "$value" s
+	local t
+	t=$(now)
+	curl -sSf --aws-sigv4 "aws:amz:us-east-1:s3" --user test:test \
+		-T "$WORK/src/write" \
+		"$(endpoint "$PROXY_PORT")/$BUCKET/$key/big" >/dev/null
+	record write_big direct "$run" \
+		"$(mbps "$((WRITE_MIB << 20))" "$(elapsed "$t")")" MB/s
+	reqs=$(requests_since "$PROXY_PORT" "$before")
+	# shellcheck disable=SC2086
+	record in_bucket direct "$run" "$(elapsed "$start")" s $reqs
+	direct "$S3_PORT" rm-prefix "$BUCKET" "w/"
+}
+
+write_tests() {
+	local run sys list=()
+	for sys in $SYSTEMS; do
+		case $sys in
+		nearfs) list+=(nearfs:through nearfs:back nearfs:around) ;;
+		nearfs64) ;;
+		*) list+=("$sys:") ;;
+		esac
+	done
+	for run in $(seq "$RUNS"); do
+		for sys in $(rotated "$run" "${list[@]}"); do
+			if [ "${sys%%:*}" = direct ]; then
+				write_run_direct "$run"
+			else
+				write_run_fs "${sys%%:*}" "$run" "${sys#*:}"
+			fi
+		done
+	done
+}
+
+# ---- report
+
+machine_info() {
+	{
+		echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		echo "nproc: $(nproc)"
+		echo "memory: $(free -h | awk '/^Mem:/ { print $2 }')"
+		echo "kernel: $(uname -r)"
+		echo "disk: $(df -h "$WORK" | awk 'NR == 2 { print $1 }')" \
+			"rotational=$(lsblk -dno ROTA "$(df "$WORK" |
+				awk 'NR == 2 { print $1 }')" 2>/dev/null ||
+				echo '?')"
+		echo "nearfs: $("$NEARFS" --version 2>&1 | head -n 1)" \
+			"($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null ||
+				echo '?'))"
+		echo "rclone: $(rclone version 2>/dev/null | head -n 1)"
+		echo "s3fs: $(s3fs --version 2>/dev/null | head -n 1)"
+		echo "bindfs: $(bindfs --version 2>/dev/null | head -n 1)"
+		echo "fio: $(fio --version)"
+		echo "moto: $(python3 -c 'import moto; print(moto.__version__)')"
+		echo "scale: $SCALE (big ${BIG_MIB} MiB, $SMALL_FILES files," \
+			"$TREE_DIRS x $TREE_FILES tree, $CREATES creates," \
+			"${WRITE_MIB} MiB write), runs: $RUNS," \
+			"delay: $DELAY_MS ms each way, root: $IS_ROOT"
+	} >"$WORK/machine.txt"
+}
+
+main() {
+	[ -x "$NEARFS" ] || die "$NEARFS is missing: run make first"
+	install_missing
+	[ -c /dev/fuse ] || die "/dev/fuse is missing: nothing can mount"
+	[ "$IS_ROOT" -eq 1 ] || log "not root: drop_caches is skipped, and" \
+		"read_dropped is not measured"
+	echo "test,system,run,value,unit,requests,request_kinds" >"$CSV"
+	start_servers
+	write_rclone_config
+	machine_info
+	prepare_data
+	log "tests 1-3: sequential and random reads"
+	read_tests "" "$PROXY_PORT"
+	log "test 4: listings and stat"
+	meta_tests "" "$PROXY_PORT"
+	log "test 5: writes"
+	write_tests
+	log "test 6: reads and listings with $DELAY_MS ms each way"
+	read_tests lat_ "$DELAY_PORT"
+	meta_tests lat_ "$DELAY_PORT"
+	python3 "$BENCH_DIR/summarize.py" "$WORK" "$CHART"
+	log "results in $WORK; chart $CHART"
+}
+
+main "$@"
