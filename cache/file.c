@@ -338,9 +338,9 @@ out_unlock:
 	return n;
 }
 
-/* The object of f changed on the origin during a read: pin the new
+/* The version old of f changed on the origin during a read: pin the new
  * version if nothing was returned from the old one yet. */
-static int switch_version(struct cache_file *f)
+static int switch_version(struct cache_file *f, struct object *old)
 {
 	struct cache *c = f->c;
 	struct object *obj;
@@ -349,10 +349,14 @@ static int switch_version(struct cache_file *f)
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	if (f->obj->path && !f->has_read)
-		path = strdup(f->obj->path);
+	if (f->obj != old) {
+		pthread_mutex_unlock(&c->lock);
+		return 0;	/* another read switched already */
+	}
+	if (old->path && !f->has_read)
+		path = strdup(old->path);
 	if (path)
-		f->obj->checked_ms = 0;	/* the next acquire asks the origin */
+		old->checked_ms = 0;	/* the next acquire asks the origin */
 	pthread_mutex_unlock(&c->lock);
 	if (!path) {
 		log_warn("a file changed on the origin while it was being "
@@ -364,19 +368,24 @@ static int switch_version(struct cache_file *f)
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&c->lock);
-	store_object_put(c, f->obj);
-	f->obj = obj;
+	if (f->obj == old) {
+		store_object_put(c, f->obj);
+		f->obj = obj;
+	} else {
+		store_object_put(c, obj);
+	}
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
 /*
- * Queue the chunks ahead of a sequential reader.  The window starts at one
- * chunk and doubles each time the reader enters a new chunk, up to the
- * readahead option and RA_WINDOW_MAX; a read anywhere else turns readahead off until the reader
- * is sequential again.
+ * Queue the chunks of obj ahead of a sequential reader.  The window starts
+ * at one chunk and doubles each time the reader enters a new chunk, up to
+ * the readahead option and RA_WINDOW_MAX.  A read anywhere else turns
+ * readahead off until the reader is sequential again.
  */
-static void read_ahead(struct cache_file *f, uint64_t offset, size_t n)
+static void read_ahead(struct cache_file *f, struct object *obj,
+		       uint64_t offset, size_t n)
 {
 	uint32_t cs = f->c->cfg.chunk_size;
 	uint32_t first = offset / cs, last = (offset + n - 1) / cs;
@@ -396,29 +405,57 @@ static void read_ahead(struct cache_file *f, uint64_t offset, size_t n)
 		f->ra_window *= 2;
 	if (f->ra_window > max)
 		f->ra_window = max;
-	store_prefetch(f->c, f->obj, last + 1, f->ra_window);
+	store_prefetch(f->c, obj, last + 1, f->ra_window);
+}
+
+/*
+ * Take a reference on the version f reads now.  Reads of one handle may
+ * run in parallel, and one of them may switch f to a new version and drop
+ * the old one while another still reads it.
+ */
+static struct object *pin_version(struct cache_file *f)
+{
+	struct object *obj;
+
+	pthread_mutex_lock(&f->c->lock);
+	obj = f->obj;
+	obj->refs++;
+	pthread_mutex_unlock(&f->c->lock);
+	return obj;
+}
+
+static void unpin_version(struct cache_file *f, struct object *obj)
+{
+	pthread_mutex_lock(&f->c->lock);
+	store_object_put(f->c, obj);
+	pthread_mutex_unlock(&f->c->lock);
 }
 
 ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			uint64_t offset)
 {
+	struct object *obj;
 	ssize_t n;
 
 	if (f->sh)
 		return read_shadow(f->c, f->sh, buf, len, offset);
+	obj = pin_version(f);
 	for (int attempt = 0; attempt < 3; attempt++) {
-		n = store_read(f->c, f->obj, buf, len, offset);
+		n = store_read(f->c, obj, buf, len, offset);
 		if (n != -ESTALE)
 			break;
-		n = switch_version(f);
+		n = switch_version(f, obj);
+		unpin_version(f, obj);
+		obj = pin_version(f);
 		if (n < 0)
-			return n;
+			break;
 		n = -EIO;
 	}
 	if (n > 0) {
 		f->has_read = true;
-		read_ahead(f, offset, n);
+		read_ahead(f, obj, offset, n);
 	}
+	unpin_version(f, obj);
 	return n;
 }
 
@@ -476,14 +513,22 @@ int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
 int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 		       int *fd, size_t *n, struct cache_read_pin *pin)
 {
-	if (f->sh || !store_pin(f->c, f->obj, offset, len, fd, n))
+	struct object *obj;
+	int ret;
+
+	if (f->sh)
 		return 0;
-	pin->obj = f->obj;
-	pin->offset = offset;
-	pin->n = *n;
-	f->has_read = true;
-	read_ahead(f, offset, *n);
-	return 1;
+	obj = pin_version(f);
+	ret = store_pin(f->c, obj, offset, len, fd, n);
+	if (ret) {
+		pin->obj = obj;
+		pin->offset = offset;
+		pin->n = *n;
+		f->has_read = true;
+		read_ahead(f, obj, offset, *n);
+	}
+	unpin_version(f, obj);	/* store_pin took its own reference */
+	return ret;
 }
 
 void cache_read_unpin(struct cache *c, struct cache_read_pin *pin)
