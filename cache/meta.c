@@ -38,12 +38,63 @@ struct attr_entry *meta_attr_get(struct cache *c, const char *path)
 	return htab_get(&c->attrs, path);
 }
 
+/* Cached attributes kept at most; past that, expired ones are dropped,
+ * and if that is not enough, all of them: they are only a cache. */
+#define ATTRS_MAX 1000000
+
+struct sweep {
+	struct cache *c;
+	char **keys;
+	size_t count, alloc;
+	bool all;
+};
+
+static void collect_expired(void *arg, const char *key, void *value)
+{
+	struct sweep *sw = arg;
+	struct attr_entry *e = value;
+	uint64_t ttl = e->negative ? sw->c->cfg.neg_ttl_ms :
+				     sw->c->cfg.attr_ttl_ms;
+
+	if (!sw->all && cache_is_fresh(e->fetched_ms, ttl))
+		return;
+	if (sw->count == sw->alloc) {
+		size_t n = sw->alloc ? sw->alloc * 2 : 1024;
+		char **k = realloc(sw->keys, n * sizeof(*k));
+
+		if (!k)
+			return;
+		sw->keys = k;
+		sw->alloc = n;
+	}
+	sw->keys[sw->count] = strdup(key);
+	if (sw->keys[sw->count])
+		sw->count++;
+}
+
+static void sweep_attrs(struct cache *c, bool all)
+{
+	struct sweep sw = { .c = c, .all = all };
+
+	htab_for_each(&c->attrs, collect_expired, &sw);
+	for (size_t i = 0; i < sw.count; i++) {
+		free(htab_remove(&c->attrs, sw.keys[i]));
+		free(sw.keys[i]);
+	}
+	free(sw.keys);
+}
+
 static struct attr_entry *attr_slot(struct cache *c, const char *path)
 {
 	struct attr_entry *e = htab_get(&c->attrs, path);
 
 	if (e)
 		return e;
+	if (c->attrs.count >= ATTRS_MAX) {
+		sweep_attrs(c, false);
+		if (c->attrs.count >= ATTRS_MAX / 2)
+			sweep_attrs(c, true);
+	}
 	e = calloc(1, sizeof(*e));
 	if (e && htab_put(&c->attrs, path, e) < 0) {
 		free(e);
