@@ -122,7 +122,7 @@ char *s3_uri_encode(const char *src, int keep_slash)
 	return out;
 }
 
-static int hex_value(char c)
+int s3_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -147,8 +147,8 @@ static char *query_decode(const char *src, size_t n)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (src[i] == '%' && i + 2 < n) {
-			int hi = hex_value(src[i + 1]);
-			int lo = hex_value(src[i + 2]);
+			int hi = s3_hex_value(src[i + 1]);
+			int lo = s3_hex_value(src[i + 2]);
 
 			if (hi >= 0 && lo >= 0) {
 				out[o++] = (char)(hi << 4 | lo);

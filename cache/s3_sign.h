@@ -47,6 +47,9 @@ int s3_sign(const struct s3_sign_request *req, char *out, size_t outlen);
 /* Format t (UTC) as "YYYYMMDDTHHMMSSZ" into out[17]. */
 void s3_amz_date(long t, char out[17]);
 
+/* The value of one hex digit of either case, or -1. */
+int s3_hex_value(char c);
+
 /* Hex SHA-256 of len bytes into out[65]. */
 void s3_sha256_hex(const void *data, size_t len, char out[65]);
 

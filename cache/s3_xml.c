@@ -8,6 +8,8 @@
 
 #include <expat.h>
 
+#include "s3_sign.h"
+
 /*
  * Maximum text length of one element; longer text fails the parse with
  * -EINVAL.  S3 keys are at most 1024 bytes (3072 once URL-encoded), and
@@ -629,17 +631,6 @@ int s3_parse_iso8601(const char *text, struct timespec *ts)
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *s3_url_decode(const char *src)
 {
 	char *out = malloc(strlen(src) + 1);
@@ -654,8 +645,8 @@ char *s3_url_decode(const char *src)
 			*o++ = *p;
 			continue;
 		}
-		hi = hex_digit(p[1]);
-		lo = hi < 0 ? -1 : hex_digit(p[2]);
+		hi = s3_hex_value(p[1]);
+		lo = hi < 0 ? -1 : s3_hex_value(p[2]);
 		/* A NUL byte cannot be part of a C string key. */
 		if (lo < 0 || (hi == 0 && lo == 0)) {
 			free(out);
