@@ -955,3 +955,28 @@ ssize_t test_read_path(struct cache *c, const char *path, void *buf,
 	cache_file_release(f);
 	return n;
 }
+
+/* Check that path on the origin contains exactly len bytes of want. */
+void test_assert_origin_has(struct fake_origin *fo, const char *path,
+			    const void *want, size_t len)
+{
+	void *data = NULL;
+	size_t size = 0;
+
+	assert_int_equal(fake_get_file(fo, path, &data, &size), 0);
+	assert_int_equal(size, len);
+	assert_memory_equal(data, want, len);
+	free(data);
+}
+
+/* Read path whole through a new handle and compare it with want. */
+void test_assert_cache_has(struct cache *c, const char *path,
+			   const void *want, size_t len)
+{
+	char *buf = malloc(len + 1);
+
+	assert_non_null(buf);
+	assert_int_equal(test_read_path(c, path, buf, len + 1, 0), len);
+	assert_memory_equal(buf, want, len);
+	free(buf);
+}

@@ -150,4 +150,11 @@ void test_env_free(struct test_env *env);
 ssize_t test_read_path(struct cache *c, const char *path, void *buf,
 		       size_t len, uint64_t offset);
 
+/* Assert that path on the origin is exactly the len bytes of want, or
+ * that a read of path through a new cache handle returns them. */
+void test_assert_origin_has(struct fake_origin *fo, const char *path,
+			    const void *want, size_t len);
+void test_assert_cache_has(struct cache *c, const char *path,
+			   const void *want, size_t len);
+
 #endif

@@ -64,31 +64,6 @@ static char *put_pattern(struct fake_origin *fo, const char *path,
 	return buf;
 }
 
-/* Check that path on the origin contains exactly len bytes of want. */
-static void assert_origin_has(struct fake_origin *fo, const char *path,
-			      const void *want, size_t len)
-{
-	void *data = NULL;
-	size_t size = 0;
-
-	assert_int_equal(fake_get_file(fo, path, &data, &size), 0);
-	assert_int_equal(size, len);
-	assert_memory_equal(data, want, len);
-	free(data);
-}
-
-/* Read path whole through a new handle and compare it with want. */
-static void assert_cache_has(struct cache *c, const char *path,
-			     const void *want, size_t len)
-{
-	char *buf = malloc(len + 1);
-
-	assert_non_null(buf);
-	assert_int_equal(test_read_path(c, path, buf, len + 1, 0), len);
-	assert_memory_equal(buf, want, len);
-	free(buf);
-}
-
 static struct cache_file *open_file(struct cache *c, const char *path,
 				    int flags)
 {
@@ -136,14 +111,14 @@ static void test_write_create_commit_stores_bytes(void **state)
 	assert_int_equal(cache_file_write(f, "hello", 5, 0), 5);
 	assert_int_equal(cache_file_commit(f), 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
-	assert_origin_has(env->fo, "n", "hello", 5);
+	test_assert_origin_has(env->fo, "n", "hello", 5);
 	/* Nothing changed since: neither a second commit nor the release
 	 * uploads again. */
 	assert_int_equal(cache_file_commit(f), 0);
 	cache_file_release(f);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 
-	assert_cache_has(env->c, "n", "hello", 5);
+	test_assert_cache_has(env->c, "n", "hello", 5);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 }
 
@@ -155,7 +130,7 @@ static void test_write_failed_commit_keeps_old(void **state)
 	struct cache_file *f;
 
 	put_text(env->fo, "f", old);
-	assert_cache_has(env->c, "f", old, strlen(old));
+	test_assert_cache_has(env->c, "f", old, strlen(old));
 	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
 		f = open_file(env->c, "f", O_WRONLY);
 		assert_int_equal(cache_file_write(f, "NEW", 3, 0), 3);
@@ -163,8 +138,8 @@ static void test_write_failed_commit_keeps_old(void **state)
 		assert_int_equal(cache_file_commit(f), -errors[i]);
 		cache_file_release(f);
 
-		assert_cache_has(env->c, "f", old, strlen(old));
-		assert_origin_has(env->fo, "f", old, strlen(old));
+		test_assert_cache_has(env->c, "f", old, strlen(old));
+		test_assert_origin_has(env->fo, "f", old, strlen(old));
 	}
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 3);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
@@ -185,13 +160,13 @@ static void test_write_failed_commit_not_retried(void **state)
 	assert_int_equal(cache_file_commit(f), -EIO);
 	assert_int_equal(cache_file_commit(f), -EIO);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
-	assert_origin_has(env->fo, "f", old, strlen(old));
+	test_assert_origin_has(env->fo, "f", old, strlen(old));
 
 	/* A new write is a new version: that one is stored. */
 	assert_int_equal(cache_file_write(f, "N", 1, 0), 1);
 	assert_int_equal(cache_file_commit(f), 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 2);
-	assert_origin_has(env->fo, "f", "NEW content", 11);
+	test_assert_origin_has(env->fo, "f", "NEW content", 11);
 	cache_file_release(f);
 }
 
@@ -226,7 +201,7 @@ static void test_write_partial_overwrite_uploads_all(void **state)
 	struct cache_file *f;
 	char patch[100];
 
-	assert_cache_has(env->c, "big", want, size);
+	test_assert_cache_has(env->c, "big", want, size);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 6);
 
 	memset(patch, 'P', sizeof(patch));
@@ -238,10 +213,10 @@ static void test_write_partial_overwrite_uploads_all(void **state)
 	cache_file_release(f);
 
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
-	assert_origin_has(env->fo, "big", want, size);
+	test_assert_origin_has(env->fo, "big", want, size);
 	/* The unchanged chunks came from the cache, and so does the new
 	 * version. */
-	assert_cache_has(env->c, "big", want, size);
+	test_assert_cache_has(env->c, "big", want, size);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 6);
 	st = stats_of(env->c);
 	assert_int_equal(st.chunks_cached, 6);
@@ -261,7 +236,7 @@ static void test_write_partial_overwrite_uncached(void **state)
 	assert_int_equal(cache_file_write(f, "patched", 7, CS + 7), 7);
 	assert_int_equal(cache_file_commit(f), 0);
 	cache_file_release(f);
-	assert_origin_has(env->fo, "big", want, size);
+	test_assert_origin_has(env->fo, "big", want, size);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 4);
 	free(want);
 }
@@ -276,7 +251,7 @@ static void test_write_read_after_commit_sees_new(void **state)
 	struct cache_file *f, *r;
 	char buf[8] = "";
 
-	assert_cache_has(env->c, "m", want, size);
+	test_assert_cache_has(env->c, "m", want, size);
 	f = open_file(env->c, "m", O_RDWR);
 	assert_int_equal(cache_file_write(f, "written", 7, CS + 5), 7);
 	assert_int_equal(cache_file_read(f, buf, 7, CS + 5), 7);
@@ -316,8 +291,8 @@ static void test_write_truncate_down_up(void **state)
 		assert_int_equal(cache_file_truncate(f, grown), 0);
 		assert_int_equal(cache_file_commit(f), 0);
 		cache_file_release(f);
-		assert_origin_has(env->fo, name, want, grown);
-		assert_cache_has(env->c, name, want, grown);
+		test_assert_origin_has(env->fo, name, want, grown);
+		test_assert_cache_has(env->c, name, want, grown);
 	}
 	free(base);
 	free(want);
@@ -330,8 +305,8 @@ static void test_write_setattr_size_truncates(void **state)
 	char *want = put_pattern(env->fo, "s", 2 * CS, 5);
 
 	assert_int_equal(cache_setattr(env->c, "s", &attr, 0, true, 10), 0);
-	assert_origin_has(env->fo, "s", want, 10);
-	assert_cache_has(env->c, "s", want, 10);
+	test_assert_origin_has(env->fo, "s", want, 10);
+	test_assert_cache_has(env->c, "s", want, 10);
 	assert_int_equal(cache_getattr(env->c, "s", &attr), 0);
 	assert_int_equal(attr.size, 10);
 	free(want);
@@ -355,8 +330,8 @@ static void test_write_past_eof_leaves_zeros(void **state)
 	assert_memory_equal(buf, want, end);
 	assert_int_equal(cache_file_commit(f), 0);
 	cache_file_release(f);
-	assert_origin_has(env->fo, "e", want, end);
-	assert_cache_has(env->c, "e", want, end);
+	test_assert_origin_has(env->fo, "e", want, end);
+	test_assert_cache_has(env->c, "e", want, end);
 	free(base);
 	free(want);
 	free(buf);
@@ -368,13 +343,13 @@ static void test_write_o_trunc_replaces_content(void **state)
 	struct cache_file *f;
 
 	put_text(env->fo, "t", "a long old content");
-	assert_cache_has(env->c, "t", "a long old content", 18);
+	test_assert_cache_has(env->c, "t", "a long old content", 18);
 	f = open_file(env->c, "t", O_WRONLY | O_TRUNC);
 	assert_int_equal(cache_file_write(f, "new", 3, 0), 3);
 	assert_int_equal(cache_file_commit(f), 0);
 	cache_file_release(f);
-	assert_origin_has(env->fo, "t", "new", 3);
-	assert_cache_has(env->c, "t", "new", 3);
+	test_assert_origin_has(env->fo, "t", "new", 3);
+	test_assert_cache_has(env->c, "t", "new", 3);
 }
 
 static void test_write_rename_moves_cached(void **state)
@@ -385,14 +360,14 @@ static void test_write_rename_moves_cached(void **state)
 	struct origin_attr attr;
 	unsigned reads;
 
-	assert_cache_has(env->c, "a", want, size);
+	test_assert_cache_has(env->c, "a", want, size);
 	reads = fake_calls(env->fo, FAKE_READ);
 	assert_int_equal(cache_rename(env->c, "a", "b", 0), 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_RENAME), 1);
 	assert_true(fake_exists(env->fo, "b"));
 	assert_false(fake_exists(env->fo, "a"));
 
-	assert_cache_has(env->c, "b", want, size);
+	test_assert_cache_has(env->c, "b", want, size);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), reads);
 	assert_int_equal(cache_getattr(env->c, "a", &attr), -ENOENT);
 	assert_int_equal(cache_getattr(env->c, "b", &attr), 0);
@@ -463,7 +438,7 @@ static void test_write_committed_survives_reopen(void **state)
 	test_env_close(env);
 
 	assert_int_equal(test_env_open(env), 0);
-	assert_cache_has(env->c, "k", "kept", 4);
+	test_assert_cache_has(env->c, "k", "kept", 4);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 }
 
@@ -483,8 +458,8 @@ static void test_write_second_commit_uploads_both(void **state)
 	assert_int_equal(cache_file_commit(f), 0);
 	cache_file_release(f);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 2);
-	assert_origin_has(env->fo, "two", want, size);
-	assert_cache_has(env->c, "two", want, size);
+	test_assert_origin_has(env->fo, "two", want, size);
+	test_assert_cache_has(env->c, "two", want, size);
 	free(want);
 }
 

@@ -281,30 +281,6 @@ static char *pattern(size_t size, unsigned seed)
 	return buf;
 }
 
-static void assert_origin_has(struct fake_origin *fo, const char *path,
-			      const void *want, size_t len)
-{
-	void *data = NULL;
-	size_t size = 0;
-
-	assert_int_equal(fake_get_file(fo, path, &data, &size), 0);
-	assert_int_equal(size, len);
-	assert_memory_equal(data, want, len);
-	free(data);
-}
-
-/* Read path whole through a new handle and compare it with want. */
-static void assert_cache_has(struct cache *c, const char *path,
-			     const void *want, size_t len)
-{
-	char *buf = malloc(len + 1);
-
-	assert_non_null(buf);
-	assert_int_equal(test_read_path(c, path, buf, len + 1, 0), len);
-	assert_memory_equal(buf, want, len);
-	free(buf);
-}
-
 /* Entries in the dirty/ folder of the cache, "." and ".." excluded. */
 static unsigned dirty_files(struct cache *c)
 {
@@ -338,7 +314,7 @@ static void test_writeback_close_is_local(void **state)
 	assert_int_equal(cache_getattr(env->c, "f", &attr), 0);
 	assert_true(S_ISREG(attr.mode));
 	assert_int_equal(attr.size, size);
-	assert_cache_has(env->c, "f", want, size);
+	test_assert_cache_has(env->c, "f", want, size);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 
 	st = stats_of(env->c);
@@ -366,7 +342,7 @@ static void test_writeback_delay_respected(void **state)
 	advance(env->c, 2);
 	assert_true(wait_uploads_done(env->c, 1));
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
-	assert_origin_has(env->fo, "d", "delayed", 7);
+	test_assert_origin_has(env->fo, "d", "delayed", 7);
 	st = stats_of(env->c);
 	assert_int_equal(st.uploads_done, 1);
 	assert_int_equal(st.dirty_bytes, 0);
@@ -402,7 +378,7 @@ static void test_writeback_rewrite_uploaded_once(void **state)
 	assert_true(wait_uploads_done(env->c, 1));
 	sleep_ms(QUIET_MS);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
-	assert_origin_has(env->fo, "r", text, len);
+	test_assert_origin_has(env->fo, "r", text, len);
 	assert_int_equal(stats_of(env->c).uploads_pending, 0);
 	assert_int_equal(stats_of(env->c).dirty_bytes, 0);
 }
@@ -449,8 +425,8 @@ static void test_writeback_failure_retried_with_backoff(void **state)
 	assert_int_equal(st.uploads_pending, 0);
 	assert_int_equal(st.dirty_bytes, 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 3);
-	assert_origin_has(env->fo, "b", want, size);
-	assert_cache_has(env->c, "b", want, size);
+	test_assert_origin_has(env->fo, "b", want, size);
+	test_assert_cache_has(env->c, "b", want, size);
 	free(want);
 }
 
@@ -472,16 +448,16 @@ static void test_writeback_permanent_failure_kept(void **state)
 	assert_int_equal(st.uploads_failed, 1);
 	assert_int_equal(st.dirty_bytes, 8);
 	assert_int_equal(st.uploads_done, 0);
-	assert_cache_has(env->c, "p", "precious", 8);
+	test_assert_cache_has(env->c, "p", "precious", 8);
 	assert_false(fake_exists(env->fo, "p"));
 
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), -EIO);
 	assert_int_equal(stats_of(env->c).uploads_pending, 1);
-	assert_cache_has(env->c, "p", "precious", 8);
+	test_assert_cache_has(env->c, "p", "precious", 8);
 
 	fake_fail_next(env->fo, FAKE_WRITE, 0, 0);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
-	assert_origin_has(env->fo, "p", "precious", 8);
+	test_assert_origin_has(env->fo, "p", "precious", 8);
 	st = stats_of(env->c);
 	assert_int_equal(st.uploads_pending, 0);
 	assert_int_equal(st.uploads_failed, 0);
@@ -561,10 +537,10 @@ static void test_writeback_backpressure_waits(void **state)
 	assert_true(stats_of(env->c).dirty_bytes <= 2 * CS + CS);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
 	for (int i = 0; i < 3; i++) {
-		assert_origin_has(env->fo, names[i], data[i], CS);
+		test_assert_origin_has(env->fo, names[i], data[i], CS);
 		free(data[i]);
 	}
-	assert_origin_has(env->fo, "g", more, CS);
+	test_assert_origin_has(env->fo, "g", more, CS);
 	assert_int_equal(stats_of(env->c).dirty_bytes, 0);
 	free(more);
 }
@@ -602,8 +578,8 @@ static void test_writeback_flush_subtree(void **state)
 	assert_int_equal(commit_new(env->c, "ab", "ab", 2), 0);
 
 	assert_int_equal(cache_flush(env->c, "a", record_progress, &p), 0);
-	assert_origin_has(env->fo, "a/x", "xx", 2);
-	assert_origin_has(env->fo, "a/y", "yyy", 3);
+	test_assert_origin_has(env->fo, "a/x", "xx", 2);
+	test_assert_origin_has(env->fo, "a/y", "yyy", 3);
 	assert_false(fake_exists(env->fo, "b/z"));
 	assert_false(fake_exists(env->fo, "ab"));
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 2);
@@ -642,7 +618,7 @@ static void test_writeback_unlink_pending_cancels(void **state)
 	sleep_ms(QUIET_MS);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 	assert_false(fake_exists(env->fo, "u"));
-	assert_origin_has(env->fo, "k", "kept", 4);
+	test_assert_origin_has(env->fo, "k", "kept", 4);
 
 	test_env_close(env);
 	assert_int_equal(test_env_open(env), 0);
@@ -665,14 +641,14 @@ static void test_writeback_unlink_then_recreate(void **state)
 	assert_int_equal(cache_unlink(env->c, "u"), 0);
 	assert_int_equal(commit_new(env->c, "u", "second", 6), 0);
 	assert_int_equal(stats_of(env->c).uploads_pending, 1);
-	assert_cache_has(env->c, "u", "second", 6);
+	test_assert_cache_has(env->c, "u", "second", 6);
 
 	test_env_close(env);
 	reopen_held(env);
 	assert_int_equal(stats_of(env->c).uploads_pending, 1);
 	gate_set(false);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
-	assert_origin_has(env->fo, "u", "second", 6);
+	test_assert_origin_has(env->fo, "u", "second", 6);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 }
 
@@ -684,11 +660,11 @@ static void test_writeback_rename_pending_moves(void **state)
 	assert_int_equal(commit_new(env->c, "old", "moved", 5), 0);
 	assert_int_equal(cache_rename(env->c, "old", "new", 0), 0);
 	assert_int_equal(cache_getattr(env->c, "old", &attr), -ENOENT);
-	assert_cache_has(env->c, "new", "moved", 5);
+	test_assert_cache_has(env->c, "new", "moved", 5);
 	assert_int_equal(stats_of(env->c).uploads_pending, 1);
 
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
-	assert_origin_has(env->fo, "new", "moved", 5);
+	test_assert_origin_has(env->fo, "new", "moved", 5);
 	assert_false(fake_exists(env->fo, "old"));
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 	assert_int_equal(stats_of(env->c).uploads_pending, 0);
@@ -707,7 +683,7 @@ static void test_writeback_rename_pending_survives_reopen(void **state)
 	assert_int_equal(stats_of(env->c).uploads_pending, 1);
 	gate_set(false);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
-	assert_origin_has(env->fo, "new", "moved", 5);
+	test_assert_origin_has(env->fo, "new", "moved", 5);
 	assert_false(fake_exists(env->fo, "old"));
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 }
@@ -739,14 +715,14 @@ static void test_writeback_journal_replay_after_close(void **state)
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(cache_getattr(env->c, names[i], &attr), 0);
 		assert_int_equal(attr.size, sizes[i]);
-		assert_cache_has(env->c, names[i], data[i], sizes[i]);
+		test_assert_cache_has(env->c, names[i], data[i], sizes[i]);
 	}
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 
 	fake_fail_next(env->fo, FAKE_WRITE, 0, 0);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
 	for (int i = 0; i < 3; i++) {
-		assert_origin_has(env->fo, names[i], data[i], sizes[i]);
+		test_assert_origin_has(env->fo, names[i], data[i], sizes[i]);
 		free(data[i]);
 	}
 	st = stats_of(env->c);
@@ -766,7 +742,7 @@ static void test_writeback_fsync_origin_uploads(void **state)
 	assert_int_equal(cache_file_write(f, "synced", 6, 0), 6);
 	assert_int_equal(cache_file_fsync(f), 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
-	assert_origin_has(env->fo, "s", "synced", 6);
+	test_assert_origin_has(env->fo, "s", "synced", 6);
 	assert_int_equal(stats_of(env->c).uploads_pending, 0);
 	assert_int_equal(stats_of(env->c).dirty_bytes, 0);
 	cache_file_release(f);
@@ -801,7 +777,7 @@ static void test_writeback_fsync_local_journal(void **state)
 	assert_int_equal(stats_of(env->c).dirty_bytes, 6);
 	gate_set(false);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
-	assert_origin_has(env->fo, "s", "synced", 6);
+	test_assert_origin_has(env->fo, "s", "synced", 6);
 }
 
 /*
@@ -849,7 +825,7 @@ static void test_writeback_rmdir_pending_child(void **state)
 	assert_int_equal(cache_rmdir(env->c, "d"), -ENOTEMPTY);
 	assert_true(fake_exists(env->fo, "d"));
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
-	assert_origin_has(env->fo, "d/x", "child", 5);
+	test_assert_origin_has(env->fo, "d/x", "child", 5);
 }
 
 /* rename(2) onto a directory that is not empty fails, also when its
@@ -865,11 +841,11 @@ static void test_writeback_rename_onto_pending_dir(void **state)
 	assert_int_equal(commit_new(env->c, "d2/x", "two", 3), 0);
 	assert_int_equal(cache_rename(env->c, "d1", "d2", 0), -ENOTEMPTY);
 	assert_true(fake_exists(env->fo, "d1"));
-	assert_cache_has(env->c, "d1/x", "one", 3);
-	assert_cache_has(env->c, "d2/x", "two", 3);
+	test_assert_cache_has(env->c, "d1/x", "one", 3);
+	test_assert_cache_has(env->c, "d2/x", "two", 3);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
-	assert_origin_has(env->fo, "d1/x", "one", 3);
-	assert_origin_has(env->fo, "d2/x", "two", 3);
+	test_assert_origin_has(env->fo, "d1/x", "one", 3);
+	test_assert_origin_has(env->fo, "d2/x", "two", 3);
 }
 
 static void ignore_pending(void *arg, uint64_t seq, const char *path,
@@ -916,11 +892,11 @@ static void test_writeback_replay_duplicate_path(void **state)
 	assert_int_equal(test_env_open(env), 0);
 	assert_int_equal(stats_of(env->c).uploads_pending, 1);
 	assert_int_equal(stats_of(env->c).dirty_bytes, 5);
-	assert_cache_has(env->c, "x", "newer", 5);
+	test_assert_cache_has(env->c, "x", "newer", 5);
 	fake_fail_next(env->fo, FAKE_WRITE, 0, 0);
 	fake_reset_calls(env->fo);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
-	assert_origin_has(env->fo, "x", "newer", 5);
+	test_assert_origin_has(env->fo, "x", "newer", 5);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 	assert_int_equal(dirty_files(env->c), 0);
 }
