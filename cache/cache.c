@@ -264,16 +264,8 @@ static void free_shadow(void *arg, const char *key, void *value)
 	struct shadow *sh = value;
 
 	(void)key;
-	close(sh->fd);
 	/* A pending file stays in dirty/ for the next mount. */
-	if (!sh->pending && sh->file)
-		unlinkat(c->root_fd, sh->file, 0);
-	pthread_mutex_destroy(&sh->lock);
-	free(sh->file);
-	free(sh->have);
-	free(sh->changed);
-	free(sh->path);
-	free(sh);
+	shadow_free(c, sh, sh->pending);
 }
 
 void cache_close(struct cache *c)
@@ -396,7 +388,7 @@ bool cache_check_version(struct cache *c, struct object *obj,
 	return true;
 }
 
-/* Attributes of path as local state knows them: the file open for
+/* Attributes of path from local state: the file open for
  * writing, then a cached version within ttl.  Lock held. */
 static bool local_attr(struct cache *c, const char *path,
 		       struct origin_attr *attr)

@@ -1,7 +1,7 @@
 /*
  * cache.h - the caching engine seen from the filesystem layer.
  *
- * The engine is path based: it knows nothing of inodes or of FUSE.  It
+ * The engine is path based: it has no notion of inodes or of FUSE.  It
  * keeps chunked local copies of origin files under a byte budget, caches
  * attributes, "does not exist" answers and directory listings, and
  * implements the write policy.  Every function returns 0 (or a byte count)

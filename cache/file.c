@@ -8,7 +8,7 @@
  * from the cached or origin version first) and, once the origin accepted
  * it, installs a copy of it as the new cached version.  When the origin
  * fails, the error goes to the caller and the cache keeps the old version:
- * it never holds a version that the origin lacks.
+ * it never contains a version that the origin lacks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,9 +102,14 @@ void shadow_put(struct cache *c, struct shadow *sh)
 	}
 	if (sh->base)
 		store_object_put(c, sh->base);
+	shadow_free(c, sh, false);
+}
+
+void shadow_free(struct cache *c, struct shadow *sh, bool keep_file)
+{
 	pthread_mutex_destroy(&sh->lock);
 	close(sh->fd);
-	if (sh->file)
+	if (!keep_file && sh->file)
 		unlinkat(c->root_fd, sh->file, 0);
 	free(sh->file);
 	free(sh->have);

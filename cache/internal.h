@@ -3,8 +3,9 @@
  *
  * Locking: one mutex, cache.lock, protects every table, list and counter
  * below, except the shadow fields marked otherwise.  No origin request and
- * no data-file I/O happens with cache.lock held, so a slow origin never
- * blocks a hit.  A chunk being fetched is marked CHUNK_FETCHING; other
+ * no chunk read or write happens with cache.lock held, so a slow origin
+ * never blocks a hit; only opening data files, punching evicted chunks and
+ * appending index records happen under it.  A chunk being fetched is marked CHUNK_FETCHING; other
  * readers of it wait on cache.fetched instead of fetching it again.
  */
 #ifndef NEARFS_INTERNAL_H
@@ -60,7 +61,7 @@ struct object {
 
 /*
  * Local content of a file open for writing: a temporary file in tmp/
- * that holds the new bytes.  Chunks below base_limit that were not
+ * that contains the new bytes.  Chunks below base_limit that were not
  * written are copied in from the base version before they are needed
  * (a partial write, or the commit).
  */
@@ -114,7 +115,7 @@ struct cache_file {
 	uint32_t ra_window;	/* chunks to keep fetched ahead; 0: random */
 };
 
-/* A cached attribute or negative answer. */
+/* A cached attribute, or a cached "does not exist". */
 struct attr_entry {
 	struct origin_attr attr;
 	uint64_t fetched_ms;
@@ -266,6 +267,9 @@ struct shadow *shadow_new(struct cache *c, const char *path,
 			  struct object *base,
 			  const struct origin_attr *attr);
 void shadow_put(struct cache *c, struct shadow *sh);
+/* Free a shadow without references; its file is removed unless keep_file
+ * is set (a pending upload kept for the next mount). */
+void shadow_free(struct cache *c, struct shadow *sh, bool keep_file);
 /* Store the shadow on the origin, as changed chunks where the origin can
  * patch its file, else whole.  sh->lock held. */
 int shadow_upload(struct cache *c, struct shadow *sh, const char *path,

@@ -18,7 +18,8 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
-/* Longest version string: an S3 ETag of a multipart upload fits. */
+/* Maximum length of a version string; an S3 ETag of a multipart upload
+ * fits. */
 #define ORIGIN_VERSION_MAX 96
 
 /* Bits of origin_attr.valid, and of the `which` argument of setattr. */

@@ -258,7 +258,8 @@ void store_object_put(struct cache *c, struct object *obj)
 	}
 }
 
-/* Evict the oldest chunk nobody is reading.  Returns false when none. */
+/* Evict the oldest chunk that no read is using.  Returns false when
+ * there is none. */
 static bool evict_one(struct cache *c)
 {
 	struct list_node *n;
@@ -841,7 +842,7 @@ uint64_t store_live_index_bytes(const struct cache *c)
  * FETCHING from the moment it is queued, so a reader that reaches it
  * waits for that fetch instead of starting another one.  Each job pins its
  * object.  Memory stays bounded: at most RA_THREADS chunk buffers are in
- * use, and the queue holds at most RA_QUEUE_MAX jobs.
+ * use, and the queue contains at most RA_QUEUE_MAX jobs.
  */
 #define RA_QUEUE_MAX 64
 

@@ -474,13 +474,7 @@ static void drop_replayed(struct replay *r, struct shadow *old)
 	list_del(&old->wb);
 	c->dirty_bytes -= old->counted;
 	c->pending_count--;
-	close(old->fd);
-	unlinkat(c->root_fd, old->file, 0);
-	pthread_mutex_destroy(&old->lock);
-	free(old->file);
-	free(old->have);
-	free(old->path);
-	free(old);
+	shadow_free(c, old, false);
 }
 
 static void replay_pending(void *arg, uint64_t seq, const char *path,
