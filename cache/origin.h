@@ -72,6 +72,18 @@ struct origin_counters {
 typedef int (*origin_list_fn)(void *arg, const char *name,
 			      const struct origin_attr *attr);
 
+/*
+ * Receives the body of read_stream() in order: n bytes at position pos of
+ * the range.  After a failed attempt is retried, bytes come again from
+ * position 0, and the sink must ignore what it already has.  A non-zero
+ * return (a negative errno) stops the read, which then returns it.
+ */
+typedef int (*origin_sink_fn)(void *arg, uint64_t pos, const void *data,
+			      size_t n);
+
+/* A sink that copies each piece to (char *)arg + pos. */
+int origin_sink_copy(void *arg, uint64_t pos, const void *data, size_t n);
+
 struct origin;
 
 struct origin_ops {
@@ -92,6 +104,15 @@ struct origin_ops {
 	 */
 	int (*read)(struct origin *o, const char *path, const char *version,
 		    uint64_t offset, size_t len, void *buf, size_t *done);
+
+	/*
+	 * Optional (NULL where unsupported): read as read() does, but hand
+	 * the bytes to fn as they arrive, so that a long range needs no
+	 * buffer of its size.  *done as read().
+	 */
+	int (*read_stream)(struct origin *o, const char *path,
+			   const char *version, uint64_t offset, uint64_t len,
+			   origin_sink_fn fn, void *arg, uint64_t *done);
 
 	/*
 	 * Replace the content of path with the first size bytes of fd

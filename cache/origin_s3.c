@@ -109,11 +109,14 @@ struct s3_response {
 	size_t len;
 	size_t cap;
 
-	/* A 2xx body goes here instead, at most dst_cap bytes.  A 200
-	 * response to a ranged GET first drops `skip` bytes. */
-	char *dst;
-	size_t dst_cap;
-	size_t dst_len;
+	/* A 2xx body goes to sink instead, at most dst_cap bytes, with the
+	 * position of each piece (dst_len before it).  A 200 response to a
+	 * ranged GET first drops `skip` bytes. */
+	origin_sink_fn sink;
+	void *sink_arg;
+	int sink_error;		/* what sink returned to stop the body */
+	uint64_t dst_cap;
+	uint64_t dst_len;
 	uint64_t skip;
 	uint64_t skipped;
 
@@ -375,7 +378,7 @@ static size_t on_receive(char *data, size_t size, size_t nitems, void *arg)
 	size_t len = size * nitems;
 	size_t n;
 
-	if (!resp->dst || resp->status < 200 || resp->status >= 300)
+	if (!resp->sink || resp->status < 200 || resp->status >= 300)
 		return append_body(resp, data, len) ? 0 : len;
 
 	n = len;
@@ -390,7 +393,12 @@ static size_t on_receive(char *data, size_t size, size_t nitems, void *arg)
 	}
 	if (n > resp->dst_cap - resp->dst_len)
 		n = resp->dst_cap - resp->dst_len;
-	memcpy(resp->dst + resp->dst_len, data, n);
+	if (n) {
+		resp->sink_error = resp->sink(resp->sink_arg, resp->dst_len,
+					      data, n);
+		if (resp->sink_error)
+			return 0;	/* CURLE_WRITE_ERROR ends the body */
+	}
 	resp->dst_len += n;
 	return len;
 }
@@ -605,6 +613,8 @@ static void set_common_options(struct s3_origin *so, CURL *curl,
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, so->low_speed_time);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "nearfs/" NEARFS_VERSION);
+	/* Fewer, larger pieces of a body: less time in the callbacks. */
+	curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 256L * 1024);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, resp->curl_error);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
@@ -659,6 +669,7 @@ static void reset_response(struct s3_response *resp)
 	if (resp->data)
 		resp->data[0] = '\0';
 	resp->dst_len = 0;
+	resp->sink_error = 0;
 	resp->skipped = 0;
 	resp->code[0] = '\0';
 	resp->message[0] = '\0';
@@ -1341,8 +1352,8 @@ static int s3_list(struct origin *o, const char *dir, origin_list_fn fn,
 /* ---- read ------------------------------------------------------------- */
 
 static int get_range(struct s3_origin *so, const char *key,
-		     const char *version, uint64_t offset, size_t len,
-		     void *buf, size_t *done)
+		     const char *version, uint64_t offset, uint64_t len,
+		     origin_sink_fn fn, void *arg, uint64_t *done)
 {
 	struct s3_request req;
 	char range[64];
@@ -1360,12 +1371,15 @@ static int get_range(struct s3_origin *so, const char *key,
 		snprintf(if_match, sizeof(if_match), "\"%s\"", version);
 		request_add_header(&req, "If-Match", if_match);
 	}
-	req.resp.dst = buf;
+	req.resp.sink = fn;
+	req.resp.sink_arg = arg;
 	req.resp.dst_cap = len;
 	/* Used only if a 200 response ignores the range. */
 	req.resp.skip = offset;
 	rc = request_send(so, &req);
-	if (!rc) {
+	if (req.resp.sink_error) {
+		rc = req.resp.sink_error;
+	} else if (!rc) {
 		*done = req.resp.dst_len;
 	} else if (rc == -ERANGE) {
 		rc = 0;		/* 416: offset at or past the end */
@@ -1374,8 +1388,9 @@ static int get_range(struct s3_origin *so, const char *key,
 	return rc;
 }
 
-static int s3_read(struct origin *o, const char *path, const char *version,
-		   uint64_t offset, size_t len, void *buf, size_t *done)
+static int s3_read_stream(struct origin *o, const char *path,
+			  const char *version, uint64_t offset, uint64_t len,
+			  origin_sink_fn fn, void *arg, uint64_t *done)
 {
 	struct s3_origin *so = s3_of(o);
 	char *key = key_of(so, path, false);
@@ -1383,10 +1398,22 @@ static int s3_read(struct origin *o, const char *path, const char *version,
 
 	if (!key)
 		return -ENOMEM;
-	rc = get_range(so, key, version, offset, len, buf, done);
+	rc = get_range(so, key, version, offset, len, fn, arg, done);
 	if (!rc)
 		atomic_fetch_add(&o->counters.bytes_read, *done);
 	free(key);
+	return rc;
+}
+
+static int s3_read(struct origin *o, const char *path, const char *version,
+		   uint64_t offset, size_t len, void *buf, size_t *done)
+{
+	uint64_t n;
+	int rc;
+
+	rc = s3_read_stream(o, path, version, offset, len, origin_sink_copy,
+			    buf, &n);
+	*done = n;
 	return rc;
 }
 
@@ -2031,7 +2058,7 @@ static int s3_readlink(struct origin *o, const char *path, char *buf,
 {
 	struct s3_origin *so = s3_of(o);
 	char *key;
-	size_t done = 0;
+	uint64_t done = 0;
 	int rc;
 
 	if (size < 1)
@@ -2039,7 +2066,8 @@ static int s3_readlink(struct origin *o, const char *path, char *buf,
 	key = key_of(so, path, false);
 	if (!key)
 		return -ENOMEM;
-	rc = get_range(so, key, NULL, 0, size - 1, buf, &done);
+	rc = get_range(so, key, NULL, 0, size - 1, origin_sink_copy, buf,
+		       &done);
 	buf[done] = '\0';
 	free(key);
 	return rc;
@@ -2163,6 +2191,7 @@ static const struct origin_ops s3_ops = {
 	.stat = s3_stat,
 	.list = s3_list,
 	.read = s3_read,
+	.read_stream = s3_read_stream,
 	.write = s3_write,
 	.setattr = s3_setattr,
 	.unlink = s3_unlink,
