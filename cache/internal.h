@@ -140,9 +140,11 @@ struct journal;
 /* Threads uploading closed files in write-back mode. */
 #define WB_THREADS 4
 /* Threads fetching chunks ahead of sequential readers. */
-#define RA_THREADS 4
+#define RA_THREADS 8
 /* Chunks a sequential reader may have queued ahead of it, at most. */
-#define RA_WINDOW_MAX 8
+#define RA_WINDOW_MAX 32
+/* Bytes of consecutive chunks readahead fetches with one request. */
+#define RA_RUN_BYTES (16u << 20)
 
 struct ra_job;
 

@@ -430,32 +430,28 @@ static void verify(struct cache *c, struct object *obj, struct chunk *ch)
 	free(buf);
 }
 
-/*
- * Fetch chunk index of obj from the origin into the store, and copy
- * [skip, skip + n) of it to out.  Called without the lock; the chunk is
- * FETCHING.  When the chunk cannot be stored (no room, disk error) the
- * bytes are still returned.
- */
-static int fetch(struct cache *c, struct object *obj, uint32_t index,
-		 const char *path, void *out, uint32_t skip, uint32_t n)
+/* Give up the FETCHING entry of chunk index, so that a reader fetches it. */
+static void unfetch(struct cache *c, struct object *obj, uint32_t index)
 {
-	uint32_t len = chunk_length(c, obj, index);
-	uint64_t off = (uint64_t)index * c->cfg.chunk_size;
-	char *buf = malloc(len ? len : 1);
-	size_t done = 0;
-	uint64_t sum;
-	bool reserved, stored;
-	int ret;
+	pthread_mutex_lock(&c->lock);
+	free(obj->chunks[index]);
+	obj->chunks[index] = NULL;
+	pthread_cond_broadcast(&c->fetched);
+	pthread_mutex_unlock(&c->lock);
+}
 
-	ret = buf ? c->origin->ops->read(c->origin, path, obj->attr.version,
-					 off, len, buf, &done) : -ENOMEM;
-	if (ret == 0 && done != len)
-		ret = -ESTALE;	/* shorter than this version: it changed */
-	if (ret < 0)
-		goto out_unfetch;
-	sum = XXH3_64bits(buf, len);
-	if (out)
-		memcpy(out, buf + skip, n);
+/*
+ * Store buf, the len bytes of chunk index just fetched, and wake the
+ * readers waiting for it.  Called without the lock; the chunk is
+ * FETCHING.  When it cannot be stored (no room, disk error) the chunk is
+ * given up, and readers fetch it themselves.
+ */
+static void store_fetched(struct cache *c, struct object *obj,
+			  uint32_t index, const char *buf, uint32_t len)
+{
+	uint64_t off = (uint64_t)index * c->cfg.chunk_size;
+	uint64_t sum = XXH3_64bits(buf, len);
+	bool reserved, stored;
 
 	pthread_mutex_lock(&c->lock);
 	c->misses++;
@@ -477,17 +473,101 @@ static int fetch(struct cache *c, struct object *obj, uint32_t index,
 	}
 	pthread_cond_broadcast(&c->fetched);
 	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Fetch chunk index of obj from the origin into the store, and copy
+ * [skip, skip + n) of it to out.  Called without the lock; the chunk is
+ * FETCHING.  When the chunk cannot be stored (no room, disk error) the
+ * bytes are still returned.
+ */
+static int fetch(struct cache *c, struct object *obj, uint32_t index,
+		 const char *path, void *out, uint32_t skip, uint32_t n)
+{
+	uint32_t len = chunk_length(c, obj, index);
+	uint64_t off = (uint64_t)index * c->cfg.chunk_size;
+	char *buf = malloc(len ? len : 1);
+	size_t done = 0;
+	int ret;
+
+	ret = buf ? c->origin->ops->read(c->origin, path, obj->attr.version,
+					 off, len, buf, &done) : -ENOMEM;
+	if (ret == 0 && done != len)
+		ret = -ESTALE;	/* shorter than this version: it changed */
+	if (ret < 0) {
+		unfetch(c, obj, index);
+		free(buf);
+		return ret;
+	}
+	if (out)
+		memcpy(out, buf + skip, n);
+	store_fetched(c, obj, index, buf, len);
 	free(buf);
 	return 0;
+}
 
-out_unfetch:
-	pthread_mutex_lock(&c->lock);
-	free(obj->chunks[index]);
-	obj->chunks[index] = NULL;
-	pthread_cond_broadcast(&c->fetched);
-	pthread_mutex_unlock(&c->lock);
-	free(buf);
-	return ret;
+/*
+ * A run of chunks fetched with one ranged read: each chunk is stored as
+ * soon as its last byte arrives, so a reader waits for its own chunk
+ * only, and one chunk buffer serves the whole run.
+ */
+struct run {
+	struct cache *c;
+	struct object *obj;
+	uint32_t index;		/* the chunk being filled */
+	uint32_t end;		/* one past the last chunk of the run */
+	uint64_t taken;		/* bytes of the run received so far */
+	char *buf;		/* the bytes of chunk index */
+};
+
+static int run_sink(void *arg, uint64_t pos, const void *data, size_t n)
+{
+	struct run *r = arg;
+	const char *p = data;
+	uint32_t cs = r->c->cfg.chunk_size;
+
+	if (pos + n <= r->taken)
+		return 0;	/* a retry sends again what we have */
+	p += r->taken - pos;
+	n -= r->taken - pos;
+	while (n && r->index < r->end) {
+		uint32_t len = chunk_length(r->c, r->obj, r->index);
+		uint32_t fill = r->taken % cs;
+		uint32_t take = n < len - fill ? n : len - fill;
+
+		memcpy(r->buf + fill, p, take);
+		r->taken += take;
+		p += take;
+		n -= take;
+		if (fill + take == len)
+			store_fetched(r->c, r->obj, r->index++, r->buf, len);
+	}
+	return 0;
+}
+
+/* Fetch chunks [first, first + count) of obj, all FETCHING. */
+static void fetch_run(struct cache *c, struct object *obj, uint32_t first,
+		      uint32_t count, const char *path)
+{
+	uint64_t off = (uint64_t)first * c->cfg.chunk_size;
+	uint64_t len = 0, done;
+	struct run r = {
+		.c = c,
+		.obj = obj,
+		.index = first,
+		.end = first + count,
+		.buf = malloc(c->cfg.chunk_size),
+	};
+
+	for (uint32_t i = first; i < first + count; i++)
+		len += chunk_length(c, obj, i);
+	if (r.buf)
+		c->origin->ops->read_stream(c->origin, path, obj->attr.version,
+					    off, len, run_sink, &r, &done);
+	/* What did not arrive complete is left to the readers. */
+	for (; r.index < r.end; r.index++)
+		unfetch(c, obj, r.index);
+	free(r.buf);
 }
 
 /* Read [skip, skip + n) of chunk index of a pinned object. */
@@ -838,11 +918,13 @@ uint64_t store_live_index_bytes(const struct cache *c)
 
 /*
  * Readahead: sequential readers queue the chunks after the one they read,
- * and RA_THREADS threads fetch them in parallel.  A queued chunk is
- * FETCHING from the moment it is queued, so a reader that reaches it
- * waits for that fetch instead of starting another one.  Each job pins its
- * object.  Memory stays bounded: at most RA_THREADS chunk buffers are in
- * use, and the queue contains at most RA_QUEUE_MAX jobs.
+ * and RA_THREADS threads fetch them in parallel.  Consecutive missing
+ * chunks go out as runs of up to RA_RUN_BYTES in one ranged read when the
+ * origin can stream, which saves a request and its round trip per chunk.
+ * A queued chunk is FETCHING from the moment it is queued, so a reader
+ * that reaches it waits for that fetch instead of starting another one.
+ * Each job pins its object.  Memory stays bounded: each thread holds one
+ * chunk buffer, and the queue holds at most RA_QUEUE_MAX jobs.
  */
 #define RA_QUEUE_MAX 64
 
@@ -850,7 +932,22 @@ struct ra_job {
 	struct ra_job *next;
 	struct object *obj;
 	uint32_t index;
+	uint32_t count;
 };
+
+/* Run job, called without the lock. */
+static void ra_run(struct cache *c, struct ra_job *job, const char *path)
+{
+	if (!path) {
+		/* Detached while queued: nothing to read. */
+		for (uint32_t i = 0; i < job->count; i++)
+			unfetch(c, job->obj, job->index + i);
+	} else if (job->count > 1) {
+		fetch_run(c, job->obj, job->index, job->count, path);
+	} else {
+		fetch(c, job->obj, job->index, path, NULL, 0, 0);
+	}
+}
 
 static void *ra_worker(void *arg)
 {
@@ -873,17 +970,7 @@ static void *ra_worker(void *arg)
 		path = job->obj->path ? strdup(job->obj->path) : NULL;
 		pthread_mutex_unlock(&c->lock);
 
-		if (!path || fetch(c, job->obj, job->index, path, NULL, 0,
-				   0) < 0) {
-			pthread_mutex_lock(&c->lock);
-			if (!path) {
-				/* Detached while queued: nothing to read. */
-				free(job->obj->chunks[job->index]);
-				job->obj->chunks[job->index] = NULL;
-				pthread_cond_broadcast(&c->fetched);
-			}
-			pthread_mutex_unlock(&c->lock);
-		}
+		ra_run(c, job, path);
 		free(path);
 		pthread_mutex_lock(&c->lock);
 		store_object_put(c, job->obj);
@@ -893,38 +980,76 @@ static void *ra_worker(void *arg)
 	return NULL;
 }
 
+/* Queue chunks [first, first + count) of obj, all missing, as one job. */
+static bool queue_run(struct cache *c, struct object *obj, uint32_t first,
+		      uint32_t count)
+{
+	struct ra_job *job = calloc(1, sizeof(*job));
+	uint32_t i;
+
+	if (!job)
+		return false;
+	for (i = 0; i < count; i++) {
+		struct chunk *ch = calloc(1, sizeof(*ch));
+
+		if (!ch)
+			break;
+		ch->obj = obj;
+		ch->index = first + i;
+		ch->state = CHUNK_FETCHING;
+		obj->chunks[first + i] = ch;
+	}
+	if (i == 0) {
+		free(job);
+		return false;
+	}
+	obj->refs++;
+	job->obj = obj;
+	job->index = first;
+	job->count = i;
+	*c->ra_tail = job;
+	c->ra_tail = &job->next;
+	c->ra_queued++;
+	c->readaheads += i;
+	return i == count;
+}
+
+/*
+ * Queue the missing chunks of [first, first + count) in runs.  A run
+ * shorter than the longest allowed waits for the window to grow over it,
+ * unless it starts in the nearer half of the window, where the reader
+ * will soon need it.
+ */
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count)
 {
-	pthread_mutex_lock(&c->lock);
-	for (uint32_t i = first; i < obj->nchunks && i < first + count; i++) {
-		struct ra_job *job;
-		struct chunk *ch;
+	uint32_t cs = c->cfg.chunk_size;
+	uint32_t run_max = c->origin->ops->read_stream && RA_RUN_BYTES > cs ?
+		RA_RUN_BYTES / cs : 1;
+	uint32_t end = first + count, i = first;
 
-		if (obj->chunks[i] || c->ra_queued >= RA_QUEUE_MAX ||
-		    obj->detached || !c->ra_nthreads)
+	if (end > obj->nchunks)
+		end = obj->nchunks;
+	pthread_mutex_lock(&c->lock);
+	while (i < end && c->ra_queued < RA_QUEUE_MAX && !obj->detached &&
+	       c->ra_nthreads) {
+		uint64_t bytes = 0;
+		uint32_t n = 0;
+
+		if (obj->chunks[i]) {
+			i++;
 			continue;
-		/* Never push the reader's own data out for readahead. */
-		if (c->bytes_cached + chunk_length(c, obj, i) > c->cfg.size_max)
-			break;
-		ch = calloc(1, sizeof(*ch));
-		job = calloc(1, sizeof(*job));
-		if (!ch || !job) {
-			free(ch);
-			free(job);
-			break;
 		}
-		ch->obj = obj;
-		ch->index = i;
-		ch->state = CHUNK_FETCHING;
-		obj->chunks[i] = ch;
-		obj->refs++;
-		job->obj = obj;
-		job->index = i;
-		*c->ra_tail = job;
-		c->ra_tail = &job->next;
-		c->ra_queued++;
-		c->readaheads++;
+		while (i + n < end && n < run_max && !obj->chunks[i + n])
+			bytes += chunk_length(c, obj, i + n++);
+		if (n < run_max && i + n == end && i - first > count / 2)
+			break;
+		/* Never push the reader's own data out for readahead. */
+		if (c->bytes_cached + bytes > c->cfg.size_max)
+			break;
+		if (!queue_run(c, obj, i, n))
+			break;
+		i += n;
 	}
 	pthread_cond_broadcast(&c->ra_wake);
 	pthread_mutex_unlock(&c->lock);
@@ -955,8 +1080,10 @@ void store_ra_stop(struct cache *c)
 	pthread_mutex_lock(&c->lock);
 	while ((job = c->ra_head)) {
 		c->ra_head = job->next;
-		free(job->obj->chunks[job->index]);
-		job->obj->chunks[job->index] = NULL;
+		for (uint32_t i = 0; i < job->count; i++) {
+			free(job->obj->chunks[job->index + i]);
+			job->obj->chunks[job->index + i] = NULL;
+		}
 		store_object_put(c, job->obj);
 		free(job);
 	}

@@ -42,6 +42,9 @@ struct fake_origin {
 	_Atomic unsigned read_delay_ms;
 	uint64_t last_read_offset;	/* under lock */
 	size_t last_read_len;
+	struct origin_ops ops;		/* base.ops points here */
+	uint64_t stream_cut;		/* under lock; 0: none */
+	bool stream_cut_retry;
 };
 
 static struct fake_origin *to_fake(struct origin *o)
@@ -287,6 +290,61 @@ static int fake_read(struct origin *o, const char *path, const char *version,
 		atomic_fetch_add(&fo->base.counters.bytes_read, *done);
 	}
 	pthread_mutex_unlock(&fo->lock);
+	return ret;
+}
+
+/* The pieces read_stream hands out, so that a chunk spans several. */
+#define FAKE_STREAM_PIECE (16u * 1024)
+
+static int stream_out(const char *buf, uint64_t len, origin_sink_fn fn,
+		      void *arg)
+{
+	for (uint64_t pos = 0; pos < len; pos += FAKE_STREAM_PIECE) {
+		uint64_t n = len - pos < FAKE_STREAM_PIECE ? len - pos
+							  : FAKE_STREAM_PIECE;
+		int ret = fn(arg, pos, buf + pos, n);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* A read, then its bytes handed out to fn, cut as fake_cut_next_stream()
+ * asked. */
+static int fake_read_stream(struct origin *o, const char *path,
+			    const char *version, uint64_t offset, uint64_t len,
+			    origin_sink_fn fn, void *arg, uint64_t *done)
+{
+	struct fake_origin *fo = to_fake(o);
+	char *buf = malloc(len ? len : 1);
+	uint64_t cut;
+	bool retry;
+	size_t n = 0;
+	int ret;
+
+	*done = 0;
+	if (!buf)
+		return -ENOMEM;
+	ret = fake_read(o, path, version, offset, len, buf, &n);
+	pthread_mutex_lock(&fo->lock);
+	cut = fo->stream_cut;
+	retry = fo->stream_cut_retry;
+	if (!ret && cut && cut < n)
+		fo->stream_cut = 0;	/* this call is the one cut */
+	else
+		cut = 0;
+	pthread_mutex_unlock(&fo->lock);
+	if (cut) {
+		ret = stream_out(buf, cut, fn, arg);
+		if (!ret && !retry)
+			ret = -EIO;
+	}
+	if (!ret)
+		ret = stream_out(buf, n, fn, arg);
+	if (!ret)
+		*done = n;
+	free(buf);
 	return ret;
 }
 
@@ -610,7 +668,8 @@ struct fake_origin *fake_origin_new(const char *identity)
 
 	if (!fo)
 		return NULL;
-	fo->base.ops = &fake_ops;
+	fo->ops = fake_ops;
+	fo->base.ops = &fo->ops;
 	fo->base.name = strdup(identity);
 	fo->base.identity = strdup(identity);
 	pthread_mutex_init(&fo->lock, NULL);
@@ -773,6 +832,19 @@ void fake_fail_next(struct fake_origin *fo, enum fake_op op,
 	pthread_mutex_lock(&fo->lock);
 	fo->fail_left[op] = count;
 	fo->fail_errno[op] = err;
+	pthread_mutex_unlock(&fo->lock);
+}
+
+void fake_enable_stream(struct fake_origin *fo)
+{
+	fo->ops.read_stream = fake_read_stream;
+}
+
+void fake_cut_next_stream(struct fake_origin *fo, uint64_t after, bool retry)
+{
+	pthread_mutex_lock(&fo->lock);
+	fo->stream_cut = after;
+	fo->stream_cut_retry = retry;
 	pthread_mutex_unlock(&fo->lock);
 }
 

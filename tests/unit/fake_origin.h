@@ -85,6 +85,16 @@ void fake_reset_calls(struct fake_origin *fo);
 void fake_fail_next(struct fake_origin *fo, enum fake_op op,
 		    unsigned count, int err);
 
+/* Give the origin a read_stream operation (it has none at first), which
+ * counts as a FAKE_READ call and hands out the bytes in pieces of 16 KiB.
+ * Call it before cache_open(). */
+void fake_enable_stream(struct fake_origin *fo);
+
+/* Cut the next read_stream call after `after` bytes.  With retry it then
+ * hands out the whole range again from position 0, as a retried request
+ * does; without, it fails with -EIO. */
+void fake_cut_next_stream(struct fake_origin *fo, uint64_t after, bool retry);
+
 /* Sleep this many milliseconds at the start of every read call. */
 void fake_set_read_delay_ms(struct fake_origin *fo, unsigned ms);
 

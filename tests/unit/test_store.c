@@ -517,6 +517,64 @@ static void test_store_readahead_sequential(void **state)
 	free(buf);
 }
 
+/*
+ * Read a file of 64 chunks from start to end through readahead of 16
+ * chunks over a streaming origin, whose next stream is cut after 2.5
+ * chunks (when cut is set).  Every byte must arrive right, in at most
+ * one request per two chunks, and no chunk may be fetched twice.
+ */
+static void read_through_runs(void **state, bool cut, bool retry)
+{
+	struct test_env *env = test_env_new("cache-tests-store-XXXXXX", CS,
+					    128 * CS, 60000);
+	char *buf = malloc(CS);
+	struct cache_file *f;
+	struct cache_stats st;
+	bool changed;
+
+	assert_non_null(env);
+	assert_non_null(buf);
+	*state = env;
+	env->cfg.readahead = 16 * CS;
+	fake_enable_stream(env->fo);
+	assert_int_equal(test_env_open(env), 0);
+	put_pattern(env->fo, "f", 64 * CS - 1000, 42);
+	if (cut)
+		fake_cut_next_stream(env->fo, 2 * CS + CS / 2, retry);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	for (uint32_t i = 0; i < 64; i++) {
+		uint32_t want = i < 63 ? CS : CS - 1000;
+
+		assert_int_equal(cache_file_read(f, buf, CS, (uint64_t)i * CS),
+				 want);
+		assert_pattern(buf, want, (uint64_t)i * CS, 42);
+	}
+	cache_file_release(f);
+	st = stats_of(env->c);
+	assert_int_equal(st.chunks_cached, 64);
+	assert_int_equal(st.bytes_from_origin, 64 * CS - 1000);
+	assert_in_range(fake_calls(env->fo, FAKE_READ), 2, 32);
+	free(buf);
+}
+
+static void test_store_readahead_runs(void **state)
+{
+	read_through_runs(state, false, false);
+}
+
+/* A retried request hands out the start of the run again. */
+static void test_store_readahead_run_retried(void **state)
+{
+	read_through_runs(state, true, true);
+}
+
+/* The chunks a failed run completed stay; the rest is fetched again. */
+static void test_store_readahead_run_failed(void **state)
+{
+	read_through_runs(state, true, false);
+}
+
 static void test_store_readahead_not_random(void **state)
 {
 	struct test_env *env = start_readahead(state);
@@ -603,6 +661,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_store_readahead_sequential,
 					  teardown),
 		cmocka_unit_test_teardown(test_store_readahead_not_random,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_readahead_runs, teardown),
+		cmocka_unit_test_teardown(test_store_readahead_run_retried,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_readahead_run_failed,
 					  teardown),
 		cmocka_unit_test_teardown(test_store_corrupt_chunk_concurrent,
 					  teardown),
