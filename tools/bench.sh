@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh - benchmark nearfs side by side with rclone mount, s3fs, a
-# direct S3 client, the local disk and bindfs, over one moto S3 server on
-# 127.0.0.1, and write the medians, the ratios and a chart.
+# direct S3 client, the local disk and bindfs, over one S3 server on
+# 127.0.0.1 (s3rver, or moto), and write the medians, the ratios and a
+# chart.
 #
 # Run through `make bench` (installs the dependencies and builds first).
 # Every S3 request goes through tests/bench/latency_proxy.py, which counts
@@ -15,8 +16,11 @@
 #   BENCH_QUICK=1        small data set and short fio runs (a few minutes)
 #   BENCH_SCALE=F        data set size factor (default 1, quick 0.125)
 #   BENCH_DELAY_MS=25    delay each way of the latency proxy
+#   BENCH_SERVER=s3rver  the S3 server: s3rver or moto (moto copies the
+#                        whole object for every ranged GET)
 #   BENCH_SYSTEMS="..."  subset of: nearfs nearfs64 rclone s3fs direct
 #                        local bindfs
+#   BENCH_GROUPS="..."   subset of: read meta write latency
 #   BENCH_WORK=DIR       work folder (default /tmp/nearfs-bench.XXXXXX)
 #   BENCH_CHART=PATH     chart file (default docs/benchmarks.png)
 set -eEuo pipefail
@@ -39,6 +43,9 @@ else
 	FIO_SECONDS=10
 fi
 DELAY_MS=${BENCH_DELAY_MS:-25}
+SERVER=${BENCH_SERVER:-s3rver}
+GROUPS_WANTED=${BENCH_GROUPS:-read meta write latency}
+S3RVER=$ROOT/tests/.s3rver/node_modules/.bin/s3rver
 SYSTEMS=${BENCH_SYSTEMS:-nearfs nearfs64 rclone s3fs direct local bindfs}
 CHART=${BENCH_CHART:-$ROOT/docs/benchmarks.png}
 BUCKET=bench
@@ -119,6 +126,7 @@ cleanup() {
 	done
 	# The data copies and caches are large; the results stay.
 	rm -rf --one-file-system "$LOCAL" "$WORK/cache" "$WORK/src" \
+		"$WORK/s3rver" \
 		"$WORK/mnt"
 	[ "$status" -eq 0 ] || echo "bench.sh: failed (status $status);" \
 		"logs in $WORK" >&2
@@ -180,22 +188,61 @@ socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
 # the pids of the background servers are the servers'.
 PYTHON=$(python3 -c 'import sys; print(sys.executable)')
 
-start_servers() {
-	"$PYTHON" -c 'import moto.server' 2>/dev/null ||
-		die "moto is missing: run tools/install-deps.sh"
+# The server keeps the objects of s3rver here; after drop_caches the big
+# object is read back into the page cache, because the cold reads measure
+# the client's cache, not the server's disk.
+SERVER_DATA=
+KEY=
+
+start_server_process() {
 	S3_PORT=$(free_port)
-	"$PYTHON" -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+	case $SERVER in
+	s3rver)
+		[ -x "$S3RVER" ] || NEARFS_S3_SERVER=s3rver \
+			"$ROOT/tools/install-deps.sh" ||
+			die "installing s3rver failed"
+		SERVER_DATA=$WORK/s3rver
+		mkdir -p "$SERVER_DATA"
+		# Its listing tokens use DES, which Node.js 17 and later
+		# offer only through the legacy provider.
+		NODE_OPTIONS=--openssl-legacy-provider \
+			"$S3RVER" --address 127.0.0.1 --port "$S3_PORT" \
+			--directory "$SERVER_DATA" --silent \
+			>"$WORK/server.log" 2>&1 &
+		# s3rver accepts only its fixed development key pair.
+		KEY=S3RVER
+		;;
+	moto)
+		"$PYTHON" -c 'import moto.server' 2>/dev/null ||
+			die "moto is missing: run tools/install-deps.sh"
+		"$PYTHON" -m moto.server -H 127.0.0.1 -p "$S3_PORT" \
+			>"$WORK/server.log" 2>&1 &
+		KEY=test
+		;;
+	*) die "BENCH_SERVER=$SERVER: use s3rver or moto" ;;
+	esac
 	CLEANUP_PIDS+=("$!")
 	wait_port "$S3_PORT"
+}
+
+start_servers() {
+	start_server_process
 	start_proxy 0 counting
 	PROXY_PORT=$STARTED_PORT
 	start_proxy "$DELAY_MS" delayed
 	DELAY_PORT=$STARTED_PORT
-	export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+	export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$KEY
 	export AWS_REGION=us-east-1
 	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
-	log "moto on 127.0.0.1:$S3_PORT, proxies :$PROXY_PORT (0 ms)" \
+	log "$SERVER on 127.0.0.1:$S3_PORT, proxies :$PROXY_PORT (0 ms)" \
 		"and :$DELAY_PORT ($DELAY_MS ms each way)"
+}
+
+# s3curl ARGS...: curl with SigV4 and the server's key pair.  s3rver
+# wants x-amz-content-sha256 on every request.
+s3curl() {
+	curl -sSf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$KEY" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
 
 # start_proxy DELAY NAME: sets STARTED_PORT.  Not to be run in a subshell,
@@ -243,13 +290,16 @@ for d in range(dirs):
     for i in range(files):
         key = "tree/d%03d/f%02d" % (d, i)
         put(os.path.join(root, key), key)
+put(os.path.join(root, "tree/README"), "tree/README")
 PY
 	direct "$S3_PORT" mb "$BUCKET"
-	curl -sSf --aws-sigv4 "aws:amz:us-east-1:s3" --user test:test \
-		-T "$LOCAL/big" "$(endpoint "$S3_PORT")/$BUCKET/big" >/dev/null
+	s3curl -T "$LOCAL/big" "$(endpoint "$S3_PORT")/$BUCKET/big" >/dev/null
 	direct "$S3_PORT" fill "$BUCKET" small/ "$SMALL_FILES" "$FILE_SIZE"
 	direct "$S3_PORT" fill "$BUCKET" tree/ "$TREE_FILES" "$FILE_SIZE" \
 		"$TREE_DIRS"
+	# s3rver leaves out of a listing the prefixes that hold only deeper
+	# prefixes, so the top of the tree holds one file.
+	direct "$S3_PORT" put "$BUCKET" tree/README "$LOCAL/tree/README"
 	log "data set loaded: $(direct "$S3_PORT" count "$BUCKET" "")" \
 		"(keys bytes)"
 }
@@ -260,6 +310,10 @@ drop_caches() {
 	sync
 	if [ "$IS_ROOT" -eq 1 ]; then
 		echo 3 >/proc/sys/vm/drop_caches
+	fi
+	if [ -n "$SERVER_DATA" ]; then
+		find "$SERVER_DATA" -name 'big._S3rver_object' \
+			-exec cat {} + >/dev/null
 	fi
 }
 
@@ -290,15 +344,15 @@ write_rclone_config() {
 [s3-$port]
 type = s3
 provider = Other
-access_key_id = test
-secret_access_key = test
+access_key_id = $KEY
+secret_access_key = $KEY
 endpoint = $(endpoint "$port")
 force_path_style = true
 region = us-east-1
 
 EOF
 	done
-	echo test:test >"$WORK/s3fs.passwd"
+	echo "$KEY:$KEY" >"$WORK/s3fs.passwd"
 	chmod 600 "$WORK/s3fs.passwd"
 }
 
@@ -447,8 +501,7 @@ drop_for() {
 curl_get_mbps() {
 	local start
 	start=$(now)
-	curl -sSf --aws-sigv4 "aws:amz:us-east-1:s3" --user test:test \
-		-o /dev/null "$(endpoint "$1")/$BUCKET/big"
+	s3curl -o /dev/null "$(endpoint "$1")/$BUCKET/big"
 	mbps "$((BIG_MIB << 20))" "$(elapsed "$start")"
 }
 
@@ -532,8 +585,9 @@ timed_find() {
 	local start n
 	start=$(now)
 	n=$(find "$1" -type f -printf '%s %m\n' | wc -l)
-	[ "$n" -eq "$((TREE_DIRS * TREE_FILES))" ] ||
-		die "find $1 saw $n files, expected $((TREE_DIRS * TREE_FILES))"
+	[ "$n" -eq "$((TREE_DIRS * TREE_FILES + 1))" ] ||
+		die "find $1 saw $n files, expected" \
+			"$((TREE_DIRS * TREE_FILES + 1))"
 	elapsed "$start"
 }
 
@@ -650,8 +704,7 @@ write_run_direct() {
 	record create_files direct "$run" "$value" s
 	local t
 	t=$(now)
-	curl -sSf --aws-sigv4 "aws:amz:us-east-1:s3" --user test:test \
-		-T "$WORK/src/write" \
+	s3curl -T "$WORK/src/write" \
 		"$(endpoint "$PROXY_PORT")/$BUCKET/$key/big" >/dev/null
 	record write_big direct "$run" \
 		"$(mbps "$((WRITE_MIB << 20))" "$(elapsed "$t")")" MB/s
@@ -700,12 +753,25 @@ machine_info() {
 		echo "s3fs: $(s3fs --version 2>/dev/null | head -n 1)"
 		echo "bindfs: $(bindfs --version 2>/dev/null | head -n 1)"
 		echo "fio: $(fio --version)"
-		echo "moto: $(python3 -c 'import moto; print(moto.__version__)')"
+		if [ "$SERVER" = s3rver ]; then
+			echo "server: s3rver $("$S3RVER" --version)"
+		else
+			echo "server: moto $("$PYTHON" -c \
+				'import moto; print(moto.__version__)')"
+		fi
 		echo "scale: $SCALE (big ${BIG_MIB} MiB, $SMALL_FILES files," \
 			"$TREE_DIRS x $TREE_FILES tree, $CREATES creates," \
 			"${WRITE_MIB} MiB write), runs: $RUNS," \
 			"delay: $DELAY_MS ms each way, root: $IS_ROOT"
 	} >"$WORK/machine.txt"
+}
+
+# wanted GROUP: whether BENCH_GROUPS names the test group.
+wanted() {
+	case " $GROUPS_WANTED " in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
 }
 
 main() {
@@ -719,15 +785,23 @@ main() {
 	write_rclone_config
 	machine_info
 	prepare_data
-	log "tests 1-3: sequential and random reads"
-	read_tests "" "$PROXY_PORT"
-	log "test 4: listings and stat"
-	meta_tests "" "$PROXY_PORT"
-	log "test 5: writes"
-	write_tests
-	log "test 6: reads and listings with $DELAY_MS ms each way"
-	read_tests lat_ "$DELAY_PORT"
-	meta_tests lat_ "$DELAY_PORT"
+	if wanted read; then
+		log "tests 1-3: sequential and random reads"
+		read_tests "" "$PROXY_PORT"
+	fi
+	if wanted meta; then
+		log "test 4: listings and stat"
+		meta_tests "" "$PROXY_PORT"
+	fi
+	if wanted write; then
+		log "test 5: writes"
+		write_tests
+	fi
+	if wanted latency; then
+		log "test 6: reads and listings with $DELAY_MS ms each way"
+		read_tests lat_ "$DELAY_PORT"
+		meta_tests lat_ "$DELAY_PORT"
+	fi
 	python3 "$BENCH_DIR/summarize.py" "$WORK" "$CHART"
 	log "results in $WORK; chart $CHART"
 }
