@@ -35,6 +35,63 @@
 /* A TOUCH record is logged at most this often per chunk. */
 #define TOUCH_INTERVAL_S 30
 
+/*
+ * Chunks come from slabs of CHUNK_SLAB_COUNT, so that each costs
+ * sizeof(struct chunk) and no malloc header and rounding (a 48-byte
+ * calloc takes 64 bytes with glibc).  A freed chunk goes on
+ * cache.chunk_free for reuse, and the slabs are freed at close only, so
+ * this memory stays at the largest number of chunks held at once.
+ */
+#define CHUNK_SLAB_COUNT 1024
+
+struct chunk_slab {
+	struct chunk_slab *next;
+	struct chunk chunks[CHUNK_SLAB_COUNT];
+};
+
+static struct chunk *chunk_new(struct cache *c, struct object *obj,
+			       uint32_t index, enum chunk_state state)
+{
+	struct chunk *ch;
+
+	if (!c->chunk_free) {
+		struct chunk_slab *slab = malloc(sizeof(*slab));
+
+		if (!slab)
+			return NULL;
+		slab->next = c->chunk_slabs;
+		c->chunk_slabs = slab;
+		for (size_t i = CHUNK_SLAB_COUNT; i-- > 0;) {
+			slab->chunks[i].lru.next = c->chunk_free;
+			c->chunk_free = &slab->chunks[i].lru;
+		}
+	}
+	ch = list_entry(c->chunk_free, struct chunk, lru);
+	c->chunk_free = ch->lru.next;
+	memset(ch, 0, sizeof(*ch));
+	ch->obj = obj;
+	ch->index = index;
+	ch->state = state;
+	return ch;
+}
+
+static void chunk_free(struct cache *c, struct chunk *ch)
+{
+	ch->lru.next = c->chunk_free;
+	c->chunk_free = &ch->lru;
+}
+
+void store_free_chunks(struct cache *c)
+{
+	while (c->chunk_slabs) {
+		struct chunk_slab *next = c->chunk_slabs->next;
+
+		free(c->chunk_slabs);
+		c->chunk_slabs = next;
+	}
+	c->chunk_free = NULL;
+}
+
 static uint32_t chunk_length(const struct cache *c, const struct object *obj,
 			     uint32_t index)
 {
@@ -192,7 +249,7 @@ static void chunk_remove(struct cache *c, struct object *obj, uint32_t index)
 			index_log_chunk_del(c->index, obj->id, index);
 	}
 	obj->chunks[index] = NULL;
-	free(ch);
+	chunk_free(c, ch);
 }
 
 /* Forget every chunk of obj, counting each as a checksum failure. */
@@ -321,15 +378,13 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 	struct chunk *ch = obj->chunks[index];
 
 	if (!ch) {
-		ch = calloc(1, sizeof(*ch));
+		ch = chunk_new(c, obj, index, CHUNK_PRESENT);
 		if (!ch) {
 			c->bytes_cached -= len;
 			return -ENOMEM;
 		}
 		obj->chunks[index] = ch;
 	}
-	ch->obj = obj;
-	ch->index = index;
 	ch->len = len;
 	ch->sum = sum;
 	ch->state = CHUNK_PRESENT;
@@ -472,8 +527,7 @@ static int fetch(struct cache *c, struct object *obj, uint32_t index,
 	} else {
 		if (reserved)
 			c->bytes_cached -= len;
-		free(obj->chunks[index]);
-		obj->chunks[index] = NULL;
+		chunk_remove(c, obj, index);
 	}
 	pthread_cond_broadcast(&c->fetched);
 	pthread_mutex_unlock(&c->lock);
@@ -482,8 +536,7 @@ static int fetch(struct cache *c, struct object *obj, uint32_t index,
 
 out_unfetch:
 	pthread_mutex_lock(&c->lock);
-	free(obj->chunks[index]);
-	obj->chunks[index] = NULL;
+	chunk_remove(c, obj, index);
 	pthread_cond_broadcast(&c->fetched);
 	pthread_mutex_unlock(&c->lock);
 	free(buf);
@@ -540,17 +593,13 @@ static int read_chunk(struct cache *c, struct object *obj, uint32_t index,
 		ch->verified = false;
 	}
 
-	ch = calloc(1, sizeof(*ch));
 	path = obj->path ? strdup(obj->path) : NULL;
-	if (!ch || !path) {
+	ch = path ? chunk_new(c, obj, index, CHUNK_FETCHING) : NULL;
+	if (!ch) {
 		pthread_mutex_unlock(&c->lock);
-		free(ch);
 		free(path);
 		return obj->path ? -ENOMEM : -ESTALE;
 	}
-	ch->obj = obj;
-	ch->index = index;
-	ch->state = CHUNK_FETCHING;
 	obj->chunks[index] = ch;
 	pthread_mutex_unlock(&c->lock);
 
@@ -730,14 +779,11 @@ static void replay_chunk(void *arg, uint64_t id, uint32_t index,
 		return;
 	if (obj->chunks[index])
 		chunk_remove(c, obj, index);
-	ch = calloc(1, sizeof(*ch));
+	ch = chunk_new(c, obj, index, CHUNK_PRESENT);
 	if (!ch)
 		return;
-	ch->obj = obj;
-	ch->index = index;
 	ch->len = len;
 	ch->sum = sum;
-	ch->state = CHUNK_PRESENT;
 	obj->chunks[index] = ch;
 	list_add_tail(&c->lru, &ch->lru);
 	c->bytes_cached += len;
@@ -878,8 +924,7 @@ static void *ra_worker(void *arg)
 			pthread_mutex_lock(&c->lock);
 			if (!path) {
 				/* Detached while queued: nothing to read. */
-				free(job->obj->chunks[job->index]);
-				job->obj->chunks[job->index] = NULL;
+				chunk_remove(c, job->obj, job->index);
 				pthread_cond_broadcast(&c->fetched);
 			}
 			pthread_mutex_unlock(&c->lock);
@@ -907,16 +952,12 @@ void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		/* Never push the reader's own data out for readahead. */
 		if (c->bytes_cached + chunk_length(c, obj, i) > c->cfg.size_max)
 			break;
-		ch = calloc(1, sizeof(*ch));
 		job = calloc(1, sizeof(*job));
-		if (!ch || !job) {
-			free(ch);
+		ch = job ? chunk_new(c, obj, i, CHUNK_FETCHING) : NULL;
+		if (!ch) {
 			free(job);
 			break;
 		}
-		ch->obj = obj;
-		ch->index = i;
-		ch->state = CHUNK_FETCHING;
 		obj->chunks[i] = ch;
 		obj->refs++;
 		job->obj = obj;
@@ -955,8 +996,7 @@ void store_ra_stop(struct cache *c)
 	pthread_mutex_lock(&c->lock);
 	while ((job = c->ra_head)) {
 		c->ra_head = job->next;
-		free(job->obj->chunks[job->index]);
-		job->obj->chunks[job->index] = NULL;
+		chunk_remove(c, job->obj, job->index);
 		store_object_put(c, job->obj);
 		free(job);
 	}
