@@ -249,8 +249,7 @@ static void free_object(void *arg, const char *key, void *value)
 
 	(void)arg;
 	(void)key;
-	for (uint32_t i = 0; i < obj->nchunks; i++)
-		free(obj->chunks[i]);
+	/* The chunks go with their slabs, in store_free_chunks(). */
 	if (obj->fd >= 0)
 		close(obj->fd);
 	free(obj->chunks);
@@ -287,6 +286,7 @@ void cache_close(struct cache *c)
 	if (c->objects.buckets)
 		htab_for_each(&c->objects, free_object, NULL);
 	htab_release(&c->objects);
+	store_free_chunks(c);
 	htab_release(&c->shadows);
 	meta_release(c);
 	if (c->lock_fd >= 0)

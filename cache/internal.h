@@ -26,18 +26,23 @@ enum chunk_state {
 
 struct object;
 
+/* One per cached or fetching chunk, so kept at 48 bytes (see store.c for
+ * how they are allocated). */
 struct chunk {
 	struct object *obj;
-	struct list_node lru;	/* cache.lru, oldest first */
+	struct list_node lru;	/* cache.lru, oldest first; while free,
+				 * lru.next links cache.chunk_free */
 	uint64_t sum;		/* XXH3-64 of the chunk's bytes */
 	uint32_t index;		/* chunk number within the object */
 	uint32_t len;		/* bytes; only the last chunk is short */
 	uint32_t touched_s;	/* when a TOUCH record was last logged */
 	uint16_t readers;	/* reads in progress; eviction skips it */
-	uint8_t state;
-	bool verified;		/* checksum checked since the index loaded */
-	bool verifying;		/* a reader is checking it; others wait */
+	uint8_t state : 1;	/* enum chunk_state */
+	bool verified : 1;	/* checksum checked since the index loaded */
+	bool verifying : 1;	/* a reader is checking it; others wait */
 };
+
+_Static_assert(sizeof(struct chunk) <= 48, "struct chunk grew");
 
 /*
  * One cached version of one origin file.  Its chunks live in one sparse
@@ -147,6 +152,7 @@ struct journal;
 #define RA_RUN_BYTES (16u << 20)
 
 struct ra_job;
+struct chunk_slab;
 
 struct cache {
 	struct cache_config cfg;
@@ -163,6 +169,8 @@ struct cache {
 	struct htab attrs;	/* path -> struct attr_entry */
 	struct htab listings;	/* dir path -> struct listing */
 	struct list_node lru;
+	struct chunk_slab *chunk_slabs;	/* memory of every struct chunk */
+	struct list_node *chunk_free;	/* free chunks, by lru.next */
 	uint64_t next_id;
 	uint64_t bytes_cached;	/* present and reserved chunk bytes */
 	uint64_t chunks_cached;
@@ -226,6 +234,8 @@ void store_unpin(struct cache *c, struct object *obj, uint64_t offset,
 		 size_t n);
 void store_ra_stop(struct cache *c);
 int store_compact(struct cache *c);
+/* Free the memory of every chunk, at close, after the objects. */
+void store_free_chunks(struct cache *c);
 uint64_t store_live_index_bytes(const struct cache *c);
 
 /* meta.c: attribute, negative and listing caches. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_link.h"
 #include "inode.h"
 #include "log.h"
-
-/* Extended attribute of the root that names the control socket. */
-#define CTL_XATTR "user.nearfs.ctl"
 
 /* Maximum write request the kernel may send.  libfuse lowers it to fit its
  * receive buffer of FUSE_MAX_MAX_PAGES (256) pages, 1 MiB with 4 KiB
@@ -37,7 +36,8 @@ struct nearfs_fs {
 	struct cache *cache;
 	struct inode_table *inodes;
 	struct fuse_session *se;
-	char *ctl_path;		/* value of CTL_XATTR; NULL until set */
+	char *ctl_path;		/* target of NEARFS_CTL_LINK; NULL until set */
+	atomic_bool ctl_hiding_logged;	/* an origin entry is hidden */
 	uid_t uid;		/* owner shown when the origin stores none */
 	gid_t gid;
 	bool force_uid, force_gid;	/* uid=, gid=: shown for every file */
@@ -229,6 +229,44 @@ static void reply_new_entry(fuse_req_t req, struct nearfs_fs *fs,
 		reply_entry(req, fs, path, &attr);
 }
 
+/* ---- the control link ---- */
+
+/* Whether an engine path names the control link (a name in the root). */
+static bool is_ctl_link(const struct nearfs_fs *fs, const char *path)
+{
+	return fs->ctl_path && strcmp(path, NEARFS_CTL_LINK) == 0;
+}
+
+static void ctl_link_attr(const struct nearfs_fs *fs,
+			  struct origin_attr *attr)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->mode = S_IFLNK | 0777;
+	attr->size = strlen(fs->ctl_path);
+	attr->mtime = fs->mounted;
+}
+
+/* Remove an origin entry named like the control link from a listing of
+ * the root, because lookups of that name return the link. */
+static void hide_ctl_name(struct nearfs_fs *fs, struct dir_handle *dh)
+{
+	if (dh->path[0] != '\0' || !fs->ctl_path)
+		return;
+	for (size_t i = 2; i < dh->count; i++) {
+		if (strcmp(dh->entries[i].name, NEARFS_CTL_LINK) != 0)
+			continue;
+		if (!atomic_exchange(&fs->ctl_hiding_logged, true))
+			log_info("the origin has an entry '%s' in its root: "
+				 "the mount shows its control link under "
+				 "that name instead", NEARFS_CTL_LINK);
+		free(dh->entries[i].name);
+		memmove(&dh->entries[i], &dh->entries[i + 1],
+			(dh->count - i - 1) * sizeof(dh->entries[0]));
+		dh->count--;
+		return;
+	}
+}
+
 /* ---- open files ---- */
 
 static int open_file_new(struct nearfs_fs *fs, fuse_ino_t ino,
@@ -413,6 +451,12 @@ static void nf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	ret = child_path(fs, parent, name, &path);
 	if (ret)
 		goto out_reply;
+	if (is_ctl_link(fs, path)) {
+		ctl_link_attr(fs, &attr);
+		reply_entry(req, fs, path, &attr);
+		free(path);
+		return;
+	}
 	/* NOTE: a rename of an ancestor between child_path() and the
 	 * reply (the kernel does not lock ancestors for a lookup) leaves
 	 * the entry under its old path until the kernel forgets it. */
@@ -463,7 +507,10 @@ static int get_attr(struct nearfs_fs *fs, fuse_ino_t ino,
 		return cache_file_getattr(fi_file(fi)->file, attr);
 	ret = inode_path(fs->inodes, ino, &path);
 	if (ret == 0) {
-		ret = cache_getattr(fs->cache, path, attr);
+		if (is_ctl_link(fs, path))
+			ctl_link_attr(fs, attr);
+		else
+			ret = cache_getattr(fs->cache, path, attr);
 		free(path);
 		return ret;
 	}
@@ -557,8 +604,11 @@ static int do_setattr(struct nearfs_fs *fs, fuse_ino_t ino,
 	ret = inode_path(fs->inodes, ino, &path);
 	if (ret)
 		return ret;
-	ret = cache_setattr(fs->cache, path, &attr, which, set_size,
-			    (uint64_t)st->st_size);
+	if (is_ctl_link(fs, path))
+		ret = -EPERM;
+	else
+		ret = cache_setattr(fs->cache, path, &attr, which, set_size,
+				    (uint64_t)st->st_size);
 	free(path);
 	return ret;
 }
@@ -586,6 +636,11 @@ static void nf_readlink(fuse_req_t req, fuse_ino_t ino)
 	ret = inode_path(fs->inodes, ino, &path);
 	if (ret)
 		goto out_reply;
+	if (is_ctl_link(fs, path)) {
+		free(path);
+		fuse_reply_readlink(req, fs->ctl_path);
+		return;
+	}
 	ret = cache_readlink(fs->cache, path, target, sizeof(target) - 1);
 	free(path);
 	if (ret < 0)
@@ -606,13 +661,22 @@ out_reply:
 
 /* ---- namespace changes ---- */
 
-/* Path of a new entry, or an error when the mount is read-only. */
+/* Path of an entry to create, remove or rename, or an error when the
+ * mount is read-only.  ctl_err is the error for the control link. */
 static int new_entry_path(struct nearfs_fs *fs, fuse_ino_t parent,
-			  const char *name, char **path)
+			  const char *name, int ctl_err, char **path)
 {
+	int ret;
+
 	if (fs->read_only)
 		return -EROFS;
-	return child_path(fs, parent, name, path);
+	ret = child_path(fs, parent, name, path);
+	if (ret == 0 && is_ctl_link(fs, *path)) {
+		free(*path);
+		*path = NULL;
+		ret = ctl_err;
+	}
+	return ret;
 }
 
 static void nf_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -623,7 +687,7 @@ static void nf_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	char *path;
 	int ret;
 
-	ret = new_entry_path(fs, parent, name, &path);
+	ret = new_entry_path(fs, parent, name, -EEXIST, &path);
 	if (ret)
 		goto out_reply;
 	ret = cache_mkdir(fs->cache, path, S_IFDIR | (mode & 07777),
@@ -651,7 +715,7 @@ static void nf_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	ret = new_entry_path(fs, parent, name, &path);
+	ret = new_entry_path(fs, parent, name, -EEXIST, &path);
 	if (ret)
 		goto out_reply;
 	ret = cache_file_create(fs->cache, path, S_IFREG | (mode & 07777),
@@ -677,7 +741,7 @@ static void nf_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	char *path;
 	int ret;
 
-	ret = new_entry_path(fs, parent, name, &path);
+	ret = new_entry_path(fs, parent, name, -EEXIST, &path);
 	if (ret)
 		goto out_reply;
 	ret = cache_symlink(fs->cache, link, path);
@@ -697,7 +761,9 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent,
 	char *path;
 	int ret;
 
-	ret = new_entry_path(fs, parent, name, &path);
+	/* rmdir(2) of a symbolic link fails with ENOTDIR. */
+	ret = new_entry_path(fs, parent, name, is_dir ? -ENOTDIR : -EPERM,
+			     &path);
 	if (ret)
 		goto out_reply;
 	if (is_dir)
@@ -730,10 +796,12 @@ static void nf_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	char *from = NULL, *to = NULL;
 	int ret;
 
-	ret = new_entry_path(fs, parent, name, &from);
+	ret = new_entry_path(fs, parent, name, -EPERM, &from);
 	if (ret)
 		goto out_reply;
 	ret = child_path(fs, newparent, newname, &to);
+	if (ret == 0 && is_ctl_link(fs, to))
+		ret = -EPERM;
 	if (ret)
 		goto out_free;
 	ret = cache_rename(fs->cache, from, to, flags);
@@ -859,7 +927,7 @@ static void nf_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	char *path;
 	int ret;
 
-	ret = new_entry_path(fs, parent, name, &path);
+	ret = new_entry_path(fs, parent, name, -EEXIST, &path);
 	if (ret)
 		goto out_reply;
 	ret = create_or_open(req, fs, path, mode, fi);
@@ -1041,6 +1109,8 @@ static int dir_load(struct nearfs_fs *fs, struct dir_handle *dh)
 	if (dir_collect(dh, ".", &dot) || dir_collect(dh, "..", &dot))
 		return -ENOMEM;
 	ret = cache_readdir(fs->cache, dh->path, dir_collect, dh);
+	if (ret == 0)
+		hide_ctl_name(fs, dh);
 	dh->served = false;
 	return ret;
 }
@@ -1282,49 +1352,44 @@ static void nf_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes ---- */
 
-static void reply_xattr_value(fuse_req_t req, const char *value,
-			      size_t len, size_t size)
+/*
+ * Extended attributes are not supported.  ENOSYS, unlike ENODATA or
+ * ENOTSUP, makes the kernel set no_getxattr (no_listxattr, ...) on the
+ * connection and return EOPNOTSUPP itself from then on (Linux
+ * fs/fuse/xattr.c).  The security.selinux and system.posix_acl_access
+ * lookups of ls -l and the security.capability check before each write
+ * then cost no round trip.
+ * Each operation reaches the daemon once per mount (more often only when
+ * requests race the first reply) and logs one debug line, which the
+ * integration tests count.
+ */
+static void reply_no_xattr(fuse_req_t req, const char *op)
 {
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, value, len);
+	log_debug("%s: extended attributes are not supported, replying "
+		  "ENOSYS", op);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void nf_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	struct nearfs_fs *fs = req_fs(req);
-
-	if (ino != FUSE_ROOT_ID || !fs->ctl_path ||
-	    strcmp(name, CTL_XATTR) != 0) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
-	reply_xattr_value(req, fs->ctl_path, strlen(fs->ctl_path), size);
+	reply_no_xattr(req, "getxattr");
 }
 
 static void nf_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct nearfs_fs *fs = req_fs(req);
-
-	if (ino != FUSE_ROOT_ID || !fs->ctl_path)
-		reply_xattr_value(req, "", 0, size);
-	else
-		reply_xattr_value(req, CTL_XATTR, sizeof(CTL_XATTR), size);
+	reply_no_xattr(req, "listxattr");
 }
 
 static void nf_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
-	fuse_reply_err(req, ENOTSUP);
+	reply_no_xattr(req, "setxattr");
 }
 
 static void nf_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, ENOTSUP);
+	reply_no_xattr(req, "removexattr");
 }
 
 const struct fuse_lowlevel_ops nearfs_fuse_ops = {

@@ -41,8 +41,9 @@ void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
  */
 int nearfs_fs_start(struct nearfs_fs *fs, struct fuse_session *se);
 
-/* Set the path that the root's "user.nearfs.ctl" attribute returns; the
- * string is copied.  Call before the session loop starts.  -ENOMEM. */
+/* Set the target of the control link in the root (NEARFS_CTL_LINK of
+ * ctl_link.h), the path of the control socket; the string is copied.
+ * Call before the session loop starts.  -ENOMEM. */
 int nearfs_fs_set_ctl_path(struct nearfs_fs *fs, const char *path);
 
 /*

@@ -12,12 +12,11 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Extended attribute on the mount root that names the control socket. */
-#define CTL_XATTR "user.nearfs.ctl"
+#include "ctl_link.h"
+
 /* Seconds to wait for the daemon's reply. */
 #define REPLY_TIMEOUT_S 10
 
@@ -125,18 +124,23 @@ static int find_mount_root(const char *path, char *root)
 	return 0;
 }
 
-/* Read the socket path of the daemon that serves the mount of path. */
+/* Read the socket path of the daemon that serves the mount of path: the
+ * target of the control link in the mount root. */
 static int find_socket(const char *path, char *root, char *sock,
 		       size_t size)
 {
+	char link[PATH_MAX + sizeof(NEARFS_CTL_LINK) + 1];
 	ssize_t n;
 
 	if (find_mount_root(path, root) != 0)
 		return -1;
-	n = getxattr(root, CTL_XATTR, sock, size - 1);
+	snprintf(link, sizeof(link), "%s/%s", strcmp(root, "/") ? root : "",
+		 NEARFS_CTL_LINK);
+	n = readlink(link, sock, size - 1);
 	if (n < 0) {
-		fprintf(stderr, "nearfs-ctl: %s is not on a nearfs mount (no "
-			"%s attribute at %s)\n", path, CTL_XATTR, root);
+		fprintf(stderr, "nearfs-ctl: %s is not on a nearfs mount "
+			"(cannot read the link %s: %s)\n", path, link,
+			strerror(errno));
 		return -1;
 	}
 	sock[n] = '\0';

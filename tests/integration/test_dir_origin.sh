@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_dir_origin.sh - a directory as the origin: reads, a second read
-# served locally, a change behind the mount seen after ttl, and writes
-# that land in the origin directory.
+# served locally, a change behind the mount seen after ttl, writes that
+# land in the origin directory, the control link in the mount root, and
+# extended attribute requests that reach the daemon once per mount.
 . "$(dirname "$0")/../lib.sh"
 
 CHUNK=$(mib 1)
@@ -132,5 +133,83 @@ rm -r "$MNT/renamed"
 log "ok: mkdir, mv and rm reached the origin"
 assert_eq "big.bin mid.bin tree" "$(ls "$ORIGIN" | xargs)" \
 	"ls of the origin at the end"
+
+unmount_nearfs "$MNT"
+
+# A second mount, so that the kernel has not yet learned that extended
+# attributes are unsupported.  attr_ttl=0 sends every lookup and getattr
+# of ls -l to the daemon.
+mkdir "$ORIGIN/many"
+for i in $(seq 200); do
+	echo "file $i" >"$ORIGIN/many/f$i"
+done
+echo "an origin file hidden by the control link" >"$ORIGIN/.nearfs-ctl"
+mount_nearfs "$ORIGIN" "$MNT" "chunk_size=1M,attr_ttl=0,log_level=debug"
+LOG=${NEARFS_LOG[$MNT]}
+
+check "control link: a symbolic link to the control socket"
+sock=$(readlink "$MNT/.nearfs-ctl")
+[ -S "$sock" ] || fail "target of $MNT/.nearfs-ctl is not a socket: '$sock'"
+log "ok: $MNT/.nearfs-ctl -> $sock, a socket"
+assert_eq "symbolic link" "$(stat -c %F "$MNT/.nearfs-ctl")" \
+	"file type of .nearfs-ctl"
+assert_eq 0 "$(ls -a "$MNT" | grep -c -x '\.nearfs-ctl' || true)" \
+	"entries .nearfs-ctl in ls -a of the root"
+ls -a "$MNT" >/dev/null
+assert_eq 1 "$(grep -c "has an entry '.nearfs-ctl' in its root" "$LOG")" \
+	"log lines about the hidden origin entry after two listings"
+
+check "control link: nearfs-ctl stats from a path deep inside the mount"
+"$NEARFS_CTL" stats "$MNT/tree/sub/numbers.txt" >"$WORK/deep.stats" ||
+	fail "nearfs-ctl stats $MNT/tree/sub/numbers.txt failed"
+assert_contains "$(cat "$WORK/deep.stats")" "mountpoint: $MNT" \
+	"nearfs-ctl stats of tree/sub/numbers.txt"
+
+check "control link: cannot be removed, renamed or written"
+# must_fail ERROR CMD...: CMD fails, and its message contains ERROR.
+must_fail() {
+	local error=$1 status=0
+	shift
+	"$@" 2>"$WORK/must_fail.err" || status=$?
+	assert_num "$status" -ne 0 "exit status of $*"
+	assert_contains "$(cat "$WORK/must_fail.err")" "$error" \
+		"error of $*"
+}
+must_fail "Operation not permitted" rm "$MNT/.nearfs-ctl"
+must_fail "Operation not permitted" mv "$MNT/.nearfs-ctl" "$MNT/moved"
+must_fail "Operation not permitted" mv "$MNT/tree/a.txt" "$MNT/.nearfs-ctl"
+must_fail "Operation not permitted" touch -h "$MNT/.nearfs-ctl"
+must_fail "Not a directory" rmdir "$MNT/.nearfs-ctl"
+must_fail "File exists" mkdir "$MNT/.nearfs-ctl"
+# A write follows the link to the socket, which cannot be opened.
+must_fail "No such device or address" \
+	sh -c 'echo x >"$1"' sh "$MNT/.nearfs-ctl"
+assert_eq "$sock" "$(readlink "$MNT/.nearfs-ctl")" \
+	"target of .nearfs-ctl afterwards"
+assert_eq "text in a tree" "$(cat "$MNT/tree/a.txt")" \
+	"tree/a.txt after the rename onto .nearfs-ctl failed"
+assert_eq "an origin file hidden by the control link" \
+	"$(cat "$ORIGIN/.nearfs-ctl")" "the origin's .nearfs-ctl afterwards"
+
+check "extended attributes: no request reaches the daemon twice"
+xattr_requests() {
+	grep -c 'extended attributes are not supported' "$LOG" || true
+}
+ls -l "$MNT/many" >/dev/null
+first=$(xattr_requests)
+assert_num "$first" -ge 1 "xattr requests after the first ls -l"
+assert_num "$first" -le 4 "xattr requests after the first ls -l"
+ls -l "$MNT/many" >/dev/null
+assert_eq "$first" "$(xattr_requests)" \
+	"xattr requests after a second ls -l of 200 files"
+echo "rewritten" >"$MNT/many/f1"
+status=0
+python3 -c 'import os, sys; os.getxattr(sys.argv[1], "user.test")' \
+	"$MNT/many/f2" 2>"$WORK/getxattr.err" || status=$?
+assert_num "$status" -ne 0 "exit status of getxattr user.test"
+assert_contains "$(cat "$WORK/getxattr.err")" "Operation not supported" \
+	"error of getxattr user.test"
+assert_eq "$first" "$(xattr_requests)" \
+	"xattr requests after a write and a getxattr"
 
 unmount_nearfs "$MNT"
