@@ -386,8 +386,13 @@ static int switch_version(struct cache_file *f, struct object *old)
 /*
  * Queue the chunks of obj ahead of a sequential reader.  The window starts
  * at one chunk and doubles each time the reader enters a new chunk, up to
- * the readahead option and RA_WINDOW_MAX.  A read anywhere else turns
- * readahead off until the reader is sequential again.
+ * the readahead option and RA_WINDOW_MAX; a first read counts as
+ * sequential when it starts the file.  The kernel sends its own
+ * readahead as parallel requests that arrive out of order, so a read that
+ * starts within one chunk of where the reader has got to still counts as
+ * sequential.  A read anywhere else turns readahead off until the reader
+ * is sequential again.  Reads of one handle may run in parallel: the
+ * window is kept under the cache lock.
  */
 static void read_ahead(struct cache_file *f, struct object *obj,
 		       uint64_t offset, size_t n)
@@ -395,22 +400,32 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 	uint32_t cs = f->c->cfg.chunk_size;
 	uint32_t first = offset / cs, last = (offset + n - 1) / cs;
 	uint64_t max = f->c->cfg.readahead / cs;
-	bool sequential = offset == f->next_offset;
+	uint32_t window;
+	bool sequential;
 
-	f->next_offset = offset + n;
 	if (max > RA_WINDOW_MAX)
 		max = RA_WINDOW_MAX;
-	if (!sequential || max == 0) {
+	pthread_mutex_lock(&f->c->lock);
+	if (f->has_read)
+		sequential = offset <= f->next_offset + cs &&
+			     offset + cs >= f->next_offset;
+	else
+		sequential = offset == 0;
+	if (!sequential || offset + n > f->next_offset)
+		f->next_offset = offset + n;
+	if (!sequential || max == 0)
 		f->ra_window = 0;
-		return;
-	}
-	if (f->ra_window == 0)
+	else if (f->ra_window == 0)
 		f->ra_window = 1;
 	else if ((last > first || offset % cs == 0) && f->ra_window < max)
 		f->ra_window *= 2;
 	if (f->ra_window > max)
 		f->ra_window = max;
-	store_prefetch(f->c, obj, last + 1, f->ra_window);
+	window = f->ra_window;
+	f->has_read = true;
+	pthread_mutex_unlock(&f->c->lock);
+	if (window)
+		store_prefetch(f->c, obj, last + 1, window);
 }
 
 /*
@@ -456,10 +471,8 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			break;
 		n = -EIO;
 	}
-	if (n > 0) {
-		f->has_read = true;
+	if (n > 0)
 		read_ahead(f, obj, offset, n);
-	}
 	unpin_version(f, obj);
 	return n;
 }
@@ -529,7 +542,6 @@ int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 		pin->obj = obj;
 		pin->offset = offset;
 		pin->n = *n;
-		f->has_read = true;
 		read_ahead(f, obj, offset, *n);
 	}
 	unpin_version(f, obj);	/* store_pin took its own reference */

@@ -575,6 +575,30 @@ static void test_store_readahead_run_failed(void **state)
 	read_through_runs(state, true, false);
 }
 
+/* The kernel's parallel reads arrive out of order: still sequential. */
+static void test_store_readahead_out_of_order(void **state)
+{
+	struct test_env *env = start_readahead(state);
+	static const uint64_t offsets[] = { 0, CS, CS / 2, 2 * CS,
+					    3 * CS / 2 };
+	char buf[CS / 2];
+	struct cache_file *f;
+	bool changed;
+
+	put_pattern(env->fo, "f", 16 * CS, 43);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+		assert_int_equal(cache_file_read(f, buf, sizeof(buf),
+						 offsets[i]), sizeof(buf));
+		assert_pattern(buf, sizeof(buf), offsets[i], 43);
+	}
+	/* Windows of 1, 2, 2, 4 and 4 chunks: chunks 0-6 in all. */
+	assert_int_equal(wait_for_reads(env->fo, 7), 7);
+	assert_int_equal(stats_of(env->c).chunks_cached, 7);
+	cache_file_release(f);
+}
+
 static void test_store_readahead_not_random(void **state)
 {
 	struct test_env *env = start_readahead(state);
@@ -661,6 +685,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_store_readahead_sequential,
 					  teardown),
 		cmocka_unit_test_teardown(test_store_readahead_not_random,
+					  teardown),
+		cmocka_unit_test_teardown(test_store_readahead_out_of_order,
 					  teardown),
 		cmocka_unit_test_teardown(test_store_readahead_runs, teardown),
 		cmocka_unit_test_teardown(test_store_readahead_run_retried,
