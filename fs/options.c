@@ -31,7 +31,7 @@
 #define DEFAULT_NEG_TTL_MS 5000
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_DIRTY GIB
-#define DEFAULT_READAHEAD (32 * MIB)
+#define DEFAULT_READAHEAD (64 * MIB)
 #define DEFAULT_WRITEBACK_DELAY_MS 5000
 #define ROOT_CACHE_DIR "/var/cache/nearfs"
 
@@ -404,8 +404,8 @@ static const struct option_def nearfs_option_defs[] = {
 	{ "dir_ttl", "DURATION", apply_duration, FIELD(cache.dir_ttl_ms),
 	  "dir_ttl=60s", "time directory listings are cached (default: 60s)" },
 	{ "readahead", "SIZE", apply_size, FIELD(cache.readahead),
-	  "readahead=64M", "bytes fetched ahead of a sequential reader, in\n"
-	  "parallel chunks; 0 disables (default: 32M)" },
+	  "readahead=128M", "bytes fetched ahead of a sequential reader, in\n"
+	  "parallel requests; 0 disables (default: 64M)" },
 	{ "write_mode", "through|back|around", apply_write_mode, 0,
 	  "write_mode=back",
 	  "through: close and fsync return once the origin\n"
