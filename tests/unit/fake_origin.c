@@ -941,6 +941,67 @@ void test_env_free(struct test_env *env)
 	free(env);
 }
 
+struct test_env *test_env_create(void **state, const char *name_template,
+				 uint32_t chunk_size, uint64_t size_max,
+				 uint64_t ttl_ms)
+{
+	struct test_env *env = test_env_new(name_template, chunk_size,
+					    size_max, ttl_ms);
+
+	assert_non_null(env);
+	*state = env;
+	return env;
+}
+
+struct test_env *test_env_start(void **state, const char *name_template,
+				uint32_t chunk_size, uint64_t size_max,
+				uint64_t ttl_ms)
+{
+	struct test_env *env = test_env_create(state, name_template,
+					       chunk_size, size_max, ttl_ms);
+
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+int test_env_teardown(void **state)
+{
+	test_env_free(*state);
+	return 0;
+}
+
+struct cache_stats test_stats(struct cache *c)
+{
+	struct cache_stats st;
+
+	cache_get_stats(c, &st);
+	return st;
+}
+
+char *test_pattern_new(size_t len, uint64_t offset, unsigned seed)
+{
+	char *buf = malloc(len ? len : 1);
+
+	assert_non_null(buf);
+	test_fill_pattern(buf, len, offset, seed);
+	return buf;
+}
+
+void test_put_pattern(struct fake_origin *fo, const char *path, size_t size,
+		      unsigned seed)
+{
+	char *buf = test_pattern_new(size, 0, seed);
+
+	assert_int_equal(fake_put_file(fo, path, buf, size), 0);
+	free(buf);
+}
+
+void test_put_text(struct fake_origin *fo, const char *path,
+		   const char *text)
+{
+	assert_int_equal(fake_put_file(fo, path, text, strlen(text)), 0);
+}
+
 ssize_t test_read_path(struct cache *c, const char *path, void *buf,
 		       size_t len, uint64_t offset)
 {
