@@ -27,6 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NEARFS=$ROOT/build/nearfs
 NEARFS_CTL=$ROOT/build/nearfs-ctl
 BENCH_DIR=$ROOT/tests/bench
+. "$ROOT/tests/net.sh"
 S3DIRECT=$BENCH_DIR/s3direct.py
 
 QUICK=${BENCH_QUICK:-0}
@@ -157,13 +158,6 @@ install_missing() {
 }
 
 # ---- servers
-
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
 
 wait_port() {
 	local port=$1 i

@@ -11,6 +11,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 S3TOOL=${S3TOOL:-$ROOT/build/tools/s3tool}
 PROXY=$ROOT/tests/tools/sigv4_proxy.py
+. "$ROOT/tests/net.sh"
 WORK=$(mktemp -d /tmp/nearfs-sigv4.XXXXXX)
 BUCKET=sigv4-test
 REGION=us-east-1
@@ -48,11 +49,6 @@ check_eq() {
 	else
 		fail "$1" "expected '$2', got '$3'"
 	fi
-}
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket()
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 wait_for_port() {
