@@ -288,12 +288,10 @@ start_s3() {
 	export NEARFS_TEST_ENDPOINT=http://127.0.0.1:$port
 	if [ "$S3_KIND" = s3rver ]; then
 		# s3rver accepts only its fixed development key pair.
-		export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+		use_test_credentials S3RVER S3RVER
 	else
-		export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+		use_test_credentials test test
 	fi
-	export AWS_REGION=us-east-1
-	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
 	log "S3 server $S3_KIND at $NEARFS_TEST_ENDPOINT" \
 		"(pid $S3_PID)"
 }

@@ -1,6 +1,7 @@
 # net.sh - helpers for servers on 127.0.0.1, sourced by tests/lib.sh,
-# tools/bench.sh and tools/demo.sh.  s3 needs S3CLI, the path of
-# tests/tools/s3cli.py, set by the script that sources this file.
+# tests/integration/test_sigv4.sh, tools/bench.sh and tools/demo.sh.  s3
+# needs S3CLI, the path of tests/tools/s3cli.py, set by the script that
+# sources this file.
 
 # A free TCP port on 127.0.0.1 (bound, then released).
 free_port() {
@@ -25,4 +26,14 @@ try:
 except urllib.error.HTTPError:
     pass
 PY
+}
+
+# use_test_credentials KEY SECRET [REGION]: export the key pair of a local
+# test server and the region (us-east-1 by default), and unset the
+# session token, profile and endpoint, so that no value from the caller's
+# environment reaches the S3 client.
+use_test_credentials() {
+	export AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2
+	export AWS_REGION=${3:-us-east-1}
+	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
 }

@@ -185,9 +185,7 @@ start_servers() {
 	PROXY_PORT=$STARTED_PORT
 	start_proxy "$DELAY_MS" delayed
 	DELAY_PORT=$STARTED_PORT
-	export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-	export AWS_REGION=us-east-1
-	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+	use_test_credentials test test
 	log "moto on 127.0.0.1:$S3_PORT, proxies :$PROXY_PORT (0 ms)" \
 		"and :$DELAY_PORT ($DELAY_MS ms each way)"
 }

@@ -73,9 +73,7 @@ start_server() {
 	moto_server -H 127.0.0.1 -p "$port" >"$DEMO/moto.log" 2>&1 &
 	SERVER_PID=$!
 	export NEARFS_TEST_ENDPOINT=http://127.0.0.1:$port
-	export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
-	export AWS_REGION=us-east-1
-	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+	use_test_credentials demo demo
 	for i in $(seq 100); do
 		if http_answers "$NEARFS_TEST_ENDPOINT/"; then
 			echo "moto_server (pid $SERVER_PID) at $NEARFS_TEST_ENDPOINT"

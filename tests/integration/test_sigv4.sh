@@ -109,9 +109,7 @@ if ! start_proxy "$PROXY_PORT" "$STATS"; then
 	exit 1
 fi
 
-export AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY
-export AWS_REGION=$REGION
-unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+use_test_credentials "$ACCESS_KEY" "$SECRET_KEY" "$REGION"
 export HOME=$WORK		# no ~/.aws files of the user
 export S3TOOL_COUNTERS=1
 
