@@ -638,6 +638,52 @@ int cache_file_getattr(struct cache_file *f, struct origin_attr *attr)
 }
 
 /*
+ * Register the chunks of obj from the first on, reading each from src_fd
+ * into buf (one chunk long) and, unless src_fd is obj's own data file,
+ * copying it there before registering it.  Stops at the first chunk that cannot be read,
+ * copied or given room in the budget.  Lock not held.  Returns the number
+ * of chunks registered.
+ */
+static uint32_t add_chunks(struct cache *c, struct object *obj, int src_fd,
+			   char *buf)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	bool copy = src_fd != obj->fd;
+	uint32_t i;
+
+	for (i = 0; i < obj->nchunks; i++) {
+		uint64_t off = (uint64_t)i * cs;
+		uint32_t len = obj->attr.size - off < cs ?
+			       obj->attr.size - off : cs;
+		int ret;
+
+		if (pread(src_fd, buf, len, off) != len)
+			break;
+		pthread_mutex_lock(&c->lock);
+		ret = store_reserve(c, len);
+		if (ret == 0 && !copy)
+			store_insert_chunk(c, obj, i, len,
+					   XXH3_64bits(buf, len));
+		pthread_mutex_unlock(&c->lock);
+		if (ret < 0)
+			break;
+		if (!copy)
+			continue;
+		/* No chunk write happens with cache.lock held. */
+		if (pwrite(obj->fd, buf, len, off) != len) {
+			pthread_mutex_lock(&c->lock);
+			c->bytes_cached -= len;
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		pthread_mutex_lock(&c->lock);
+		store_insert_chunk(c, obj, i, len, XXH3_64bits(buf, len));
+		pthread_mutex_unlock(&c->lock);
+	}
+	return i;
+}
+
+/*
  * Copy the committed shadow into a new cached version of path with the
  * attributes the origin returned.  Chunks that do not fit the budget are
  * left out.  sh->lock held.
@@ -672,28 +718,7 @@ void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 	if (!obj)
 		goto out_free;
 
-	for (uint32_t i = 0; i < obj->nchunks; i++) {
-		uint64_t off = (uint64_t)i * cs;
-		uint32_t len = attr->size - off < cs ? attr->size - off : cs;
-		int ret;
-
-		if (pread(sh->fd, buf, len, off) != len)
-			break;
-		pthread_mutex_lock(&c->lock);
-		ret = store_reserve(c, len);
-		pthread_mutex_unlock(&c->lock);
-		if (ret < 0)
-			break;
-		if (pwrite(obj->fd, buf, len, off) != len) {
-			pthread_mutex_lock(&c->lock);
-			c->bytes_cached -= len;
-			pthread_mutex_unlock(&c->lock);
-			break;
-		}
-		pthread_mutex_lock(&c->lock);
-		store_insert_chunk(c, obj, i, len, XXH3_64bits(buf, len));
-		pthread_mutex_unlock(&c->lock);
-	}
+	add_chunks(c, obj, sh->fd, buf);
 	pthread_mutex_lock(&c->lock);
 	store_object_put(c, obj);
 	pthread_mutex_unlock(&c->lock);
@@ -707,25 +732,8 @@ static void register_chunks(struct cache *c, struct object *obj)
 {
 	uint32_t cs = c->cfg.chunk_size;
 	char *buf = malloc(cs);
-	uint32_t i = 0;
+	uint32_t i = buf ? add_chunks(c, obj, obj->fd, buf) : 0;
 
-	for (; buf && i < obj->nchunks; i++) {
-		uint64_t off = (uint64_t)i * cs;
-		uint32_t len = obj->attr.size - off < cs ?
-			       obj->attr.size - off : cs;
-		int ret;
-
-		if (pread(obj->fd, buf, len, off) != len)
-			break;
-		pthread_mutex_lock(&c->lock);
-		ret = store_reserve(c, len);
-		if (ret == 0)
-			store_insert_chunk(c, obj, i, len,
-					   XXH3_64bits(buf, len));
-		pthread_mutex_unlock(&c->lock);
-		if (ret < 0)
-			break;
-	}
 	if (i < obj->nchunks &&
 	    fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (uint64_t)i * cs, obj->attr.size - (uint64_t)i * cs) < 0)

@@ -257,6 +257,23 @@ out:
 	return count_error(o, ret);
 }
 
+/* Open path itself with flags, adding O_NOFOLLOW and O_CLOEXEC.  Returns
+ * the descriptor or an error of loc_open() or openat(2). */
+static int path_open(struct origin *o, const char *path, int flags)
+{
+	char buf[PATH_MAX];
+	struct dir_loc loc;
+	int fd, ret;
+
+	ret = loc_open(to_dir(o), path, buf, &loc);
+	if (ret)
+		return ret;
+	fd = openat(loc.fd, loc.name, flags | O_NOFOLLOW | O_CLOEXEC);
+	ret = fd < 0 ? -errno : fd;
+	loc_close(&loc);
+	return ret;
+}
+
 static int list_entries(DIR *dir, origin_list_fn fn, void *arg)
 {
 	struct origin_attr attr;
@@ -288,22 +305,15 @@ static int list_entries(DIR *dir, origin_list_fn fn, void *arg)
 static int dir_list(struct origin *o, const char *path, origin_list_fn fn,
 		    void *arg)
 {
-	char buf[PATH_MAX];
-	struct dir_loc loc;
 	DIR *dir;
 	int fd, ret;
 
 	origin_count(o, ORIGIN_REQ_LIST);
-	ret = loc_open(to_dir(o), path, buf, &loc);
-	if (ret)
+	fd = path_open(o, path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0) {
+		ret = fd;
 		goto out;
-	fd = openat(loc.fd, loc.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-	ret = fd < 0 ? -errno : 0;
-	loc_close(&loc);
-	if (ret)
-		goto out;
-
+	}
 	dir = fdopendir(fd);
 	if (!dir) {
 		ret = -errno;
@@ -353,23 +363,16 @@ static int dir_read(struct origin *o, const char *path, const char *version,
 		    uint64_t offset, size_t len, void *buf, size_t *done)
 {
 	bool pinned = version && version[0];
-	char pathbuf[PATH_MAX];
-	struct dir_loc loc;
 	int fd, ret;
 
 	origin_count(o, ORIGIN_REQ_GET);
 	*done = 0;
-	ret = loc_open(to_dir(o), path, pathbuf, &loc);
-	if (ret)
-		goto out;
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-	fd = openat(loc.fd, loc.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-		    O_CLOEXEC);
-	ret = fd < 0 ? -errno : 0;
-	loc_close(&loc);
-	if (ret)
+	fd = path_open(o, path, O_RDONLY | O_NONBLOCK);
+	if (fd < 0) {
+		ret = fd;
 		goto out;
-
+	}
 	if (pinned) {
 		ret = check_version(fd, version);
 		if (ret)

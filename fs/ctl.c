@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "options.h"
 
 /* Size of the request buffer; longer request lines are rejected. */
 #define REQUEST_MAX 1024
@@ -49,19 +50,6 @@ struct ctl_command {
 	void (*run)(struct ctl_server *s, const char *args, FILE *out);
 	bool (*start)(struct ctl_server *s, const char *args, int fd);
 };
-
-static const char *write_mode_name(enum write_mode mode)
-{
-	switch (mode) {
-	case WRITE_THROUGH:
-		return "write-through";
-	case WRITE_BACK:
-		return "write-back";
-	case WRITE_AROUND:
-		return "write-around";
-	}
-	return "unknown";
-}
 
 /* The fsync= option in its mount syntax: local or origin. */
 static const char *fsync_name(const struct cache_config *cfg)

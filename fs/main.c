@@ -282,19 +282,6 @@ static int services_start(struct daemon *d)
 	return EXIT_OK;
 }
 
-static const char *write_mode_name(enum write_mode mode)
-{
-	switch (mode) {
-	case WRITE_THROUGH:
-		return "write-through";
-	case WRITE_BACK:
-		return "write-back";
-	case WRITE_AROUND:
-		return "write-around";
-	}
-	return "unknown";
-}
-
 static int session_run(struct daemon *d)
 {
 	struct fuse_loop_config *cfg;

@@ -276,6 +276,19 @@ static int apply_write_mode(struct parse_state *ps,
 		    "around, for example %s", value, def->example);
 }
 
+const char *write_mode_name(enum write_mode mode)
+{
+	switch (mode) {
+	case WRITE_THROUGH:
+		return "write-through";
+	case WRITE_BACK:
+		return "write-back";
+	case WRITE_AROUND:
+		return "write-around";
+	}
+	return "unknown";
+}
+
 static int apply_fsync(struct parse_state *ps, const struct option_def *def,
 		       const char *value)
 {

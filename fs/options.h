@@ -63,6 +63,10 @@ void options_free(struct nearfs_options *opts);
 /* Print the usage text to stdout. */
 void options_print_help(const char *argv0);
 
+/* The name of mode in messages and status output: "write-through",
+ * "write-back" or "write-around". */
+const char *write_mode_name(enum write_mode mode);
+
 /* "10G", "512K", "4096": powers of 1024.  Returns 0 or -1. */
 int parse_size(const char *text, uint64_t *bytes);
 

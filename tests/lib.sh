@@ -23,6 +23,7 @@ NEARFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NEARFS_BIN=${NEARFS_BIN:-$NEARFS_ROOT/build/nearfs}
 NEARFS_CTL=${NEARFS_CTL:-$NEARFS_ROOT/build/nearfs-ctl}
 S3CLI=$NEARFS_ROOT/tests/tools/s3cli.py
+. "$NEARFS_ROOT/tests/net.sh"
 TEST_NAME=$(basename "$0" .sh)
 
 if [ -z "${NEARFS_UNDER_TIMEOUT:-}" ]; then
@@ -179,13 +180,6 @@ assert_contains() {
 
 # ---- helpers
 
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 # A port on 127.0.0.1 where nothing listens (bound, then released).
 closed_port() {
 	free_port
@@ -216,21 +210,6 @@ for path in sys.argv[1:]:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-PY
-}
-
-# Run the test S3 client (tests/tools/s3cli.py) against the test server.
-s3() {
-	python3 "$S3CLI" "$@"
-}
-
-http_answers() {
-	python3 - "$1" <<'PY' 2>/dev/null
-import sys, urllib.error, urllib.request
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=2)
-except urllib.error.HTTPError:
-    pass
 PY
 }
 
@@ -309,12 +288,10 @@ start_s3() {
 	export NEARFS_TEST_ENDPOINT=http://127.0.0.1:$port
 	if [ "$S3_KIND" = s3rver ]; then
 		# s3rver accepts only its fixed development key pair.
-		export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+		use_test_credentials S3RVER S3RVER
 	else
-		export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+		use_test_credentials test test
 	fi
-	export AWS_REGION=us-east-1
-	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
 	log "S3 server $S3_KIND at $NEARFS_TEST_ENDPOINT" \
 		"(pid $S3_PID)"
 }

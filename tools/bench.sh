@@ -31,6 +31,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NEARFS=$ROOT/build/nearfs
 NEARFS_CTL=$ROOT/build/nearfs-ctl
 BENCH_DIR=$ROOT/tests/bench
+. "$ROOT/tests/net.sh"
 S3DIRECT=$BENCH_DIR/s3direct.py
 
 QUICK=${BENCH_QUICK:-0}
@@ -166,13 +167,6 @@ install_missing() {
 
 # ---- servers
 
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
 wait_port() {
 	local port=$1 i
 	for i in $(seq 150); do
@@ -231,9 +225,7 @@ start_servers() {
 	PROXY_PORT=$STARTED_PORT
 	start_proxy "$DELAY_MS" delayed
 	DELAY_PORT=$STARTED_PORT
-	export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$KEY
-	export AWS_REGION=us-east-1
-	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+	use_test_credentials "$KEY" "$KEY"
 	log "$SERVER on 127.0.0.1:$S3_PORT, proxies :$PROXY_PORT (0 ms)" \
 		"and :$DELAY_PORT ($DELAY_MS ms each way)"
 }

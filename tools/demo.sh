@@ -12,6 +12,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NEARFS=$ROOT/build/nearfs
 NEARFS_CTL=$ROOT/build/nearfs-ctl
 S3CLI=$ROOT/tests/tools/s3cli.py
+. "$ROOT/tests/net.sh"
 DEMO=$(mktemp -d "${TMPDIR:-/tmp}/nearfs-demo.XXXXXX")
 MNT=$DEMO/mnt
 SAMPLE=$DEMO/sample
@@ -63,27 +64,6 @@ trap 'exit 141' PIPE
 trap 'exit 143' TERM
 trap 'echo "failed: $BASH_COMMAND" >&2' ERR
 
-free_port() {
-	python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-s3() {
-	python3 "$S3CLI" "$@"
-}
-
-server_answers() {
-	python3 - "$1" <<'PY' 2>/dev/null
-import sys, urllib.error, urllib.request
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=2)
-except urllib.error.HTTPError:
-    pass
-PY
-}
-
 start_server() {
 	local port i
 	port=$(free_port)
@@ -93,11 +73,9 @@ start_server() {
 	moto_server -H 127.0.0.1 -p "$port" >"$DEMO/moto.log" 2>&1 &
 	SERVER_PID=$!
 	export NEARFS_TEST_ENDPOINT=http://127.0.0.1:$port
-	export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
-	export AWS_REGION=us-east-1
-	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+	use_test_credentials demo demo
 	for i in $(seq 100); do
-		if server_answers "$NEARFS_TEST_ENDPOINT/"; then
+		if http_answers "$NEARFS_TEST_ENDPOINT/"; then
 			echo "moto_server (pid $SERVER_PID) at $NEARFS_TEST_ENDPOINT"
 			return 0
 		fi

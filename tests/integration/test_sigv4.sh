@@ -11,6 +11,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 S3TOOL=${S3TOOL:-$ROOT/build/tools/s3tool}
 PROXY=$ROOT/tests/tools/sigv4_proxy.py
+. "$ROOT/tests/net.sh"
 WORK=$(mktemp -d /tmp/nearfs-sigv4.XXXXXX)
 BUCKET=sigv4-test
 REGION=us-east-1
@@ -48,11 +49,6 @@ check_eq() {
 	else
 		fail "$1" "expected '$2', got '$3'"
 	fi
-}
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket()
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 wait_for_port() {
@@ -113,9 +109,7 @@ if ! start_proxy "$PROXY_PORT" "$STATS"; then
 	exit 1
 fi
 
-export AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY
-export AWS_REGION=$REGION
-unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+use_test_credentials "$ACCESS_KEY" "$SECRET_KEY" "$REGION"
 export HOME=$WORK		# no ~/.aws files of the user
 export S3TOOL_COUNTERS=1
 

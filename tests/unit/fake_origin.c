@@ -381,6 +381,46 @@ static void apply_meta(struct fake_node *n, const struct origin_attr *attr,
 		n->mtime = attr->mtime;
 }
 
+/* Add a node of mode at path, which must not exist yet, in a folder that
+ * does.  fo->lock held.  Returns 0 with the node in *out, -EEXIST,
+ * -ENOENT or -ENOMEM. */
+static int create_node(struct fake_origin *fo, const char *path,
+		       mode_t mode, struct fake_node **out)
+{
+	if (find_node(fo, path))
+		return -EEXIST;
+	if (!parent_is_dir(fo, path))
+		return -ENOENT;
+	*out = add_node(fo, path, mode);
+	return *out ? 0 : -ENOMEM;
+}
+
+/*
+ * Give the file at path the size bytes of *data, which it owns from then
+ * on (*data becomes NULL), and the current time as mtime.  The file is
+ * created when missing and its folder exists.  fo->lock held.  Returns 0
+ * with the node in *out, -ENOENT or -ENOMEM.
+ */
+static int replace_data(struct fake_origin *fo, const char *path,
+			char **data, uint64_t size, struct fake_node **out)
+{
+	struct fake_node *n = find_node(fo, path);
+	int ret;
+
+	if (!n) {
+		ret = create_node(fo, path, S_IFREG | 0644, &n);
+		if (ret)
+			return ret;
+	}
+	free(n->data);
+	n->data = *data;
+	*data = NULL;
+	n->size = size;
+	clock_gettime(CLOCK_REALTIME, &n->mtime);
+	*out = n;
+	return 0;
+}
+
 static int fake_write(struct origin *o, const char *path, int fd,
 		      uint64_t size, const struct origin_attr *meta,
 		      struct origin_attr *result)
@@ -401,21 +441,9 @@ static int fake_write(struct origin *o, const char *path, int fd,
 		ret = -EISDIR;
 		goto out_unlock;
 	}
-	if (!n && !parent_is_dir(fo, path)) {
-		ret = -ENOENT;
+	ret = replace_data(fo, path, &data, size, &n);
+	if (ret)
 		goto out_unlock;
-	}
-	if (!n)
-		n = add_node(fo, path, S_IFREG | 0644);
-	if (!n) {
-		ret = -ENOMEM;
-		goto out_unlock;
-	}
-	free(n->data);
-	n->data = data;
-	data = NULL;
-	n->size = size;
-	clock_gettime(CLOCK_REALTIME, &n->mtime);
 	apply_meta(n, meta, meta->valid);
 	new_version(fo, n);
 	node_attr(n, result);
@@ -476,17 +504,9 @@ static int fake_mkdir(struct origin *o, const char *path,
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&fo->lock);
-	if (find_node(fo, path)) {
-		ret = -EEXIST;
-	} else if (!parent_is_dir(fo, path)) {
-		ret = -ENOENT;
-	} else {
-		n = add_node(fo, path, S_IFDIR | 0755);
-		if (!n)
-			ret = -ENOMEM;
-		else
-			apply_meta(n, meta, meta->valid);
-	}
+	ret = create_node(fo, path, S_IFDIR | 0755, &n);
+	if (ret == 0)
+		apply_meta(n, meta, meta->valid);
 	pthread_mutex_unlock(&fo->lock);
 	return ret;
 }
@@ -595,15 +615,10 @@ static int fake_symlink(struct origin *o, const char *target,
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&fo->lock);
-	if (find_node(fo, path)) {
-		ret = -EEXIST;
-	} else if (!parent_is_dir(fo, path)) {
-		ret = -ENOENT;
-	} else {
-		n = add_node(fo, path, S_IFLNK | 0777);
-		if (n)
-			n->data = strdup(target);
-		if (!n || !n->data)
+	ret = create_node(fo, path, S_IFLNK | 0777, &n);
+	if (ret == 0) {
+		n->data = strdup(target);
+		if (!n->data)
 			ret = -ENOMEM;
 		else
 			n->size = strlen(target);
@@ -708,30 +723,15 @@ int fake_put_file(struct fake_origin *fo, const char *path,
 {
 	char *copy = malloc(len ? len : 1);
 	struct fake_node *n;
-	int ret = 0;
+	int ret;
 
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, data, len);
 	pthread_mutex_lock(&fo->lock);
-	n = find_node(fo, path);
-	if (!n && !parent_is_dir(fo, path)) {
-		ret = -ENOENT;
-		goto out_unlock;
-	}
-	if (!n)
-		n = add_node(fo, path, S_IFREG | 0644);
-	if (!n) {
-		ret = -ENOMEM;
-		goto out_unlock;
-	}
-	free(n->data);
-	n->data = copy;
-	copy = NULL;
-	n->size = len;
-	clock_gettime(CLOCK_REALTIME, &n->mtime);
-	new_version(fo, n);
-out_unlock:
+	ret = replace_data(fo, path, &copy, len, &n);
+	if (ret == 0)
+		new_version(fo, n);
 	pthread_mutex_unlock(&fo->lock);
 	free(copy);
 	return ret;
@@ -739,15 +739,11 @@ out_unlock:
 
 int fake_put_dir(struct fake_origin *fo, const char *path)
 {
-	int ret = 0;
+	struct fake_node *n;
+	int ret;
 
 	pthread_mutex_lock(&fo->lock);
-	if (find_node(fo, path))
-		ret = -EEXIST;
-	else if (!parent_is_dir(fo, path))
-		ret = -ENOENT;
-	else if (!add_node(fo, path, S_IFDIR | 0755))
-		ret = -ENOMEM;
+	ret = create_node(fo, path, S_IFDIR | 0755, &n);
 	pthread_mutex_unlock(&fo->lock);
 	return ret;
 }
@@ -1011,6 +1007,67 @@ void test_env_free(struct test_env *env)
 	fake_origin_put(env->fo);
 	test_remove_tree(env->dir);
 	free(env);
+}
+
+struct test_env *test_env_create(void **state, const char *name_template,
+				 uint32_t chunk_size, uint64_t size_max,
+				 uint64_t ttl_ms)
+{
+	struct test_env *env = test_env_new(name_template, chunk_size,
+					    size_max, ttl_ms);
+
+	assert_non_null(env);
+	*state = env;
+	return env;
+}
+
+struct test_env *test_env_start(void **state, const char *name_template,
+				uint32_t chunk_size, uint64_t size_max,
+				uint64_t ttl_ms)
+{
+	struct test_env *env = test_env_create(state, name_template,
+					       chunk_size, size_max, ttl_ms);
+
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+int test_env_teardown(void **state)
+{
+	test_env_free(*state);
+	return 0;
+}
+
+struct cache_stats test_stats(struct cache *c)
+{
+	struct cache_stats st;
+
+	cache_get_stats(c, &st);
+	return st;
+}
+
+char *test_pattern_new(size_t len, uint64_t offset, unsigned seed)
+{
+	char *buf = malloc(len ? len : 1);
+
+	assert_non_null(buf);
+	test_fill_pattern(buf, len, offset, seed);
+	return buf;
+}
+
+void test_put_pattern(struct fake_origin *fo, const char *path, size_t size,
+		      unsigned seed)
+{
+	char *buf = test_pattern_new(size, 0, seed);
+
+	assert_int_equal(fake_put_file(fo, path, buf, size), 0);
+	free(buf);
+}
+
+void test_put_text(struct fake_origin *fo, const char *path,
+		   const char *text)
+{
+	assert_int_equal(fake_put_file(fo, path, text, strlen(text)), 0);
 }
 
 ssize_t test_read_path(struct cache *c, const char *path, void *buf,

@@ -155,6 +155,35 @@ void test_env_close(struct test_env *env);
 /* Close, remove the cache folder and free everything. */
 void test_env_free(struct test_env *env);
 
+/* Allocate an environment with test_env_new() and store it in *state
+ * for test_env_teardown().  Fails the test when that is not possible. */
+struct test_env *test_env_create(void **state, const char *name_template,
+				 uint32_t chunk_size, uint64_t size_max,
+				 uint64_t ttl_ms);
+
+/* Create an environment as test_env_create() does and open its cache.
+ * Fails the test unless the cache opens. */
+struct test_env *test_env_start(void **state, const char *name_template,
+				uint32_t chunk_size, uint64_t size_max,
+				uint64_t ttl_ms);
+
+/* A cmocka teardown for the environment in *state. */
+int test_env_teardown(void **state);
+
+/* The engine's counters, from cache_get_stats(). */
+struct cache_stats test_stats(struct cache *c);
+
+/* A buffer of len test_fill_pattern() bytes for offset and seed, which
+ * the caller frees.  Fails the test when out of memory. */
+char *test_pattern_new(size_t len, uint64_t offset, unsigned seed);
+
+/* Create path on the fake origin with size test_fill_pattern() bytes of
+ * seed, or with the bytes of text, failing the test unless that works. */
+void test_put_pattern(struct fake_origin *fo, const char *path, size_t size,
+		      unsigned seed);
+void test_put_text(struct fake_origin *fo, const char *path,
+		   const char *text);
+
 /* Open path read-only, read len bytes at offset and release it.  Returns
  * the byte count or a negative errno. */
 ssize_t test_read_path(struct cache *c, const char *path, void *buf,

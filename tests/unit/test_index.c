@@ -22,30 +22,8 @@
 
 static struct test_env *start(void **state, uint64_t size_max)
 {
-	struct test_env *env = test_env_new("cache-tests-index-XXXXXX", CS,
-					    size_max, 60000);
-
-	assert_non_null(env);
-	*state = env;
-	assert_int_equal(test_env_open(env), 0);
-	return env;
-}
-
-static int teardown(void **state)
-{
-	test_env_free(*state);
-	return 0;
-}
-
-static void put_pattern(struct fake_origin *fo, const char *path,
-			size_t size, unsigned seed)
-{
-	char *buf = malloc(size ? size : 1);
-
-	assert_non_null(buf);
-	test_fill_pattern(buf, size, 0, seed);
-	assert_int_equal(fake_put_file(fo, path, buf, size), 0);
-	free(buf);
+	return test_env_start(state, "cache-tests-index-XXXXXX", CS, size_max,
+			      60000);
 }
 
 /* Read chunks [first, first + count) of path, checking their bytes. */
@@ -65,14 +43,6 @@ static void read_chunks_ok(struct cache *c, const char *path,
 	}
 	free(buf);
 	free(want);
-}
-
-static struct cache_stats stats_of(struct cache *c)
-{
-	struct cache_stats st;
-
-	cache_get_stats(c, &st);
-	return st;
 }
 
 /* The path of the index of the open cache into buf. */
@@ -172,12 +142,12 @@ static void test_index_chunks_survive_reopen(void **state)
 	struct test_env *env = start(state, 64 * CS);
 	struct cache_stats st;
 
-	put_pattern(env->fo, "f", 3 * CS, 1);
+	test_put_pattern(env->fo, "f", 3 * CS, 1);
 	read_chunks_ok(env->c, "f", 0, 3, 1);
 	test_env_close(env);
 
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 3);
 	assert_int_equal(st.bytes_cached, 3 * CS);
 	assert_int_equal(st.objects_cached, 1);
@@ -192,7 +162,7 @@ static void test_index_check_time_expires(void **state)
 {
 	struct test_env *env = start(state, 64 * CS);
 
-	put_pattern(env->fo, "f", 2 * CS, 1);
+	test_put_pattern(env->fo, "f", 2 * CS, 1);
 	read_chunks_ok(env->c, "f", 0, 2, 1);
 	test_env_close(env);
 
@@ -209,14 +179,14 @@ static void test_index_torn_record_drops_only_it(void **state)
 	struct test_env *env = start(state, 64 * CS);
 	char path[PATH_MAX + 16];
 
-	put_pattern(env->fo, "f", 3 * CS, 2);
+	test_put_pattern(env->fo, "f", 3 * CS, 2);
 	read_chunks_ok(env->c, "f", 0, 3, 2);
 	index_path(env, path, sizeof(path));
 	test_env_close(env);
 	assert_int_equal(truncate(path, file_size(path) - 3), 0);
 
 	assert_int_equal(test_env_open(env), 0);
-	assert_int_equal(stats_of(env->c).chunks_cached, 2);
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
 	fake_reset_calls(env->fo);
 	read_chunks_ok(env->c, "f", 0, 3, 2);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
@@ -229,7 +199,7 @@ static void test_index_garbage_tail_ignored(void **state)
 	char path[PATH_MAX + 16];
 	off_t good;
 
-	put_pattern(env->fo, "f", 3 * CS, 3);
+	test_put_pattern(env->fo, "f", 3 * CS, 3);
 	read_chunks_ok(env->c, "f", 0, 3, 3);
 	index_path(env, path, sizeof(path));
 	for (size_t i = 0; i < sizeof(fills) / sizeof(fills[0]); i++) {
@@ -238,7 +208,7 @@ static void test_index_garbage_tail_ignored(void **state)
 		append_bytes(path, fills[i], 200);
 
 		assert_int_equal(test_env_open(env), 0);
-		assert_int_equal(stats_of(env->c).chunks_cached, 3);
+		assert_int_equal(test_stats(env->c).chunks_cached, 3);
 		/* The damaged tail was cut off. */
 		assert_int_equal(file_size(path), good);
 		fake_reset_calls(env->fo);
@@ -252,7 +222,7 @@ static void test_index_unknown_version_rejected(void **state)
 	struct test_env *env = start(state, 64 * CS);
 	char path[PATH_MAX + 16];
 
-	put_pattern(env->fo, "f", CS, 4);
+	test_put_pattern(env->fo, "f", CS, 4);
 	read_chunks_ok(env->c, "f", 0, 1, 4);
 	index_path(env, path, sizeof(path));
 	test_env_close(env);
@@ -272,7 +242,7 @@ static void test_index_bad_magic_rejected(void **state)
 	struct test_env *env = start(state, 64 * CS);
 	char path[PATH_MAX + 16];
 
-	put_pattern(env->fo, "f", CS, 5);
+	test_put_pattern(env->fo, "f", CS, 5);
 	read_chunks_ok(env->c, "f", 0, 1, 5);
 	index_path(env, path, sizeof(path));
 	test_env_close(env);
@@ -291,7 +261,7 @@ static void test_index_chunk_size_change_resets(void **state)
 	struct cache_stats st;
 	char buf[4096];
 
-	put_pattern(env->fo, "f", 3 * CS, 6);
+	test_put_pattern(env->fo, "f", 3 * CS, 6);
 	read_chunks_ok(env->c, "f", 0, 3, 6);
 	snprintf(root, sizeof(root), "%s", cache_path(env->c));
 	test_env_close(env);
@@ -299,7 +269,7 @@ static void test_index_chunk_size_change_resets(void **state)
 
 	env->cfg.chunk_size = 2 * CS;
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 0);
 	assert_int_equal(st.bytes_cached, 0);
 	assert_int_equal(st.objects_cached, 0);
@@ -321,7 +291,7 @@ static void test_index_compaction_keeps_content(void **state)
 
 	/* Three passes over 8 chunks through a 2-chunk budget log many
 	 * CHUNK and CHUNK_DEL records that a compaction drops. */
-	put_pattern(env->fo, "f", 8 * CS, 7);
+	test_put_pattern(env->fo, "f", 8 * CS, 7);
 	for (int pass = 0; pass < 3; pass++)
 		read_chunks_ok(env->c, "f", 0, 8, 7);
 	index_path(env, path, sizeof(path));
@@ -330,7 +300,7 @@ static void test_index_compaction_keeps_content(void **state)
 	assert_true(file_size(path) < before);
 
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 2);
 	assert_int_equal(st.bytes_cached, 2 * CS);
 	fake_reset_calls(env->fo);
@@ -346,7 +316,7 @@ static void test_index_compaction_stays_in_folder(void **state)
 	char stray[PATH_MAX + 16];
 	struct stat st;
 
-	put_pattern(env->fo, "f", CS, 8);
+	test_put_pattern(env->fo, "f", CS, 8);
 	read_chunks_ok(env->c, "f", 0, 1, 8);
 	test_env_close(env);
 	snprintf(stray, sizeof(stray), "%s/index", env->dir);
@@ -359,9 +329,9 @@ static void test_index_lru_order_survives_reopen(void **state)
 {
 	struct test_env *env = start(state, 2 * CS);
 
-	put_pattern(env->fo, "a", CS, 10);
-	put_pattern(env->fo, "b", CS, 11);
-	put_pattern(env->fo, "c", CS, 12);
+	test_put_pattern(env->fo, "a", CS, 10);
+	test_put_pattern(env->fo, "b", CS, 11);
+	test_put_pattern(env->fo, "c", CS, 12);
 	read_chunks_ok(env->c, "a", 0, 1, 10);
 	read_chunks_ok(env->c, "b", 0, 1, 11);
 	read_chunks_ok(env->c, "a", 0, 1, 10);
@@ -386,9 +356,9 @@ static void test_index_log_replays_without_compaction(void **state)
 	char path[PATH_MAX + 16], saved[PATH_MAX + 32];
 	struct cache_stats st;
 
-	put_pattern(env->fo, "a", CS, 20);
-	put_pattern(env->fo, "b", CS, 21);
-	put_pattern(env->fo, "c", CS, 22);
+	test_put_pattern(env->fo, "a", CS, 20);
+	test_put_pattern(env->fo, "b", CS, 21);
+	test_put_pattern(env->fo, "c", CS, 22);
 	read_chunks_ok(env->c, "a", 0, 1, 20);
 	read_chunks_ok(env->c, "b", 0, 1, 21);
 	read_chunks_ok(env->c, "c", 0, 1, 22);
@@ -400,7 +370,7 @@ static void test_index_log_replays_without_compaction(void **state)
 	unlink(saved);
 
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 2);
 	assert_int_equal(st.bytes_cached, 2 * CS);
 	assert_int_equal(st.objects_cached, 2);
@@ -417,13 +387,13 @@ static void test_index_budget_enforced_at_open(void **state)
 	struct test_env *env = start(state, 4 * CS);
 	struct cache_stats st;
 
-	put_pattern(env->fo, "f", 4 * CS, 30);
+	test_put_pattern(env->fo, "f", 4 * CS, 30);
 	read_chunks_ok(env->c, "f", 0, 4, 30);
 	test_env_close(env);
 
 	env->cfg.size_max = 2 * CS;
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.size_max, 2 * CS);
 	assert_true(st.bytes_cached <= st.size_max);
 }
@@ -434,13 +404,13 @@ static void test_index_rename_survives_reopen(void **state)
 	struct cache_file *f;
 	bool changed;
 
-	put_pattern(env->fo, "a", 2 * CS, 40);
+	test_put_pattern(env->fo, "a", 2 * CS, 40);
 	read_chunks_ok(env->c, "a", 0, 2, 40);
 	assert_int_equal(cache_rename(env->c, "a", "b", 0), 0);
 	test_env_close(env);
 
 	assert_int_equal(test_env_open(env), 0);
-	assert_int_equal(stats_of(env->c).chunks_cached, 2);
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
 	fake_reset_calls(env->fo);
 	read_chunks_ok(env->c, "b", 0, 2, 40);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
@@ -454,7 +424,7 @@ static void test_index_unlinked_object_not_restored(void **state)
 	char root[PATH_MAX];
 	struct cache_stats st;
 
-	put_pattern(env->fo, "f", 2 * CS, 50);
+	test_put_pattern(env->fo, "f", 2 * CS, 50);
 	read_chunks_ok(env->c, "f", 0, 2, 50);
 	snprintf(root, sizeof(root), "%s", cache_path(env->c));
 	assert_int_equal(cache_unlink(env->c, "f"), 0);
@@ -462,7 +432,7 @@ static void test_index_unlinked_object_not_restored(void **state)
 	assert_int_equal(count_data_files(root), 0);
 
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 0);
 	assert_int_equal(st.bytes_cached, 0);
 	assert_int_equal(st.objects_cached, 0);
@@ -473,15 +443,15 @@ static void test_index_new_version_replaces_old(void **state)
 	struct test_env *env = start(state, 64 * CS);
 	struct cache_stats st;
 
-	put_pattern(env->fo, "f", 2 * CS, 60);
+	test_put_pattern(env->fo, "f", 2 * CS, 60);
 	read_chunks_ok(env->c, "f", 0, 2, 60);
-	put_pattern(env->fo, "f", 2 * CS, 61);
+	test_put_pattern(env->fo, "f", 2 * CS, 61);
 	fake_clock_advance(env->cfg.ttl_ms + 1);
 	read_chunks_ok(env->c, "f", 0, 2, 61);
 	test_env_close(env);
 
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 2);
 	assert_int_equal(st.objects_cached, 1);
 	fake_reset_calls(env->fo);
@@ -494,35 +464,37 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_index_chunks_survive_reopen,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_check_time_expires,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_torn_record_drops_only_it,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_garbage_tail_ignored,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_unknown_version_rejected,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_bad_magic_rejected,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_chunk_size_change_resets,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_compaction_keeps_content,
-					  teardown),
-		cmocka_unit_test_teardown(
-			test_index_compaction_stays_in_folder, teardown),
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_index_compaction_stays_in_folder,
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_lru_order_survives_reopen,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_index_log_replays_without_compaction, teardown),
+			test_index_log_replays_without_compaction,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_index_budget_enforced_at_open,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_index_rename_survives_reopen,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_index_unlinked_object_not_restored, teardown),
+			test_index_unlinked_object_not_restored,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_index_new_version_replaces_old,
-					  teardown),
+					  test_env_teardown),
 	};
 
 	if (argc > 1)

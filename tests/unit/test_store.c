@@ -23,49 +23,17 @@
 
 static struct test_env *start(void **state, uint64_t size_max)
 {
-	struct test_env *env = test_env_new("cache-tests-store-XXXXXX", CS,
-					    size_max, 60000);
-
-	assert_non_null(env);
-	*state = env;
-	assert_int_equal(test_env_open(env), 0);
-	return env;
-}
-
-static int teardown(void **state)
-{
-	test_env_free(*state);
-	return 0;
-}
-
-static void put_pattern(struct fake_origin *fo, const char *path,
-			size_t size, unsigned seed)
-{
-	char *buf = malloc(size ? size : 1);
-
-	assert_non_null(buf);
-	test_fill_pattern(buf, size, 0, seed);
-	assert_int_equal(fake_put_file(fo, path, buf, size), 0);
-	free(buf);
+	return test_env_start(state, "cache-tests-store-XXXXXX", CS, size_max,
+			      60000);
 }
 
 static void assert_pattern(const void *buf, size_t len, uint64_t offset,
 			   unsigned seed)
 {
-	char *want = malloc(len ? len : 1);
+	char *want = test_pattern_new(len, offset, seed);
 
-	assert_non_null(want);
-	test_fill_pattern(want, len, offset, seed);
 	assert_memory_equal(buf, want, len);
 	free(want);
-}
-
-static struct cache_stats stats_of(struct cache *c)
-{
-	struct cache_stats st;
-
-	cache_get_stats(c, &st);
-	return st;
 }
 
 /* Read one whole chunk of path and check its bytes. */
@@ -87,7 +55,7 @@ static void test_store_tail_read_fetches_one_chunk(void **state)
 	uint64_t size = 16 * CS;
 	char buf[4096];
 
-	put_pattern(env->fo, "big", size, 1);
+	test_put_pattern(env->fo, "big", size, 1);
 	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
 					size - sizeof(buf)), sizeof(buf));
 	assert_pattern(buf, sizeof(buf), size - sizeof(buf), 1);
@@ -102,7 +70,7 @@ static void test_store_second_read_is_hit(void **state)
 	uint64_t size = 16 * CS;
 	char buf[4096];
 
-	put_pattern(env->fo, "big", size, 1);
+	test_put_pattern(env->fo, "big", size, 1);
 	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
 					size - sizeof(buf)), sizeof(buf));
 	memset(buf, 0, sizeof(buf));
@@ -119,14 +87,14 @@ static void test_store_stats_count_hits_misses(void **state)
 	struct cache_stats st;
 	char buf[4096];
 
-	put_pattern(env->fo, "big", size, 1);
+	test_put_pattern(env->fo, "big", size, 1);
 	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
 					size - sizeof(buf)), sizeof(buf));
 	assert_int_equal(test_read_path(env->c, "big", buf, sizeof(buf),
 					size - sizeof(buf)), sizeof(buf));
 	assert_int_equal(test_read_path(env->c, "big", buf, 100, 3 * CS),
 			 100);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.misses, 2);
 	assert_int_equal(st.hits, 1);
 	assert_int_equal(st.bytes_from_origin, 2 * CS);
@@ -146,7 +114,7 @@ static void test_store_read_spans_chunks(void **state)
 	char *buf = malloc(len);
 
 	assert_non_null(buf);
-	put_pattern(env->fo, "f", size, 2);
+	test_put_pattern(env->fo, "f", size, 2);
 	assert_int_equal(test_read_path(env->c, "f", buf, len, CS - 1000),
 			 len);
 	assert_pattern(buf, len, CS - 1000, 2);
@@ -167,24 +135,24 @@ static void test_store_budget_never_exceeded(void **state)
 	char *buf = malloc(CS);
 
 	assert_non_null(buf);
-	put_pattern(env->fo, "big", 12 * CS, 3);
-	put_pattern(env->fo, "other", 3 * CS, 4);
+	test_put_pattern(env->fo, "big", 12 * CS, 3);
+	test_put_pattern(env->fo, "other", 3 * CS, 4);
 	assert_int_equal(cache_file_open(env->c, "big", O_RDONLY, &f,
 					 &changed), 0);
 	for (uint32_t i = 0; i < 12; i++) {
 		assert_int_equal(cache_file_read(f, buf, CS,
 						 (uint64_t)i * CS), CS);
 		assert_pattern(buf, CS, (uint64_t)i * CS, 3);
-		st = stats_of(env->c);
+		st = test_stats(env->c);
 		assert_true(st.bytes_cached <= st.size_max);
 	}
 	for (uint32_t i = 0; i < 3; i++) {
 		read_chunk_ok(env->c, "other", i, 4);
-		st = stats_of(env->c);
+		st = test_stats(env->c);
 		assert_true(st.bytes_cached <= st.size_max);
 	}
 	cache_file_release(f);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.size_max, 4 * CS);
 	assert_int_equal(st.chunks_cached, 4);
 	assert_int_equal(st.bytes_cached, 4 * CS);
@@ -196,15 +164,15 @@ static void test_store_lru_evicts_least_recent(void **state)
 {
 	struct test_env *env = start(state, 2 * CS);
 
-	put_pattern(env->fo, "a", CS, 10);
-	put_pattern(env->fo, "b", CS, 11);
-	put_pattern(env->fo, "c", CS, 12);
+	test_put_pattern(env->fo, "a", CS, 10);
+	test_put_pattern(env->fo, "b", CS, 11);
+	test_put_pattern(env->fo, "c", CS, 12);
 	read_chunk_ok(env->c, "a", 0, 10);
 	read_chunk_ok(env->c, "b", 0, 11);
 	read_chunk_ok(env->c, "a", 0, 10);
 	read_chunk_ok(env->c, "c", 0, 12);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 3);
-	assert_int_equal(stats_of(env->c).evictions, 1);
+	assert_int_equal(test_stats(env->c).evictions, 1);
 
 	/* a was used after b, so b went and a stayed. */
 	read_chunk_ok(env->c, "a", 0, 10);
@@ -222,8 +190,8 @@ static void test_store_open_file_chunks_evictable(void **state)
 	char *buf = malloc(CS);
 
 	assert_non_null(buf);
-	put_pattern(env->fo, "a", 2 * CS, 20);
-	put_pattern(env->fo, "b", 2 * CS, 21);
+	test_put_pattern(env->fo, "a", 2 * CS, 20);
+	test_put_pattern(env->fo, "b", 2 * CS, 21);
 	assert_int_equal(cache_file_open(env->c, "a", O_RDONLY, &f,
 					 &changed), 0);
 	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
@@ -232,7 +200,7 @@ static void test_store_open_file_chunks_evictable(void **state)
 	/* a stays open while b takes the whole budget. */
 	read_chunk_ok(env->c, "b", 0, 21);
 	read_chunk_ok(env->c, "b", 1, 21);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.evictions, 2);
 	assert_true(st.bytes_cached <= st.size_max);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 4);
@@ -268,7 +236,7 @@ static void test_store_concurrent_readers_fetch_once(void **state)
 	struct cache_stats st;
 	bool changed;
 
-	put_pattern(env->fo, "f", 2 * CS, 30);
+	test_put_pattern(env->fo, "f", 2 * CS, 30);
 	for (int i = 0; i < READERS; i++) {
 		readers[i].buf = malloc(CS);
 		assert_non_null(readers[i].buf);
@@ -290,7 +258,7 @@ static void test_store_concurrent_readers_fetch_once(void **state)
 		cache_file_release(readers[i].f);
 		free(readers[i].buf);
 	}
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.misses, 1);
 	assert_int_equal(st.hits, READERS - 1);
 }
@@ -342,7 +310,7 @@ static void test_store_corrupt_chunk_refetched(void **state)
 	char root[PATH_MAX], file[2 * PATH_MAX];
 	struct cache_stats st;
 
-	put_pattern(env->fo, "f", 2 * CS, 40);
+	test_put_pattern(env->fo, "f", 2 * CS, 40);
 	read_chunk_ok(env->c, "f", 0, 40);
 	read_chunk_ok(env->c, "f", 1, 40);
 	snprintf(root, sizeof(root), "%s", cache_path(env->c));
@@ -354,13 +322,13 @@ static void test_store_corrupt_chunk_refetched(void **state)
 	fake_reset_calls(env->fo);
 	read_chunk_ok(env->c, "f", 0, 40);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.checksum_failures, 1);
 
 	/* The intact chunk passes its check and is a hit. */
 	read_chunk_ok(env->c, "f", 1, 40);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
-	assert_int_equal(stats_of(env->c).checksum_failures, 1);
+	assert_int_equal(test_stats(env->c).checksum_failures, 1);
 }
 
 /* Readers that find the same damaged chunk after a restart drop it once
@@ -373,7 +341,7 @@ static void test_store_corrupt_chunk_concurrent(void **state)
 	pthread_t threads[READERS];
 	bool changed;
 
-	put_pattern(env->fo, "f", CS, 41);
+	test_put_pattern(env->fo, "f", CS, 41);
 	read_chunk_ok(env->c, "f", 0, 41);
 	snprintf(root, sizeof(root), "%s", cache_path(env->c));
 	test_env_close(env);
@@ -400,7 +368,7 @@ static void test_store_corrupt_chunk_concurrent(void **state)
 		cache_file_release(readers[i].f);
 		free(readers[i].buf);
 	}
-	assert_int_equal(stats_of(env->c).checksum_failures, 1);
+	assert_int_equal(test_stats(env->c).checksum_failures, 1);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
 }
 
@@ -411,10 +379,10 @@ static void test_store_origin_error_caches_nothing(void **state)
 	char *buf = malloc(CS);
 
 	assert_non_null(buf);
-	put_pattern(env->fo, "f", CS, 50);
+	test_put_pattern(env->fo, "f", CS, 50);
 	fake_fail_next(env->fo, FAKE_READ, 1, EIO);
 	assert_int_equal(test_read_path(env->c, "f", buf, CS, 0), -EIO);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 0);
 	assert_int_equal(st.bytes_cached, 0);
 	assert_int_equal(st.misses, 0);
@@ -422,7 +390,7 @@ static void test_store_origin_error_caches_nothing(void **state)
 	/* The next read requests the chunk again and succeeds. */
 	read_chunk_ok(env->c, "f", 0, 50);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 2);
-	assert_int_equal(stats_of(env->c).chunks_cached, 1);
+	assert_int_equal(test_stats(env->c).chunks_cached, 1);
 	free(buf);
 }
 
@@ -443,7 +411,7 @@ static void test_store_unstorable_chunk_frees_budget(void **state)
 	int fd;
 
 	assert_non_null(buf);
-	put_pattern(env->fo, "f", 2 * CS, 60);
+	test_put_pattern(env->fo, "f", 2 * CS, 60);
 	/* The first object has id 1: its data file is data/01/<id>. */
 	snprintf(path, sizeof(path), "%s/data/01", cache_path(env->c));
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
@@ -457,7 +425,7 @@ static void test_store_unstorable_chunk_frees_budget(void **state)
 		assert_int_equal(cache_file_read(f, buf, CS, off), CS);
 		assert_pattern(buf, CS, off, 60);
 	}
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 0);
 	assert_int_equal(st.bytes_cached, 0);
 	cache_file_release(f);
@@ -468,11 +436,10 @@ static void test_store_unstorable_chunk_frees_budget(void **state)
 /* Open the cache with readahead of four chunks. */
 static struct test_env *start_readahead(void **state)
 {
-	struct test_env *env = test_env_new("cache-tests-store-XXXXXX", CS,
-					    64 * CS, 60000);
+	struct test_env *env = test_env_create(state,
+					       "cache-tests-store-XXXXXX", CS,
+					       64 * CS, 60000);
 
-	assert_non_null(env);
-	*state = env;
 	env->cfg.readahead = 4 * CS;
 	assert_int_equal(test_env_open(env), 0);
 	return env;
@@ -495,7 +462,7 @@ static void test_store_readahead_sequential(void **state)
 	bool changed;
 
 	assert_non_null(buf);
-	put_pattern(env->fo, "f", 16 * CS, 40);
+	test_put_pattern(env->fo, "f", 16 * CS, 40);
 	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
 			 0);
 	/* Windows of 1, 2 and 4 chunks: 1, then 2-3, then 3-6. */
@@ -505,7 +472,7 @@ static void test_store_readahead_sequential(void **state)
 		assert_pattern(buf, CS, (uint64_t)i * CS, 40);
 	}
 	assert_int_equal(wait_for_reads(env->fo, 7), 7);
-	assert_int_equal(stats_of(env->c).chunks_cached, 7);
+	assert_int_equal(test_stats(env->c).chunks_cached, 7);
 	for (uint32_t i = 3; i < 7; i++) {
 		assert_int_equal(cache_file_read(f, buf, CS, (uint64_t)i * CS),
 				 CS);
@@ -525,20 +492,19 @@ static void test_store_readahead_sequential(void **state)
  */
 static void read_through_runs(void **state, bool cut, bool retry)
 {
-	struct test_env *env = test_env_new("cache-tests-store-XXXXXX", CS,
-					    128 * CS, 60000);
+	struct test_env *env = test_env_create(state,
+					       "cache-tests-store-XXXXXX", CS,
+					       128 * CS, 60000);
 	char *buf = malloc(CS);
 	struct cache_file *f;
 	struct cache_stats st;
 	bool changed;
 
-	assert_non_null(env);
 	assert_non_null(buf);
-	*state = env;
 	env->cfg.readahead = 16 * CS;
 	fake_enable_stream(env->fo);
 	assert_int_equal(test_env_open(env), 0);
-	put_pattern(env->fo, "f", 64 * CS - 1000, 42);
+	test_put_pattern(env->fo, "f", 64 * CS - 1000, 42);
 	if (cut)
 		fake_cut_next_stream(env->fo, 2 * CS + CS / 2, retry);
 	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
@@ -551,7 +517,7 @@ static void read_through_runs(void **state, bool cut, bool retry)
 		assert_pattern(buf, want, (uint64_t)i * CS, 42);
 	}
 	cache_file_release(f);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 64);
 	assert_int_equal(st.bytes_from_origin, 64 * CS - 1000);
 	assert_in_range(fake_calls(env->fo, FAKE_READ), 2, 32);
@@ -585,7 +551,7 @@ static void test_store_readahead_out_of_order(void **state)
 	struct cache_file *f;
 	bool changed;
 
-	put_pattern(env->fo, "f", 16 * CS, 43);
+	test_put_pattern(env->fo, "f", 16 * CS, 43);
 	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
 			 0);
 	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
@@ -595,7 +561,7 @@ static void test_store_readahead_out_of_order(void **state)
 	}
 	/* Windows of 1, 2, 2, 4 and 4 chunks: chunks 0-6 in all. */
 	assert_int_equal(wait_for_reads(env->fo, 7), 7);
-	assert_int_equal(stats_of(env->c).chunks_cached, 7);
+	assert_int_equal(test_stats(env->c).chunks_cached, 7);
 	cache_file_release(f);
 }
 
@@ -607,7 +573,7 @@ static void test_store_readahead_not_random(void **state)
 	struct cache_file *f;
 	bool changed;
 
-	put_pattern(env->fo, "f", 16 * CS, 41);
+	test_put_pattern(env->fo, "f", 16 * CS, 41);
 	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
 			 0);
 	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
@@ -618,7 +584,7 @@ static void test_store_readahead_not_random(void **state)
 		assert_pattern(buf, sizeof(buf), off, 41);
 	}
 	assert_int_equal(wait_for_reads(env->fo, 4), 4);
-	assert_int_equal(stats_of(env->c).chunks_cached, 4);
+	assert_int_equal(test_stats(env->c).chunks_cached, 4);
 	cache_file_release(f);
 }
 
@@ -633,7 +599,7 @@ static void test_store_read_fd_cached_range(void **state)
 	int fd = -1;
 
 	assert_non_null(buf);
-	put_pattern(env->fo, "f", 3 * CS + 100, 50);
+	test_put_pattern(env->fo, "f", 3 * CS + 100, 50);
 	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
 			 0);
 	/* Nothing cached yet: the caller must read through the engine. */
@@ -650,11 +616,11 @@ static void test_store_read_fd_cached_range(void **state)
 	cache_read_unpin(env->c, &pin);
 	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
 			 0);
-	assert_int_equal(stats_of(env->c).bytes_zero_copy, CS);
+	assert_int_equal(test_stats(env->c).bytes_zero_copy, CS);
 
 	/* Half cached, half not: all or nothing. */
 	assert_int_equal(cache_file_read_fd(f, CS + 10, CS, &fd, &n, &pin), 0);
-	assert_int_equal(stats_of(env->c).bytes_zero_copy, CS);
+	assert_int_equal(test_stats(env->c).bytes_zero_copy, CS);
 	cache_file_release(f);
 	free(buf);
 }
@@ -663,42 +629,46 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(
-			test_store_tail_read_fetches_one_chunk, teardown),
+			test_store_tail_read_fetches_one_chunk,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_store_second_read_is_hit,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_stats_count_hits_misses,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_read_spans_chunks,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_budget_never_exceeded,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_lru_evicts_least_recent,
-					  teardown),
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_open_file_chunks_evictable,
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_store_open_file_chunks_evictable, teardown),
-		cmocka_unit_test_teardown(
-			test_store_concurrent_readers_fetch_once, teardown),
+			test_store_concurrent_readers_fetch_once,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_store_corrupt_chunk_refetched,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_read_fd_cached_range,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_sequential,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_not_random,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_out_of_order,
-					  teardown),
-		cmocka_unit_test_teardown(test_store_readahead_runs, teardown),
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_readahead_runs, test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_run_retried,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_run_failed,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_corrupt_chunk_concurrent,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_store_origin_error_caches_nothing, teardown),
+			test_store_origin_error_caches_nothing,
+			test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_store_unstorable_chunk_frees_budget, teardown),
+			test_store_unstorable_chunk_frees_budget,
+			test_env_teardown),
 	};
 
 	if (argc > 1)

@@ -23,32 +23,14 @@
 
 static struct test_env *create(void **state)
 {
-	struct test_env *env = test_env_new("cache-tests-ttl-XXXXXX", CS,
-					    64 * CS, TTL_MS);
-
-	assert_non_null(env);
-	*state = env;
-	return env;
+	return test_env_create(state, "cache-tests-ttl-XXXXXX", CS, 64 * CS,
+			       TTL_MS);
 }
 
 static struct test_env *start(void **state)
 {
-	struct test_env *env = create(state);
-
-	assert_int_equal(test_env_open(env), 0);
-	return env;
-}
-
-static int teardown(void **state)
-{
-	test_env_free(*state);
-	return 0;
-}
-
-static void put_text(struct fake_origin *fo, const char *path,
-		     const char *text)
-{
-	assert_int_equal(fake_put_file(fo, path, text, strlen(text)), 0);
+	return test_env_start(state, "cache-tests-ttl-XXXXXX", CS, 64 * CS,
+			      TTL_MS);
 }
 
 /* Read path whole through a new handle and compare it with text. */
@@ -59,14 +41,6 @@ static void assert_reads(struct cache *c, const char *path, const char *text)
 
 	assert_int_equal(n, strlen(text));
 	assert_string_equal(buf, text);
-}
-
-static struct cache_stats stats_of(struct cache *c)
-{
-	struct cache_stats st;
-
-	cache_get_stats(c, &st);
-	return st;
 }
 
 struct notes {
@@ -122,7 +96,7 @@ static void test_ttl_open_within_ttl_skips_stat(void **state)
 {
 	struct test_env *env = start(state);
 
-	put_text(env->fo, "f", "first");
+	test_put_text(env->fo, "f", "first");
 	assert_reads(env->c, "f", "first");
 	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
 	fake_clock_advance(TTL_MS / 2);
@@ -135,12 +109,12 @@ static void test_ttl_open_after_ttl_stats_once(void **state)
 {
 	struct test_env *env = start(state);
 
-	put_text(env->fo, "f", "first");
+	test_put_text(env->fo, "f", "first");
 	assert_reads(env->c, "f", "first");
 	fake_clock_advance(TTL_MS + 1);
 	assert_reads(env->c, "f", "first");
 	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 2);
-	assert_int_equal(stats_of(env->c).revalidations, 1);
+	assert_int_equal(test_stats(env->c).revalidations, 1);
 	/* Confirmed again: trusted for another ttl. */
 	assert_reads(env->c, "f", "first");
 	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 2);
@@ -153,7 +127,7 @@ static void test_ttl_zero_ttl_checks_every_open(void **state)
 
 	env->cfg.ttl_ms = 0;
 	assert_int_equal(test_env_open(env), 0);
-	put_text(env->fo, "f", "first");
+	test_put_text(env->fo, "f", "first");
 	for (int i = 1; i <= 3; i++) {
 		assert_reads(env->c, "f", "first");
 		assert_int_equal(fake_calls(env->fo, FAKE_STAT), i);
@@ -170,14 +144,14 @@ static void test_ttl_change_seen_after_ttl(void **state)
 	bool changed;
 
 	cache_set_invalidate(env->c, note_invalidate, &notes);
-	put_text(env->fo, "f", "AAAA");
+	test_put_text(env->fo, "f", "AAAA");
 	assert_reads(env->c, "f", "AAAA");
 	/* Same size, new version: only the version string differs. */
-	put_text(env->fo, "f", "BBBB");
+	test_put_text(env->fo, "f", "BBBB");
 
 	fake_clock_advance(TTL_MS / 2);
 	assert_reads(env->c, "f", "AAAA");
-	assert_int_equal(stats_of(env->c).invalidations, 0);
+	assert_int_equal(test_stats(env->c).invalidations, 0);
 	assert_int_equal(notes.calls, 0);
 
 	fake_clock_advance(TTL_MS / 2 + 100);
@@ -187,7 +161,7 @@ static void test_ttl_change_seen_after_ttl(void **state)
 	assert_int_equal(cache_file_read(f, buf, sizeof(buf) - 1, 0), 4);
 	assert_string_equal(buf, "BBBB");
 	cache_file_release(f);
-	assert_int_equal(stats_of(env->c).invalidations, 1);
+	assert_int_equal(test_stats(env->c).invalidations, 1);
 	assert_int_equal(notes.calls, 1);
 	assert_string_equal(notes.path, "f");
 }
@@ -197,10 +171,10 @@ static void test_ttl_getattr_within_attr_ttl(void **state)
 	struct test_env *env = start(state);
 	struct origin_attr attr;
 
-	put_text(env->fo, "g", "1234");
+	test_put_text(env->fo, "g", "1234");
 	assert_int_equal(cache_getattr(env->c, "g", &attr), 0);
 	assert_int_equal(attr.size, 4);
-	put_text(env->fo, "g", "123456");
+	test_put_text(env->fo, "g", "123456");
 	assert_int_equal(cache_getattr(env->c, "g", &attr), 0);
 	assert_int_equal(attr.size, 4);
 	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
@@ -225,7 +199,7 @@ static void test_ttl_negative_cached_within_neg_ttl(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
 
 	/* Created behind the cache's back: unseen until neg_ttl passed. */
-	put_text(env->fo, "missing", "here");
+	test_put_text(env->fo, "missing", "here");
 	fake_clock_advance(TTL_MS / 2);
 	assert_int_equal(cache_getattr(env->c, "missing", &attr), -ENOENT);
 	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
@@ -259,15 +233,15 @@ static void test_ttl_listing_cached_within_dir_ttl(void **state)
 	struct names n;
 
 	assert_int_equal(fake_put_dir(env->fo, "d"), 0);
-	put_text(env->fo, "d/x", "xx");
-	put_text(env->fo, "d/y", "yyy");
+	test_put_text(env->fo, "d/x", "xx");
+	test_put_text(env->fo, "d/y", "yyy");
 	n = list_dir(env->c, "d");
 	assert_int_equal(n.count, 2);
 	assert_true(find_name(&n, "x") >= 0);
 	assert_true(find_name(&n, "y") >= 0);
 
 	/* Added behind the cache's back: unseen until dir_ttl passed. */
-	put_text(env->fo, "d/z", "z");
+	test_put_text(env->fo, "d/z", "z");
 	fake_clock_advance(TTL_MS / 2);
 	n = list_dir(env->c, "d");
 	assert_int_equal(n.count, 2);
@@ -286,7 +260,7 @@ static void test_ttl_lookup_from_listing_no_stat(void **state)
 	struct origin_attr attr;
 
 	assert_int_equal(fake_put_dir(env->fo, "d"), 0);
-	put_text(env->fo, "d/x", "xx");
+	test_put_text(env->fo, "d/x", "xx");
 	list_dir(env->c, "d");
 	assert_int_equal(cache_getattr(env->c, "d/x", &attr), 0);
 	assert_true(S_ISREG(attr.mode));
@@ -303,7 +277,7 @@ static void test_ttl_created_file_in_cached_listing(void **state)
 	struct names n;
 	int i;
 
-	put_text(env->fo, "old", "o");
+	test_put_text(env->fo, "old", "o");
 	n = list_dir(env->c, "");
 	assert_int_equal(n.count, 1);
 
@@ -336,12 +310,12 @@ static void test_ttl_removed_file_dropped_after_ttl(void **state)
 	struct origin_attr attr;
 
 	cache_set_invalidate(env->c, note_invalidate, &notes);
-	put_text(env->fo, "f", "gone soon");
+	test_put_text(env->fo, "f", "gone soon");
 	assert_reads(env->c, "f", "gone soon");
 	assert_int_equal(fake_remove(env->fo, "f"), 0);
 	fake_clock_advance(TTL_MS + 1);
 	assert_int_equal(cache_getattr(env->c, "f", &attr), -ENOENT);
-	assert_int_equal(stats_of(env->c).chunks_cached, 0);
+	assert_int_equal(test_stats(env->c).chunks_cached, 0);
 	assert_int_equal(notes.calls, 1);
 }
 
@@ -350,7 +324,7 @@ static void test_ttl_origin_down_serves_cached(void **state)
 	struct test_env *env = start(state);
 	struct origin_attr attr;
 
-	put_text(env->fo, "f", "cached");
+	test_put_text(env->fo, "f", "cached");
 	assert_reads(env->c, "f", "cached");
 	fake_clock_advance(TTL_MS + 1);
 	fake_fail_next(env->fo, FAKE_STAT, 2, EIO);
@@ -410,33 +384,37 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_ttl_open_within_ttl_skips_stat,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_open_after_ttl_stats_once,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_zero_ttl_checks_every_open,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_seen_after_ttl,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_getattr_within_attr_ttl,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_ttl_negative_cached_within_neg_ttl, teardown),
+			test_ttl_negative_cached_within_neg_ttl,
+			test_env_teardown),
+		cmocka_unit_test_teardown(test_ttl_neg_ttl_zero_asks_every_time,
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_ttl_neg_ttl_zero_asks_every_time, teardown),
-		cmocka_unit_test_teardown(
-			test_ttl_listing_cached_within_dir_ttl, teardown),
+			test_ttl_listing_cached_within_dir_ttl,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_lookup_from_listing_no_stat,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_ttl_created_file_in_cached_listing, teardown),
+			test_ttl_created_file_in_cached_listing,
+			test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_ttl_removed_file_dropped_after_ttl, teardown),
+			test_ttl_removed_file_dropped_after_ttl,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_origin_down_serves_cached,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_during_read_fails,
-					  teardown),
-		cmocka_unit_test_teardown(
-			test_ttl_change_before_read_switches, teardown),
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_ttl_change_before_read_switches,
+					  test_env_teardown),
 	};
 
 	if (argc > 1)

@@ -22,33 +22,8 @@
 
 static struct test_env *start(void **state)
 {
-	struct test_env *env = test_env_new("cache-tests-write-XXXXXX", CS,
-					    64 * CS, 60000);
-
-	assert_non_null(env);
-	*state = env;
-	assert_int_equal(test_env_open(env), 0);
-	return env;
-}
-
-static int teardown(void **state)
-{
-	test_env_free(*state);
-	return 0;
-}
-
-static struct cache_stats stats_of(struct cache *c)
-{
-	struct cache_stats st;
-
-	cache_get_stats(c, &st);
-	return st;
-}
-
-static void put_text(struct fake_origin *fo, const char *path,
-		     const char *text)
-{
-	assert_int_equal(fake_put_file(fo, path, text, strlen(text)), 0);
+	return test_env_start(state, "cache-tests-write-XXXXXX", CS, 64 * CS,
+			      60000);
 }
 
 /* Create path on the fake origin with size pattern bytes, and return
@@ -56,10 +31,8 @@ static void put_text(struct fake_origin *fo, const char *path,
 static char *put_pattern(struct fake_origin *fo, const char *path,
 			 size_t size, unsigned seed)
 {
-	char *buf = malloc(size ? size : 1);
+	char *buf = test_pattern_new(size, 0, seed);
 
-	assert_non_null(buf);
-	test_fill_pattern(buf, size, 0, seed);
 	assert_int_equal(fake_put_file(fo, path, buf, size), 0);
 	return buf;
 }
@@ -129,7 +102,7 @@ static void test_write_failed_commit_keeps_old(void **state)
 	struct test_env *env = start(state);
 	struct cache_file *f;
 
-	put_text(env->fo, "f", old);
+	test_put_text(env->fo, "f", old);
 	test_assert_cache_has(env->c, "f", old, strlen(old));
 	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
 		f = open_file(env->c, "f", O_WRONLY);
@@ -153,7 +126,7 @@ static void test_write_failed_commit_not_retried(void **state)
 	struct test_env *env = start(state);
 	struct cache_file *f;
 
-	put_text(env->fo, "f", old);
+	test_put_text(env->fo, "f", old);
 	f = open_file(env->c, "f", O_WRONLY);
 	assert_int_equal(cache_file_write(f, "NEW", 3, 0), 3);
 	fake_fail_next(env->fo, FAKE_WRITE, 1, EIO);
@@ -218,7 +191,7 @@ static void test_write_partial_overwrite_uploads_all(void **state)
 	 * version. */
 	test_assert_cache_has(env->c, "big", want, size);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 6);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 6);
 	assert_int_equal(st.bytes_cached, size);
 	free(want);
@@ -342,7 +315,7 @@ static void test_write_o_trunc_replaces_content(void **state)
 	struct test_env *env = start(state);
 	struct cache_file *f;
 
-	put_text(env->fo, "t", "a long old content");
+	test_put_text(env->fo, "t", "a long old content");
 	test_assert_cache_has(env->c, "t", "a long old content", 18);
 	f = open_file(env->c, "t", O_WRONLY | O_TRUNC);
 	assert_int_equal(cache_file_write(f, "new", 3, 0), 3);
@@ -400,7 +373,7 @@ static void test_write_unlink_open_file_reads(void **state)
 					 &changed), -ENOENT);
 	assert_false(listed(env->c, "", "u"));
 	cache_file_release(f);
-	assert_int_equal(stats_of(env->c).chunks_cached, 0);
+	assert_int_equal(test_stats(env->c).chunks_cached, 0);
 	free(want);
 	free(buf);
 }
@@ -467,38 +440,40 @@ static void test_write_second_commit_uploads_both(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(
-			test_write_create_commit_stores_bytes, teardown),
+		cmocka_unit_test_teardown(test_write_create_commit_stores_bytes,
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_failed_commit_keeps_old,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_write_failed_create_leaves_nothing, teardown),
+			test_write_failed_create_leaves_nothing,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_write_failed_commit_not_retried,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(
-			test_write_partial_overwrite_uploads_all, teardown),
-		cmocka_unit_test_teardown(
-			test_write_partial_overwrite_uncached, teardown),
-		cmocka_unit_test_teardown(
-			test_write_read_after_commit_sees_new, teardown),
+			test_write_partial_overwrite_uploads_all,
+			test_env_teardown),
+		cmocka_unit_test_teardown(test_write_partial_overwrite_uncached,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_read_after_commit_sees_new,
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_truncate_down_up,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_setattr_size_truncates,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_past_eof_leaves_zeros,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_o_trunc_replaces_content,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_rename_moves_cached,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_unlink_open_file_reads,
-					  teardown),
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_unlink_uncommitted_file,
-					  teardown),
-		cmocka_unit_test_teardown(
-			test_write_committed_survives_reopen, teardown),
-		cmocka_unit_test_teardown(
-			test_write_second_commit_uploads_both, teardown),
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_committed_survives_reopen,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_second_commit_uploads_both,
+					  test_env_teardown),
 	};
 
 	if (argc > 1)

@@ -148,11 +148,9 @@ static void worker_join(void)
 static struct test_env *start(void **state, uint64_t delay_ms,
 			      uint64_t max_dirty)
 {
-	struct test_env *env = test_env_new("wb-tests-XXXXXX", CS, 64 * CS,
-					    60000);
+	struct test_env *env = test_env_create(state, "wb-tests-XXXXXX", CS,
+					       64 * CS, 60000);
 
-	assert_non_null(env);
-	*state = env;
 	env->cfg.write_mode = WRITE_BACK;
 	env->cfg.writeback_delay_ms = delay_ms;
 	env->cfg.max_dirty = max_dirty;
@@ -176,14 +174,6 @@ static int teardown(void **state)
 	memset(&worker, 0, sizeof(worker));
 	test_env_free(*state);
 	return 0;
-}
-
-static struct cache_stats stats_of(struct cache *c)
-{
-	struct cache_stats st;
-
-	cache_get_stats(c, &st);
-	return st;
 }
 
 static uint64_t real_ms(void)
@@ -219,7 +209,7 @@ static bool wait_uploads_done(struct cache *c, uint64_t n)
 {
 	uint64_t deadline = real_ms() + POLL_MS;
 
-	while (stats_of(c).uploads_done < n) {
+	while (test_stats(c).uploads_done < n) {
 		if (real_ms() > deadline)
 			return false;
 		sleep_ms(5);
@@ -232,7 +222,7 @@ static bool wait_retries(struct cache *c, uint64_t n)
 {
 	uint64_t deadline = real_ms() + POLL_MS;
 
-	while (stats_of(c).upload_retries < n) {
+	while (test_stats(c).upload_retries < n) {
 		if (real_ms() > deadline)
 			return false;
 		sleep_ms(5);
@@ -317,7 +307,7 @@ static void test_writeback_close_is_local(void **state)
 	test_assert_cache_has(env->c, "f", want, size);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_pending, 1);
 	assert_int_equal(st.dirty_bytes, size);
 	assert_int_equal(st.uploads_done, 0);
@@ -343,7 +333,7 @@ static void test_writeback_delay_respected(void **state)
 	assert_true(wait_uploads_done(env->c, 1));
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 	test_assert_origin_has(env->fo, "d", "delayed", 7);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_done, 1);
 	assert_int_equal(st.dirty_bytes, 0);
 	assert_int_equal(st.uploads_pending, 0);
@@ -367,8 +357,8 @@ static void test_writeback_rewrite_uploaded_once(void **state)
 		else
 			assert_int_equal(commit_replace(env->c, "r", text,
 							len), 0);
-		assert_int_equal(stats_of(env->c).dirty_bytes, len);
-		assert_int_equal(stats_of(env->c).uploads_pending, 1);
+		assert_int_equal(test_stats(env->c).dirty_bytes, len);
+		assert_int_equal(test_stats(env->c).uploads_pending, 1);
 		advance(env->c, 1000);
 	}
 	sleep_ms(QUIET_MS);
@@ -379,8 +369,8 @@ static void test_writeback_rewrite_uploaded_once(void **state)
 	sleep_ms(QUIET_MS);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 	test_assert_origin_has(env->fo, "r", text, len);
-	assert_int_equal(stats_of(env->c).uploads_pending, 0);
-	assert_int_equal(stats_of(env->c).dirty_bytes, 0);
+	assert_int_equal(test_stats(env->c).uploads_pending, 0);
+	assert_int_equal(test_stats(env->c).dirty_bytes, 0);
 }
 
 static void test_writeback_failure_retried_with_backoff(void **state)
@@ -395,7 +385,7 @@ static void test_writeback_failure_retried_with_backoff(void **state)
 
 	/* First attempt, at once (no quiet time), fails. */
 	assert_true(wait_retries(env->c, 1));
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_failed, 1);
 	assert_int_equal(st.uploads_pending, 1);
 	assert_int_equal(st.dirty_bytes, size);
@@ -407,7 +397,7 @@ static void test_writeback_failure_retried_with_backoff(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 	advance(env->c, 2);
 	assert_true(wait_retries(env->c, 2));
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.upload_retries, 2);
 	assert_int_equal(st.uploads_failed, 1);
 	assert_int_equal(st.uploads_done, 0);
@@ -419,7 +409,7 @@ static void test_writeback_failure_retried_with_backoff(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 2);
 	advance(env->c, 501);
 	assert_true(wait_uploads_done(env->c, 1));
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.upload_retries, 2);
 	assert_int_equal(st.uploads_failed, 0);
 	assert_int_equal(st.uploads_pending, 0);
@@ -443,7 +433,7 @@ static void test_writeback_permanent_failure_kept(void **state)
 		advance(env->c, 10 * 60 * 1000);
 		sleep_ms(50);
 	}
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_pending, 1);
 	assert_int_equal(st.uploads_failed, 1);
 	assert_int_equal(st.dirty_bytes, 8);
@@ -452,13 +442,13 @@ static void test_writeback_permanent_failure_kept(void **state)
 	assert_false(fake_exists(env->fo, "p"));
 
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), -EIO);
-	assert_int_equal(stats_of(env->c).uploads_pending, 1);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
 	test_assert_cache_has(env->c, "p", "precious", 8);
 
 	fake_fail_next(env->fo, FAKE_WRITE, 0, 0);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
 	test_assert_origin_has(env->fo, "p", "precious", 8);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_pending, 0);
 	assert_int_equal(st.uploads_failed, 0);
 	assert_int_equal(st.uploads_done, 1);
@@ -493,8 +483,8 @@ static void test_writeback_backpressure_waits(void **state)
 		assert_int_equal(cache_file_commit(f[i]), 0);
 		cache_file_release(f[i]);
 	}
-	assert_int_equal(stats_of(env->c).dirty_bytes, 3 * CS);
-	assert_int_equal(stats_of(env->c).uploads_pending, 3);
+	assert_int_equal(test_stats(env->c).dirty_bytes, 3 * CS);
+	assert_int_equal(test_stats(env->c).uploads_pending, 3);
 
 	assert_int_equal(cache_file_create(env->c, "g", 0644, getuid(),
 					   getgid(), &g), 0);
@@ -507,7 +497,7 @@ static void test_writeback_backpressure_waits(void **state)
 	 * they stay in the closed gate. */
 	deadline = real_ms() + 300;
 	while (real_ms() < deadline) {
-		uint64_t dirty = stats_of(env->c).dirty_bytes;
+		uint64_t dirty = test_stats(env->c).dirty_bytes;
 
 		if (dirty > max_seen)
 			max_seen = dirty;
@@ -515,12 +505,12 @@ static void test_writeback_backpressure_waits(void **state)
 	}
 	assert_false(atomic_load(&worker.done));
 	assert_true(gate_waiting() > 0);
-	assert_int_equal(stats_of(env->c).uploads_done, 0);
+	assert_int_equal(test_stats(env->c).uploads_done, 0);
 
 	gate_set(false);
 	deadline = real_ms() + POLL_MS;
 	while (!atomic_load(&worker.done) && real_ms() < deadline) {
-		uint64_t dirty = stats_of(env->c).dirty_bytes;
+		uint64_t dirty = test_stats(env->c).dirty_bytes;
 
 		if (dirty > max_seen)
 			max_seen = dirty;
@@ -529,19 +519,19 @@ static void test_writeback_backpressure_waits(void **state)
 	assert_true(atomic_load(&worker.done));
 	worker_join();
 	assert_int_equal(worker.result, CS);
-	assert_true(stats_of(env->c).uploads_done >= 2);
+	assert_true(test_stats(env->c).uploads_done >= 2);
 	assert_true(max_seen <= 2 * CS + CS);
 
 	assert_int_equal(cache_file_commit(g), 0);
 	cache_file_release(g);
-	assert_true(stats_of(env->c).dirty_bytes <= 2 * CS + CS);
+	assert_true(test_stats(env->c).dirty_bytes <= 2 * CS + CS);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
 	for (int i = 0; i < 3; i++) {
 		test_assert_origin_has(env->fo, names[i], data[i], CS);
 		free(data[i]);
 	}
 	test_assert_origin_has(env->fo, "g", more, CS);
-	assert_int_equal(stats_of(env->c).dirty_bytes, 0);
+	assert_int_equal(test_stats(env->c).dirty_bytes, 0);
 	free(more);
 }
 
@@ -583,8 +573,8 @@ static void test_writeback_flush_subtree(void **state)
 	assert_false(fake_exists(env->fo, "b/z"));
 	assert_false(fake_exists(env->fo, "ab"));
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 2);
-	assert_int_equal(stats_of(env->c).uploads_pending, 2);
-	assert_int_equal(stats_of(env->c).dirty_bytes, 6);
+	assert_int_equal(test_stats(env->c).uploads_pending, 2);
+	assert_int_equal(test_stats(env->c).dirty_bytes, 6);
 
 	assert_true(p.calls >= 2);
 	assert_true(p.calls <= PROGRESS_MAX);
@@ -606,7 +596,7 @@ static void test_writeback_unlink_pending_cancels(void **state)
 	assert_int_equal(commit_new(env->c, "k", "kept", 4), 0);
 	assert_int_equal(dirty_files(env->c), 2);
 	assert_int_equal(cache_unlink(env->c, "u"), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_pending, 1);
 	assert_int_equal(st.dirty_bytes, 4);
 	assert_int_equal(dirty_files(env->c), 1);
@@ -622,7 +612,7 @@ static void test_writeback_unlink_pending_cancels(void **state)
 
 	test_env_close(env);
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_pending, 0);
 	assert_int_equal(st.dirty_bytes, 0);
 	assert_int_equal(dirty_files(env->c), 0);
@@ -640,12 +630,12 @@ static void test_writeback_unlink_then_recreate(void **state)
 	assert_int_equal(commit_new(env->c, "u", "first", 5), 0);
 	assert_int_equal(cache_unlink(env->c, "u"), 0);
 	assert_int_equal(commit_new(env->c, "u", "second", 6), 0);
-	assert_int_equal(stats_of(env->c).uploads_pending, 1);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
 	test_assert_cache_has(env->c, "u", "second", 6);
 
 	test_env_close(env);
 	reopen_held(env);
-	assert_int_equal(stats_of(env->c).uploads_pending, 1);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
 	gate_set(false);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
 	test_assert_origin_has(env->fo, "u", "second", 6);
@@ -661,13 +651,13 @@ static void test_writeback_rename_pending_moves(void **state)
 	assert_int_equal(cache_rename(env->c, "old", "new", 0), 0);
 	assert_int_equal(cache_getattr(env->c, "old", &attr), -ENOENT);
 	test_assert_cache_has(env->c, "new", "moved", 5);
-	assert_int_equal(stats_of(env->c).uploads_pending, 1);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
 
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
 	test_assert_origin_has(env->fo, "new", "moved", 5);
 	assert_false(fake_exists(env->fo, "old"));
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
-	assert_int_equal(stats_of(env->c).uploads_pending, 0);
+	assert_int_equal(test_stats(env->c).uploads_pending, 0);
 }
 
 /* The journal records the new name, so a restart uploads it there. */
@@ -680,7 +670,7 @@ static void test_writeback_rename_pending_survives_reopen(void **state)
 	test_env_close(env);
 
 	reopen_held(env);
-	assert_int_equal(stats_of(env->c).uploads_pending, 1);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
 	gate_set(false);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
 	test_assert_origin_has(env->fo, "new", "moved", 5);
@@ -709,7 +699,7 @@ static void test_writeback_journal_replay_after_close(void **state)
 	 * so that they stay pending while the test looks at them. */
 	fake_fail_next(env->fo, FAKE_WRITE, 1000, EIO);
 	assert_int_equal(test_env_open(env), 0);
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_pending, 3);
 	assert_int_equal(st.dirty_bytes, sizes[0] + sizes[1] + sizes[2]);
 	for (int i = 0; i < 3; i++) {
@@ -725,7 +715,7 @@ static void test_writeback_journal_replay_after_close(void **state)
 		test_assert_origin_has(env->fo, names[i], data[i], sizes[i]);
 		free(data[i]);
 	}
-	st = stats_of(env->c);
+	st = test_stats(env->c);
 	assert_int_equal(st.uploads_pending, 0);
 	assert_int_equal(st.dirty_bytes, 0);
 	assert_int_equal(st.uploads_done, 3);
@@ -743,8 +733,8 @@ static void test_writeback_fsync_origin_uploads(void **state)
 	assert_int_equal(cache_file_fsync(f), 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 	test_assert_origin_has(env->fo, "s", "synced", 6);
-	assert_int_equal(stats_of(env->c).uploads_pending, 0);
-	assert_int_equal(stats_of(env->c).dirty_bytes, 0);
+	assert_int_equal(test_stats(env->c).uploads_pending, 0);
+	assert_int_equal(test_stats(env->c).dirty_bytes, 0);
 	cache_file_release(f);
 
 	/* Nothing new to upload after the release. */
@@ -764,8 +754,8 @@ static void test_writeback_fsync_local_journal(void **state)
 	assert_int_equal(cache_file_write(f, "synced", 6, 0), 6);
 	assert_int_equal(cache_file_fsync(f), 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 0);
-	assert_int_equal(stats_of(env->c).uploads_pending, 1);
-	assert_int_equal(stats_of(env->c).dirty_bytes, 6);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
+	assert_int_equal(test_stats(env->c).dirty_bytes, 6);
 	assert_int_equal(dirty_files(env->c), 1);
 	cache_file_release(f);
 	sleep_ms(QUIET_MS);
@@ -773,8 +763,8 @@ static void test_writeback_fsync_local_journal(void **state)
 
 	test_env_close(env);
 	reopen_held(env);
-	assert_int_equal(stats_of(env->c).uploads_pending, 1);
-	assert_int_equal(stats_of(env->c).dirty_bytes, 6);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
+	assert_int_equal(test_stats(env->c).dirty_bytes, 6);
 	gate_set(false);
 	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
 	test_assert_origin_has(env->fo, "s", "synced", 6);
@@ -890,8 +880,8 @@ static void test_writeback_replay_duplicate_path(void **state)
 	/* Replayed files may be uploaded at once: hold them pending. */
 	fake_fail_next(env->fo, FAKE_WRITE, 1000, EIO);
 	assert_int_equal(test_env_open(env), 0);
-	assert_int_equal(stats_of(env->c).uploads_pending, 1);
-	assert_int_equal(stats_of(env->c).dirty_bytes, 5);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
+	assert_int_equal(test_stats(env->c).dirty_bytes, 5);
 	test_assert_cache_has(env->c, "x", "newer", 5);
 	fake_fail_next(env->fo, FAKE_WRITE, 0, 0);
 	fake_reset_calls(env->fo);
