@@ -210,8 +210,11 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 	c->next_id = 1;
 	list_init(&c->lru);
 	list_init(&c->wb_list);
+	list_init(&c->listing_age);
+	list_init(&c->prefetches);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->fetched, NULL);
+	pthread_cond_init(&c->prefetched, NULL);
 	c->root = origin_folder(cfg, origin);
 	c->cfg.dir = NULL;	/* the caller's string; use c->root */
 	if (!c->root || htab_init(&c->objects) < 0 ||
@@ -271,6 +274,7 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
+	prefetch_stop_all(c);
 	if (c->ra_tail)
 		store_ra_stop(c);
 	if (c->journal)
@@ -296,6 +300,7 @@ void cache_close(struct cache *c)
 	origin_free(c->origin);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->fetched);
+	pthread_cond_destroy(&c->prefetched);
 	free(c->root);
 	free(c);
 }
@@ -470,6 +475,22 @@ static bool record_stat(struct cache *c, const char *path, int ret,
 	return false;
 }
 
+/* cached_attr(), after waiting for a prefetch in flight that may still
+ * store the listing of path's parent.  Lock held. */
+static int cached_attr_after_prefetch(struct cache *c, const char *path,
+				      struct origin_attr *attr)
+{
+	char parent[4096];
+	int ret = cached_attr(c, path, attr);
+
+	if (ret != 1 || path[0] == '\0' || htab_get(&c->objects, path))
+		return ret;
+	path_split(path, parent, sizeof(parent));
+	if (prefetch_wait(c, parent))
+		ret = cached_attr(c, path, attr);
+	return ret;
+}
+
 int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
 {
 	struct object *obj;
@@ -477,7 +498,7 @@ int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	ret = cached_attr(c, path, attr);
+	ret = cached_attr_after_prefetch(c, path, attr);
 	pthread_mutex_unlock(&c->lock);
 	if (ret <= 0)
 		return ret;
@@ -539,46 +560,35 @@ static void merge_shadow(void *arg, const char *key, void *value)
 	listing_add(m->l, name, &attr);
 }
 
-/* Fetch a listing from the origin and cache it with its entries. */
-static int fetch_listing(struct cache *c, const char *dir)
+void cache_install_listing(struct cache *c, const char *dir,
+			   struct listing *l)
 {
-	struct list_collect lc = { .l = calloc(1, sizeof(struct listing)) };
-	struct merge_state m = { .c = c, .dir = dir, .l = lc.l };
+	struct merge_state m = { .c = c, .dir = dir, .l = l };
 	char path[4096];
-	int ret;
 
-	if (!lc.l)
-		return -ENOMEM;
-	ret = c->origin->ops->list(c->origin, dir, collect_entry, &lc);
-	if (ret < 0) {
-		listing_free(lc.l);
-		return ret;
-	}
-	listing_sort(lc.l);
-
-	pthread_mutex_lock(&c->lock);
 	htab_for_each(&c->shadows, merge_shadow, &m);
-	listing_sort(lc.l);
-	for (size_t i = 0; i < lc.l->count; i++) {
-		struct dir_entry *e = &lc.l->entries[i];
+	listing_sort(l);
+	for (size_t i = 0; i < l->count; i++) {
+		struct dir_entry *e = &l->entries[i];
 
 		snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "",
 			 e->name);
 		if (!htab_get(&c->objects, path))
 			meta_attr_set(c, path, &e->attr);
 	}
-	meta_listing_store(c, dir, lc.l);
-	pthread_mutex_unlock(&c->lock);
-	return 0;
+	meta_listing_store(c, dir, l);
 }
 
-/* Copy the cached listing of dir, with local attributes where newer. */
-static struct listing *copy_listing(struct cache *c, const char *dir)
+/* Copy the cached listing of dir, with local attributes where newer;
+ * NULL when there is none, or only an expired one and fresh is set. */
+static struct listing *copy_listing(struct cache *c, const char *dir,
+				    bool fresh)
 {
 	struct listing *l = meta_listing_get(c, dir), *copy;
 	char path[4096];
 
-	if (!l || !cache_is_fresh(l->fetched_ms, c->cfg.dir_ttl_ms))
+	if (!l || (fresh && !cache_is_fresh(l->fetched_ms,
+					    c->cfg.dir_ttl_ms)))
 		return NULL;
 	copy = calloc(1, sizeof(*copy));
 	for (size_t i = 0; copy && i < l->count; i++) {
@@ -595,19 +605,46 @@ static struct listing *copy_listing(struct cache *c, const char *dir)
 	return copy;
 }
 
+/* Fetch a listing from the origin, cache it with its entries, and
+ * return a copy in *out (NULL when out of memory). */
+static int fetch_listing(struct cache *c, const char *dir,
+			 struct listing **out)
+{
+	struct list_collect lc = { .l = calloc(1, sizeof(struct listing)) };
+	int ret;
+
+	*out = NULL;
+	if (!lc.l)
+		return -ENOMEM;
+	ret = c->origin->ops->list(c->origin, dir, collect_entry, &lc);
+	if (ret < 0) {
+		listing_free(lc.l);
+		return ret;
+	}
+	listing_sort(lc.l);
+
+	pthread_mutex_lock(&c->lock);
+	cache_install_listing(c, dir, lc.l);
+	*out = copy_listing(c, dir, false);
+	if (*out)
+		prefetch_start(c, dir, *out);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
 int cache_readdir(struct cache *c, const char *path, cache_readdir_fn fn,
 		  void *arg)
 {
 	struct listing *l;
-	int ret = 0;
+	int ret;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
-		pthread_mutex_lock(&c->lock);
-		l = copy_listing(c, path);
-		pthread_mutex_unlock(&c->lock);
-		if (l)
-			break;
-		ret = fetch_listing(c, path);
+	pthread_mutex_lock(&c->lock);
+	l = copy_listing(c, path, true);
+	if (!l && prefetch_wait(c, path))
+		l = copy_listing(c, path, true);
+	pthread_mutex_unlock(&c->lock);
+	if (!l) {
+		ret = fetch_listing(c, path, &l);
 		if (ret < 0)
 			return ret;
 	}

@@ -33,6 +33,10 @@ struct cache_config {
 	uint64_t attr_ttl_ms;	/* attributes of files and directories */
 	uint64_t neg_ttl_ms;	/* "does not exist"; 0 disables */
 	uint64_t dir_ttl_ms;	/* directory listings */
+	uint64_t dir_prefetch;	/* entries one recursive listing of a
+				 * subtree may cover; 0 disables it */
+	uint64_t dir_entries_max;	/* cached listing entries kept at
+					 * most; 0 picks the default */
 	uint64_t readahead;	/* bytes fetched ahead of a sequential
 				 * reader, at most; 0 disables */
 	enum write_mode write_mode;

@@ -137,6 +137,10 @@ struct listing {
 	struct dir_entry *entries;
 	size_t count, alloc;
 	uint64_t fetched_ms;
+	/* While in cache.listings: its key, and its place in
+	 * cache.listing_age. */
+	char *dir;
+	struct list_node age;
 };
 
 struct index;
@@ -168,6 +172,8 @@ struct cache {
 	struct htab shadows;	/* path -> struct shadow */
 	struct htab attrs;	/* path -> struct attr_entry */
 	struct htab listings;	/* dir path -> struct listing */
+	struct list_node listing_age;	/* stored listings, oldest first */
+	uint64_t listing_entries;	/* entries of stored listings */
 	struct list_node lru;
 	struct chunk_slab *chunk_slabs;	/* memory of every struct chunk */
 	struct list_node *chunk_free;	/* free chunks, by lru.next */
@@ -188,6 +194,12 @@ struct cache {
 	pthread_cond_t ra_wake;
 	bool ra_stop;
 	uint64_t readaheads;	/* chunks queued by readahead */
+
+	/* Listing prefetch, under lock. */
+	struct list_node prefetches;	/* struct prefetch in flight */
+	pthread_cond_t prefetched;	/* a prefetch stored or ended */
+	unsigned prefetch_running;
+	bool prefetch_stop;
 
 	/* Write-back, under lock. */
 	struct journal *journal;
@@ -259,6 +271,39 @@ void listing_free(struct listing *l);
 void meta_release(struct cache *c);
 void meta_rename_prefix(struct cache *c, const char *from, const char *to);
 
+/*
+ * prefetch.c: the listings of a subtree from one recursive origin
+ * listing (origin_ops.list_tree).  The builder turns the entries of such
+ * a listing into the listing of each directory, and passes each one to
+ * done once the listing has gone past it: a directory whose run of
+ * entries is cut off is never passed.  done owns the listing it gets.
+ */
+struct tree_builder;
+typedef void (*tree_done_fn)(void *arg, const char *dir, struct listing *l);
+struct tree_builder *tree_builder_new(const char *root, tree_done_fn done,
+				      void *arg);
+/* Add the next entry of the listing.  Returns 0 or -ENOMEM. */
+int tree_builder_add(struct tree_builder *b,
+		     const struct origin_tree_entry *e,
+		     const struct origin_attr *dir_attr);
+/* The listing reached its end: pass every directory still open. */
+void tree_builder_finish(struct tree_builder *b);
+/* Free the builder and the listings it has not passed on. */
+void tree_builder_free(struct tree_builder *b);
+
+/* After dir was listed with subdirectories, start a recursive listing of
+ * dir in the background when none covers it yet.  Lock held. */
+void prefetch_start(struct cache *c, const char *dir,
+		    const struct listing *l);
+/* Wait (lock held, released while waiting) while a prefetch in flight may
+ * still store the listing of dir.  Returns true when it waited. */
+bool prefetch_wait(struct cache *c, const char *dir);
+/* The cached listing of dir changed here, or with subtree set also those
+ * below it: prefetches that might store an older one stop.  Lock held. */
+void prefetch_note_change(struct cache *c, const char *dir, bool subtree);
+/* Stop every prefetch and wait for their threads to end.  Unlocked. */
+void prefetch_stop_all(struct cache *c);
+
 /* cache.c: helpers shared with file.c. */
 bool cache_is_fresh(uint64_t since_ms, uint64_t ttl_ms);
 void cache_notify(struct cache *c, const char *path);
@@ -270,6 +315,10 @@ void cache_default_attr(struct origin_attr *attr, mode_t mode, uid_t uid,
 			gid_t gid);
 void cache_record_created(struct cache *c, const char *path,
 			  const struct origin_attr *attr);
+/* Store a listing fetched from the origin, merged with files not on the
+ * origin yet, and the attributes of its entries.  Lock held. */
+void cache_install_listing(struct cache *c, const char *dir,
+			   struct listing *l);
 /* Pin the current version of path, checking it when ttl has passed. */
 int cache_acquire_object(struct cache *c, const char *path,
 			 struct object **out, bool *changed);

@@ -186,26 +186,68 @@ void listing_free(struct listing *l)
 	for (size_t i = 0; i < l->count; i++)
 		free(l->entries[i].name);
 	free(l->entries);
+	free(l->dir);
 	free(l);
 }
+
+/* Cached listing entries kept at most, over all listings, unless
+ * dir_entries_max sets another bound.  Past it whole listings are
+ * dropped, oldest first: they are only a cache. */
+#define LISTING_ENTRIES_MAX 1000000
 
 struct listing *meta_listing_get(struct cache *c, const char *dir)
 {
 	return htab_get(&c->listings, dir);
 }
 
+/* Remove the listing of dir from the cache and free it. */
+static void drop_listing(struct cache *c, const char *dir)
+{
+	struct listing *l = htab_remove(&c->listings, dir);
+
+	if (!l)
+		return;
+	list_del(&l->age);
+	c->listing_entries -= l->count;
+	listing_free(l);
+}
+
+/* Drop the oldest listings while over the bound, keeping the newest one
+ * even when it alone exceeds the bound. */
+static void trim_listings(struct cache *c)
+{
+	uint64_t max = c->cfg.dir_entries_max ? c->cfg.dir_entries_max :
+						LISTING_ENTRIES_MAX;
+
+	while (c->listing_entries > max &&
+	       c->listing_age.next != c->listing_age.prev) {
+		struct listing *oldest = list_entry(c->listing_age.next,
+						    struct listing, age);
+
+		drop_listing(c, oldest->dir);
+	}
+}
+
 void meta_listing_store(struct cache *c, const char *dir,
 			struct listing *l)
 {
-	meta_listing_forget(c, dir);
+	drop_listing(c, dir);
 	l->fetched_ms = clock_now_ms();
-	if (htab_put(&c->listings, dir, l) < 0)
+	free(l->dir);
+	l->dir = strdup(dir);
+	if (!l->dir || htab_put(&c->listings, dir, l) < 0) {
 		listing_free(l);
+		return;
+	}
+	list_add_tail(&c->listing_age, &l->age);
+	c->listing_entries += l->count;
+	trim_listings(c);
 }
 
 void meta_listing_forget(struct cache *c, const char *dir)
 {
-	listing_free(htab_remove(&c->listings, dir));
+	prefetch_note_change(c, dir, false);
+	drop_listing(c, dir);
 }
 
 /* Insert or update the entry of path in its parent's cached listing. */
@@ -217,6 +259,7 @@ void meta_listing_update(struct cache *c, const char *path,
 	struct listing *l = htab_get(&c->listings, parent);
 	struct dir_entry *e;
 
+	prefetch_note_change(c, parent, false);
 	if (!l)
 		return;
 	e = listing_find(l, name);
@@ -224,10 +267,13 @@ void meta_listing_update(struct cache *c, const char *path,
 		e->attr = *attr;
 		return;
 	}
-	if (listing_add(l, name, attr) < 0)
-		meta_listing_forget(c, parent);
-	else
-		listing_sort(l);
+	if (listing_add(l, name, attr) < 0) {
+		drop_listing(c, parent);
+		return;
+	}
+	listing_sort(l);
+	c->listing_entries++;
+	trim_listings(c);
 }
 
 void meta_listing_remove(struct cache *c, const char *path)
@@ -238,6 +284,7 @@ void meta_listing_remove(struct cache *c, const char *path)
 	struct dir_entry *e;
 	size_t i;
 
+	prefetch_note_change(c, parent, false);
 	if (!l)
 		return;
 	e = listing_find(l, name);
@@ -247,6 +294,7 @@ void meta_listing_remove(struct cache *c, const char *path)
 	free(e->name);
 	memmove(e, e + 1, (l->count - i - 1) * sizeof(*e));
 	l->count--;
+	c->listing_entries--;
 }
 
 struct collect {
@@ -276,31 +324,34 @@ static void collect_below(void *arg, const char *key, void *value)
 		col->count++;
 }
 
-static void forget_below(struct htab *t, const char *dir,
-			 void (*drop)(void *value))
+/* Collect the keys of t at and below dir; the caller frees them. */
+static void collect_keys_below(struct htab *t, const char *dir,
+			       struct collect *col)
 {
-	struct collect col = { .dir = dir };
-
-	htab_for_each(t, collect_below, &col);
-	for (size_t i = 0; i < col.count; i++) {
-		drop(htab_remove(t, col.keys[i]));
-		free(col.keys[i]);
-	}
-	free(col.keys);
-}
-
-static void drop_listing(void *value)
-{
-	listing_free(value);
+	col->dir = dir;
+	htab_for_each(t, collect_below, col);
 }
 
 /* After a rename of from to to, cached metadata at and below from is
  * dropped: the next access asks the origin. */
 void meta_rename_prefix(struct cache *c, const char *from, const char *to)
 {
-	(void)to;
-	forget_below(&c->attrs, from, free);
-	forget_below(&c->listings, from, drop_listing);
+	struct collect attrs = { 0 }, listings = { 0 };
+
+	prefetch_note_change(c, from, true);
+	prefetch_note_change(c, to, true);
+	collect_keys_below(&c->attrs, from, &attrs);
+	for (size_t i = 0; i < attrs.count; i++) {
+		free(htab_remove(&c->attrs, attrs.keys[i]));
+		free(attrs.keys[i]);
+	}
+	free(attrs.keys);
+	collect_keys_below(&c->listings, from, &listings);
+	for (size_t i = 0; i < listings.count; i++) {
+		drop_listing(c, listings.keys[i]);
+		free(listings.keys[i]);
+	}
+	free(listings.keys);
 }
 
 static void free_attr(void *arg, const char *key, void *value)

@@ -84,6 +84,28 @@ typedef int (*origin_sink_fn)(void *arg, uint64_t pos, const void *data,
 /* A sink that copies each piece to (char *)arg + pos. */
 int origin_sink_copy(void *arg, uint64_t pos, const void *data, size_t n);
 
+/*
+ * One entry of a recursive listing.  path is relative to the listed
+ * directory and may contain '/'.  A path ending in '/' names a directory
+ * known only from a marker, or from a key below it that no name can
+ * carry; attr then holds what list() reports for that directory.
+ */
+struct origin_tree_entry {
+	const char *path;
+	struct origin_attr attr;
+};
+
+struct origin_tree_page {
+	const struct origin_tree_entry *entries;
+	size_t count;
+	/* What list() reports for a directory seen only as a prefix. */
+	struct origin_attr dir_attr;
+};
+
+/* Called once per page of list_tree().  A non-zero return stops the
+ * listing and is returned by list_tree(). */
+typedef int (*origin_tree_fn)(void *arg, const struct origin_tree_page *p);
+
 struct origin;
 
 struct origin_ops {
@@ -95,6 +117,17 @@ struct origin_ops {
 	/* Stream the entries of a directory, "." and ".." excluded. */
 	int (*list)(struct origin *o, const char *dir, origin_list_fn fn,
 		    void *arg);
+
+	/*
+	 * Optional (NULL where unsupported): list every entry below dir at
+	 * any depth, one page at a time, for prefetching the listings of a
+	 * subtree.  Entries come in the byte order of their origin keys, so
+	 * the entries below any one directory come in one run.  list() of
+	 * any directory below dir gives the names that these paths imply,
+	 * with the same attributes.  Returns 0 after the last page.
+	 */
+	int (*list_tree)(struct origin *o, const char *dir, origin_tree_fn fn,
+			 void *arg);
 
 	/*
 	 * Read up to len bytes at offset into buf; *done receives the count,

@@ -1193,6 +1193,18 @@ static int s3_stat(struct origin *o, const char *path,
 
 /* ---- list ------------------------------------------------------------- */
 
+/* Whether one path component of a listed key can be an entry name; logs
+ * the keys it rejects. */
+static bool name_is_valid(const char *name, const char *encoded)
+{
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+		log_debug("s3: skipped listed key %s: not a valid name",
+			  encoded);
+		return false;
+	}
+	return true;
+}
+
 /* Return the entry name of a listed key below prefix, or NULL (with a
  * debug line) when no path component can carry it. */
 static const char *entry_name(const char *key, const char *prefix,
@@ -1209,12 +1221,18 @@ static const char *entry_name(const char *key, const char *prefix,
 	name = key + plen;
 	if (!*name)
 		return NULL;	/* the directory's own marker */
-	if (!strcmp(name, ".") || !strcmp(name, "..")) {
-		log_debug("s3: skipped listed key %s: not a valid name",
-			  encoded);
-		return NULL;
-	}
-	return name;
+	return name_is_valid(name, encoded) ? name : NULL;
+}
+
+static void file_attr(const struct s3_list_entry *entry,
+		      struct origin_attr *attr)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->mode = DEFAULT_FILE_MODE;
+	attr->size = entry->size;
+	attr->mtime = entry->mtime;
+	attr->valid = ORIGIN_ATTR_MTIME;
+	snprintf(attr->version, sizeof(attr->version), "%s", entry->etag);
 }
 
 static int emit_file(const struct s3_list_entry *entry, const char *prefix,
@@ -1226,13 +1244,7 @@ static int emit_file(const struct s3_list_entry *entry, const char *prefix,
 	int rc = 0;
 
 	if (name) {
-		memset(&attr, 0, sizeof(attr));
-		attr.mode = DEFAULT_FILE_MODE;
-		attr.size = entry->size;
-		attr.mtime = entry->mtime;
-		attr.valid = ORIGIN_ATTR_MTIME;
-		snprintf(attr.version, sizeof(attr.version), "%s",
-			 entry->etag);
+		file_attr(entry, &attr);
 		rc = fn(arg, name, &attr);
 	}
 	free(key);
@@ -1309,12 +1321,14 @@ static int emit_page(const struct s3_list_page *page, const char *prefix,
 	return rc;
 }
 
-/* NOTE: an object "a" and a prefix "a/" that fall on different pages
- * are both emitted, so the callback receives the name twice. */
-static int s3_list(struct origin *o, const char *dir, origin_list_fn fn,
-		   void *arg)
+typedef int (*page_fn)(const struct s3_list_page *page, const char *prefix,
+		       void *arg);
+
+/* Fetch every ListObjectsV2 page of the keys below dir, grouped by
+ * delimiter unless it is NULL, and pass each page to fn. */
+static int list_pages(struct s3_origin *so, const char *dir,
+		      const char *delimiter, page_fn fn, void *arg)
 {
-	struct s3_origin *so = s3_of(o);
 	char *prefix = key_of(so, dir, true);
 	char *token = NULL;
 	bool first = true;
@@ -1325,7 +1339,7 @@ static int s3_list(struct origin *o, const char *dir, origin_list_fn fn,
 	do {
 		struct s3_list_page page;
 
-		rc = list_page(so, prefix, "/", token, NULL,
+		rc = list_page(so, prefix, delimiter, token, NULL,
 			       so->list_max_keys, &page);
 		if (rc)
 			break;
@@ -1333,7 +1347,7 @@ static int s3_list(struct origin *o, const char *dir, origin_list_fn fn,
 		if (first && *dir && !page.nentries && !page.nprefixes)
 			rc = -ENOENT;
 		if (!rc)
-			rc = emit_page(&page, prefix, fn, arg);
+			rc = fn(&page, prefix, arg);
 		free(token);
 		token = NULL;
 		if (!rc && page.truncated && page.next_token) {
@@ -1347,6 +1361,115 @@ static int s3_list(struct origin *o, const char *dir, origin_list_fn fn,
 	free(token);
 	free(prefix);
 	return rc;
+}
+
+struct list_target {
+	origin_list_fn fn;
+	void *arg;
+};
+
+static int list_one_page(const struct s3_list_page *page, const char *prefix,
+			 void *arg)
+{
+	struct list_target *t = arg;
+
+	return emit_page(page, prefix, t->fn, t->arg);
+}
+
+/* NOTE: an object "a" and a prefix "a/" that fall on different pages
+ * are both emitted, so the callback receives the name twice. */
+static int s3_list(struct origin *o, const char *dir, origin_list_fn fn,
+		   void *arg)
+{
+	struct list_target t = { .fn = fn, .arg = arg };
+
+	return list_pages(s3_of(o), dir, "/", list_one_page, &t);
+}
+
+/*
+ * Map a decoded key of a recursive listing below prefix to the path that
+ * the delimited listings imply, in place.  Each component must be a
+ * valid entry name: at the first one that is not, the path ends with the
+ * directory above it ("a/./x" gives "a/").  Returns NULL when nothing is
+ * left.
+ */
+static char *tree_path(char *key, const char *prefix, const char *encoded)
+{
+	char *rel = (char *)entry_name(key, prefix, encoded);
+	char *p, *slash;
+	bool valid;
+
+	if (!rel)
+		return NULL;
+	for (p = rel; (slash = strchr(p, '/')); p = slash + 1) {
+		*slash = '\0';
+		valid = name_is_valid(p, encoded);
+		*slash = '/';
+		if (!valid)
+			break;
+	}
+	if (!slash && (!*p || name_is_valid(p, encoded)))
+		return rel;
+	if (p == rel)
+		return NULL;
+	*p = '\0';	/* keep "dir/" up to the invalid component */
+	return rel;
+}
+
+struct tree_target {
+	origin_tree_fn fn;
+	void *arg;
+};
+
+static int tree_one_page(const struct s3_list_page *page, const char *prefix,
+			 void *arg)
+{
+	struct tree_target *t = arg;
+	struct origin_tree_entry *entries;
+	struct origin_tree_page tp = { 0 };
+	char **keys;
+	int rc = -ENOMEM;
+
+	entries = calloc(page->nentries + 1, sizeof(*entries));
+	keys = calloc(page->nentries + 1, sizeof(*keys));
+	if (!entries || !keys)
+		goto out_free;
+	dir_attr(&tp.dir_attr);
+	for (size_t i = 0; i < page->nentries; i++) {
+		const struct s3_list_entry *e = &page->entries[i];
+		struct origin_tree_entry *te = &entries[tp.count];
+		const char *path;
+
+		keys[i] = decode_listed(e->key);
+		path = keys[i] ? tree_path(keys[i], prefix, e->key) : NULL;
+		if (!path)
+			continue;
+		te->path = path;
+		if (has_suffix(path, "/"))
+			te->attr = tp.dir_attr;
+		else
+			file_attr(e, &te->attr);
+		tp.count++;
+	}
+	tp.entries = entries;
+	rc = t->fn(t->arg, &tp);
+out_free:
+	for (size_t i = 0; keys && i < page->nentries; i++)
+		free(keys[i]);
+	free(keys);
+	free(entries);
+	return rc;
+}
+
+/* NOTE: a key that cannot be decoded ("%00") is skipped whole, so a
+ * directory above it that holds no other key is missing here although a
+ * delimited listing shows it. */
+static int s3_list_tree(struct origin *o, const char *dir, origin_tree_fn fn,
+			void *arg)
+{
+	struct tree_target t = { .fn = fn, .arg = arg };
+
+	return list_pages(s3_of(o), dir, NULL, tree_one_page, &t);
 }
 
 /* ---- read ------------------------------------------------------------- */
@@ -2190,6 +2313,7 @@ static void s3_free(struct origin *o)
 static const struct origin_ops s3_ops = {
 	.stat = s3_stat,
 	.list = s3_list,
+	.list_tree = s3_list_tree,
 	.read = s3_read,
 	.read_stream = s3_read_stream,
 	.write = s3_write,

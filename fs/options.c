@@ -32,6 +32,9 @@
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_DIRTY GIB
 #define DEFAULT_READAHEAD (64 * MIB)
+
+/* Keys one recursive listing of a subtree may cover: ten pages of 1000. */
+#define DEFAULT_DIR_PREFETCH 10000
 #define DEFAULT_WRITEBACK_DELAY_MS 5000
 #define ROOT_CACHE_DIR "/var/cache/nearfs"
 
@@ -198,6 +201,17 @@ static int apply_duration(struct parse_state *ps,
 	return fail(ps, "invalid duration '%s' for %s: use a number with an "
 		    "optional ms, s, m, h or d suffix, for example %s",
 		    value, def->name, def->example);
+}
+
+static int apply_count(struct parse_state *ps, const struct option_def *def,
+		       const char *value)
+{
+	const char *end;
+
+	if (parse_digits(value, field_u64(ps, def), &end) == 0 && !*end)
+		return 0;
+	return fail(ps, "invalid count '%s' for %s: use a whole number, for "
+		    "example %s", value, def->name, def->example);
 }
 
 static int apply_timeout(struct parse_state *ps,
@@ -416,6 +430,12 @@ static const struct option_def nearfs_option_defs[] = {
 	  "time a missing path is remembered, 0 disables\n(default: 5s)" },
 	{ "dir_ttl", "DURATION", apply_duration, FIELD(cache.dir_ttl_ms),
 	  "dir_ttl=60s", "time directory listings are cached (default: 60s)" },
+	{ "dir_prefetch", "N", apply_count, FIELD(cache.dir_prefetch),
+	  "dir_prefetch=50000",
+	  "S3: a listed directory with subdirectories gets\n"
+	  "the listings below it from one recursive listing\n"
+	  "of up to N keys, in the background; 0 disables\n"
+	  "(default: 10000)" },
 	{ "readahead", "SIZE", apply_size, FIELD(cache.readahead),
 	  "readahead=128M", "bytes fetched ahead of a sequential reader, in\n"
 	  "parallel requests; 0 disables (default: 64M)" },
@@ -685,6 +705,7 @@ static void set_defaults(struct nearfs_options *opts)
 	opts->cache.attr_ttl_ms = DEFAULT_TTL_MS;
 	opts->cache.neg_ttl_ms = DEFAULT_NEG_TTL_MS;
 	opts->cache.dir_ttl_ms = DEFAULT_TTL_MS;
+	opts->cache.dir_prefetch = DEFAULT_DIR_PREFETCH;
 	opts->cache.write_mode = WRITE_THROUGH;
 	opts->cache.max_dirty = DEFAULT_MAX_DIRTY;
 	opts->cache.readahead = DEFAULT_READAHEAD;

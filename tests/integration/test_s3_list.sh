@@ -58,3 +58,83 @@ s3 head data "odd/renamed ü+%.txt" >/dev/null 2>&1 || status=$?
 assert_eq 3 "$status" "s3cli.py head status of the removed key"
 
 unmount_nearfs "$MNT"
+
+# Listing prefetch: a walk over a tree gets every listing below the
+# first one from one recursive listing.  30 directories of 5 files, a
+# directory marker with nothing below it, a key with a space and a key
+# with an empty component ("x//y", listed as an empty directory x): 153
+# keys below tree/.
+python3 - "$NEARFS_ROOT/tests/tools" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from s3cli import make_client
+client = make_client()
+client.create_bucket(Bucket="walk")
+for d in range(30):
+    for f in range(5):
+        client.put_object(Bucket="walk", Key="tree/d%02d/f%d" % (d, f),
+                          Body=b"x" * (d * 5 + f))
+client.put_object(Bucket="walk", Key="tree/d00/empty/", Body=b"")
+client.put_object(Bucket="walk", Key="tree/d01/a b.txt", Body=b"spaced")
+client.put_object(Bucket="walk", Key="tree/d02/x//y", Body=b"hidden")
+PY
+
+expected_tree() {
+	local d f
+	{
+		for d in $(seq 0 29); do
+			printf 'd d%02d\n' "$d"
+			for f in $(seq 0 4); do
+				printf 'f d%02d/f%d %d\n' "$d" "$f" $((d * 5 + f))
+			done
+		done
+		echo "d d00/empty"
+		echo "f d01/a b.txt 6"
+		echo "d d02/x"
+	} | LC_ALL=C sort
+}
+
+# walk_tree MNT: every entry below MNT/tree with its type, and the size
+# of each file, which a stat of every file returns.
+walk_tree() {
+	find "$1/tree" -mindepth 1 \( -type f -printf 'f %P %s\n' \) -o \
+		\( -type d -printf 'd %P\n' \) | LC_ALL=C sort
+}
+
+WALK=$WORK/walk
+expected_tree >"$WORK/tree.expected"
+
+# check_walk PAGE OPTS LISTS: mount walk/ with listing pages of PAGE
+# keys and OPTS, walk tree/ and check the entries, that the walk sent
+# LISTS LIST requests and no HEAD, and unmount.
+check_walk() {
+	local page=$1 opts=$2 want=$3 lists heads
+	NEARFS_ENV=(NEARFS_S3_LIST_MAX_KEYS="$page")
+	mount_nearfs s3://walk "$WALK" "chunk_size=1M${opts:+,$opts}"
+	NEARFS_ENV=()
+	stat "$WALK/tree" >/dev/null
+	lists=$(stat_field "$WALK" requests.LIST)
+	heads=$(stat_field "$WALK" requests.HEAD)
+	walk_tree "$WALK" >"$WORK/tree.walked"
+	assert_same_file "$WORK/tree.expected" "$WORK/tree.walked" \
+		"names, types and sizes of the walk"
+	assert_eq $((lists + want)) "$(stat_field "$WALK" requests.LIST)" \
+		"requests.LIST after the walk"
+	assert_eq "$heads" "$(stat_field "$WALK" requests.HEAD)" \
+		"requests.HEAD after the walk"
+	unmount_nearfs "$WALK"
+}
+
+check "walk with prefetch: one delimited and 4 recursive LIST requests"
+# 30 common prefixes fit one page; ceil(153 / 40) = 4 recursive pages.
+check_walk 40 "" $((1 + 4))
+
+check "walk with a prefetch budget smaller than the tree"
+# ceil(30 / 7) = 5 pages for tree/, ceil(60 / 7) = 9 recursive pages
+# that complete d00 to d10 (d11 is cut), then one LIST each for d11 to
+# d29.
+check_walk 7 dir_prefetch=60 $((5 + 9 + 19))
+
+check "walk without prefetch lists the same tree"
+# One LIST per directory: tree/, 30 below it, d00/empty and d02/x.
+check_walk 40 dir_prefetch=0 33

@@ -31,6 +31,9 @@ struct fake_node {
 
 struct fake_origin {
 	struct origin base;	/* first: the engine's struct origin * */
+	struct origin_ops ops;	/* fake_ops, with list_tree and read_stream
+				 * when set */
+	unsigned tree_page;	/* entries per list_tree() page */
 	pthread_mutex_t lock;
 	struct fake_node *nodes;
 	size_t count, alloc;
@@ -42,7 +45,6 @@ struct fake_origin {
 	_Atomic unsigned read_delay_ms;
 	uint64_t last_read_offset;	/* under lock */
 	size_t last_read_len;
-	struct origin_ops ops;		/* base.ops points here */
 	uint64_t stream_cut;		/* under lock; 0: none */
 	bool stream_cut_retry;
 };
@@ -194,6 +196,16 @@ static int fake_stat(struct origin *o, const char *path,
 	return n ? 0 : -ENOENT;
 }
 
+/* 0 when dir is a directory, else -ENOENT or -ENOTDIR.  Lock held. */
+static int check_dir(struct fake_origin *fo, const char *dir)
+{
+	struct fake_node *n = find_node(fo, dir);
+
+	if (!n)
+		return -ENOENT;
+	return S_ISDIR(n->mode) ? 0 : -ENOTDIR;
+}
+
 struct fake_entry {
 	char *name;
 	struct origin_attr attr;
@@ -232,19 +244,14 @@ static int fake_list(struct origin *o, const char *dir, origin_list_fn fn,
 {
 	struct fake_origin *fo = to_fake(o);
 	struct fake_entry *e = NULL;
-	struct fake_node *n;
 	size_t count = 0;
 	int ret = fake_enter(fo, FAKE_LIST, ORIGIN_REQ_LIST);
 
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&fo->lock);
-	n = find_node(fo, dir);
-	if (!n)
-		ret = -ENOENT;
-	else if (!S_ISDIR(n->mode))
-		ret = -ENOTDIR;
-	else
+	ret = check_dir(fo, dir);
+	if (!ret)
 		ret = collect_children(fo, dir, &e, &count);
 	pthread_mutex_unlock(&fo->lock);
 
@@ -254,6 +261,73 @@ static int fake_list(struct origin *o, const char *dir, origin_list_fn fn,
 			ret = fn(arg, e[i].name, &e[i].attr);
 		free(e[i].name);
 	}
+	free(e);
+	return ret;
+}
+
+static int tree_entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct origin_tree_entry *)a)->path,
+		      ((const struct origin_tree_entry *)b)->path);
+}
+
+/* Copy every node below dir as a relative path, "a/" for a directory,
+ * sorted by path.  Lock held. */
+static int collect_tree(struct fake_origin *fo, const char *dir,
+			struct origin_tree_entry **out, size_t *count)
+{
+	struct origin_tree_entry *e = calloc(fo->count + 1, sizeof(*e));
+	size_t skip = dir[0] ? strlen(dir) + 1 : 0, k = 0;
+
+	if (!e)
+		return -ENOMEM;
+	for (size_t i = 0; i < fo->count; i++) {
+		const struct fake_node *n = &fo->nodes[i];
+		char *path;
+
+		if (!is_below(n->path, dir))
+			continue;
+		if (asprintf(&path, "%s%s", n->path + skip,
+			     S_ISDIR(n->mode) ? "/" : "") < 0)
+			continue;
+		e[k].path = path;
+		node_attr(n, &e[k].attr);
+		k++;
+	}
+	qsort(e, k, sizeof(*e), tree_entry_cmp);
+	*out = e;
+	*count = k;
+	return 0;
+}
+
+static int fake_list_tree(struct origin *o, const char *dir,
+			  origin_tree_fn fn, void *arg)
+{
+	struct fake_origin *fo = to_fake(o);
+	struct origin_tree_entry *e = NULL;
+	struct origin_tree_page page = { 0 };
+	size_t count = 0;
+	int ret = fake_enter(fo, FAKE_LIST_TREE, ORIGIN_REQ_LIST);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&fo->lock);
+	ret = check_dir(fo, dir);
+	if (!ret)
+		ret = collect_tree(fo, dir, &e, &count);
+	pthread_mutex_unlock(&fo->lock);
+
+	page.dir_attr.mode = S_IFDIR | 0755;
+	for (size_t i = 0; ret == 0 && i < count; i += fo->tree_page) {
+		if (i > 0)	/* fake_enter counted the first page */
+			origin_count(&fo->base, ORIGIN_REQ_LIST);
+		page.entries = &e[i];
+		page.count = count - i < fo->tree_page ? count - i :
+							 fo->tree_page;
+		ret = fn(arg, &page);
+	}
+	for (size_t i = 0; i < count; i++)
+		free((char *)e[i].path);
 	free(e);
 	return ret;
 }
@@ -842,6 +916,12 @@ void fake_cut_next_stream(struct fake_origin *fo, uint64_t after, bool retry)
 	fo->stream_cut = after;
 	fo->stream_cut_retry = retry;
 	pthread_mutex_unlock(&fo->lock);
+}
+
+void fake_set_tree_page(struct fake_origin *fo, unsigned page_size)
+{
+	fo->tree_page = page_size;
+	fo->ops.list_tree = page_size ? fake_list_tree : NULL;
 }
 
 void fake_set_read_delay_ms(struct fake_origin *fo, unsigned ms)

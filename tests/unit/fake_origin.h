@@ -36,6 +36,7 @@ enum fake_op {
 	FAKE_STATFS,
 	FAKE_SYMLINK,
 	FAKE_READLINK,
+	FAKE_LIST_TREE,	/* one per list_tree() call, of any page count */
 	FAKE_OP_MAX
 };
 
@@ -94,6 +95,12 @@ void fake_enable_stream(struct fake_origin *fo);
  * hands out the whole range again from position 0, as a retried request
  * does; without, it fails with -EIO. */
 void fake_cut_next_stream(struct fake_origin *fo, uint64_t after, bool retry);
+
+/* Give the origin a list_tree() op (none by default, like a directory
+ * origin) that returns pages of page_size entries, each page counted as
+ * one LIST request in the origin's counters.  Directories come as "a/"
+ * entries.  0 removes the op again.  Call it before cache_open(). */
+void fake_set_tree_page(struct fake_origin *fo, unsigned page_size);
 
 /* Sleep this many milliseconds at the start of every read call. */
 void fake_set_read_delay_ms(struct fake_origin *fo, unsigned ms);

@@ -196,6 +196,7 @@ static void test_defaults(void **state)
 	assert_int_equal(opts.cache.attr_ttl_ms, 60000);
 	assert_int_equal(opts.cache.neg_ttl_ms, 5000);
 	assert_int_equal(opts.cache.dir_ttl_ms, 60000);
+	assert_int_equal(opts.cache.dir_prefetch, 10000);
 	assert_int_equal(opts.cache.write_mode, WRITE_THROUGH);
 	assert_int_equal(opts.cache.max_dirty, GIB);
 	assert_int_equal(opts.cache.writeback_delay_ms, 5000);
@@ -282,6 +283,8 @@ static void test_each_option(void **state)
 		{ "attr_ttl=2s", FIELD(cache.attr_ttl_ms), 2000 },
 		{ "neg_ttl=0", FIELD(cache.neg_ttl_ms), 0 },
 		{ "dir_ttl=1h", FIELD(cache.dir_ttl_ms), 3600000 },
+		{ "dir_prefetch=0", FIELD(cache.dir_prefetch), 0 },
+		{ "dir_prefetch=250000", FIELD(cache.dir_prefetch), 250000 },
 		{ "write_mode=through", FIELD(cache.write_mode),
 		  WRITE_THROUGH },
 		{ "write_mode=back", FIELD(cache.write_mode), WRITE_BACK },
@@ -541,6 +544,8 @@ static void test_invalid_values(void **state)
 		{ "attr_ttl=1y", "invalid duration '1y' for attr_ttl" },
 		{ "neg_ttl=-1", "invalid duration '-1' for neg_ttl" },
 		{ "dir_ttl=1.5s", "invalid duration '1.5s' for dir_ttl" },
+		{ "dir_prefetch=10k", "invalid count '10k' for dir_prefetch: "
+				      "use a whole number" },
 		{ "write_mode=fast", "invalid write_mode 'fast': use "
 				     "through, back or around, for "
 				     "example write_mode=back" },
@@ -763,7 +768,8 @@ static void test_help_lists_options(void **state)
 	static const char *const names[] = {
 		"cache_dir=PATH", "cache_size=SIZE", "min_free=SIZE|N%",
 		"chunk_size=SIZE", "ttl=DURATION", "attr_ttl=DURATION",
-		"neg_ttl=DURATION", "dir_ttl=DURATION",
+		"neg_ttl=DURATION", "dir_ttl=DURATION", "dir_prefetch=N",
+		"(default: 10000)",
 		"write_mode=through|back|around", "max_dirty=SIZE",
 		"writeback_delay=DURATION", "fsync=local|origin",
 		"(default: 1G)", "(default: 5s)", "(default: origin)",
