@@ -16,6 +16,8 @@
 #   BENCH_QUICK=1        small data set and short fio runs (a few minutes)
 #   BENCH_SCALE=F        data set size factor (default 1, quick 0.125)
 #   BENCH_DELAY_MS=25    delay each way of the latency proxy
+#   BENCH_CONN_MBPS=100  MB/s per connection through the latency proxy,
+#                        0 for no limit
 #   BENCH_SERVER=s3rver  the S3 server: s3rver or moto (moto copies the
 #                        whole object for every ranged GET)
 #   BENCH_SYSTEMS="..."  subset of: nearfs nearfs64 rclone s3fs direct
@@ -44,6 +46,7 @@ else
 	FIO_SECONDS=10
 fi
 DELAY_MS=${BENCH_DELAY_MS:-25}
+CONN_MBPS=${BENCH_CONN_MBPS:-100}
 SERVER=${BENCH_SERVER:-s3rver}
 GROUPS_WANTED=${BENCH_GROUPS:-read meta write latency}
 S3RVER=$ROOT/tests/.s3rver/node_modules/.bin/s3rver
@@ -221,13 +224,14 @@ start_server_process() {
 
 start_servers() {
 	start_server_process
-	start_proxy 0 counting
+	start_proxy 0 0 counting
 	PROXY_PORT=$STARTED_PORT
-	start_proxy "$DELAY_MS" delayed
+	start_proxy "$DELAY_MS" "$CONN_MBPS" delayed
 	DELAY_PORT=$STARTED_PORT
 	use_test_credentials "$KEY" "$KEY"
 	log "$SERVER on 127.0.0.1:$S3_PORT, proxies :$PROXY_PORT (0 ms)" \
-		"and :$DELAY_PORT ($DELAY_MS ms each way)"
+		"and :$DELAY_PORT ($DELAY_MS ms each way," \
+		"$CONN_MBPS MB/s per connection)"
 }
 
 # s3curl ARGS...: curl with SigV4 and the server's key pair.  s3rver
@@ -237,14 +241,15 @@ s3curl() {
 		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
 
-# start_proxy DELAY NAME: sets STARTED_PORT.  Not to be run in a subshell,
-# so that cleanup has the pid.
+# start_proxy DELAY MBPS NAME: sets STARTED_PORT.  Not to be run in a
+# subshell, so that cleanup has the pid.
 start_proxy() {
 	local port
 	port=$(free_port)
 	"$PYTHON" "$BENCH_DIR/latency_proxy.py" --port "$port" \
 		--upstream "127.0.0.1:$S3_PORT" --delay-ms "$1" \
-		--stats "$WORK/proxy-$port.json" >"$WORK/proxy-$2.log" 2>&1 &
+		--rate-mbps "$2" --stats "$WORK/proxy-$port.json" \
+		>"$WORK/proxy-$3.log" 2>&1 &
 	CLEANUP_PIDS+=("$!")
 	wait_port "$port"
 	STARTED_PORT=$port
@@ -754,7 +759,8 @@ machine_info() {
 		echo "scale: $SCALE (big ${BIG_MIB} MiB, $SMALL_FILES files," \
 			"$TREE_DIRS x $TREE_FILES tree, $CREATES creates," \
 			"${WRITE_MIB} MiB write), runs: $RUNS," \
-			"delay: $DELAY_MS ms each way, root: $IS_ROOT"
+			"delay: $DELAY_MS ms each way at $CONN_MBPS MB/s per" \
+			"connection, server: $SERVER, root: $IS_ROOT"
 	} >"$WORK/machine.txt"
 }
 
@@ -790,7 +796,8 @@ main() {
 		write_tests
 	fi
 	if wanted latency; then
-		log "test 6: reads and listings with $DELAY_MS ms each way"
+		log "test 6: reads and listings with $DELAY_MS ms each way" \
+			"and $CONN_MBPS MB/s per connection"
 		read_tests lat_ "$DELAY_PORT"
 		meta_tests lat_ "$DELAY_PORT"
 	fi

@@ -3,12 +3,16 @@
 a fixed time in each direction and counts the HTTP requests it carries.
 
     latency_proxy.py --port PORT --upstream 127.0.0.1:PORT
-                     [--delay-ms MS] --stats FILE
+                     [--delay-ms MS] [--rate-mbps MBPS] --stats FILE
 
 Each block read from one side is sent to the other side MS milliseconds
 after it arrived, keeping order, so a request and its response each pay
 MS (one round trip costs 2 x MS, and so does the TCP handshake seen by the
-client's first byte).  Bandwidth is not limited.  The client side of each
+client's first byte).  With --rate-mbps, each direction of each
+connection carries at most MBPS megabytes (10^6 bytes) a second, as a
+link to a distant S3 region does per connection; without it bandwidth is
+not limited.  At most QUEUE_MAX bytes wait in each direction, so a slow
+side holds back the other as a TCP window would.  The client side of each
 connection is parsed as HTTP/1.1 (Content-Length and chunked bodies) to
 count requests by S3 kind: GET, HEAD, LIST (GET of a bucket), PUT, COPY
 (PUT with x-amz-copy-source), DELETE, MULTIPART (POST, and PUT of a part)
@@ -28,6 +32,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 BLOCK = 256 * 1024
+QUEUE_MAX = 16 * 1024 * 1024
 FLUSH_SECONDS = 0.05
 KINDS = ("GET", "HEAD", "LIST", "PUT", "COPY", "DELETE", "MULTIPART",
          "OTHER")
@@ -188,11 +193,13 @@ class DelayedPipe:
     """One direction of a connection: blocks leave `delay` after they
     arrived, in order."""
 
-    def __init__(self, src, dst, delay, counter=None):
+    def __init__(self, src, dst, delay, rate, counter=None):
         self.src, self.dst = src, dst
         self.delay = delay
+        self.rate = rate            # bytes a second, 0: unlimited
         self.counter = counter
         self.queue = collections.deque()
+        self.queued = 0
         self.cond = threading.Condition()
         self.done = False
 
@@ -211,18 +218,29 @@ class DelayedPipe:
 
     def put(self, item):
         with self.cond:
+            while item and self.queued >= QUEUE_MAX:
+                self.cond.wait()
             self.queue.append(item)
-            self.cond.notify()
+            if item:
+                self.queued += len(item[1])
+            self.cond.notify_all()
 
     def send_loop(self):
+        free_at = 0.0           # when the link has sent what it took
         while True:
             with self.cond:
                 while not self.queue:
                     self.cond.wait()
                 item = self.queue.popleft()
+                if item:
+                    self.queued -= len(item[1])
+                self.cond.notify_all()
             if item is None:
                 break
             due, block = item
+            if self.rate:
+                due = max(due, free_at)
+                free_at = max(due, time.monotonic()) + len(block) / self.rate
             wait = due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -243,7 +261,7 @@ class DelayedPipe:
         return threads
 
 
-def serve(client, upstream, delay, stats):
+def serve(client, upstream, delay, rate, stats):
     try:
         server = socket.create_connection(upstream, timeout=10)
         server.settimeout(None)
@@ -253,8 +271,8 @@ def serve(client, upstream, delay, stats):
     stats.add_connection()
     for sock in (client, server):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    up = DelayedPipe(client, server, delay, RequestCounter(stats))
-    down = DelayedPipe(server, client, delay)
+    up = DelayedPipe(client, server, delay, rate, RequestCounter(stats))
+    down = DelayedPipe(server, client, delay, rate)
     threads = up.start() + down.start()
     for t in threads:
         t.join()
@@ -267,6 +285,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, metavar="HOST:PORT")
     parser.add_argument("--delay-ms", type=float, default=0)
+    parser.add_argument("--rate-mbps", type=float, default=0)
     parser.add_argument("--stats", required=True, metavar="FILE")
     args = parser.parse_args()
     host, _, port = args.upstream.rpartition(":")
@@ -278,14 +297,17 @@ def main():
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", args.port))
     listener.listen(128)
-    print("latency_proxy: 127.0.0.1:%d -> %s, %g ms each way"
-          % (args.port, args.upstream, args.delay_ms), flush=True)
+    print("latency_proxy: 127.0.0.1:%d -> %s, %g ms each way, %s"
+          % (args.port, args.upstream, args.delay_ms,
+             "%g MB/s per connection" % args.rate_mbps if args.rate_mbps
+             else "no rate limit"), flush=True)
     try:
         while True:
             client, _ = listener.accept()
             threading.Thread(target=serve,
                              args=(client, ("127.0.0.1", int(port)),
-                                   args.delay_ms / 1000.0, stats),
+                                   args.delay_ms / 1000.0,
+                                   args.rate_mbps * 1e6, stats),
                              daemon=True).start()
     except KeyboardInterrupt:
         pass
