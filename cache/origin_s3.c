@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@
  * upload up to 10000 parts. */
 #define MAX_SINGLE_PUT (5120 * MIB)
 #define MAX_PARTS 10000
+
+/* Parts of one multipart upload in flight at once. */
+#define PART_THREADS 4
 
 #define MAX_ATTEMPTS 5
 #define BACKOFF_BASE_MS 100
@@ -1721,6 +1725,60 @@ static uint64_t part_size_for(const struct s3_origin *so, uint64_t size)
 	return part;
 }
 
+/* The parts of one upload, taken in order by up to PART_THREADS threads. */
+struct part_queue {
+	struct s3_origin *so;
+	struct multipart *mp;
+	int fd;
+	uint64_t size;
+	uint64_t part;
+	_Atomic unsigned next;	/* index of the next part to send */
+	_Atomic int rc;		/* the first error, 0 while none */
+};
+
+static void *part_worker(void *arg)
+{
+	struct part_queue *q = arg;
+	unsigned i;
+
+	while (!atomic_load(&q->rc) &&
+	       (i = atomic_fetch_add(&q->next, 1)) < q->mp->nparts) {
+		struct s3_body body = { .fd = q->fd,
+					.offset = (uint64_t)i * q->part };
+		int rc, none = 0;
+
+		body.len = q->size - body.offset < q->part ?
+			   q->size - body.offset : q->part;
+		rc = multipart_part(q->so, q->mp, i + 1, &body);
+		if (rc)
+			atomic_compare_exchange_strong(&q->rc, &none, rc);
+	}
+	return NULL;
+}
+
+/*
+ * Send every part of mp, several at once over separate connections, as
+ * one connection to S3 carries far less than the link.  The calling
+ * thread sends parts too.  Returns the first error; the parts not yet
+ * started are then not sent.
+ */
+static int send_parts(struct s3_origin *so, struct multipart *mp, int fd,
+		      uint64_t size, uint64_t part)
+{
+	struct part_queue q = { .so = so, .mp = mp, .fd = fd, .size = size,
+				.part = part };
+	pthread_t threads[PART_THREADS - 1];
+	unsigned started = 0;
+
+	while (started < PART_THREADS - 1 && started + 1 < mp->nparts &&
+	       pthread_create(&threads[started], NULL, part_worker, &q) == 0)
+		started++;
+	part_worker(&q);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	return atomic_load(&q.rc);
+}
+
 static int put_multipart(struct s3_origin *so, const char *key, int fd,
 			 uint64_t size, const struct origin_attr *attr,
 			 char *etag, size_t etaglen)
@@ -1736,13 +1794,7 @@ static int put_multipart(struct s3_origin *so, const char *key, int fd,
 	rc = multipart_initiate(so, &mp, attr);
 	if (rc)
 		goto out_free;
-	for (unsigned i = 0; !rc && i < mp.nparts; i++) {
-		struct s3_body body = { .fd = fd, .offset = i * part };
-
-		body.len = size - body.offset < part ? size - body.offset :
-						       part;
-		rc = multipart_part(so, &mp, i + 1, &body);
-	}
+	rc = send_parts(so, &mp, fd, size, part);
 	if (!rc)
 		rc = multipart_complete(so, &mp, etag, etaglen);
 	if (rc)
