@@ -253,12 +253,51 @@ class DelayedPipe:
         except OSError:
             pass
 
+    def direct_loop(self):
+        """Without delay or rate limit: pass the bytes on at once, and
+        through the kernel (splice) when nothing needs to see them."""
+        try:
+            if self.counter:
+                while True:
+                    block = self.src.recv(BLOCK)
+                    if not block:
+                        break
+                    self.counter.feed(block)
+                    self.dst.sendall(block)
+            else:
+                splice_all(self.src.fileno(), self.dst.fileno())
+        except OSError:
+            pass
+        try:
+            self.dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
     def start(self):
-        threads = [threading.Thread(target=self.read_loop, daemon=True),
-                   threading.Thread(target=self.send_loop, daemon=True)]
+        if self.delay or self.rate:
+            targets = [self.read_loop, self.send_loop]
+        else:
+            targets = [self.direct_loop]
+        threads = [threading.Thread(target=t, daemon=True) for t in targets]
         for t in threads:
             t.start()
         return threads
+
+
+def splice_all(src, dst):
+    """Move bytes from socket src to socket dst through a pipe until src
+    ends, without copying them into Python."""
+    r, w = os.pipe()
+    try:
+        while True:
+            n = os.splice(src, w, BLOCK)
+            if n == 0:
+                break
+            while n:
+                n -= os.splice(r, dst, n)
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def serve(client, upstream, delay, rate, stats):
