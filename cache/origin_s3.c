@@ -253,6 +253,15 @@ static void request_init(struct s3_request *req, const char *method,
 	req->key = key;
 }
 
+/* The value of the request's Range header, or NULL. */
+static const char *request_range(const struct s3_request *req)
+{
+	for (size_t i = 0; i < req->nheaders; i++)
+		if (!strcmp(req->headers[i].name, "Range"))
+			return req->headers[i].value;
+	return NULL;
+}
+
 static void request_add_header(struct s3_request *req, const char *name,
 			       const char *value)
 {
@@ -854,11 +863,17 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 			atomic_fetch_add(&so->base.counters.retries, 1);
 			backoff(attempt);
 		}
+		uint64_t sent_ms = monotonic_ms();
+
 		rc = attempt_once(so, req, url, path, &retry);
-		log_debug("s3: %s %s%s%s: %s%ld (attempt %u)", req->method,
-			  request_target(req), *query ? " ?" : "", query,
+		log_debug("s3: %s %s%s%s%s%s: %s%ld (attempt %u, %" PRIu64
+			  " ms)", req->method, request_target(req),
+			  *query ? " ?" : "", query,
+			  request_range(req) ? " " : "",
+			  request_range(req) ? request_range(req) : "",
 			  rc ? req->resp.curl_error : "HTTP ",
-			  rc ? 0L : req->resp.status, attempt + 1);
+			  rc ? 0L : req->resp.status, attempt + 1,
+			  monotonic_ms() - sent_ms);
 		if (!retry)
 			break;
 		/* Each attempt may take timeout; no new one starts once
