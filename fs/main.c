@@ -13,6 +13,7 @@
 #include "cache.h"
 #include "ctl.h"
 #include "fuse_ops.h"
+#include "kernel_ra.h"
 #include "log.h"
 #include "options.h"
 
@@ -35,6 +36,10 @@ enum {
 
 /* Idle worker threads the FUSE loop keeps. */
 #define IDLE_THREADS 10
+
+/* The kernel's readahead of a mount when readahead is on: a chunk of the
+ * default size, asked for in FUSE reads of up to 1 MiB. */
+#define KERNEL_READAHEAD_KIB 4096
 
 /* Everything the daemon builds, torn down in reverse order. */
 struct daemon {
@@ -446,6 +451,9 @@ static int daemon_run(const struct nearfs_options *opts)
 		 cache_path(d.cache), write_mode_name(opts->cache.write_mode),
 		 (long)getpid());
 	log_write_mode(&opts->cache);
+	if (opts->cache.readahead)
+		kernel_readahead_raise_later(opts->mountpoint,
+					     KERNEL_READAHEAD_KIB);
 	status = session_run(&d);
 	log_info("unmounting %s", opts->mountpoint);
 	session_teardown(&d);

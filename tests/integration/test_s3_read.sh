@@ -52,6 +52,17 @@ for name in "${!SIZE[@]}"; do
 done
 assert_eq 0 "$(stat -c %s "$MNT/tree/sub/empty.txt")" "size of empty.txt"
 
+if [ "$(id -u)" -eq 0 ]; then
+	check "the kernel reads ahead 4 MiB on the mount"
+	ra=/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb
+	# The daemon raises it from a thread once the mount answers.
+	for _ in $(seq 50); do
+		[ "$(cat "$ra")" = 4096 ] && break
+		sleep 0.1
+	done
+	assert_eq 4096 "$(cat "$ra")" "$ra"
+fi
+
 check "cold read of the last 4 KiB makes exactly one GET"
 size=${SIZE[big3.bin]}
 last_chunk_bytes=$((size % CHUNK))
