@@ -150,8 +150,8 @@ static int materialize(struct cache *c, struct shadow *sh, uint32_t i)
 	if (!buf)
 		return -ENOMEM;
 	ret = store_read(c, sh->base, buf, len, start);
-	if (ret >= 0 && pwrite(sh->fd, buf, len, start) != (ssize_t)len)
-		ret = -errno ? -errno : -EIO;
+	if (ret >= 0)
+		ret = store_pwrite(sh->fd, buf, len, start);
 	free(buf);
 	if (ret < 0)
 		return ret;
@@ -670,7 +670,7 @@ static uint32_t add_chunks(struct cache *c, struct object *obj, int src_fd,
 		if (!copy)
 			continue;
 		/* No chunk write happens with cache.lock held. */
-		if (pwrite(obj->fd, buf, len, off) != len) {
+		if (store_pwrite(obj->fd, buf, len, off) < 0) {
 			pthread_mutex_lock(&c->lock);
 			c->bytes_cached -= len;
 			pthread_mutex_unlock(&c->lock);

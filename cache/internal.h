@@ -229,6 +229,9 @@ int store_object_open_fd(struct cache *c, struct object *obj);
 int store_read(struct cache *c, struct object *obj, void *buf, size_t len,
 	       uint64_t offset);
 int store_reserve(struct cache *c, uint64_t len);
+/* Write all len bytes of buf at off of a data or shadow file, in pieces
+ * (see WRITE_PIECE in store.c).  Returns 0 or -errno. */
+int store_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 		       uint32_t len, uint64_t sum);
 void store_data_path(const struct cache *c, uint64_t id, char *buf,

@@ -460,12 +460,23 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+/*
+ * Chunks are written to their data file in pieces of this size.  One
+ * pwrite() of a whole 4 MiB chunk cost the kernel twice the CPU of the
+ * same bytes in 256 KiB pieces (a cold 512 MiB read: 1.8 s of daemon CPU
+ * against 0.8 s, nearly all in the copy into new page-cache folios), and
+ * it holds the file's lock long enough that other fetch threads spin.
+ */
+#define WRITE_PIECE (256u * 1024)
+
+int store_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
+		size_t want = len - done < WRITE_PIECE ? len - done
+						       : WRITE_PIECE;
+		ssize_t n = pwrite(fd, (const char *)buf + done, want,
 				   off + done);
 
 		if (n < 0 && errno == EINTR)
@@ -545,7 +556,7 @@ static void store_fetched(struct cache *c, struct object *obj,
 	reserved = store_reserve(c, len) == 0;
 	stored = reserved && store_object_open_fd(c, obj) >= 0;
 	pthread_mutex_unlock(&c->lock);
-	if (stored && pwrite_full(obj->fd, buf, len, off) < 0)
+	if (stored && store_pwrite(obj->fd, buf, len, off) < 0)
 		stored = false;
 
 	pthread_mutex_lock(&c->lock);
