@@ -109,7 +109,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st);
 /* Attributes of path, from the attribute cache within attr_ttl. */
 int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr);
 
-/* Called once per entry; a non-zero return stops the listing. */
+/* Called once per entry.  A non-zero return stops the entries, which
+ * cache_readdir() then ends with 0; the cursor calls return it. */
 typedef int (*cache_readdir_fn)(void *arg, const char *name,
 				const struct origin_attr *attr);
 
@@ -128,9 +129,9 @@ struct cache_dir;
 
 /*
  * Open a cursor on the directory at path.  When the listing cache
- * contains a fresh listing of it, or a listing prefetch in flight stores one, fn
- * receives its entries at once and the cursor is complete.  Sends no
- * origin request.  Returns 0 or -ENOMEM.
+ * contains a fresh listing of it, or a listing prefetch in flight stores
+ * one, fn receives its entries at once and the cursor is complete.  Sends
+ * no origin request.  Returns 0, -ENOMEM or the non-zero return of fn.
  */
 int cache_dir_open(struct cache *c, const char *path, cache_readdir_fn fn,
 		   void *arg, struct cache_dir **out);
