@@ -212,6 +212,7 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 	list_init(&c->wb_list);
 	list_init(&c->listing_age);
 	list_init(&c->prefetches);
+	list_init(&c->dir_cursors);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->fetched, NULL);
 	pthread_cond_init(&c->prefetched, NULL);
@@ -393,10 +394,8 @@ bool cache_check_version(struct cache *c, struct object *obj,
 	return true;
 }
 
-/* Attributes of path from local state: the file open for
- * writing, then a cached version within ttl.  Lock held. */
-static bool local_attr(struct cache *c, const char *path,
-		       struct origin_attr *attr)
+bool cache_local_attr(struct cache *c, const char *path,
+		      struct origin_attr *attr)
 {
 	struct shadow *sh = htab_get(&c->shadows, path);
 	struct object *obj;
@@ -429,7 +428,7 @@ static int cached_attr(struct cache *c, const char *path,
 	struct listing *l;
 	struct dir_entry *de;
 
-	if (local_attr(c, path, attr))
+	if (cache_local_attr(c, path, attr))
 		return 0;
 	if (e && e->negative &&
 	    cache_is_fresh(e->fetched_ms, c->cfg.neg_ttl_ms))
@@ -523,24 +522,11 @@ int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
 	return ret;
 }
 
-struct list_collect {
-	struct listing *l;
-	int err;
-};
-
-static int collect_entry(void *arg, const char *name,
-			 const struct origin_attr *attr)
-{
-	struct list_collect *lc = arg;
-
-	lc->err = listing_add(lc->l, name, attr);
-	return lc->err;
-}
-
 struct merge_state {
 	struct cache *c;
 	const char *dir;
-	struct listing *l;
+	const struct listing *l;
+	struct listing *out;
 };
 
 /* Add files created below dir and not yet on the origin. */
@@ -557,16 +543,23 @@ static void merge_shadow(void *arg, const char *key, void *value)
 		return;
 	attr = sh->attr;
 	attr.size = sh->size;
-	listing_add(m->l, name, &attr);
+	listing_add(m->out, name, &attr);
+}
+
+void cache_add_unlisted_shadows(struct cache *c, const char *dir,
+				const struct listing *l, struct listing *out)
+{
+	struct merge_state m = { .c = c, .dir = dir, .l = l, .out = out };
+
+	htab_for_each(&c->shadows, merge_shadow, &m);
 }
 
 void cache_install_listing(struct cache *c, const char *dir,
 			   struct listing *l)
 {
-	struct merge_state m = { .c = c, .dir = dir, .l = l };
 	char path[4096];
 
-	htab_for_each(&c->shadows, merge_shadow, &m);
+	cache_add_unlisted_shadows(c, dir, l, l);
 	listing_sort(l);
 	for (size_t i = 0; i < l->count; i++) {
 		struct dir_entry *e = &l->entries[i];
@@ -577,84 +570,6 @@ void cache_install_listing(struct cache *c, const char *dir,
 			meta_attr_set(c, path, &e->attr);
 	}
 	meta_listing_store(c, dir, l);
-}
-
-/* Copy the cached listing of dir, with local attributes where newer;
- * NULL when there is none, or only an expired one and fresh is set. */
-static struct listing *copy_listing(struct cache *c, const char *dir,
-				    bool fresh)
-{
-	struct listing *l = meta_listing_get(c, dir), *copy;
-	char path[4096];
-
-	if (!l || (fresh && !cache_is_fresh(l->fetched_ms,
-					    c->cfg.dir_ttl_ms)))
-		return NULL;
-	copy = calloc(1, sizeof(*copy));
-	for (size_t i = 0; copy && i < l->count; i++) {
-		struct origin_attr attr = l->entries[i].attr;
-
-		snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "",
-			 l->entries[i].name);
-		local_attr(c, path, &attr);
-		if (listing_add(copy, l->entries[i].name, &attr) < 0) {
-			listing_free(copy);
-			return NULL;
-		}
-	}
-	return copy;
-}
-
-/* Fetch a listing from the origin, cache it with its entries, and
- * return a copy in *out (NULL when out of memory). */
-static int fetch_listing(struct cache *c, const char *dir,
-			 struct listing **out)
-{
-	struct list_collect lc = { .l = calloc(1, sizeof(struct listing)) };
-	int ret;
-
-	*out = NULL;
-	if (!lc.l)
-		return -ENOMEM;
-	ret = c->origin->ops->list(c->origin, dir, collect_entry, &lc);
-	if (ret < 0) {
-		listing_free(lc.l);
-		return ret;
-	}
-	listing_sort(lc.l);
-
-	pthread_mutex_lock(&c->lock);
-	cache_install_listing(c, dir, lc.l);
-	*out = copy_listing(c, dir, false);
-	if (*out)
-		prefetch_start(c, dir, *out);
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-}
-
-int cache_readdir(struct cache *c, const char *path, cache_readdir_fn fn,
-		  void *arg)
-{
-	struct listing *l;
-	int ret;
-
-	pthread_mutex_lock(&c->lock);
-	l = copy_listing(c, path, true);
-	if (!l && prefetch_wait(c, path))
-		l = copy_listing(c, path, true);
-	pthread_mutex_unlock(&c->lock);
-	if (!l) {
-		ret = fetch_listing(c, path, &l);
-		if (ret < 0)
-			return ret;
-	}
-	if (!l)
-		return -ENOMEM;
-	for (size_t i = 0; i < l->count; i++)
-		if (fn(arg, l->entries[i].name, &l->entries[i].attr) != 0)
-			break;
-	listing_free(l);
-	return 0;
 }
 
 static void now_attr(struct origin_attr *attr, mode_t mode, uid_t uid,

@@ -109,7 +109,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st);
 /* Attributes of path, from the attribute cache within attr_ttl. */
 int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr);
 
-/* Called once per entry; a non-zero return stops the listing. */
+/* Called once per entry.  A non-zero return stops the entries, which
+ * cache_readdir() then ends with 0; the cursor calls return it. */
 typedef int (*cache_readdir_fn)(void *arg, const char *name,
 				const struct origin_attr *attr);
 
@@ -117,6 +118,42 @@ typedef int (*cache_readdir_fn)(void *arg, const char *name,
  * attributes are cached too, so lookups after a listing are free. */
 int cache_readdir(struct cache *c, const char *path, cache_readdir_fn fn,
 		  void *arg);
+
+/*
+ * A listing cursor: the listing of one directory, fetched one origin
+ * page per cache_dir_next() call where the origin lists by pages (S3),
+ * else whole.  Calls on one cursor must not overlap; the caller
+ * serializes them.
+ */
+struct cache_dir;
+
+/*
+ * Open a cursor on the directory at path.  When the listing cache
+ * contains a fresh listing of it, or a listing prefetch in flight stores
+ * one, fn receives its entries at once and the cursor is complete.  Sends
+ * no origin request.  Returns 0, -ENOMEM or the non-zero return of fn.
+ */
+int cache_dir_open(struct cache *c, const char *path, cache_readdir_fn fn,
+		   void *arg, struct cache_dir **out);
+
+/*
+ * Fetch the next page of the listing and pass its entries to fn, in the
+ * origin's order.  After the last page, fn also receives the files
+ * created here and not on the origin yet.  The complete listing is then
+ * stored in the listing cache as cache_readdir() stores it, unless the
+ * directory changed locally meanwhile.  Does nothing on a complete
+ * cursor.  Returns
+ * 0, the origin's error (the cursor stays at that page, so the next call
+ * asks for it again), or the non-zero return of fn, which stops the
+ * delivery of that page.
+ */
+int cache_dir_next(struct cache_dir *d, cache_readdir_fn fn, void *arg);
+
+/* Whether fn has received the whole listing. */
+bool cache_dir_complete(const struct cache_dir *d);
+
+/* Free the cursor; NULL is ignored. */
+void cache_dir_close(struct cache_dir *d);
 
 /*
  * Open a file.  flags are open(2) flags: O_ACCMODE and O_TRUNC matter.

@@ -200,6 +200,7 @@ struct cache {
 	pthread_cond_t prefetched;	/* a prefetch stored or ended */
 	unsigned prefetch_running;
 	bool prefetch_stop;
+	struct list_node dir_cursors;	/* struct cache_dir being listed */
 
 	/* Write-back, under lock. */
 	struct journal *journal;
@@ -307,6 +308,11 @@ void prefetch_note_change(struct cache *c, const char *dir, bool subtree);
 /* Stop every prefetch and wait for their threads to end.  Unlocked. */
 void prefetch_stop_all(struct cache *c);
 
+/* readdir.c: the listing of dir changed here, or with subtree set also
+ * those below it, so cursors listing it must not store what they fetched.
+ * Lock held. */
+void dir_cursor_note_change(struct cache *c, const char *dir, bool subtree);
+
 /* cache.c: helpers shared with file.c. */
 bool cache_is_fresh(uint64_t since_ms, uint64_t ttl_ms);
 void cache_notify(struct cache *c, const char *path);
@@ -318,6 +324,15 @@ void cache_default_attr(struct origin_attr *attr, mode_t mode, uid_t uid,
 			gid_t gid);
 void cache_record_created(struct cache *c, const char *path,
 			  const struct origin_attr *attr);
+/* Attributes of path from local state: the file open for writing, then
+ * a cached version within ttl.  Returns false when there is none.  Lock
+ * held. */
+bool cache_local_attr(struct cache *c, const char *path,
+		      struct origin_attr *attr);
+/* Append to out the files created in dir and not on the origin yet whose
+ * names the sorted listing l lacks.  Lock held. */
+void cache_add_unlisted_shadows(struct cache *c, const char *dir,
+				const struct listing *l, struct listing *out);
 /* Store a listing fetched from the origin, merged with files not on the
  * origin yet, and the attributes of its entries.  Lock held. */
 void cache_install_listing(struct cache *c, const char *dir,

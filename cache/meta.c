@@ -10,6 +10,15 @@
 #include "clock.h"
 #include "internal.h"
 
+/* The cached listing of dir changed, or with subtree also those below
+ * it: listings fetched before the change must not be stored.  Lock held. */
+static void note_listing_change(struct cache *c, const char *dir,
+				bool subtree)
+{
+	prefetch_note_change(c, dir, subtree);
+	dir_cursor_note_change(c, dir, subtree);
+}
+
 const char *path_split(const char *path, char *parent, size_t len)
 {
 	const char *slash = strrchr(path, '/');
@@ -246,7 +255,7 @@ void meta_listing_store(struct cache *c, const char *dir,
 
 void meta_listing_forget(struct cache *c, const char *dir)
 {
-	prefetch_note_change(c, dir, false);
+	note_listing_change(c, dir, false);
 	drop_listing(c, dir);
 }
 
@@ -259,7 +268,7 @@ void meta_listing_update(struct cache *c, const char *path,
 	struct listing *l = htab_get(&c->listings, parent);
 	struct dir_entry *e;
 
-	prefetch_note_change(c, parent, false);
+	note_listing_change(c, parent, false);
 	if (!l)
 		return;
 	e = listing_find(l, name);
@@ -284,7 +293,7 @@ void meta_listing_remove(struct cache *c, const char *path)
 	struct dir_entry *e;
 	size_t i;
 
-	prefetch_note_change(c, parent, false);
+	note_listing_change(c, parent, false);
 	if (!l)
 		return;
 	e = listing_find(l, name);
@@ -338,8 +347,8 @@ void meta_rename_prefix(struct cache *c, const char *from, const char *to)
 {
 	struct collect attrs = { 0 }, listings = { 0 };
 
-	prefetch_note_change(c, from, true);
-	prefetch_note_change(c, to, true);
+	note_listing_change(c, from, true);
+	note_listing_change(c, to, true);
 	collect_keys_below(&c->attrs, from, &attrs);
 	for (size_t i = 0; i < attrs.count; i++) {
 		free(htab_remove(&c->attrs, attrs.keys[i]));

@@ -43,6 +43,11 @@ struct origin_attr {
 	char version[ORIGIN_VERSION_MAX];
 };
 
+/* Bytes of a list_page() continuation token, its terminating NUL
+ * included.  NOTE: S3 documents no maximum for ListObjectsV2 tokens;
+ * this leaves room for one that encodes a 1024-byte key in base64. */
+#define ORIGIN_TOKEN_MAX 4096
+
 /* Kinds of origin request, counted for statistics. */
 enum origin_request {
 	ORIGIN_REQ_GET,
@@ -117,6 +122,18 @@ struct origin_ops {
 	/* Stream the entries of a directory, "." and ".." excluded. */
 	int (*list)(struct origin *o, const char *dir, origin_list_fn fn,
 		    void *arg);
+
+	/*
+	 * Optional (NULL where unsupported): list one page of the entries
+	 * of dir, as list() names them, in the origin's order.  token is ""
+	 * for the first page, else the next_token of the page before.
+	 * next_token (len bytes) receives the token of the next page, ""
+	 * after the last one.  -ENOENT as list() for a missing directory,
+	 * -EOVERFLOW when the token does not fit in len.
+	 */
+	int (*list_page)(struct origin *o, const char *dir, const char *token,
+			 origin_list_fn fn, void *arg, char *next_token,
+			 size_t len);
 
 	/*
 	 * Optional (NULL where unsupported): list every entry below dir at

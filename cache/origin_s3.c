@@ -1343,39 +1343,54 @@ static int emit_page(const struct s3_list_page *page, const char *prefix,
 typedef int (*page_fn)(const struct s3_list_page *page, const char *prefix,
 		       void *arg);
 
+/*
+ * Fetch the ListObjectsV2 page at token (NULL for the first) of the keys
+ * below dir, which have the key prefix prefix, grouped by delimiter
+ * unless it is NULL, and pass it to fn.  *next receives the token of the
+ * next page, malloc'ed, or NULL after the last page.
+ */
+static int fetch_page(struct s3_origin *so, const char *dir,
+		      const char *prefix, const char *delimiter,
+		      const char *token, page_fn fn, void *arg, char **next)
+{
+	struct s3_list_page page;
+	int rc;
+
+	*next = NULL;
+	rc = list_page(so, prefix, delimiter, token, NULL, so->list_max_keys,
+		       &page);
+	if (rc)
+		return rc;
+	/* An empty first page: no key below, not even a marker. */
+	if (!token && *dir && !page.nentries && !page.nprefixes)
+		rc = -ENOENT;
+	if (!rc)
+		rc = fn(&page, prefix, arg);
+	if (!rc && page.truncated && page.next_token && *page.next_token) {
+		*next = strdup(page.next_token);
+		if (!*next)
+			rc = -ENOMEM;
+	}
+	s3_list_page_free(&page);
+	return rc;
+}
+
 /* Fetch every ListObjectsV2 page of the keys below dir, grouped by
  * delimiter unless it is NULL, and pass each page to fn. */
 static int list_pages(struct s3_origin *so, const char *dir,
 		      const char *delimiter, page_fn fn, void *arg)
 {
 	char *prefix = key_of(so, dir, true);
-	char *token = NULL;
-	bool first = true;
+	char *token = NULL, *next;
 	int rc;
 
 	if (!prefix)
 		return -ENOMEM;
 	do {
-		struct s3_list_page page;
-
-		rc = list_page(so, prefix, delimiter, token, NULL,
-			       so->list_max_keys, &page);
-		if (rc)
-			break;
-		/* An empty first page: no key below, not even a marker. */
-		if (first && *dir && !page.nentries && !page.nprefixes)
-			rc = -ENOENT;
-		if (!rc)
-			rc = fn(&page, prefix, arg);
+		rc = fetch_page(so, dir, prefix, delimiter, token, fn, arg,
+				&next);
 		free(token);
-		token = NULL;
-		if (!rc && page.truncated && page.next_token) {
-			token = strdup(page.next_token);
-			if (!token)
-				rc = -ENOMEM;
-		}
-		first = false;
-		s3_list_page_free(&page);
+		token = next;
 	} while (!rc && token);
 	free(token);
 	free(prefix);
@@ -1403,6 +1418,34 @@ static int s3_list(struct origin *o, const char *dir, origin_list_fn fn,
 	struct list_target t = { .fn = fn, .arg = arg };
 
 	return list_pages(s3_of(o), dir, "/", list_one_page, &t);
+}
+
+/* One page of the delimited listing of s3_list(), with the same NOTE. */
+static int s3_list_page(struct origin *o, const char *dir,
+			const char *token, origin_list_fn fn, void *arg,
+			char *next_token, size_t len)
+{
+	struct s3_origin *so = s3_of(o);
+	struct list_target t = { .fn = fn, .arg = arg };
+	char *prefix = key_of(so, dir, true);
+	char *next = NULL;
+	int rc;
+
+	if (!prefix)
+		return -ENOMEM;
+	rc = fetch_page(so, dir, prefix, "/", *token ? token : NULL,
+			list_one_page, &t, &next);
+	if (!rc && next && strlen(next) >= len) {
+		log_warn("s3: continuation token of %zu bytes listing %s "
+			 "is longer than the %zu bytes nearfs keeps",
+			 strlen(next), prefix, len - 1);
+		rc = -EOVERFLOW;
+	}
+	if (!rc)
+		snprintf(next_token, len, "%s", next ? next : "");
+	free(next);
+	free(prefix);
+	return rc;
 }
 
 /*
@@ -2380,6 +2423,7 @@ static void s3_free(struct origin *o)
 static const struct origin_ops s3_ops = {
 	.stat = s3_stat,
 	.list = s3_list,
+	.list_page = s3_list_page,
 	.list_tree = s3_list_tree,
 	.read = s3_read,
 	.read_stream = s3_read_stream,

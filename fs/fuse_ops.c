@@ -79,9 +79,10 @@ struct dir_entry {
 };
 
 /*
- * fi->fh of a directory: a snapshot of the listing, so that offsets stay
- * valid across readdir calls.  Index 0 is ".", 1 is "..", and the offset
- * of an entry is its index plus one.
+ * fi->fh of a directory: the entries listed so far, appended in order as
+ * the engine's cursor fetches them, so that offsets stay valid across
+ * readdir calls.  Index 0 is ".", 1 is "..", and the offset of an entry
+ * is its index plus one.
  */
 struct dir_handle {
 	pthread_mutex_t lock;
@@ -89,7 +90,9 @@ struct dir_handle {
 	char *path;
 	struct dir_entry *entries;
 	size_t count, cap;
+	struct cache_dir *cursor;	/* NULL after a failed open */
 	bool served;		/* a readdir went past offset 0 */
+	bool error_logged;	/* a failed page was logged */
 };
 
 static struct nearfs_fs *req_fs(fuse_req_t req)
@@ -246,13 +249,15 @@ static void ctl_link_attr(const struct nearfs_fs *fs,
 	attr->mtime = fs->mounted;
 }
 
-/* Remove an origin entry named like the control link from a listing of
- * the root, because lookups of that name return the link. */
-static void hide_ctl_name(struct nearfs_fs *fs, struct dir_handle *dh)
+/* Remove an origin entry named like the control link from the entries
+ * of a listing of the root from index from on, because lookups of that
+ * name return the link. */
+static void hide_ctl_name(struct nearfs_fs *fs, struct dir_handle *dh,
+			  size_t from)
 {
 	if (dh->path[0] != '\0' || !fs->ctl_path)
 		return;
-	for (size_t i = 2; i < dh->count; i++) {
+	for (size_t i = from < 2 ? 2 : from; i < dh->count; i++) {
 		if (strcmp(dh->entries[i].name, NEARFS_CTL_LINK) != 0)
 			continue;
 		if (!atomic_exchange(&fs->ctl_hiding_logged, true))
@@ -1099,26 +1104,57 @@ static void dir_clear(struct dir_handle *dh)
 	dh->count = 0;
 }
 
-/* Read the listing into dh: ".", "..", then the engine's entries. */
+/* Start the listing of dh again: ".", "..", then what the engine has at
+ * once, or else its first page. */
 static int dir_load(struct nearfs_fs *fs, struct dir_handle *dh)
 {
 	struct origin_attr dot = { .mode = S_IFDIR | 0755 };
 	int ret;
 
 	dir_clear(dh);
+	cache_dir_close(dh->cursor);
+	dh->cursor = NULL;
+	dh->served = false;
 	if (dir_collect(dh, ".", &dot) || dir_collect(dh, "..", &dot))
 		return -ENOMEM;
-	ret = cache_readdir(fs->cache, dh->path, dir_collect, dh);
-	if (ret == 0)
-		hide_ctl_name(fs, dh);
-	dh->served = false;
+	ret = cache_dir_open(fs->cache, dh->path, dir_collect, dh,
+			     &dh->cursor);
+	if (ret == 0 && !cache_dir_complete(dh->cursor))
+		ret = cache_dir_next(dh->cursor, dir_collect, dh);
+	hide_ctl_name(fs, dh, 2);
 	return ret;
+}
+
+/*
+ * Fetch listing pages until dh has the entry at offset off or the
+ * listing is complete: one page, unless a page adds no entry or off lies
+ * further ahead (seekdir).  A failed page returns EIO, and the entries
+ * before it stay valid.
+ */
+static int dir_fetch(struct nearfs_fs *fs, struct dir_handle *dh, off_t off)
+{
+	while (dh->cursor && (size_t)off >= dh->count &&
+	       !cache_dir_complete(dh->cursor)) {
+		size_t from = dh->count;
+		int ret = cache_dir_next(dh->cursor, dir_collect, dh);
+
+		hide_ctl_name(fs, dh, from);
+		if (ret == 0)
+			continue;
+		if (!dh->error_logged)
+			log_err("listing of /%s failed after %zu entries: %s",
+				dh->path, dh->count - 2, strerror(-ret));
+		dh->error_logged = true;
+		return -EIO;
+	}
+	return 0;
 }
 
 static void dir_handle_free(struct dir_handle *dh)
 {
 	if (!dh)
 		return;
+	cache_dir_close(dh->cursor);
 	dir_clear(dh);
 	free(dh->entries);
 	free(dh->path);
@@ -1282,6 +1318,8 @@ static void read_dir(fuse_req_t req, size_t size, off_t off,
 		ret = dir_load(fs, dh);
 	if (off > 0)
 		dh->served = true;
+	if (ret == 0)
+		ret = dir_fetch(fs, dh, off < 0 ? 0 : off);
 	if (ret == 0)
 		len = dir_fill(req, fs, dh, buf, size, off < 0 ? 0 : off,
 			       plus ? &refs : NULL);

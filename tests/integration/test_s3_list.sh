@@ -138,3 +138,99 @@ check_walk 7 dir_prefetch=60 $((5 + 9 + 19))
 check "walk without prefetch lists the same tree"
 # One LIST per directory: tree/, 30 below it, d00/empty and d02/x.
 check_walk 40 dir_prefetch=0 33
+
+# Streaming listings: 2500 keys below big/, listed in pages of 500, so
+# that a complete listing takes 5 LIST requests.  A readdir past the
+# entries fetched so far fetches the next page; the listing cache gets
+# the listing once its last page arrived.
+DIRREAD=${DIRREAD:-$NEARFS_ROOT/build/tools/dirread}
+STREAM=$WORK/stream
+s3 mb stream
+s3 gen-files stream big/k 2500 1
+for i in $(seq 0 2499); do
+	printf 'k%05d\n' "$i"
+done >"$WORK/big.expected"
+
+# mount_stream [OPTS]: mount the bucket stream with pages of 500 keys,
+# stat big/ and set lists to the LIST requests sent so far.
+mount_stream() {
+	NEARFS_ENV=(NEARFS_S3_LIST_MAX_KEYS=500)
+	mount_nearfs s3://stream "$STREAM" "chunk_size=1M${1:+,$1}"
+	NEARFS_ENV=()
+	stat "$STREAM/big" >/dev/null
+	lists=$(stat_field "$STREAM" requests.LIST)
+}
+
+mount_stream
+
+check "first entry of a large directory: one LIST"
+first=$(python3 -c '
+import os, sys
+with os.scandir(sys.argv[1]) as it:
+    print(next(it).name)' "$STREAM/big")
+assert_eq k00000 "$first" "first entry of big/"
+assert_eq $((lists + 1)) "$(stat_field "$STREAM" requests.LIST)" \
+	"requests.LIST after reading one entry"
+
+check "full listing of a large directory: 5 LISTs"
+lists=$(stat_field "$STREAM" requests.LIST)
+"$DIRREAD" "$STREAM/big" 0 | LC_ALL=C sort >"$WORK/big.listed"
+assert_same_file "$WORK/big.expected" "$WORK/big.listed" \
+	"names of big/, each once"
+assert_eq $((lists + 5)) "$(stat_field "$STREAM" requests.LIST)" \
+	"requests.LIST after the full listing"
+
+check "second listing within dir_ttl: no LIST"
+heads=$(stat_field "$STREAM" requests.HEAD)
+ls -f "$STREAM/big" | grep -v '^\.\.\?$' | LC_ALL=C sort \
+	>"$WORK/big.relisted"
+assert_same_file "$WORK/big.expected" "$WORK/big.relisted" \
+	"names of big/ from ls -f"
+assert_eq 1 "$(stat -c %s "$STREAM/big/k01234")" "size of big/k01234"
+assert_eq $((lists + 5)) "$(stat_field "$STREAM" requests.LIST)" \
+	"requests.LIST after the second listing"
+assert_eq "$heads" "$(stat_field "$STREAM" requests.HEAD)" \
+	"requests.HEAD after a stat of a listed name"
+unmount_nearfs "$STREAM"
+
+check "rewinddir in the middle of a listing lists again"
+mount_stream
+"$DIRREAD" "$STREAM/big" 1000 rewind | LC_ALL=C sort \
+	>"$WORK/big.rewound"
+assert_same_file "$WORK/big.expected" "$WORK/big.rewound" \
+	"names of big/ after rewinddir"
+# 2 pages for the first 1000 names, then 5 again after the rewind.
+assert_eq $((lists + 7)) "$(stat_field "$STREAM" requests.LIST)" \
+	"requests.LIST of the rewound listing"
+unmount_nearfs "$STREAM"
+
+# Last, because it stops the S3 server.
+check "failed page: EIO, earlier entries stay valid"
+mount_stream timeout=1s
+mkfifo "$WORK/go"
+"$DIRREAD" "$STREAM/big" 600 pause <"$WORK/go" >"$WORK/big.partial" \
+	2>"$WORK/dirread.err" &
+reader=$!
+CLEANUP_PIDS+=("$reader")
+exec 9>"$WORK/go"
+for i in $(seq 100); do
+	grep -q paused "$WORK/dirread.err" && break
+	sleep 0.1
+done
+assert_contains "$(cat "$WORK/dirread.err")" paused "dirread before the stop"
+stop_s3
+echo go >&9
+exec 9>&-
+status=0
+wait "$reader" || status=$?
+assert_eq 3 "$status" "dirread exit status"
+assert_contains "$(cat "$WORK/dirread.err")" "Input/output error" \
+	"dirread message"
+# Pages 1 and 2 arrived before the stop, page 3 failed.
+head -n 1000 "$WORK/big.expected" >"$WORK/big.first"
+LC_ALL=C sort "$WORK/big.partial" >"$WORK/big.partial.sorted"
+assert_same_file "$WORK/big.first" "$WORK/big.partial.sorted" \
+	"names returned before the failed page"
+assert_contains "$(cat "${NEARFS_LOG[$STREAM]}")" \
+	"listing of /big failed after 1000 entries" "nearfs log"
+unmount_nearfs "$STREAM"

@@ -31,8 +31,9 @@ struct fake_node {
 
 struct fake_origin {
 	struct origin base;	/* first: the engine's struct origin * */
-	struct origin_ops ops;	/* fake_ops, with list_tree and read_stream
-				 * when set */
+	struct origin_ops ops;	/* fake_ops, with list_page, list_tree and
+				 * read_stream when set */
+	unsigned list_page;	/* entries per list_page() page */
 	unsigned tree_page;	/* entries per list_tree() page */
 	pthread_mutex_t lock;
 	struct fake_node *nodes;
@@ -239,12 +240,10 @@ static int collect_children(struct fake_origin *fo, const char *dir,
 	return 0;
 }
 
-static int fake_list(struct origin *o, const char *dir, origin_list_fn fn,
-		     void *arg)
+/* Count one FAKE_LIST call and copy the entries of dir. */
+static int list_children(struct fake_origin *fo, const char *dir,
+			 struct fake_entry **out, size_t *count)
 {
-	struct fake_origin *fo = to_fake(o);
-	struct fake_entry *e = NULL;
-	size_t count = 0;
 	int ret = fake_enter(fo, FAKE_LIST, ORIGIN_REQ_LIST);
 
 	if (ret)
@@ -252,8 +251,18 @@ static int fake_list(struct origin *o, const char *dir, origin_list_fn fn,
 	pthread_mutex_lock(&fo->lock);
 	ret = check_dir(fo, dir);
 	if (!ret)
-		ret = collect_children(fo, dir, &e, &count);
+		ret = collect_children(fo, dir, out, count);
 	pthread_mutex_unlock(&fo->lock);
+	return ret;
+}
+
+static int fake_list(struct origin *o, const char *dir, origin_list_fn fn,
+		     void *arg)
+{
+	struct fake_origin *fo = to_fake(o);
+	struct fake_entry *e = NULL;
+	size_t count = 0;
+	int ret = list_children(fo, dir, &e, &count);
 
 	/* The callback runs unlocked, as it may call back into the test. */
 	for (size_t i = 0; i < count; i++) {
@@ -261,6 +270,41 @@ static int fake_list(struct origin *o, const char *dir, origin_list_fn fn,
 			ret = fn(arg, e[i].name, &e[i].attr);
 		free(e[i].name);
 	}
+	free(e);
+	return ret;
+}
+
+static int fake_entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct fake_entry *)a)->name,
+		      ((const struct fake_entry *)b)->name);
+}
+
+/* List the entries of dir in name order, list_page entries a page.  The
+ * token is the last name of the page before, and a page starts after it. */
+static int fake_list_page(struct origin *o, const char *dir,
+			  const char *token, origin_list_fn fn, void *arg,
+			  char *next_token, size_t len)
+{
+	struct fake_origin *fo = to_fake(o);
+	struct fake_entry *e = NULL;
+	size_t count = 0, first = 0, end;
+	int ret = list_children(fo, dir, &e, &count);
+
+	if (!ret)
+		qsort(e, count, sizeof(*e), fake_entry_cmp);
+	while (*token && first < count && strcmp(e[first].name, token) <= 0)
+		first++;
+	end = count - first > fo->list_page ? first + fo->list_page : count;
+
+	/* The callback runs unlocked, as it may call back into the test. */
+	for (size_t i = first; ret == 0 && i < end; i++)
+		ret = fn(arg, e[i].name, &e[i].attr);
+	if (ret == 0)
+		snprintf(next_token, len, "%s",
+			 end < count ? e[end - 1].name : "");
+	for (size_t i = 0; i < count; i++)
+		free(e[i].name);
 	free(e);
 	return ret;
 }
@@ -916,6 +960,12 @@ void fake_cut_next_stream(struct fake_origin *fo, uint64_t after, bool retry)
 	fo->stream_cut = after;
 	fo->stream_cut_retry = retry;
 	pthread_mutex_unlock(&fo->lock);
+}
+
+void fake_set_list_page(struct fake_origin *fo, unsigned page_size)
+{
+	fo->list_page = page_size;
+	fo->ops.list_page = page_size ? fake_list_page : NULL;
 }
 
 void fake_set_tree_page(struct fake_origin *fo, unsigned page_size)

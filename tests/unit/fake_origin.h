@@ -25,7 +25,7 @@
 
 enum fake_op {
 	FAKE_STAT,
-	FAKE_LIST,
+	FAKE_LIST,	/* one per list() call or list_page() page */
 	FAKE_READ,
 	FAKE_WRITE,
 	FAKE_SETATTR,
@@ -95,6 +95,12 @@ void fake_enable_stream(struct fake_origin *fo);
  * hands out the whole range again from position 0, as a retried request
  * does; without, it fails with -EIO. */
 void fake_cut_next_stream(struct fake_origin *fo, uint64_t after, bool retry);
+
+/* Give the origin a list_page() op (none by default, like a directory
+ * origin) that lists page_size entries a page in name order, each page
+ * one FAKE_LIST call.  0 removes the op again.  Call it before
+ * cache_open(). */
+void fake_set_list_page(struct fake_origin *fo, unsigned page_size);
 
 /* Give the origin a list_tree() op (none by default, like a directory
  * origin) that returns pages of page_size entries, each page counted as

@@ -1,5 +1,6 @@
 /* test_listing.c - per-directory listings built from a recursive listing,
- * the listing prefetch of a subtree, and the bound on cached listings. */
+ * the listing prefetch of a subtree, listing cursors over pages, and the
+ * bound on cached listings. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -242,6 +243,16 @@ static const char *const tree[] = {
 	"top.txt",
 };
 
+/* List every directory of tree, top down. */
+static void assert_walk(struct cache *c)
+{
+	assert_readdir(c, "", "a b c top.txt");
+	assert_readdir(c, "a", "1 2 deep");
+	assert_readdir(c, "a/deep", "x");
+	assert_readdir(c, "b", "1 2");
+	assert_readdir(c, "c", "1");
+}
+
 static void test_prefetch_lists_subtree_once(void **state)
 {
 	struct test_env *env = start(state, 3, 1000);
@@ -249,11 +260,7 @@ static void test_prefetch_lists_subtree_once(void **state)
 
 	put_tree(env->fo, tree, sizeof(tree) / sizeof(tree[0]));
 	assert_int_equal(test_env_open(env), 0);
-	assert_readdir(env->c, "", "a b c top.txt");
-	assert_readdir(env->c, "a", "1 2 deep");
-	assert_readdir(env->c, "a/deep", "x");
-	assert_readdir(env->c, "b", "1 2");
-	assert_readdir(env->c, "c", "1");
+	assert_walk(env->c);
 	assert_int_equal(cache_getattr(env->c, "b/2", &attr), 0);
 	assert_int_equal(attr.size, 3);
 	assert_int_equal(cache_getattr(env->c, "b/none", &attr), -ENOENT);
@@ -296,6 +303,186 @@ static void test_prefetch_off_lists_each_dir(void **state)
 	assert_readdir(env->c, "b", "1 2");
 	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 3);
 	assert_int_equal(fake_calls(env->fo, FAKE_LIST_TREE), 0);
+}
+
+/* ---- cursor ---- */
+
+static const char *const seven[] = {
+	"d/", "d/f0", "d/f1", "d/f2", "d/f3", "d/f4", "d/f5", "d/f6",
+};
+
+/* Open a cache over seven files in d, listed in pages of 3 entries. */
+static struct test_env *start_paged(void **state)
+{
+	struct test_env *env = start(state, 0, 0);
+
+	fake_set_list_page(env->fo, 3);
+	put_tree(env->fo, seven, sizeof(seven) / sizeof(seven[0]));
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+/* Fetch the next page of d into a fresh n and check its names. */
+static void assert_next(struct cache_dir *d, const char *want)
+{
+	struct names n = { .len = 0 };
+
+	assert_int_equal(cache_dir_next(d, collect_name, &n), 0);
+	assert_string_equal(n.text, want);
+}
+
+static void test_cursor_appends_pages_in_order(void **state)
+{
+	struct test_env *env = start_paged(state);
+	struct names n = { .len = 0 };
+	struct origin_attr attr;
+	struct cache_dir *d;
+
+	assert_int_equal(cache_dir_open(env->c, "d", collect_name, &n, &d),
+			 0);
+	assert_string_equal(n.text, "");
+	assert_false(cache_dir_complete(d));
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 0);
+	assert_next(d, "f0 f1 f2");
+	assert_null(meta_listing_get(env->c, "d"));
+	assert_next(d, "f3 f4 f5");
+	assert_null(meta_listing_get(env->c, "d"));
+	assert_false(cache_dir_complete(d));
+	assert_next(d, "f6");
+	assert_true(cache_dir_complete(d));
+	assert_non_null(meta_listing_get(env->c, "d"));
+	assert_int_equal(meta_listing_get(env->c, "d")->count, 7);
+	assert_next(d, "");
+	cache_dir_close(d);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 3);
+
+	/* The stored listing answers listings and lookups. */
+	assert_readdir(env->c, "d", "f0 f1 f2 f3 f4 f5 f6");
+	assert_int_equal(cache_getattr(env->c, "d/f4", &attr), 0);
+	assert_int_equal(attr.size, 3);
+	assert_int_equal(cache_getattr(env->c, "d/none", &attr), -ENOENT);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 3);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 0);
+}
+
+static void test_cursor_open_returns_fresh_listing(void **state)
+{
+	struct test_env *env = start_paged(state);
+	struct names n = { .len = 0 };
+	struct cache_dir *d;
+
+	assert_readdir(env->c, "d", "f0 f1 f2 f3 f4 f5 f6");
+	assert_int_equal(cache_dir_open(env->c, "d", collect_name, &n, &d),
+			 0);
+	assert_string_equal(n.text, "f0 f1 f2 f3 f4 f5 f6");
+	assert_true(cache_dir_complete(d));
+	cache_dir_close(d);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 3);
+
+	/* After dir_ttl the cursor lists from the origin again. */
+	fake_clock_advance(TTL_MS);
+	n.len = 0;
+	n.text[0] = '\0';
+	assert_int_equal(cache_dir_open(env->c, "d", collect_name, &n, &d),
+			 0);
+	assert_string_equal(n.text, "");
+	assert_false(cache_dir_complete(d));
+	assert_next(d, "f0 f1 f2");
+	cache_dir_close(d);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 4);
+}
+
+static void test_cursor_failed_page_stores_nothing(void **state)
+{
+	struct test_env *env = start_paged(state);
+	struct names n = { .len = 0 };
+	struct cache_dir *d;
+
+	assert_int_equal(cache_dir_open(env->c, "d", collect_name, &n, &d),
+			 0);
+	assert_next(d, "f0 f1 f2");
+	fake_fail_next(env->fo, FAKE_LIST, 1, EIO);
+	assert_int_equal(cache_dir_next(d, collect_name, &n), -EIO);
+	assert_string_equal(n.text, "");
+	assert_false(cache_dir_complete(d));
+	/* The next call asks for the failed page again. */
+	assert_next(d, "f3 f4 f5");
+	fake_fail_next(env->fo, FAKE_LIST, 1, EIO);
+	assert_int_equal(cache_dir_next(d, collect_name, &n), -EIO);
+	assert_false(cache_dir_complete(d));
+	assert_null(meta_listing_get(env->c, "d"));
+	cache_dir_close(d);
+	assert_null(meta_listing_get(env->c, "d"));
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 4);
+
+	/* A cursor closed before its last page stores nothing either. */
+	assert_int_equal(cache_dir_open(env->c, "d", collect_name, &n, &d),
+			 0);
+	assert_next(d, "f0 f1 f2");
+	cache_dir_close(d);
+	assert_null(meta_listing_get(env->c, "d"));
+	assert_readdir(env->c, "d", "f0 f1 f2 f3 f4 f5 f6");
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 5 + 3);
+}
+
+static void test_cursor_local_change_not_stored(void **state)
+{
+	struct test_env *env = start_paged(state);
+	struct cache_file *f;
+	struct names n = { .len = 0 };
+	struct cache_dir *d;
+
+	assert_int_equal(cache_dir_open(env->c, "d", collect_name, &n, &d),
+			 0);
+	assert_next(d, "f0 f1 f2");
+	assert_int_equal(cache_file_create(env->c, "d/g", 0644, 0, 0, &f),
+			 0);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	assert_next(d, "f3 f4 f5");
+	assert_next(d, "f6 g");
+	assert_true(cache_dir_complete(d));
+	cache_dir_close(d);
+	/* The listing may have missed the change, so it is not stored. */
+	assert_null(meta_listing_get(env->c, "d"));
+}
+
+static void test_cursor_lists_file_not_uploaded(void **state)
+{
+	struct test_env *env = start_paged(state);
+	struct origin_attr attr;
+	struct cache_file *f;
+	struct names n = { .len = 0 };
+	struct cache_dir *d;
+
+	assert_int_equal(cache_file_create(env->c, "d/e", 0644, 0, 0, &f),
+			 0);
+	assert_false(fake_exists(env->fo, "d/e"));
+	assert_int_equal(cache_dir_open(env->c, "d", collect_name, &n, &d),
+			 0);
+	assert_next(d, "f0 f1 f2");
+	assert_next(d, "f3 f4 f5");
+	assert_next(d, "f6 e");
+	cache_dir_close(d);
+	assert_readdir(env->c, "d", "e f0 f1 f2 f3 f4 f5 f6");
+	assert_int_equal(cache_getattr(env->c, "d/e", &attr), 0);
+	assert_int_equal(attr.size, 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 3);
+	cache_file_release(f);
+}
+
+static void test_cursor_last_page_starts_prefetch(void **state)
+{
+	struct test_env *env = start(state, 3, 1000);
+
+	fake_set_list_page(env->fo, 2);
+	put_tree(env->fo, tree, sizeof(tree) / sizeof(tree[0]));
+	assert_int_equal(test_env_open(env), 0);
+	assert_walk(env->c);
+	/* Two pages of the root, then one recursive listing. */
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 2);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST_TREE), 1);
+	assert_int_equal(list_requests(env->c), 2 + 4);
 }
 
 /* ---- bound ---- */
@@ -361,6 +548,18 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_prefetch_budget_cut_lists_rest,
 					  teardown),
 		cmocka_unit_test_teardown(test_prefetch_off_lists_each_dir,
+					  teardown),
+		cmocka_unit_test_teardown(test_cursor_appends_pages_in_order,
+					  teardown),
+		cmocka_unit_test_teardown(
+			test_cursor_open_returns_fresh_listing, teardown),
+		cmocka_unit_test_teardown(
+			test_cursor_failed_page_stores_nothing, teardown),
+		cmocka_unit_test_teardown(test_cursor_local_change_not_stored,
+					  teardown),
+		cmocka_unit_test_teardown(test_cursor_lists_file_not_uploaded,
+					  teardown),
+		cmocka_unit_test_teardown(test_cursor_last_page_starts_prefetch,
 					  teardown),
 		cmocka_unit_test_teardown(test_bound_drops_oldest_listing,
 					  teardown),
