@@ -391,8 +391,9 @@ static int switch_version(struct cache_file *f, struct object *old)
  * readahead as parallel requests that arrive out of order, so a read that
  * starts within one chunk of where the reader has got to still counts as
  * sequential.  A read anywhere else turns readahead off until the reader
- * is sequential again.  Reads of one handle may run in parallel: the
- * window is kept under the cache lock.
+ * is sequential again.  Entering a chunk also asks the kernel to read the
+ * cached chunks there and after it from the data file.  Reads of one
+ * handle may run in parallel: the window is kept under the cache lock.
  */
 static void read_ahead(struct cache_file *f, struct object *obj,
 		       uint64_t offset, size_t n)
@@ -400,6 +401,7 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 	uint32_t cs = f->c->cfg.chunk_size;
 	uint32_t first = offset / cs, last = (offset + n - 1) / cs;
 	uint64_t max = f->c->cfg.readahead / cs;
+	bool entered = last > first || offset % cs == 0;
 	uint32_t window;
 	bool sequential;
 
@@ -417,7 +419,7 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 		f->ra_window = 0;
 	else if (f->ra_window == 0)
 		f->ra_window = 1;
-	else if ((last > first || offset % cs == 0) && f->ra_window < max)
+	else if (entered && f->ra_window < max)
 		f->ra_window *= 2;
 	if (f->ra_window > max)
 		f->ra_window = max;
@@ -426,6 +428,8 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 	pthread_mutex_unlock(&f->c->lock);
 	if (window)
 		store_prefetch(f->c, obj, last + 1, window);
+	if (window && entered)
+		store_willneed(f->c, obj, last, RA_WILLNEED_CHUNKS);
 }
 
 /*

@@ -152,6 +152,8 @@ struct journal;
 #define RA_THREADS 8
 /* Chunks a sequential reader may have queued ahead of it, at most. */
 #define RA_WINDOW_MAX 32
+/* Cached chunks a sequential reader has read from disk ahead of it. */
+#define RA_WILLNEED_CHUNKS 2
 /* Bytes of consecutive chunks readahead fetches with one request. */
 #define RA_RUN_BYTES (16u << 20)
 
@@ -240,6 +242,12 @@ void store_data_path(const struct cache *c, uint64_t id, char *buf,
 void store_log_object(struct cache *c, struct object *obj);
 int store_replay(struct cache *c, char *err, size_t errlen);
 /* Queue chunks [first, first + count) of a pinned object for fetching. */
+/* Ask the kernel to read ahead the chunks of obj from first on that are
+ * cached, up to count of them (posix_fadvise WILLNEED on the data file):
+ * the FUSE reads of a sequential reader reach the data file out of order
+ * and in parallel, which defeats the kernel's own readahead of that file. */
+void store_willneed(struct cache *c, struct object *obj, uint32_t first,
+		    uint32_t count);
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count);
 int store_ra_start(struct cache *c);

@@ -1142,6 +1142,30 @@ void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 	pthread_mutex_unlock(&c->lock);
 }
 
+void store_willneed(struct cache *c, struct object *obj, uint32_t first,
+		    uint32_t count)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	uint32_t i = first;
+	int fd;
+
+	pthread_mutex_lock(&c->lock);
+	fd = obj->fd;
+	while (i < obj->nchunks && i < first + count && obj->chunks[i] &&
+	       obj->chunks[i]->state == CHUNK_PRESENT)
+		i++;
+	if (i > first && fd >= 0)
+		obj->refs++;	/* keeps fd open */
+	pthread_mutex_unlock(&c->lock);
+	if (i == first || fd < 0)
+		return;
+	posix_fadvise(fd, (off_t)first * cs, (off_t)(i - first) * cs,
+		      POSIX_FADV_WILLNEED);
+	pthread_mutex_lock(&c->lock);
+	store_object_put(c, obj);
+	pthread_mutex_unlock(&c->lock);
+}
+
 int store_ra_start(struct cache *c)
 {
 	c->ra_tail = &c->ra_head;
