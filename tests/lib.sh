@@ -81,18 +81,6 @@ print_logs() {
 	fi
 }
 
-stop_pid() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill "$pid" 2>/dev/null || true
-	for i in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	echo "process $pid did not stop on SIGTERM; sending SIGKILL" >&2
-	kill -9 "$pid" 2>/dev/null || true
-}
-
 # is_mounted PATH: PATH is in the mount table, also when its daemon died
 # and every access fails with ENOTCONN (where mountpoint -q says no).
 is_mounted() {
@@ -196,21 +184,6 @@ random_file() {
 
 mib() {
 	echo $(($1 * 1024 * 1024))
-}
-
-# drop_page_cache FILE...: drop the kernel's cached pages of each file
-# (POSIX_FADV_DONTNEED, no privilege needed), so that the next read
-# reaches the nearfs daemon instead of the page cache.
-drop_page_cache() {
-	python3 - "$@" <<'PY'
-import os, sys
-for path in sys.argv[1:]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-PY
 }
 
 s3rver_bin() {

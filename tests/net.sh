@@ -1,5 +1,6 @@
-# net.sh - helpers for servers on 127.0.0.1, sourced by tests/lib.sh,
-# tests/integration/test_sigv4.sh, tools/bench.sh and tools/demo.sh.  s3
+# net.sh - helpers for servers on 127.0.0.1, their processes and page
+# caches, sourced by tests/lib.sh, tests/integration/test_sigv4.sh,
+# tools/bench.sh and tools/demo.sh.  s3
 # needs S3CLI, the path of tests/tools/s3cli.py, set by the script that
 # sources this file.
 
@@ -36,4 +37,32 @@ use_test_credentials() {
 	export AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2
 	export AWS_REGION=${3:-us-east-1}
 	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_ENDPOINT_URL
+}
+
+# stop_pid PID: SIGTERM, then SIGKILL after 5 s, with a warning.
+stop_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill "$pid" 2>/dev/null || true
+	for i in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	echo "process $pid did not stop on SIGTERM; sending SIGKILL" >&2
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+# drop_page_cache FILE...: drop the kernel's cached pages of each file
+# (POSIX_FADV_DONTNEED, no privilege needed), so that the next read
+# reaches the nearfs daemon instead of the page cache.
+drop_page_cache() {
+	python3 - "$@" <<'PY'
+import os, sys
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+PY
 }

@@ -101,17 +101,6 @@ is_mounted() {
 		/proc/self/mountinfo
 }
 
-stop_pid() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill "$pid" 2>/dev/null || true
-	for i in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-}
-
 cleanup() {
 	local status=$? mnt pid
 	trap - ERR
@@ -294,8 +283,8 @@ PY
 	direct "$S3_PORT" fill "$BUCKET" small/ "$SMALL_FILES" "$FILE_SIZE"
 	direct "$S3_PORT" fill "$BUCKET" tree/ "$TREE_FILES" "$FILE_SIZE" \
 		"$TREE_DIRS"
-	# s3rver leaves out of a listing the prefixes that hold only deeper
-	# prefixes, so the top of the tree holds one file.
+	# s3rver leaves out of a listing the prefixes that contain only
+	# deeper prefixes, so the top of the tree gets one file.
 	direct "$S3_PORT" put "$BUCKET" tree/README "$LOCAL/tree/README"
 	log "data set loaded: $(direct "$S3_PORT" count "$BUCKET" "")" \
 		"(keys bytes)"
@@ -312,14 +301,6 @@ drop_caches() {
 		find "$SERVER_DATA" -name 'big._S3rver_object' \
 			-exec cat {} + >/dev/null
 	fi
-}
-
-# Only without root: drop the page cache of one file (POSIX_FADV_DONTNEED).
-drop_file_cache() {
-	python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-os.close(fd)' "$1"
 }
 
 wait_mounted() {
@@ -491,7 +472,7 @@ drop_for() {
 	if [ "$IS_ROOT" -eq 1 ]; then
 		drop_caches
 	else
-		drop_file_cache "$1"
+		drop_page_cache "$1"
 	fi
 }
 

@@ -130,14 +130,6 @@ unmount_demo() {
 	NEARFS_PID=
 }
 
-# Drop the kernel's page cache of a file, so that a read reaches nearfs.
-drop_page_cache() {
-	python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-os.close(fd)' "$1"
-}
-
 timed_read() {
 	printf '$ time cat %s > /dev/null   # %s\n' "$1" "$2"
 	time cat "$1" >/dev/null
