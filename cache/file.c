@@ -391,8 +391,8 @@ static int switch_version(struct cache_file *f, struct object *old)
  * readahead as parallel requests that arrive out of order, so a read that
  * starts within one chunk of where the reader has got to still counts as
  * sequential.  A read anywhere else turns readahead off until the reader
- * is sequential again.  Entering a chunk also asks the kernel to read the
- * cached chunks there and after it from the data file.  Reads of one
+ * is sequential again.  On entering a chunk the reader also has the kernel
+ * read that chunk and the next from the data file, where they are cached.  Reads of one
  * handle may run in parallel: the window is kept under the cache lock.
  */
 static void read_ahead(struct cache_file *f, struct object *obj,

@@ -242,10 +242,10 @@ void store_data_path(const struct cache *c, uint64_t id, char *buf,
 void store_log_object(struct cache *c, struct object *obj);
 int store_replay(struct cache *c, char *err, size_t errlen);
 /* Queue chunks [first, first + count) of a pinned object for fetching. */
-/* Ask the kernel to read ahead the chunks of obj from first on that are
- * cached, up to count of them (posix_fadvise WILLNEED on the data file):
- * the FUSE reads of a sequential reader reach the data file out of order
- * and in parallel, which defeats the kernel's own readahead of that file. */
+/* Ask the kernel (posix_fadvise WILLNEED) to read the cached chunks of obj
+ * from first on, up to count of them, from the data file.  The FUSE reads
+ * of a sequential reader reach that file out of order and in parallel,
+ * which defeats the kernel's own readahead of it. */
 void store_willneed(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count);
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,

@@ -21,9 +21,9 @@ int mount_device(const char *mountpoint, unsigned *major, unsigned *minor);
  * root, no sysfs) leave the default and are logged at debug level. */
 void kernel_readahead_raise(const char *mountpoint, unsigned kib);
 
-/* Raise it from a new thread once the mount answers a stat(), that is,
- * once the FUSE loop runs and the kernel has taken the INIT reply.  The
- * mountpoint string must live as long as the process. */
+/* Raise it from a new thread once a stat() of the mount returns, which
+ * is after the FUSE loop runs and the kernel has taken the INIT reply.
+ * The mountpoint string must live as long as the process. */
 void kernel_readahead_raise_later(const char *mountpoint, unsigned kib);
 
 #endif

@@ -55,7 +55,7 @@ assert_eq 0 "$(stat -c %s "$MNT/tree/sub/empty.txt")" "size of empty.txt"
 if [ "$(id -u)" -eq 0 ]; then
 	check "the kernel reads ahead 4 MiB on the mount"
 	ra=/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb
-	# The daemon raises it from a thread once the mount answers.
+	# The daemon raises it from a thread once a stat of the mount returns.
 	for _ in $(seq 50); do
 		[ "$(cat "$ra")" = 4096 ] && break
 		sleep 0.1
