@@ -125,7 +125,45 @@ static int lock_folder(struct cache *c, char *err, size_t errlen)
 	return 0;
 }
 
-static int open_folder(struct cache *c, char *err, size_t errlen)
+/*
+ * Check that a cache folder belongs to the user that runs nearfs and has
+ * none of the mode bits in forbidden.  A user who can replace files in
+ * it could make nearfs serve any bytes.
+ */
+static int check_owner(const char *path, mode_t forbidden, char *err,
+		       size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		snprintf(err, errlen, "cannot check the cache folder %s: %s",
+			 path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "the cache folder %s is not a folder: "
+			 "give another cache_dir", path);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "the cache folder %s belongs to uid %u, "
+			 "not to uid %u that runs nearfs: chown it, or give "
+			 "another cache_dir", path, (unsigned)st.st_uid,
+			 (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & forbidden) {
+		snprintf(err, errlen, "the cache folder %s has mode %03o, open "
+			 "to other users: run chmod %s %s", path,
+			 (unsigned)(st.st_mode & 0777),
+			 forbidden == 077 ? "700" : "go-w", path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int open_folder(struct cache *c, const char *cache_dir, char *err,
+		       size_t errlen)
 {
 	int ret = mkdir_parents(c->root);
 
@@ -134,6 +172,11 @@ static int open_folder(struct cache *c, char *err, size_t errlen)
 			 "check cache_dir", c->root, strerror(-ret));
 		return ret;
 	}
+	ret = check_owner(cache_dir, 022, err, errlen);
+	if (ret == 0)
+		ret = check_owner(c->root, 077, err, errlen);
+	if (ret < 0)
+		return ret;
 	c->root_fd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->root_fd < 0) {
 		snprintf(err, errlen, "cannot open the cache folder %s: %s",
@@ -225,7 +268,7 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 		snprintf(err, errlen, "out of memory");
 		goto out_close;
 	}
-	ret = open_folder(c, err, errlen);
+	ret = open_folder(c, cfg->dir, err, errlen);
 	if (ret < 0)
 		goto out_close;
 	ret = load_index(c, err, errlen);

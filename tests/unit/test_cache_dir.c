@@ -1,0 +1,155 @@
+/* test_cache_dir.c - who may own and use the cache folder, and the modes
+ * of what the engine creates in it. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "fake_origin.c"
+
+#define CS (64u * 1024)
+#define TTL_MS 1000
+
+static struct test_env *create(void **state)
+{
+	return test_env_create(state, "cache-tests-dir-XXXXXX", CS, 64 * CS,
+			       TTL_MS);
+}
+
+static mode_t mode_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+/* The folder of the only origin in env's cache_dir. */
+static void origin_folder(struct test_env *env, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", cache_path(env->c));
+}
+
+static int data_files, data_files_open;
+
+static int count_file(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (flag == FTW_F) {
+		data_files++;
+		if (st->st_mode & 077)
+			data_files_open++;
+	}
+	return 0;
+}
+
+static void test_cache_dir_modes_private(void **state)
+{
+	struct test_env *env = create(state);
+	char root[PATH_MAX], path[PATH_MAX + 16];
+
+	test_put_text(env->fo, "/f", "some bytes");
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(test_read_path(env->c, "/f", path, 10, 0), 10);
+	origin_folder(env, root, sizeof(root));
+	assert_int_equal(mode_of(root), 0700);
+	snprintf(path, sizeof(path), "%s/data", root);
+	assert_int_equal(mode_of(path), 0700);
+	snprintf(path, sizeof(path), "%s/lock", root);
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/data", root);
+	data_files = data_files_open = 0;
+	assert_int_equal(nftw(path, count_file, 8, FTW_PHYS), 0);
+	assert_int_equal(data_files, 1);
+	assert_int_equal(data_files_open, 0);
+}
+
+static void test_cache_dir_group_writable(void **state)
+{
+	struct test_env *env = create(state);
+
+	assert_int_equal(chmod(env->dir, 0775), 0);
+	assert_int_equal(test_env_open(env), -EPERM);
+	assert_non_null(strstr(env->err, env->dir));
+	assert_non_null(strstr(env->err, "mode 775"));
+	assert_non_null(strstr(env->err, "chmod go-w"));
+}
+
+static void test_cache_dir_readable_allowed(void **state)
+{
+	struct test_env *env = create(state);
+
+	assert_int_equal(chmod(env->dir, 0755), 0);
+	assert_int_equal(test_env_open(env), 0);
+}
+
+static void test_cache_dir_origin_folder_open(void **state)
+{
+	struct test_env *env = create(state);
+	char root[PATH_MAX];
+
+	assert_int_equal(test_env_open(env), 0);
+	origin_folder(env, root, sizeof(root));
+	test_env_close(env);
+	assert_int_equal(chmod(root, 0750), 0);
+	assert_int_equal(test_env_open(env), -EPERM);
+	assert_non_null(strstr(env->err, root));
+	assert_non_null(strstr(env->err, "chmod 700"));
+}
+
+static void test_cache_dir_other_owner(void **state)
+{
+	struct test_env *env = create(state);
+
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(chown(env->dir, 65534, 65534), 0);
+	assert_int_equal(test_env_open(env), -EPERM);
+	assert_non_null(strstr(env->err, "belongs to uid 65534"));
+	assert_int_equal(chown(env->dir, 0, 0), 0);
+}
+
+static void test_cache_dir_not_folder(void **state)
+{
+	struct test_env *env = create(state);
+	char file[PATH_MAX + 8];
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/file", env->dir);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	env->cfg.dir = file;
+	assert_int_equal(test_env_open(env), -ENOTDIR);
+	env->cfg.dir = env->dir;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_cache_dir_modes_private,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_cache_dir_group_writable,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_cache_dir_readable_allowed,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_cache_dir_origin_folder_open,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_cache_dir_other_owner,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_cache_dir_not_folder,
+					  test_env_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
