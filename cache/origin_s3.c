@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 
+#include "htab.h"
 #include "log.h"
 #include "s3_creds.h"
 #include "s3_sign.h"
@@ -1212,20 +1213,59 @@ static int s3_stat(struct origin *o, const char *path,
 
 /* ---- list ------------------------------------------------------------- */
 
+/* Maximum number of hidden keys logged at warning level. */
+#define SKIPPED_LOG_MAX 100
+
+/* Hidden keys already logged, so that each is logged once. */
+static struct htab skipped_keys;
+static pthread_mutex_t skipped_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Log that a listed key is hidden because no file name can carry it:
+ * at warning level the first time for each key, up to SKIPPED_LOG_MAX
+ * keys, and at debug level after that.
+ */
+static void log_skipped(const char *encoded, const char *reason)
+{
+	bool first = false;
+
+	pthread_mutex_lock(&skipped_lock);
+	if (!skipped_keys.buckets && htab_init(&skipped_keys) < 0)
+		goto out;
+	if (skipped_keys.count >= SKIPPED_LOG_MAX ||
+	    htab_get(&skipped_keys, encoded))
+		goto out;
+	first = htab_put(&skipped_keys, encoded, &skipped_keys) == 0;
+	if (first && skipped_keys.count == SKIPPED_LOG_MAX)
+		log_warn("s3: %u keys hidden so far; further ones are logged "
+			 "at debug level only", SKIPPED_LOG_MAX);
+out:
+	pthread_mutex_unlock(&skipped_lock);
+	if (first)
+		log_warn("s3: key %s is hidden: %s", encoded, reason);
+	else
+		log_debug("s3: key %s is hidden: %s", encoded, reason);
+}
+
 /* Whether one path component of a listed key can be an entry name; logs
  * the keys it rejects. */
 static bool name_is_valid(const char *name, const char *encoded)
 {
 	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
-		log_debug("s3: skipped listed key %s: not a valid name",
-			  encoded);
+		log_skipped(encoded, "'.', '..' or an empty path component "
+			    "is not a file name");
+		return false;
+	}
+	if (strlen(name) > NAME_MAX) {
+		log_skipped(encoded, "a path component is longer than "
+			    "NAME_MAX (255 bytes)");
 		return false;
 	}
 	return true;
 }
 
 /* Return the entry name of a listed key below prefix, or NULL (with a
- * debug line) when no path component can carry it. */
+ * log line) when no path component can carry it. */
 static const char *entry_name(const char *key, const char *prefix,
 			      const char *encoded)
 {
@@ -1233,8 +1273,8 @@ static const char *entry_name(const char *key, const char *prefix,
 	const char *name;
 
 	if (!key || strncmp(key, prefix, plen)) {
-		log_debug("s3: skipped listed key %s: not a valid name",
-			  encoded);
+		log_skipped(encoded, key ? "outside the mounted prefix" :
+			    "a NUL byte cannot be in a file name");
 		return NULL;
 	}
 	name = key + plen;

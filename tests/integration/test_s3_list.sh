@@ -57,6 +57,28 @@ status=0
 s3 head data "odd/renamed ü+%.txt" >/dev/null 2>&1 || status=$?
 assert_eq 3 "$status" "s3cli.py head status of the removed key"
 
+check "keys that cannot be file names are hidden and logged once"
+python3 - "$NEARFS_ROOT/tests/tools" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from s3cli import make_client
+client = make_client()
+for key in ["hide/ok.txt", "hide/../up", "hide/./dot", "hide/" + "n" * 256,
+            "hide/" + "m" * 255]:
+    client.put_object(Bucket="data", Key=key, Body=b"x")
+PY
+assert_eq "$(printf 'm%.0s' $(seq 255)) ok.txt" "$(ls "$MNT/hide" | xargs)" \
+	"entries of hide/"
+ls "$MNT/hide" >/dev/null
+assert_eq 1 "$(grep -c 'key hide/\.\./ is hidden' "${NEARFS_LOG[$MNT]}")" \
+	"warnings for the prefix hide/../"
+assert_eq 3 "$(grep -c 'warning: s3: key .* is hidden' "${NEARFS_LOG[$MNT]}")" \
+	"warnings for hidden keys"
+# The kernel resolves ".." itself, so hide/../up names up in the root.
+status=0
+cat "$MNT/hide/../up" >/dev/null 2>&1 || status=$?
+assert_eq 1 "$status" "cat status of hide/../up"
+
 unmount_nearfs "$MNT"
 
 # Listing prefetch: a walk over a tree gets every listing below the
