@@ -81,6 +81,17 @@ static int connect_socket(const char *path)
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return -errno;
+	if (sock <= STDERR_FILENO) {
+		/* The program closed a standard descriptor: keep the socket
+		 * off it, so that debug messages never reach the daemon. */
+		int moved = (int)sys_fcntl(sock, F_DUPFD_CLOEXEC,
+					   STDERR_FILENO + 1);
+
+		sys_close(sock);
+		if (moved < 0)
+			return -errno;
+		sock = moved;
+	}
 	/* SO_SNDTIMEO also limits connect(2) on a Unix socket. */
 	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout,
 		       sizeof(timeout)) != 0 ||
