@@ -88,6 +88,46 @@ $(B)/tools/%: tests/tools/%.c $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+# libnearfs-preload.so, the LD_PRELOAD library (docs/preload.md).  It runs
+# inside other programs, so it is built without the FUSE and curl flags,
+# without sanitizers and without _FILE_OFFSET_BITS (it defines both open
+# and open64), links only libc, libdl and libpthread, and exports only the
+# functions in its version script.
+PRELOAD_SRC := $(wildcard fs/preload/*.c)
+PRELOAD_OBJ := $(patsubst %.c,$(B)/%.pic.o,$(PRELOAD_SRC))
+PRELOAD_LIB := $(B)/libnearfs-preload.so
+PRELOAD_CFLAGS = -std=gnu11 -O2 -g -D_GNU_SOURCE -fPIC -fvisibility=hidden \
+	-pthread -Ifs $(WARN) $(filter-out -fsanitize=%,$(CFLAGS)) \
+	-U_FILE_OFFSET_BITS -U_FORTIFY_SOURCE
+
+all: $(PRELOAD_LIB)
+
+$(B)/fs/preload/%.pic.o: fs/preload/%.c $(wildcard fs/preload/*.h) \
+		fs/ctl_link.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(PRELOAD_CFLAGS) -c -o $@ $<
+
+$(PRELOAD_LIB): $(PRELOAD_OBJ) fs/preload/preload.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -pthread $(filter-out -fsanitize=%,$(LDFLAGS)) \
+		-Wl,--version-script=fs/preload/preload.map -Wl,-z,defs \
+		-o $@ $(PRELOAD_OBJ) -ldl
+
+# The unit test of the mountinfo parser includes its source.
+$(B)/test_preload_mountinfo: fs/preload/mountinfo.c fs/preload/mountinfo.h
+
+.PHONY: install-preload uninstall-preload
+install: install-preload
+uninstall: uninstall-preload
+
+install-preload: $(PRELOAD_LIB)
+	install -d $(DESTDIR)$(LIBDIR)
+	install -m 0755 $(PRELOAD_LIB) $(DESTDIR)$(LIBDIR)/
+
+uninstall-preload:
+	rm -f $(DESTDIR)$(LIBDIR)/libnearfs-preload.so
+
 # Install the Debian packages and the test S3 server the build and the
 # tests need, when they are missing.
 deps:

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
-	libexpat1-dev libxxhash-dev libcmocka-dev libssl-dev attr python3)
+	libexpat1-dev libxxhash-dev libcmocka-dev libssl-dev attr python3 strace)
 S3RVER_VERSION=3.7.1
 S3RVER_PREFIX=tests/.s3rver
 

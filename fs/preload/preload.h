@@ -1,0 +1,202 @@
+/*
+ * preload.h - the parts of libnearfs-preload.so that its files share.
+ *
+ * The library runs inside other programs.  So every function here keeps
+ * errno as it found it, unless its comment states otherwise, and writes
+ * nothing unless NEARFS_PRELOAD_DEBUG is set.  None takes a lock or
+ * allocates memory, except for dlsym(3) in real_symbol().  See
+ * docs/preload.md for what the library does.
+ */
+#ifndef NEARFS_PRELOAD_H
+#define NEARFS_PRELOAD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* The functions the library interposes; everything else is hidden. */
+#define PRELOAD_EXPORT __attribute__((visibility("default")))
+
+/* Descriptors at or above this number are never swapped, so that the
+ * table of swapped descriptors can be indexed by descriptor. */
+#define PRELOAD_FD_MAX 1024
+
+/* Interposed functions that glibc's headers do not declare (the
+ * _FORTIFY_SOURCE entry points, and the stat entry points of programs
+ * built before glibc 2.33). */
+int __open_2(const char *path, int flags);
+int __open64_2(const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
+int __fxstat(int ver, int fd, struct stat *st);
+int __fxstat64(int ver, int fd, struct stat64 *st);
+int __fxstatat(int ver, int dirfd, const char *path, struct stat *st,
+	       int flags);
+int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st,
+		 int flags);
+
+/*
+ * Sequence locks, for state that signal handlers and forked children
+ * may read while its writer is stopped halfway.  The writer makes the
+ * sequence odd while it changes the data.  A reader retries when the
+ * sequence was odd or changed under it.  A writer stopped by fork(2)
+ * leaves the sequence odd in the child, and the next writer makes it
+ * even again.  Callers keep to one writer at a time.
+ */
+static inline unsigned seq_write_begin(_Atomic unsigned *seq)
+{
+	unsigned odd = atomic_load_explicit(seq, memory_order_relaxed) | 1;
+
+	atomic_store_explicit(seq, odd, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	return odd;
+}
+
+static inline void seq_write_end(_Atomic unsigned *seq, unsigned odd)
+{
+	atomic_store_explicit(seq, odd + 1, memory_order_release);
+}
+
+/* Start a read; false when a writer is at work. */
+static inline bool seq_read_begin(_Atomic unsigned *seq, unsigned *start)
+{
+	*start = atomic_load_explicit(seq, memory_order_acquire);
+	return !(*start & 1);
+}
+
+/* Whether the data read since seq_read_begin() is whole. */
+static inline bool seq_read_valid(_Atomic unsigned *seq, unsigned start)
+{
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(seq, memory_order_relaxed) == start;
+}
+
+/* Attempts a reader makes before it gives up: the writer may be the
+ * very thread that a signal handler interrupted. */
+#define SEQ_READ_ATTEMPTS 64
+
+/* ---- real.c: the next definition of each interposed function ---- */
+
+#define PRELOAD_REAL_SYMBOLS(X) \
+	X(open) X(open64) X(openat) X(openat64) \
+	X(__open_2) X(__open64_2) X(__openat_2) X(__openat64_2) \
+	X(creat) X(creat64) \
+	X(fopen) X(fopen64) X(freopen) X(freopen64) X(fclose) \
+	X(close) X(close_range) X(closefrom) \
+	X(dup) X(dup2) X(dup3) X(fcntl) X(fcntl64) \
+	X(fstat) X(fstat64) X(__fxstat) X(__fxstat64) \
+	X(fstatat) X(fstatat64) X(__fxstatat) X(__fxstatat64) X(statx)
+
+enum real_symbol {
+#define PRELOAD_REAL_ENUM(name) REAL_##name,
+	PRELOAD_REAL_SYMBOLS(PRELOAD_REAL_ENUM)
+#undef PRELOAD_REAL_ENUM
+	REAL_SYMBOL_COUNT
+};
+
+void *real_symbol(enum real_symbol id);
+
+/*
+ * The definition of name that the library hides, typed like name, or
+ * NULL while the calling thread is inside dlsym(3) itself: callers then
+ * fall back to the sys_*() functions below.
+ */
+#define REAL(name) ((__typeof__(&name))real_symbol(REAL_##name))
+
+/* System calls made without any interposed function.  They return what
+ * the libc wrapper would: -1 with errno set on failure. */
+int sys_openat(int dirfd, const char *path, int flags, mode_t mode);
+int sys_close(int fd);
+int sys_dup3(int oldfd, int newfd, int flags);
+long sys_fcntl(int fd, int cmd, long arg);
+int sys_fstatat(int dirfd, const char *path, struct stat *st, int flags);
+int sys_statx(int dirfd, const char *path, int flags, unsigned mask,
+	      struct statx *stx);
+int sys_close_range(unsigned first, unsigned last, int flags);
+
+/* ---- preload.c ---- */
+
+/* Is NEARFS_PRELOAD_DEBUG set (and not "0")? */
+bool preload_debug_enabled(void);
+/* Write "nearfs-preload: MESSAGE\n" to stderr when debugging is on. */
+void preload_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* NEARFS_PRELOAD_SOCKET, the control socket to use for every mount
+ * instead of the target of its control link, or NULL. */
+const char *preload_socket_override(void);
+
+/* ---- fdtable.c: swapped descriptors and the attributes they report ---- */
+
+struct swap_entry {
+	dev_t local_dev;	/* the local copy the descriptor now refers to */
+	ino_t local_ino;
+	struct statx fuse;	/* the file as the mount showed it at open */
+};
+
+/*
+ * Whether this process may change the table: false in the child of
+ * vfork(2), which shares the parent's memory, and in a child that
+ * skipped the fork handlers (_Fork(3), clone(2)).
+ */
+bool fdtable_owned(void);
+/* Make the calling process the owner: at load time, and in the child
+ * after fork(2). */
+void fdtable_claim(void);
+bool fdtable_is_swapped(int fd);
+/* Whether fd is swapped and still refers to its local copy. */
+bool fdtable_is_local_copy(int fd);
+void fdtable_set(int fd, const struct swap_entry *entry);
+/* Forget fd, before it is closed. */
+void fdtable_forget(int fd);
+/* Forget every descriptor from first to last, both included. */
+void fdtable_forget_range(unsigned first, unsigned last);
+/* Make to report what from reports, after a dup of from to to. */
+void fdtable_copy(int from, int to);
+/*
+ * Replace the attributes a stat of fd returned with those of the FUSE
+ * file, when fd is swapped and the attributes are those of its local
+ * copy (st_dev and st_ino).  A stale entry, such as one left by a close
+ * the library did not see, changes nothing.
+ */
+void fdtable_fix_stat(int fd, struct stat *st);
+void fdtable_fix_statx(int fd, struct statx *stx);
+
+/* ---- mounts.c: which paths and descriptors are on a nearfs mount ---- */
+
+enum path_class {
+	PATH_OTHER,	/* cannot be on a nearfs mount */
+	PATH_MAYBE,	/* relative: the opened descriptor decides */
+	PATH_MOUNTED,	/* absolute, below a nearfs mount point */
+};
+
+enum path_class mounts_classify_path(int dirfd, const char *path);
+/*
+ * Check that fd, opened by a path of the given class, is a non-empty
+ * regular file on a nearfs mount.  Fills stx with its attributes and root
+ * with the mount point of the mount's root directory (root_size bytes).
+ * Returns 0, or -errno (-ENOENT: not on a nearfs mount).
+ */
+int mounts_check_fd(int fd, enum path_class class, struct statx *stx,
+		    char *root, size_t root_size);
+/* Read the mount table for the first time, at load time. */
+void mounts_init(void);
+/* Let the child of fork(2) refresh the list even when the fork
+ * interrupted a refresh. */
+void mounts_after_fork(void);
+
+/* ---- lend.c: the request for a local copy ---- */
+
+/*
+ * Ask the daemon of the mount at root ("" when no mount shows the
+ * mount's root directory) for a local copy of the file open at fd, whose
+ * attributes through the mount are in entry->fuse.  Returns a read-only
+ * descriptor of the copy and sets entry->local_dev and local_ino, or
+ * returns -1 when the daemon lends nothing.  name is the path for debug
+ * messages.
+ */
+int lend_request(const char *root, int fd, const char *name,
+		 struct swap_entry *entry);
+
+#endif
