@@ -30,4 +30,59 @@
 /* Maximum length of a request or reply line, newline included. */
 #define NEARFS_LEND_LINE_MAX 256
 
+/*
+ * Paths served without FUSE (nearfs -o nomount ORIGIN ROOT).  The daemon
+ * writes ROOT, an absolute path and a newline, to the file
+ * <pid>.nomount beside its control socket <pid>.sock, and removes both
+ * when it stops.  The library finds the roots by reading those files in
+ * the control socket folders (/run/nearfs, $XDG_RUNTIME_DIR/nearfs,
+ * /tmp/nearfs-<uid>), and serves every call on a path at or below a
+ * root through that socket.  Only the daemon's uid and root are served.
+ *
+ * PATH arguments are relative to ROOT, start with "/" and are
+ * percent-encoded: every byte up to 0x20, '%' and every byte from 0x7f
+ * up is written as %XX.  Numbers are decimal.  ERRNO is a positive errno
+ * value that the library sets for the failed call.
+ *
+ *   "path-stat PATH"         "ok MODE UID GID SIZE MTIME_SEC MTIME_NSEC
+ *                            NLINK
+", MODE with its type bits
+ *   "path-list PATH"         "ok
+", then one line per entry, "MODE SIZE
+ *                            MTIME_SEC MTIME_NSEC NAME
+" (NAME encoded
+ *                            as a path component), then "end
+"
+ *   "path-open PATH FLAGS MODE"
+ *                            "ok SIZE
+" with one SCM_RIGHTS descriptor.
+ *                            FLAGS are open(2) flags.  Read-only: a
+ *                            read-only descriptor of the complete local
+ *                            copy, fetched first if need be.  Otherwise
+ *                            a read-write descriptor of a local file
+ *                            with the current content (empty after
+ *                            O_TRUNC or a create); the connection then
+ *                            stays open as the handle of the file, and
+ *                            "fsync
+" or "close
+" on it commit what
+ *                            the descriptor holds, by the mount's write
+ *                            mode, and reply "ok
+" or "err ERRNO
+".
+ *                            The server closes the handle after "close";
+ *                            a handle that ends without it is committed
+ *                            as if closed.
+ *   "path-mkdir PATH MODE", "path-unlink PATH", "path-rmdir PATH",
+ *   "path-rename FROM TO", "path-truncate PATH SIZE"
+ *                            "ok
+"
+ *
+ * Any of them may instead reply "err ERRNO
+".
+ */
+#define NEARFS_NOMOUNT_SUFFIX ".nomount"
+/* Maximum length of a path request line, newline included. */
+#define NEARFS_PATH_LINE_MAX 16384
+
 #endif
