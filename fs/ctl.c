@@ -626,11 +626,12 @@ static bool mount_is_at(int id, const char *dir)
 /*
  * Find the engine path of the file behind file_fd, a descriptor that the
  * client opened on this mount, without any request to the file system:
- * an fstat(2) would send a FUSE request to this daemon.  Writes a reply
- * line to reply and returns -EINVAL when the descriptor does not qualify.
+ * an fstat(2) would send a FUSE request to this daemon.  Returns NULL
+ * with the path in *out (for the caller to free), or why the descriptor
+ * does not qualify.
  */
-static int lend_path(const struct ctl_server *s, int file_fd, char **out,
-		     char *reply, size_t size)
+static const char *lend_path(const struct ctl_server *s, int file_fd,
+			     char **out)
 {
 	const char *root = s->mount_root;
 	size_t root_len = strcmp(root, "/") == 0 ? 0 : strlen(root);
@@ -639,55 +640,44 @@ static int lend_path(const struct ctl_server *s, int file_fd, char **out,
 	ssize_t n;
 
 	flags = fcntl(file_fd, F_GETFL);
-	if (flags < 0 || (flags & O_ACCMODE) != O_RDONLY) {
-		snprintf(reply, size, "error: the descriptor sent with open "
-			 "must be opened O_RDONLY\n");
-		return -EINVAL;
-	}
+	if (flags < 0 || (flags & O_ACCMODE) != O_RDONLY)
+		return "the descriptor sent with open must be opened O_RDONLY";
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", file_fd);
 	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0 || (size_t)n >= sizeof(target) - 1) {
-		snprintf(reply, size, "error: cannot find the path of the "
-			 "descriptor sent with open\n");
-		return -EINVAL;
-	}
+	if (n < 0 || (size_t)n >= sizeof(target) - 1)
+		return "cannot find the path of the descriptor sent with open";
 	target[n] = '\0';
 	if (strncmp(target, root, root_len) != 0 ||
 	    target[root_len] != '/' || fd_mount_id(file_fd, &mount_id) ||
-	    !mount_is_at(mount_id, root)) {
-		snprintf(reply, size, "error: the descriptor sent with open "
-			 "is not a file on the nearfs mount at %s\n", root);
-		return -EINVAL;
-	}
+	    !mount_is_at(mount_id, root))
+		return "the descriptor sent with open is not a file on this "
+		       "nearfs mount";
 	*out = strdup(target + root_len + 1);
-	if (!*out) {
-		snprintf(reply, size, "error: out of memory\n");
-		return -ENOMEM;
-	}
-	return 0;
+	return *out ? NULL : "out of memory";
 }
 
-/* Lend the local copy of the file behind job->file_fd, and reply. */
+/* Lend the local copy of the file behind job->file_fd, and reply with
+ * one line of at most NEARFS_LEND_LINE_MAX bytes. */
 static void serve_lend(struct lend_job *job)
 {
 	struct ctl_server *s = job->server;
+	char reply[NEARFS_LEND_LINE_MAX];
 	const char *reason = NULL;
-	char reply[PATH_MAX + 160];
 	char *path = NULL;
-	int fd = -1, ret;
+	int fd = -1, ret = 0;
 
-	ret = lend_path(s, job->file_fd, &path, reply, sizeof(reply));
-	if (ret) {
-		log_debug("control socket: rejected an open from uid %u "
-			  "(pid %d): %s", (unsigned)job->peer.uid,
-			  (int)job->pid, reply);
-		write_all(job->fd, reply, strlen(reply));
-		return;
+	reason = lend_path(s, job->file_fd, &path);
+	if (reason) {
+		log_debug("control socket: rejected an open from uid %u (pid "
+			  "%d): %s", (unsigned)job->peer.uid, (int)job->pid,
+			  reason);
+		snprintf(reply, sizeof(reply), "error: %s\n", reason);
+		goto out_reply;
 	}
 	ret = cache_lend(s->info.cache, path, &job->req, &fd, &reason);
 	if (ret < 0) {
 		snprintf(reply, sizeof(reply), "error: cannot lend the local "
-			 "copy of '%s': %s\n", path, strerror(-ret));
+			 "copy: %s\n", strerror(-ret));
 	} else if (fd < 0) {
 		log_debug("control socket: lent no copy of '%s' to uid %u "
 			  "(pid %d): %s", path, (unsigned)job->peer.uid,
@@ -708,6 +698,7 @@ static void serve_lend(struct lend_job *job)
 		free(path);
 		return;
 	}
+out_reply:
 	write_all(job->fd, reply, strlen(reply));
 	free(path);
 }
