@@ -390,6 +390,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->revalidations = c->revalidations;
 	st->invalidations = c->invalidations;
 	st->objects_cached = c->objects_cached;
+	st->lends = c->lends;
+	st->lends_refused = c->lends_refused;
 	wb_stats(c, st);
 	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < ORIGIN_REQ_MAX; i++)

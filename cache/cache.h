@@ -76,6 +76,9 @@ struct cache_stats {
 	uint64_t uploads_failed;	/* pending files whose last try failed */
 	uint64_t uploads_done;
 	uint64_t upload_retries;
+	/* cache_lend(). */
+	uint64_t lends;		/* descriptors lent */
+	uint64_t lends_refused;	/* requests that got no descriptor */
 };
 
 struct cache;
@@ -236,6 +239,36 @@ int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);
+
+/* A request of cache_lend(). */
+struct cache_lend_request {
+	uint64_t size;		/* the version the program opened, as */
+	struct timespec mtime;	/* fstat(2) of its descriptor shows it */
+	uint64_t fetch_max;	/* fetch the missing chunks of files up to
+				 * this size first; 0 never fetches */
+	/* Whether the program may read a file with these attributes; NULL
+	 * allows every file.  Called with the engine lock held, so it must
+	 * not call the engine. */
+	bool (*may_read)(void *arg, const struct origin_attr *attr);
+	void *arg;
+};
+
+/*
+ * Lend a read-only descriptor of the local copy of path, so that a
+ * program can read the file without FUSE.  Only the cached version whose
+ * size and mtime are those of req is lent, and only when every chunk of
+ * it is cached (after fetching the missing ones, if its size is at most
+ * req->fetch_max) and no handle has the file open for writing or waits
+ * for its upload.  The bytes of a lent descriptor never change: eviction
+ * and newer versions unlink its data file instead of changing it.
+ *
+ * Returns 0 with a new O_RDONLY descriptor in *fd, 0 with *fd = -1 and a
+ * static phrase in *reason that says why nothing was lent, or -errno
+ * when the check or a fetch failed.
+ */
+int cache_lend(struct cache *c, const char *path,
+	       const struct cache_lend_request *req, int *fd,
+	       const char **reason);
 
 /* setattr on a path: mode, uid, gid, mtime through `which`
  * (ORIGIN_ATTR_*), and size when set_size is true. */

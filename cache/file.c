@@ -731,14 +731,19 @@ out_free:
 }
 
 /* Register the chunks of obj's data file that fit the budget, with their
- * checksums, and punch out the others.  Lock not held. */
+ * checksums, and punch out the others unless obj was lent meanwhile.
+ * Lock not held. */
 static void register_chunks(struct cache *c, struct object *obj)
 {
 	uint32_t cs = c->cfg.chunk_size;
 	char *buf = malloc(cs);
 	uint32_t i = buf ? add_chunks(c, obj, obj->fd, buf) : 0;
+	bool lent;
 
-	if (i < obj->nchunks &&
+	pthread_mutex_lock(&c->lock);
+	lent = obj->lent;
+	pthread_mutex_unlock(&c->lock);
+	if (i < obj->nchunks && !lent &&
 	    fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (uint64_t)i * cs, obj->attr.size - (uint64_t)i * cs) < 0)
 		log_debug("cannot punch the uncached end of %s: %s", obj->path,

@@ -16,6 +16,7 @@ enum record_type {
 	REC_CHUNK,
 	REC_CHUNK_DEL,
 	REC_TOUCH,
+	REC_LENT,
 };
 
 /* Fixed part of an OBJECT record; version and path follow. */
@@ -102,6 +103,11 @@ void index_log_touch(struct index *idx, uint64_t id, uint32_t index)
 	append(idx, REC_TOUCH, &r, sizeof(r), NULL, 0, NULL, 0);
 }
 
+void index_log_lent(struct index *idx, uint64_t id)
+{
+	append(idx, REC_LENT, &id, sizeof(id), NULL, 0, NULL, 0);
+}
+
 static int replay_object(const struct index_replay *r, const char *p,
 			 uint32_t len)
 {
@@ -138,13 +144,16 @@ static int replay_record(const struct index_replay *r, uint8_t type,
 
 	if (type == REC_OBJECT)
 		return replay_object(r, p, len);
-	if (type == REC_OBJECT_DEL) {
+	if (type == REC_OBJECT_DEL || type == REC_LENT) {
 		uint64_t id;
 
 		if (len != sizeof(id))
 			return -EINVAL;
 		memcpy(&id, p, sizeof(id));
-		r->object_del(r->arg, id);
+		if (type == REC_LENT)
+			r->lent(r->arg, id);
+		else
+			r->object_del(r->arg, id);
 		return 0;
 	}
 	if (len != sizeof(c))

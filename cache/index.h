@@ -10,6 +10,8 @@
  *   CHUNK      chunk N of an object is in its data file, with its checksum
  *   CHUNK_DEL  chunk N was evicted
  *   TOUCH      chunk N was used (moves it to the young end of the LRU)
+ *   LENT       a read-only descriptor of the object's data file was handed
+ *              to a program, so its chunks are never punched out
  *
  * Replaying the records in order rebuilds the objects, their chunks and
  * the LRU order.  A record that fails its checksum ends the replay: it is
@@ -40,6 +42,7 @@ struct index_replay {
 		      uint64_t sum);
 	void (*chunk_del)(void *arg, uint64_t id, uint32_t index);
 	void (*touch)(void *arg, uint64_t id, uint32_t index);
+	void (*lent)(void *arg, uint64_t id);
 };
 
 /*
@@ -67,6 +70,7 @@ void index_log_chunk(struct index *idx, uint64_t id, uint32_t index,
 		     uint32_t len, uint64_t sum);
 void index_log_chunk_del(struct index *idx, uint64_t id, uint32_t index);
 void index_log_touch(struct index *idx, uint64_t id, uint32_t index);
+void index_log_lent(struct index *idx, uint64_t id);
 
 /*
  * Start writing a compact copy: later index_log_* calls go to a new file

@@ -62,6 +62,8 @@ struct object {
 	int fd;			/* data file while refs > 0, else -1 */
 	bool logged;		/* an OBJ record is in the index */
 	bool detached;		/* replaced or removed; freed at refs 0 */
+	bool lent;		/* a program holds a read-only descriptor of
+				 * the data file: never punched (LENT) */
 };
 
 /*
@@ -221,6 +223,7 @@ struct cache {
 	uint64_t evictions, checksum_failures, revalidations;
 	uint64_t bytes_zero_copy;
 	uint64_t invalidations;
+	uint64_t lends, lends_refused;
 };
 
 /* store.c: objects, chunks, eviction. */
@@ -257,6 +260,13 @@ int store_pin(struct cache *c, struct object *obj, uint64_t offset,
 void store_unpin(struct cache *c, struct object *obj, uint64_t offset,
 		 size_t n);
 void store_ra_stop(struct cache *c);
+/* Whether every chunk of a pinned obj is cached and verified, checking
+ * the chunks not verified since the index loaded.  Lock held; it is
+ * dropped while a chunk is checked. */
+bool store_complete(struct cache *c, struct object *obj);
+/* Mark a pinned, complete obj lent and open its data file read-only.
+ * Returns the new descriptor or -errno.  Lock held. */
+int store_lend(struct cache *c, struct object *obj);
 int store_compact(struct cache *c);
 /* Free the memory of every chunk, at close, after the objects. */
 void store_free_chunks(struct cache *c);

@@ -13,6 +13,10 @@
  * - Evicting a chunk punches a hole in the object's data file and logs
  *   CHUNK_DEL; the last chunk of an unreferenced object takes the whole
  *   object (data file and OBJECT record) with it.
+ * - The data file of a lent object is never changed in place, because
+ *   programs read it through descriptors of their own.  Evicting one of
+ *   its chunks, or finding one damaged, unlinks the data file and drops
+ *   the whole object instead (drop_lent()).
  * - A chunk loaded from the index is not trusted until its checksum was
  *   checked once (chunk.verified); a failure makes it a miss.
  */
@@ -254,8 +258,11 @@ int store_object_open_fd(struct cache *c, struct object *obj)
 static void punch(struct cache *c, struct object *obj, struct chunk *ch)
 {
 	uint64_t off = (uint64_t)ch->index * c->cfg.chunk_size;
-	int fd = obj->fd >= 0 ? obj->fd : open_data(c, obj->id, O_RDWR);
+	int fd;
 
+	if (obj->lent)
+		return;
+	fd = obj->fd >= 0 ? obj->fd : open_data(c, obj->id, O_RDWR);
 	if (fd < 0)
 		return;
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
@@ -327,6 +334,36 @@ void store_object_detach(struct cache *c, struct object *obj)
 		object_destroy(c, obj);
 }
 
+/*
+ * Give up a lent object in place of punching its chunks: unlink its data
+ * file, forget the chunks that no read is using and detach it from its
+ * path, so that the next open of the path makes a new object.  Programs
+ * that hold a lent descriptor keep the inode and its bytes, and its disk
+ * space is released when the last of them closes it.  Lock held; obj may
+ * be freed.  Returns the number of chunks forgotten.
+ */
+static uint32_t drop_lent(struct cache *c, struct object *obj)
+{
+	uint32_t dropped = 0;
+	char rel[64];
+
+	store_data_path(c, obj->id, rel, sizeof(rel));
+	if (unlinkat(c->root_fd, rel, 0) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s/%s, the lent copy of %s: %s",
+			 c->root, rel, obj->path ? obj->path : "(removed)",
+			 strerror(errno));
+	for (uint32_t i = 0; i < obj->nchunks; i++) {
+		struct chunk *ch = obj->chunks[i];
+
+		if (ch && ch->state == CHUNK_PRESENT && !ch->readers) {
+			chunk_remove(c, obj, i);
+			dropped++;
+		}
+	}
+	store_object_detach(c, obj);
+	return dropped;
+}
+
 void store_object_put(struct cache *c, struct object *obj)
 {
 	if (--obj->refs > 0)
@@ -359,6 +396,10 @@ static bool evict_one(struct cache *c)
 
 		if (ch->readers)
 			continue;
+		if (obj->lent) {
+			c->evictions += drop_lent(c, obj);
+			return true;
+		}
 		punch(c, obj, ch);
 		chunk_remove(c, obj, ch->index);
 		c->evictions++;
@@ -496,6 +537,10 @@ static void drop_damaged(struct cache *c, struct object *obj,
 	c->checksum_failures++;
 	log_warn("cached chunk %u of %s is damaged (%s): fetching it again",
 		 ch->index, obj->path ? obj->path : "(removed)", why);
+	if (obj->lent) {
+		drop_lent(c, obj);
+		return;
+	}
 	punch(c, obj, ch);
 	chunk_remove(c, obj, ch->index);
 }
@@ -816,6 +861,52 @@ void store_unpin(struct cache *c, struct object *obj, uint64_t offset,
 	pthread_mutex_unlock(&c->lock);
 }
 
+bool store_complete(struct cache *c, struct object *obj)
+{
+	bool unlocked;
+
+	/* Only a pass that never dropped the lock proves completeness. */
+	do {
+		unlocked = false;
+		for (uint32_t i = 0; i < obj->nchunks; i++) {
+			struct chunk *ch = obj->chunks[i];
+
+			if (!ch || ch->state != CHUNK_PRESENT)
+				return false;
+			if (ch->verified)
+				continue;
+			unlocked = true;
+			if (ch->verifying) {
+				pthread_cond_wait(&c->fetched, &c->lock);
+			} else if (store_object_open_fd(c, obj) < 0) {
+				return false;
+			} else {
+				ch->verifying = true;
+				verify(c, obj, ch);
+			}
+		}
+	} while (unlocked);
+	return true;
+}
+
+int store_lend(struct cache *c, struct object *obj)
+{
+	int fd = store_object_open_fd(c, obj);
+
+	if (fd < 0)
+		return fd;
+	fd = open_data(c, obj->id, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	if (!obj->lent) {
+		obj->lent = true;
+		if (!obj->logged)
+			store_log_object(c, obj);
+		index_log_lent(c->index, obj->id);
+	}
+	return fd;
+}
+
 /* Replay of the index into the store (see index.h). */
 
 struct replay_state {
@@ -938,6 +1029,14 @@ static void replay_touch(void *arg, uint64_t id, uint32_t index)
 	list_add_tail(&st->c->lru, &ch->lru);
 }
 
+static void replay_lent(void *arg, uint64_t id)
+{
+	struct object *obj = by_id(arg, id);
+
+	if (obj)
+		obj->lent = true;
+}
+
 int store_replay(struct cache *c, char *err, size_t errlen)
 {
 	struct replay_state st = { .c = c };
@@ -948,6 +1047,7 @@ int store_replay(struct cache *c, char *err, size_t errlen)
 		.chunk = replay_chunk,
 		.chunk_del = replay_chunk_del,
 		.touch = replay_touch,
+		.lent = replay_lent,
 	};
 	char *path;
 	int reset, ret;
@@ -977,8 +1077,11 @@ static void compact_object(void *arg, const char *key, void *value)
 
 	(void)key;
 	obj->logged = false;
-	if (obj->ncached > 0)
-		store_log_object(c, obj);
+	if (obj->ncached == 0)
+		return;
+	store_log_object(c, obj);
+	if (obj->lent)
+		index_log_lent(c->index, obj->id);
 }
 
 /* Rewrite the index with only live records, chunks in LRU order. */

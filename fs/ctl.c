@@ -1,4 +1,7 @@
-/* ctl.c - the control socket server: statistics and flush for nearfs-ctl. */
+/*
+ * ctl.c - the control socket server: statistics and flush for nearfs-ctl,
+ * and local copies for the preload library.
+ */
 #include "ctl.h"
 
 #include <errno.h>
@@ -15,8 +18,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fdpass.h"
+#include "fuse_ops.h"
 #include "log.h"
 #include "options.h"
+#include "preload/protocol.h"
 
 /* Size of the request buffer; longer request lines are rejected. */
 #define REQUEST_MAX 1024
@@ -29,26 +35,41 @@ struct ctl_server {
 	int stop_pipe[2];	/* written by ctl_stop() to end the thread */
 	pthread_t thread;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *mount_root;	/* canonical mountpoint, for "open" */
 
-	/* Detached threads that serve a flush; ctl_stop() waits for them
-	 * because they use the engine. */
+	/* Detached threads that serve a flush or an open; ctl_stop() waits
+	 * for them because they use the engine. */
 	pthread_mutex_t jobs_lock;
 	pthread_cond_t jobs_idle;	/* signalled when jobs drops to 0 */
 	unsigned jobs;
 };
 
+/* One request on a connection. */
+struct ctl_request {
+	int fd;			/* the client */
+	struct ucred peer;	/* its SO_PEERCRED credentials */
+	int passed_fd;		/* sent with the request (SCM_RIGHTS), or -1;
+				 * a command that keeps it sets it to -1 */
+};
+
 /*
  * A control command, with exactly one of run and start set.  run() writes
- * the whole reply to out.  start() serves a reply that streams: it takes
- * over fd and returns true, or writes an error to fd and returns false.
- * A rejected request gets a line that starts with "error: ".  Adding a
- * command means adding a function and a row to the commands table.
+ * the whole reply to out.  start() serves a reply that streams or takes
+ * long: it takes over req->fd and returns true, or writes an error to
+ * req->fd and returns false.  A rejected request gets a line that starts
+ * with "error: ".  Commands without any_user are served to the daemon's
+ * uid and root only.  A descriptor sent with a command without takes_fd
+ * is closed.  Adding a command means adding a function and a row to the
+ * commands table.
  */
 struct ctl_command {
 	const char *name;
 	const char *usage;
 	void (*run)(struct ctl_server *s, const char *args, FILE *out);
-	bool (*start)(struct ctl_server *s, const char *args, int fd);
+	bool (*start)(struct ctl_server *s, const char *args,
+		      struct ctl_request *req);
+	bool any_user;
+	bool takes_fd;
 };
 
 /* The fsync= option in its mount syntax: local or origin. */
@@ -91,6 +112,8 @@ static const struct stat_field stat_fields[] = {
 	STAT_FIELD("uploads_failed", uploads_failed),
 	STAT_FIELD("uploads_done", uploads_done),
 	STAT_FIELD("upload_retries", upload_retries),
+	STAT_FIELD("lends", lends),
+	STAT_FIELD("lends_refused", lends_refused),
 };
 
 #define NFIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
@@ -335,6 +358,23 @@ static void jobs_remove(struct ctl_server *s)
 	pthread_mutex_unlock(&s->jobs_lock);
 }
 
+/* Run fn(job) on a detached thread that counts as a job of s. */
+static int start_job(struct ctl_server *s, void *(*fn)(void *), void *job)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	int ret;
+
+	jobs_add(s);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = -pthread_create(&thread, &attr, fn, job);
+	pthread_attr_destroy(&attr);
+	if (ret)
+		jobs_remove(s);
+	return ret;
+}
+
 static void *flush_main(void *arg)
 {
 	struct flush_job *job = arg;
@@ -369,12 +409,12 @@ static void *flush_main(void *arg)
  * wait can be long, so the request runs on a thread of its own and the
  * server goes on serving other clients.
  */
-static bool start_flush(struct ctl_server *s, const char *args, int fd)
+static bool start_flush(struct ctl_server *s, const char *args,
+			struct ctl_request *req)
 {
 	struct flush_job *job = calloc(1, sizeof(*job));
+	int fd = req->fd;
 	char msg[REQUEST_MAX + 160];
-	pthread_attr_t attr;
-	pthread_t thread;
 	int ret;
 
 	if (!job) {
@@ -395,14 +435,9 @@ static bool start_flush(struct ctl_server *s, const char *args, int fd)
 	if (ret)
 		goto out_reply;
 
-	jobs_add(s);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ret = -pthread_create(&thread, &attr, flush_main, job);
-	pthread_attr_destroy(&attr);
+	ret = start_job(s, flush_main, job);
 	if (ret == 0)
 		return true;
-	jobs_remove(s);
 	log_err("control socket: cannot start a flush thread: %s",
 		strerror(-ret));
 
@@ -417,9 +452,350 @@ out_free:
 	return false;
 }
 
+/* ---- open: local copies for the preload library ---- */
+
+/*
+ * The client of an "open" request.  Any user may send one when the mount
+ * has allow_other, so its refusals and rejections are logged at debug
+ * level only.
+ */
+struct lend_peer {
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;		/* supplementary groups (SO_PEERGROUPS) */
+	size_t ngroups;
+	const struct nearfs_fs *fs;
+};
+
+/* One "open" request, served on its own thread. */
+struct lend_job {
+	struct ctl_server *server;
+	int fd;			/* the client; closed by the job */
+	int file_fd;		/* the client's descriptor of the file;
+				 * closed by the job */
+	pid_t pid;		/* the client's, for messages */
+	struct cache_lend_request req;
+	struct lend_peer peer;
+};
+
+static bool peer_in_group(const struct lend_peer *p, gid_t gid)
+{
+	if (p->gid == gid)
+		return true;
+	for (size_t i = 0; i < p->ngroups; i++)
+		if (p->groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Whether the client may read a file with attr, as the kernel checks the
+ * mode bits that stat(2) shows on the mount; root always may. */
+static bool peer_may_read(void *arg, const struct origin_attr *attr)
+{
+	const struct lend_peer *p = arg;
+	struct stat st;
+
+	if (p->uid == 0)
+		return true;
+	nearfs_fs_file_stat(p->fs, attr, &st);
+	if (st.st_uid == p->uid)
+		return st.st_mode & S_IRUSR;
+	if (peer_in_group(p, st.st_gid))
+		return st.st_mode & S_IRGRP;
+	return st.st_mode & S_IROTH;
+}
+
+/* Store the supplementary groups of the client on fd in p. */
+static int peer_groups(int fd, struct lend_peer *p)
+{
+	socklen_t len = 0;
+	gid_t *groups = NULL;
+
+	/* The first call returns the length needed, with ERANGE. */
+	while (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		free(groups);
+		if (errno != ERANGE)
+			return -errno;
+		groups = malloc(len ? len : 1);
+		if (!groups)
+			return -ENOMEM;
+	}
+	p->groups = groups;
+	p->ngroups = len / sizeof(gid_t);
+	return 0;
+}
+
+/* Parse a decimal number of text into *value, with a leading '-' when
+ * negative is set.  Returns the text after it, or NULL. */
+static const char *parse_number(const char *text, bool negative,
+				long long *value)
+{
+	char *end;
+
+	if (!(*text >= '0' && *text <= '9') && !(negative && *text == '-'))
+		return NULL;
+	errno = 0;
+	*value = strtoll(text, &end, 10);
+	if (errno || end == text)
+		return NULL;
+	return end;
+}
+
+/* Parse "SIZE MTIME_SEC MTIME_NSEC" into req.  Returns 0 or -EINVAL. */
+static int parse_open_args(const char *args, struct cache_lend_request *req)
+{
+	long long size, sec, nsec;
+	const char *p = parse_number(args, false, &size);
+
+	if (!p || *p++ != ' ')
+		return -EINVAL;
+	p = parse_number(p, true, &sec);
+	if (!p || *p++ != ' ')
+		return -EINVAL;
+	p = parse_number(p, false, &nsec);
+	if (!p || *p != '\0' || nsec >= 1000000000)
+		return -EINVAL;
+	req->size = (uint64_t)size;
+	req->mtime.tv_sec = (time_t)sec;
+	req->mtime.tv_nsec = (long)nsec;
+	return 0;
+}
+
+/* The ID of the mount that fd was opened on, from /proc/self/fdinfo. */
+static int fd_mount_id(int fd, int *id)
+{
+	char path[64], line[256];
+	int ret = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (ret && fgets(line, sizeof(line), f))
+		if (sscanf(line, "mnt_id: %d", id) == 1)
+			ret = 0;
+	fclose(f);
+	return ret;
+}
+
+/* Undo the octal escapes (\040 for a space, ...) of a field of
+ * /proc/self/mountinfo, in place. */
+static void unescape_mount_field(char *field)
+{
+	char *out = field;
+
+	for (const char *p = field; *p; out++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' &&
+		    p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+			*out = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 +
+				      (p[3] - '0'));
+			p += 4;
+		} else {
+			*out = *p++;
+		}
+	}
+	*out = '\0';
+}
+
+/* Whether the mount with ID id is mounted at dir. */
+static bool mount_is_at(int id, const char *dir)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, point[PATH_MAX];
+	size_t cap = 0;
+	bool found = false;
+	int line_id;
+
+	if (!f)
+		return false;
+	while (getline(&line, &cap, f) > 0) {
+		/* "ID PARENT MAJOR:MINOR ROOT MOUNT_POINT ..." */
+		if (sscanf(line, "%d %*d %*s %*s %4095s", &line_id,
+			   point) != 2 || line_id != id)
+			continue;
+		unescape_mount_field(point);
+		found = strcmp(point, dir) == 0;
+		break;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/*
+ * Find the engine path of the file behind file_fd, a descriptor that the
+ * client opened on this mount, without any request to the file system:
+ * an fstat(2) would send a FUSE request to this daemon.  Returns NULL
+ * with the path in *out (for the caller to free), or why the descriptor
+ * does not qualify.
+ */
+static const char *lend_path(const struct ctl_server *s, int file_fd,
+			     char **out)
+{
+	const char *root = s->mount_root;
+	size_t root_len = strcmp(root, "/") == 0 ? 0 : strlen(root);
+	char link[64], target[PATH_MAX];
+	int flags, mount_id;
+	ssize_t n;
+
+	flags = fcntl(file_fd, F_GETFL);
+	if (flags < 0 || (flags & O_ACCMODE) != O_RDONLY)
+		return "the descriptor sent with open must be opened O_RDONLY";
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", file_fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0 || (size_t)n >= sizeof(target) - 1)
+		return "cannot find the path of the descriptor sent with open";
+	target[n] = '\0';
+	if (strncmp(target, root, root_len) != 0 ||
+	    target[root_len] != '/' || fd_mount_id(file_fd, &mount_id) ||
+	    !mount_is_at(mount_id, root))
+		return "the descriptor sent with open is not a file on this "
+		       "nearfs mount";
+	*out = strdup(target + root_len + 1);
+	return *out ? NULL : "out of memory";
+}
+
+/* Lend the local copy of the file behind job->file_fd, and reply with
+ * one line of at most NEARFS_LEND_LINE_MAX bytes. */
+static void serve_lend(struct lend_job *job)
+{
+	struct ctl_server *s = job->server;
+	char reply[NEARFS_LEND_LINE_MAX];
+	const char *reason = NULL;
+	char *path = NULL;
+	int fd = -1, ret = 0;
+
+	reason = lend_path(s, job->file_fd, &path);
+	if (reason) {
+		log_debug("control socket: rejected an open from uid %u (pid "
+			  "%d): %s", (unsigned)job->peer.uid, (int)job->pid,
+			  reason);
+		snprintf(reply, sizeof(reply), "error: %s\n", reason);
+		goto out_reply;
+	}
+	ret = cache_lend(s->info.cache, path, &job->req, &fd, &reason);
+	if (ret < 0) {
+		snprintf(reply, sizeof(reply), "error: cannot lend the local "
+			 "copy: %s\n", strerror(-ret));
+	} else if (fd < 0) {
+		log_debug("control socket: lent no copy of '%s' to uid %u "
+			  "(pid %d): %s", path, (unsigned)job->peer.uid,
+			  (int)job->pid, reason);
+		snprintf(reply, sizeof(reply), NEARFS_LEND_NO " %s\n",
+			 reason);
+	} else {
+		log_debug("control socket: lent the local copy of '%s' to "
+			  "uid %u (pid %d)", path, (unsigned)job->peer.uid,
+			  (int)job->pid);
+		snprintf(reply, sizeof(reply), NEARFS_LEND_OK " %" PRIu64
+			 "\n", job->req.size);
+		ret = fdpass_send(job->fd, reply, strlen(reply), fd);
+		if (ret)
+			log_debug("control socket: cannot send a lent "
+				  "descriptor: %s", strerror(-ret));
+		close(fd);
+		free(path);
+		return;
+	}
+out_reply:
+	write_all(job->fd, reply, strlen(reply));
+	free(path);
+}
+
+static void lend_job_free(struct lend_job *job)
+{
+	free(job->peer.groups);
+	free(job);
+}
+
+static void *lend_main(void *arg)
+{
+	struct lend_job *job = arg;
+	struct ctl_server *s = job->server;
+	int file_fd = job->file_fd;
+
+	serve_lend(job);
+	close(job->fd);
+	lend_job_free(job);
+	jobs_remove(s);
+	/* Not a job any more: ctl_stop() need not wait for this close (see
+	 * close_passed_fd()). */
+	close(file_fd);
+	return NULL;
+}
+
+/*
+ * "open SIZE MTIME_SEC MTIME_NSEC" with the client's O_RDONLY descriptor
+ * of a file on the mount (fs/preload/protocol.h): reply "ok SIZE" with a
+ * read-only descriptor of the complete local copy, or "no REASON".  A
+ * fetch of missing chunks can take long, so the request runs on a thread
+ * of its own.
+ */
+static bool start_lend(struct ctl_server *s, const char *args,
+		       struct ctl_request *req)
+{
+	struct lend_job *job = calloc(1, sizeof(*job));
+	const char *msg = NULL;
+	int ret;
+
+	if (!job) {
+		msg = "error: out of memory\n";
+		goto out_reply;
+	}
+	if (parse_open_args(args, &job->req) < 0) {
+		msg = "error: invalid open request: expected 'open SIZE "
+		      "MTIME_SEC MTIME_NSEC' in decimal\n";
+		goto out_reply;
+	}
+	if (req->passed_fd < 0) {
+		msg = "error: open needs the file's descriptor, sent with "
+		      "the request as SCM_RIGHTS\n";
+		goto out_reply;
+	}
+	ret = peer_groups(req->fd, &job->peer);
+	if (ret) {
+		log_warn("control socket: SO_PEERGROUPS failed: %s",
+			 strerror(-ret));
+		msg = "error: cannot read the client's groups\n";
+		goto out_reply;
+	}
+	job->server = s;
+	job->fd = req->fd;
+	job->file_fd = req->passed_fd;
+	job->pid = req->peer.pid;
+	job->peer.uid = req->peer.uid;
+	job->peer.gid = req->peer.gid;
+	job->peer.fs = s->info.fs;
+	job->req.fetch_max = s->info.lend_fetch_max;
+	job->req.may_read = peer_may_read;
+	job->req.arg = &job->peer;
+	ret = start_job(s, lend_main, job);
+	if (ret == 0) {
+		req->passed_fd = -1;
+		return true;
+	}
+	log_err("control socket: cannot start an open thread: %s",
+		strerror(-ret));
+	msg = "error: cannot start the open: out of threads\n";
+
+out_reply:
+	if (job) {
+		log_debug("control socket: rejected an open from uid %u: %s",
+			  (unsigned)req->peer.uid, msg);
+		lend_job_free(job);
+	}
+	write_all(req->fd, msg, strlen(msg));
+	return false;
+}
+
 static const struct ctl_command commands[] = {
-	{ "stats", "stats [json]", cmd_stats, NULL },
-	{ "flush", "flush [PATH]", NULL, start_flush },
+	{ .name = "stats", .usage = "stats [json]", .run = cmd_stats },
+	{ .name = "flush", .usage = "flush [PATH]", .start = start_flush },
+	{ .name = NEARFS_LEND_REQUEST,
+	  .usage = NEARFS_LEND_REQUEST " SIZE MTIME_SEC MTIME_NSEC (with a "
+		   "descriptor)",
+	  .start = start_lend, .any_user = true, .takes_fd = true },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -456,10 +832,44 @@ static void reply_buffered(struct ctl_server *s,
 	free(reply);
 }
 
-/* Split "name args" at the first space and run the matching command.
- * Returns true when the command took over fd. */
-static bool dispatch(struct ctl_server *s, char *line, int fd)
+static void *close_main(void *arg)
 {
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+/*
+ * Close a descriptor that a client sent, on a detached thread that
+ * nothing waits for.  close(2) of a file on a FUSE file system waits for
+ * its server to reply to FLUSH, and the client may have sent one whose
+ * server never replies.  Closing a file of this mount sends requests to
+ * this daemon, which its FUSE threads serve.
+ */
+static void close_passed_fd(int fd)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	int ret;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&thread, &attr, close_main, (void *)(intptr_t)fd);
+	pthread_attr_destroy(&attr);
+	if (ret)
+		close(fd);
+}
+
+static bool is_owner(const struct ucred *peer)
+{
+	return peer->uid == 0 || peer->uid == getuid();
+}
+
+/* Split "name args" at the first space and run the matching command.
+ * Returns true when the command took over req->fd. */
+static bool dispatch(struct ctl_server *s, char *line,
+		     struct ctl_request *req)
+{
+	static const char denied[] = "error: permission denied\n";
 	const struct ctl_command *cmd = NULL;
 	char *args = strchr(line, ' ');
 
@@ -472,28 +882,44 @@ static bool dispatch(struct ctl_server *s, char *line, int fd)
 	for (size_t i = 0; i < NCOMMANDS && *line; i++)
 		if (strcmp(line, commands[i].name) == 0)
 			cmd = &commands[i];
+	if (req->passed_fd >= 0 && !(cmd && cmd->takes_fd)) {
+		close_passed_fd(req->passed_fd);
+		req->passed_fd = -1;
+	}
+	if (!(cmd && cmd->any_user) && !is_owner(&req->peer)) {
+		log_warn("control socket: rejected a client with uid %u (pid "
+			 "%d); only uid %u and root are served",
+			 (unsigned)req->peer.uid, (int)req->peer.pid,
+			 (unsigned)getuid());
+		write_all(req->fd, denied, sizeof(denied) - 1);
+		return false;
+	}
 	if (cmd && cmd->start)
-		return cmd->start(s, args, fd);
-	reply_buffered(s, cmd, line, args, fd);
+		return cmd->start(s, args, req);
+	reply_buffered(s, cmd, line, args, req->fd);
 	return false;
 }
 
 /* ---- connections ---- */
 
-/* Read one line (without its newline) into buf.  -EMSGSIZE when it does
- * not fit, -ETIMEDOUT or another -errno when the read fails. */
-static int read_request(int fd, char *buf, size_t size)
+/*
+ * Read one line (without its newline) into buf, and the first descriptor
+ * sent with it (SCM_RIGHTS) into *passed_fd, or -1.  -EMSGSIZE when the
+ * line does not fit, -ETIMEDOUT or another -errno when the read fails;
+ * the caller closes *passed_fd in every case.
+ */
+static int read_request(int fd, char *buf, size_t size, int *passed_fd)
 {
 	size_t len = 0;
 
+	*passed_fd = -1;
 	while (len + 1 < size) {
-		ssize_t n = read(fd, buf + len, size - 1 - len);
+		ssize_t n = fdpass_recv(fd, buf + len, size - 1 - len,
+					passed_fd, close_passed_fd);
 		char *nl;
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+			return n == -EAGAIN ? -ETIMEDOUT : (int)n;
 		if (n == 0)
 			break;
 		len += (size_t)n;
@@ -529,47 +955,20 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-static bool is_peer_allowed(int fd)
+/* Read and serve the request of one connection.  Returns true when a
+ * command took over fd, else the caller closes it. */
+static bool serve_request(struct ctl_server *s, struct ctl_request *req)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-		log_warn("control socket: SO_PEERCRED failed: %s",
-			 strerror(errno));
-		return false;
-	}
-	if (cred.uid == 0 || cred.uid == getuid())
-		return true;
-	log_warn("control socket: rejected a client with uid %u (pid %d); "
-		 "only uid %u and root are served", (unsigned)cred.uid,
-		 (int)cred.pid, (unsigned)getuid());
-	return false;
-}
-
-/* Serve one connection.  Returns true when a command took over fd, else
- * the caller closes it. */
-static bool serve_client(struct ctl_server *s, int fd)
-{
-	struct timeval timeout = { .tv_sec = CLIENT_TIMEOUT_S };
 	char line[REQUEST_MAX];
 	int ret;
 
-	if (!is_peer_allowed(fd)) {
-		static const char denied[] = "error: permission denied\n";
-
-		write_all(fd, denied, sizeof(denied) - 1);
-		return false;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-	ret = read_request(fd, line, sizeof(line));
+	ret = read_request(req->fd, line, sizeof(line), &req->passed_fd);
 	if (ret == -EMSGSIZE) {
 		char msg[80];
 		int n = snprintf(msg, sizeof(msg), "error: request line "
 				 "longer than %d bytes\n", REQUEST_MAX - 2);
 
-		write_all(fd, msg, (size_t)n);
+		write_all(req->fd, msg, (size_t)n);
 		return false;
 	}
 	if (ret) {
@@ -577,8 +976,35 @@ static bool serve_client(struct ctl_server *s, int fd)
 			  strerror(-ret));
 		return false;
 	}
-	log_debug("control socket: request '%s'", line);
-	return dispatch(s, line, fd);
+	log_debug("control socket: request '%s' from uid %u", line,
+		  (unsigned)req->peer.uid);
+	return dispatch(s, line, req);
+}
+
+/* Serve one connection.  Returns true when a command took over fd, else
+ * the caller closes it. */
+static bool serve_client(struct ctl_server *s, int fd)
+{
+	struct timeval timeout = { .tv_sec = CLIENT_TIMEOUT_S };
+	struct ctl_request req = { .fd = fd, .passed_fd = -1 };
+	socklen_t len = sizeof(req.peer);
+	bool taken;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &req.peer, &len) != 0) {
+		static const char failed[] = "error: cannot read the "
+					     "client's credentials\n";
+
+		log_warn("control socket: SO_PEERCRED failed: %s",
+			 strerror(errno));
+		write_all(fd, failed, sizeof(failed) - 1);
+		return false;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+	taken = serve_request(s, &req);
+	if (req.passed_fd >= 0)
+		close_passed_fd(req.passed_fd);
+	return taken;
 }
 
 static void *ctl_main(void *arg)
@@ -614,10 +1040,15 @@ static void *ctl_main(void *arg)
 
 /* ---- setup ---- */
 
-/* Create dir as a 0700 folder, or accept it when it already is one that
- * belongs to us. */
-static int make_private_dir(const char *dir, char *err, size_t errlen)
+/*
+ * Create dir as a 0700 folder, or 0711 when shared is set, so that other
+ * users can reach a socket in it.  An existing folder must belong to us
+ * and give other users no read or write access.
+ */
+static int make_private_dir(const char *dir, bool shared, char *err,
+			    size_t errlen)
 {
+	mode_t want = shared ? 0711 : 0700;
 	struct stat st;
 
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -635,17 +1066,30 @@ static int make_private_dir(const char *dir, char *err, size_t errlen)
 		return -saved;
 	}
 	if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
-	    (st.st_mode & 077) != 0) {
+	    (st.st_mode & 066) != 0) {
 		snprintf(err, errlen, "the control socket folder %s must be "
-			 "a folder owned by uid %u with mode 0700: fix or "
-			 "remove it", dir, (unsigned)getuid());
+			 "a folder owned by uid %u with mode 0700 or 0711: fix "
+			 "or remove it", dir, (unsigned)getuid());
 		return -EPERM;
+	}
+	if (shared && (st.st_mode & 0777) != want && chmod(dir, want) != 0) {
+		int saved = errno;
+
+		snprintf(err, errlen, "cannot make the control socket folder "
+			 "%s reachable for other users (mode 0711): %s", dir,
+			 strerror(saved));
+		return -saved;
 	}
 	return 0;
 }
 
-/* Choose, and create, the folder of the socket. */
-static int socket_dir(char *dir, size_t size, char *err, size_t errlen)
+/*
+ * Choose, and create, the folder of the socket.  With allow_other a
+ * non-root daemon uses /tmp/nearfs-UID, because other users cannot enter
+ * XDG_RUNTIME_DIR (mode 0700).
+ */
+static int socket_dir(bool shared, char *dir, size_t size, char *err,
+		      size_t errlen)
 {
 	const char *runtime = getenv("XDG_RUNTIME_DIR");
 	uid_t uid = getuid();
@@ -653,7 +1097,7 @@ static int socket_dir(char *dir, size_t size, char *err, size_t errlen)
 
 	if (uid == 0)
 		n = snprintf(dir, size, "/run/nearfs");
-	else if (runtime && runtime[0] == '/')
+	else if (runtime && runtime[0] == '/' && !shared)
 		n = snprintf(dir, size, "%s/nearfs", runtime);
 	else
 		n = snprintf(dir, size, "/tmp/nearfs-%u", (unsigned)uid);
@@ -662,7 +1106,7 @@ static int socket_dir(char *dir, size_t size, char *err, size_t errlen)
 			 "XDG_RUNTIME_DIR=%s is too long", runtime);
 		return -ENAMETOOLONG;
 	}
-	return make_private_dir(dir, err, errlen);
+	return make_private_dir(dir, shared, err, errlen);
 }
 
 static int socket_listen(struct ctl_server *s, char *err, size_t errlen)
@@ -681,7 +1125,8 @@ static int socket_listen(struct ctl_server *s, char *err, size_t errlen)
 	/* A socket left by a crashed daemon that had the same pid. */
 	unlink(s->path);
 	if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-	    chmod(s->path, 0600) != 0 || listen(s->listen_fd, 16) != 0) {
+	    chmod(s->path, s->info.allow_other ? 0666 : 0600) != 0 ||
+	    listen(s->listen_fd, 16) != 0) {
 		saved = errno;
 		snprintf(err, errlen, "cannot listen on the control socket "
 			 "%s: %s", s->path, strerror(saved));
@@ -696,7 +1141,7 @@ static int socket_path(struct ctl_server *s, char *err, size_t errlen)
 	char dir[PATH_MAX];
 	int ret, n;
 
-	ret = socket_dir(dir, sizeof(dir), err, errlen);
+	ret = socket_dir(s->info.allow_other, dir, sizeof(dir), err, errlen);
 	if (ret)
 		return ret;
 	n = snprintf(s->path, sizeof(s->path), "%s/%ld.sock", dir,
@@ -707,6 +1152,49 @@ static int socket_path(struct ctl_server *s, char *err, size_t errlen)
 			 "shorter folder", dir, (long)getpid(),
 			 sizeof(s->path) - 1);
 		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/*
+ * Store the canonical path of the mountpoint, as readlink(2) of a
+ * descriptor on the mount shows it.  Only the parent goes through
+ * realpath(3): a stat(2) of the mount root itself would wait for the FUSE
+ * loop, which has not started yet.
+ */
+static int resolve_mount_root(struct ctl_server *s, char *err,
+			      size_t errlen)
+{
+	const char *mnt = s->info.mountpoint;
+	const char *name = strrchr(mnt, '/');
+	char *parent, *real;
+	int ret = 0;
+
+	if (!name || name[1] == '\0') {
+		/* "/", or a path without a folder: kept as it is. */
+		s->mount_root = strdup(mnt);
+		goto out_check;
+	}
+	parent = strndup(mnt, name == mnt ? 1 : (size_t)(name - mnt));
+	if (!parent)
+		goto out_check;
+	real = realpath(parent, NULL);
+	if (!real) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot resolve the folder of the "
+			 "mountpoint %s: %s", mnt, strerror(-ret));
+	} else if (asprintf(&s->mount_root, "%s%s",
+			    strcmp(real, "/") == 0 ? "" : real, name) < 0) {
+		s->mount_root = NULL;
+	}
+	free(real);
+	free(parent);
+	if (ret)
+		return ret;
+out_check:
+	if (!s->mount_root) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -726,6 +1214,9 @@ int ctl_start(const struct ctl_info *info, struct ctl_server **out,
 	pthread_mutex_init(&s->jobs_lock, NULL);
 	pthread_cond_init(&s->jobs_idle, NULL);
 	s->stop_pipe[0] = s->stop_pipe[1] = -1;
+	ret = resolve_mount_root(s, err, errlen);
+	if (ret)
+		goto out_free;
 	ret = socket_path(s, err, errlen);
 	if (ret)
 		goto out_free;
@@ -759,6 +1250,7 @@ out_close:
 out_free:
 	pthread_cond_destroy(&s->jobs_idle);
 	pthread_mutex_destroy(&s->jobs_lock);
+	free(s->mount_root);
 	free(s);
 	return ret;
 }
@@ -777,8 +1269,8 @@ void ctl_stop(struct ctl_server *s)
 	pthread_join(s->thread, NULL);
 	pthread_mutex_lock(&s->jobs_lock);
 	if (s->jobs)
-		log_info("control socket: waiting for %u flush request%s",
-			 s->jobs, s->jobs == 1 ? "" : "s");
+		log_info("control socket: waiting for %u flush or open "
+			 "request%s", s->jobs, s->jobs == 1 ? "" : "s");
 	while (s->jobs)
 		pthread_cond_wait(&s->jobs_idle, &s->jobs_lock);
 	pthread_mutex_unlock(&s->jobs_lock);
@@ -788,5 +1280,6 @@ void ctl_stop(struct ctl_server *s)
 	close(s->stop_pipe[1]);
 	close(s->listen_fd);
 	unlink(s->path);
+	free(s->mount_root);
 	free(s);
 }

@@ -1,28 +1,45 @@
 /*
- * ctl.h - the daemon's control socket, the server side of nearfs-ctl.
+ * ctl.h - the daemon's control socket, the server side of nearfs-ctl and
+ * of the preload library.
  *
  * A Unix stream socket at /run/nearfs/<pid>.sock for root, else at
  * $XDG_RUNTIME_DIR/nearfs/<pid>.sock or /tmp/nearfs-<uid>/<pid>.sock.
- * Folders are 0700 and the socket 0600, and only the daemon's uid and root
- * are served (SO_PEERCRED).  A client sends one request line, such as
- * "stats" or "stats json", and reads the reply until the server closes the
- * connection.  A reply that starts with "error: " reports a rejected
- * request.
+ * A client sends one request line, such as "stats" or "stats json", and
+ * reads the reply until the server closes the connection.  A reply that
+ * starts with "error: " reports a rejected request.
+ *
+ * "open" (fs/preload/protocol.h) is served to every user that can connect,
+ * because it checks the client's credentials against the file's mode
+ * itself.  The other commands are served to the daemon's uid and root only
+ * (SO_PEERCRED).  Without allow_other, folders are 0700 and the socket
+ * 0600, so only the daemon's user can connect at all.  With allow_other,
+ * which lets other users access the mount, the socket is 0666 and its
+ * folder 0711, and a non-root daemon uses /tmp/nearfs-<uid>, because other
+ * users cannot enter XDG_RUNTIME_DIR.
  */
 #ifndef NEARFS_CTL_H
 #define NEARFS_CTL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cache.h"
 
-/* Sources of the report: the engine, and the names shown beside its
- * counters.  The strings must outlive the server. */
+struct nearfs_fs;
+
+/* What the server serves: the engine, the names shown beside its
+ * counters, and how "open" lends local copies.  The strings must outlive
+ * the server. */
 struct ctl_info {
 	struct cache *cache;
 	const char *origin;	/* printable origin name */
-	const char *mountpoint;
+	const char *mountpoint;	/* absolute, as mounted */
+	/* The mount, which shows the mode, owner and group that "open"
+	 * checks the client's permission against. */
+	const struct nearfs_fs *fs;
+	uint64_t lend_fetch_max;	/* preload_fetch= */
+	bool allow_other;	/* other users may access the mount */
 };
 
 struct ctl_server;

@@ -1466,6 +1466,12 @@ const struct fuse_lowlevel_ops nearfs_fuse_ops = {
 
 /* ---- state ---- */
 
+void nearfs_fs_file_stat(const struct nearfs_fs *fs,
+			 const struct origin_attr *attr, struct stat *st)
+{
+	attr_to_stat(fs, 0, attr, st);
+}
+
 void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
 			 int umask)
 {

@@ -33,6 +33,12 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out);
 void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
 			 int umask);
 
+/* Fill st with the attributes that stat(2) of a file with attr shows on
+ * the mount: uid=, gid= and umask= applied, and default modes where the
+ * origin stores none.  st_ino is 0. */
+void nearfs_fs_file_stat(const struct nearfs_fs *fs,
+			 const struct origin_attr *attr, struct stat *st);
+
 /*
  * Start the thread that turns engine invalidations into kernel
  * notifications on se.  Call it once, after fuse_session_mount() and in

@@ -273,6 +273,9 @@ static int services_start(struct daemon *d)
 	d->ctl_info.cache = d->cache;
 	d->ctl_info.origin = cache_origin(d->cache)->name;
 	d->ctl_info.mountpoint = d->opts->mountpoint;
+	d->ctl_info.fs = d->fs;
+	d->ctl_info.lend_fetch_max = d->opts->preload_fetch;
+	d->ctl_info.allow_other = d->opts->allow_other;
 	ret = ctl_start(&d->ctl_info, &d->ctl, err, sizeof(err));
 	if (ret) {
 		log_err("%s", err);

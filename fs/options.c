@@ -49,7 +49,6 @@ struct parse_state {
 	struct fuse_opts fuse;
 	const char *positional[2];
 	int npositional;
-	bool allow_other;	/* allow_other given */
 	bool permissions_set;	/* default_permissions or its negation */
 	char *err;
 	size_t errlen;
@@ -439,6 +438,11 @@ static const struct option_def nearfs_option_defs[] = {
 	{ "readahead", "SIZE", apply_size, FIELD(cache.readahead),
 	  "readahead=128M", "bytes fetched ahead of a sequential reader, in\n"
 	  "parallel requests; 0 disables (default: 64M)" },
+	{ "preload_fetch", "SIZE", apply_size, FIELD(preload_fetch),
+	  "preload_fetch=256M",
+	  "preload library: fetch the missing chunks of\n"
+	  "files up to SIZE before lending their local copy;\n"
+	  "0 lends complete copies only (default: 0)" },
 	{ "write_mode", "through|back|around", apply_write_mode, 0,
 	  "write_mode=back",
 	  "through: close and fsync return once the origin\n"
@@ -595,7 +599,7 @@ static int apply_option(struct parse_state *ps, const char *opt)
 	if (list_has(fuse_passthrough, ARRAY_LEN(fuse_passthrough), opt, len,
 		     &takes_value)) {
 		if (strcmp(opt, "allow_other") == 0)
-			ps->allow_other = true;
+			ps->opts->allow_other = true;
 		if (strcmp(opt, "default_permissions") == 0)
 			ps->permissions_set = true;
 		return apply_fuse_option(ps, opt, len, value, takes_value);
@@ -1015,7 +1019,7 @@ static int build_fuse_argv(struct parse_state *ps, const char *argv0)
 	int argc = 0;
 
 	/* Other users see the files: let the kernel check the modes. */
-	if (ps->allow_other && !ps->permissions_set &&
+	if (opts->allow_other && !ps->permissions_set &&
 	    fuse_opts_add(ps, "default_permissions") < 0)
 		return -1;
 	if (!argv)

@@ -37,6 +37,11 @@ struct nearfs_options {
 	char *endpoint, *region, *profile;	/* owned storage behind s3 */
 	int log_level;		/* LOG_ERR .. LOG_DEBUG */
 
+	/* preload_fetch=: files up to this size are fetched whole before
+	 * their local copy is lent to a program; 0 never fetches. */
+	uint64_t preload_fetch;
+	bool allow_other;	/* FUSE lets other users access the mount */
+
 	/* uid=, gid=, umask=: what every file and directory shows, as the
 	 * high-level libfuse API offers them; -1 when not given. */
 	long owner_uid;

@@ -10,9 +10,10 @@
 #   ...
 #
 # Sourcing sets `set -eEuo pipefail`, creates $WORK (removed at exit unless
-# NEARFS_KEEP=1) and installs traps that unmount every mount and stop
-# every process the test started, by path and by pid, also when a check
-# fails or the test is interrupted.  A test re-executes itself under
+# NEARFS_KEEP=1) and installs traps that unmount every mount, stop every
+# process the test started, by path and by pid, and remove the users it
+# added to CLEANUP_USERS, also when a check fails or the test is
+# interrupted.  A test re-executes itself under
 # `timeout` (NEARFS_TEST_TIMEOUT seconds, default 600) unless run.sh
 # already did that.
 
@@ -33,9 +34,11 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nearfs-$TEST_NAME.XXXXXX")
 
-# What cleanup must undo: mount paths, and pids of background processes.
+# What cleanup must undo: mount paths, pids of background processes, and
+# users that the test created (removed with userdel).
 declare -a CLEANUP_MOUNTS=()
 declare -a CLEANUP_PIDS=()
+declare -a CLEANUP_USERS=()
 # Daemon pid and log file of each mount, by mount path.
 declare -A NEARFS_PID=()
 declare -A NEARFS_LOG=()
@@ -89,7 +92,7 @@ is_mounted() {
 }
 
 cleanup() {
-	local status=$? mnt pid
+	local status=$? mnt pid user
 	trap - ERR
 	trap '' PIPE
 	set +e
@@ -104,6 +107,9 @@ cleanup() {
 	done
 	for pid in "${CLEANUP_PIDS[@]}"; do
 		stop_pid "$pid"
+	done
+	for user in "${CLEANUP_USERS[@]}"; do
+		userdel "$user"
 	done
 	if [ "${NEARFS_KEEP:-0}" = 1 ]; then
 		echo "work folder kept: $WORK" >&2

@@ -1046,6 +1046,22 @@ void test_remove_tree(const char *path)
 	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void test_copy_file(const char *from, const char *to)
+{
+	char buf[4096];
+	int in = open(from, O_RDONLY);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ssize_t n;
+
+	assert_true(in >= 0);
+	assert_true(out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, n), n);
+	assert_int_equal(n, 0);
+	assert_int_equal(close(in), 0);
+	assert_int_equal(close(out), 0);
+}
+
 void test_fill_pattern(void *buf, size_t len, uint64_t offset,
 		       unsigned seed)
 {

@@ -128,6 +128,10 @@ int test_make_temp_dir(const char *name_template, char *path, size_t len);
 /* Remove a folder and everything below it. */
 void test_remove_tree(const char *path);
 
+/* Copy the file at from to to, replacing it, failing the test unless
+ * that works. */
+void test_copy_file(const char *from, const char *to);
+
 /* Fill buf with hashed bytes of seed and of each byte's offset in the
  * file, so that two chunks or two files are unlikely to look alike. */
 void test_fill_pattern(void *buf, size_t len, uint64_t offset,

@@ -93,22 +93,6 @@ static uint32_t read_u32(const char *path, off_t offset)
 	return value;
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	char buf[4096];
-	int in = open(from, O_RDONLY);
-	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ssize_t n;
-
-	assert_true(in >= 0);
-	assert_true(out >= 0);
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		assert_int_equal(write(out, buf, n), n);
-	assert_int_equal(n, 0);
-	assert_int_equal(close(in), 0);
-	assert_int_equal(close(out), 0);
-}
-
 /* Regular files below root/data. */
 static int count_data_files(const char *root)
 {
@@ -364,9 +348,9 @@ static void test_index_log_replays_without_compaction(void **state)
 	read_chunks_ok(env->c, "c", 0, 1, 22);
 	index_path(env, path, sizeof(path));
 	snprintf(saved, sizeof(saved), "%s.saved", path);
-	copy_file(path, saved);
+	test_copy_file(path, saved);
 	test_env_close(env);
-	copy_file(saved, path);
+	test_copy_file(saved, path);
 	unlink(saved);
 
 	assert_int_equal(test_env_open(env), 0);

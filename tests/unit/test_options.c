@@ -206,6 +206,8 @@ static void test_defaults(void **state)
 	assert_false(opts.s3.anonymous);
 	assert_int_equal(opts.s3.timeout_ms, 30000);
 	assert_null(opts.s3.endpoint);
+	assert_int_equal(opts.preload_fetch, 0);
+	assert_false(opts.allow_other);
 	assert_int_equal(opts.log_level, LOG_INFO);
 	assert_int_equal(opts.fuse_argc, 1);
 	assert_string_equal(opts.fuse_argv[0], "nearfs");
@@ -271,6 +273,9 @@ static void test_each_option(void **state)
 		uint64_t expect;
 	} cases[] = {
 		{ "cache_size=20G", FIELD(cache.size_max), 20 * GIB },
+		{ "preload_fetch=256M", FIELD(preload_fetch), 256 * MIB },
+		{ "preload_fetch=0", FIELD(preload_fetch), 0 },
+		{ "allow_other", FIELD(allow_other), 1 },
 		{ "min_free=2G", FIELD(cache.min_free), 2 * GIB },
 		{ "min_free=2G", FIELD(cache.min_free_pct), 0 },
 		{ "min_free=12%", FIELD(cache.min_free_pct), 12 },
@@ -583,6 +588,8 @@ static void test_invalid_values(void **state)
 		{ "anonymous=yes", "option 'anonymous' takes no value" },
 		{ "ro=1", "option 'ro' takes no value" },
 		{ "allow_other=1", "option 'allow_other' takes no value" },
+		{ "preload_fetch=lots", "invalid size 'lots' for "
+					"preload_fetch" },
 		{ "fsname=", "missing value for fsname" },
 		{ "uid=abc", "invalid uid 'abc': use a numeric id" },
 		{ "gid=-1", "invalid gid '-1'" },
@@ -777,7 +784,8 @@ static void test_help_lists_options(void **state)
 		"5 unmounted with data left in the write-back journal",
 		"endpoint=URL", "region=NAME", "profile=NAME", "path_style",
 		"virtual_host", "anonymous", "ro ", "log_level=LEVEL",
-		"timeout=DURATION", "allow_other", "_netdev", "-f", "-d",
+		"timeout=DURATION", "preload_fetch=SIZE", "allow_other",
+		"_netdev", "-f", "-d",
 		"--help", "--version", "(default: 10G)", "(default: 4M)",
 		"(default: 30s)", "usage: nearfs",
 	};
