@@ -152,6 +152,25 @@ check_read "cat through the real daemon" "$BIG_SHA" cat "$MNT/big.bin"
 check_read "preload_probe stdio through the real daemon" "$BIG_SHA" \
 	"$PROBE" stdio "$MNT/big.bin"
 
+check "the real daemon lends a complete copy, and reads skip FUSE"
+# The reads above made the copy of big.bin complete.  Without the page
+# cache, every read through FUSE would reach the daemon as a hit.
+drop_page_cache "$MNT/big.bin"
+hits=$(stat_field "$MNT" hits)
+lends=$(stat_field "$MNT" lends)
+check_read "sha256sum of a lent copy" \
+	"$(sha256_of_text "$BIG_SHA  $MNT/big.bin")" sha256sum "$MNT/big.bin"
+# 8 threads that open the file 4 times each.
+check_read "preload_probe threads 8 on lent copies" "$BIG_SHA" \
+	"$PROBE" threads 8 "$MNT/big.bin"
+assert_eq "$hits" "$(stat_field "$MNT" hits)" "hits after reads of lent copies"
+assert_eq $((lends + 33)) "$(stat_field "$MNT" lends)" "lends"
+target=$(fd_target "$MNT/big.bin")
+case $target in
+"$WORK"/cache/*/data/*) log "ok: descriptor of big.bin is $target" ;;
+*) fail "descriptor of big.bin points to $target, not to the cache" ;;
+esac
+
 check "a daemon that is gone: FUSE stays"
 PRELOAD_ENV=(NEARFS_PRELOAD_SOCKET="$WORK/nobody.sock" NEARFS_PRELOAD_DEBUG=1)
 assert_eq "$MNT/big.bin" "$(fd_target "$MNT/big.bin")" \
