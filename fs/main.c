@@ -16,6 +16,7 @@
 #include "fuse_ops.h"
 #include "kernel_ra.h"
 #include "log.h"
+#include "notify.h"
 #include "options.h"
 
 /* Exit statuses. */
@@ -387,6 +388,8 @@ static void exit_flush_progress(void *arg, uint64_t files_left,
 	format_bytes(bytes_left, left, sizeof(left));
 	log_info("uploading %" PRIu64 " file%s (%s) before exit", files_left,
 		 files_left == 1 ? "" : "s", left);
+	service_notify("STATUS=uploading %" PRIu64 " file%s (%s) before exit",
+		       files_left, files_left == 1 ? "" : "s", left);
 }
 
 /*
@@ -493,11 +496,14 @@ static int daemon_run(const struct nearfs_options *opts)
 		 cache_origin(d.cache)->name, opts->mountpoint,
 		 cache_path(d.cache), write_mode_name(opts->cache.write_mode),
 		 (long)getpid());
+	service_notify("READY=1\nSTATUS=mounted %s on %s",
+		       cache_origin(d.cache)->name, opts->mountpoint);
 	log_write_mode(&opts->cache);
 	if (opts->cache.readahead)
 		kernel_readahead_raise_later(opts->mountpoint,
 					     KERNEL_READAHEAD_KIB);
 	status = session_run(&d);
+	service_notify("STOPPING=1\nSTATUS=unmounting %s", opts->mountpoint);
 	log_debug("unmounting %s", opts->mountpoint);
 	session_teardown(&d);
 	if (upload_before_exit(&d) == EXIT_JOURNAL && status == EXIT_OK)

@@ -331,25 +331,45 @@ mount_nearfs() {
 	fail "nearfs did not mount $mnt within 20 s: $(cat "$logfile")"
 }
 
-# unmount_nearfs MNT: unmount and wait for the daemon to exit; fails when
-# it exits with a non-zero status or is still running after 20 s.
-unmount_nearfs() {
-	local mnt=$1 pid status i
+# wait_nearfs_exit MNT CAUSE: wait for the daemon of MNT to exit after
+# CAUSE ("unmounting MNT", "SIGTERM"); fails when it exits with a
+# non-zero status or is still running after 30 s.
+wait_nearfs_exit() {
+	local mnt=$1 cause=$2 pid status i
 	pid=${NEARFS_PID[$mnt]:-}
-	[ -n "$pid" ] || fail "unmount_nearfs: $mnt was not mounted here"
-	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
-	for i in $(seq 200); do
+	for i in $(seq 300); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	kill -0 "$pid" 2>/dev/null &&
-		fail "nearfs (pid $pid) still runs 20 s after unmounting $mnt"
+		fail "nearfs (pid $pid) still runs 30 s after $cause"
 	status=0
 	wait "$pid" || status=$?
 	unset "NEARFS_PID[$mnt]"
 	[ "$status" -eq 0 ] ||
-		fail "nearfs for $mnt exited with status $status"
+		fail "nearfs for $mnt exited with status $status after $cause"
+}
+
+# unmount_nearfs MNT: unmount and wait for the daemon to exit, as
+# wait_nearfs_exit does.
+unmount_nearfs() {
+	local mnt=$1
+	[ -n "${NEARFS_PID[$mnt]:-}" ] ||
+		fail "unmount_nearfs: $mnt was not mounted here"
+	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
+	wait_nearfs_exit "$mnt" "unmounting $mnt"
 	log "unmounted $mnt"
+}
+
+# signal_nearfs MNT SIGNAL: send SIGNAL (TERM, INT, ...) to the daemon of
+# MNT and wait for it to exit, as wait_nearfs_exit does.
+signal_nearfs() {
+	local mnt=$1 signal=$2
+	[ -n "${NEARFS_PID[$mnt]:-}" ] ||
+		fail "signal_nearfs: $mnt was not mounted here"
+	kill -s "$signal" "${NEARFS_PID[$mnt]}"
+	wait_nearfs_exit "$mnt" "SIG$signal"
+	log "ok: the daemon of $mnt exited with status 0 after SIG$signal"
 }
 
 # stats_json MNT: the output of nearfs-ctl stats --json.
