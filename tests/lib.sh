@@ -331,18 +331,24 @@ mount_nearfs() {
 	fail "nearfs did not mount $mnt within 20 s: $(cat "$logfile")"
 }
 
+# wait_pid_gone PID CAUSE: wait until process PID, a child or not, has
+# ended after CAUSE; fails when it still runs after 30 s.
+wait_pid_gone() {
+	local pid=$1 cause=$2 i
+	for i in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	fail "nearfs (pid $pid) still runs 30 s after $cause"
+}
+
 # wait_nearfs_exit MNT CAUSE: wait for the daemon of MNT to exit after
 # CAUSE ("unmounting MNT", "SIGTERM"); fails when it exits with a
 # non-zero status or is still running after 30 s.
 wait_nearfs_exit() {
-	local mnt=$1 cause=$2 pid status i
+	local mnt=$1 cause=$2 pid status
 	pid=${NEARFS_PID[$mnt]:-}
-	for i in $(seq 300); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null &&
-		fail "nearfs (pid $pid) still runs 30 s after $cause"
+	wait_pid_gone "$pid" "$cause"
 	status=0
 	wait "$pid" || status=$?
 	unset "NEARFS_PID[$mnt]"
@@ -370,6 +376,45 @@ signal_nearfs() {
 	kill -s "$signal" "${NEARFS_PID[$mnt]}"
 	wait_nearfs_exit "$mnt" "SIG$signal"
 	log "ok: the daemon of $mnt exited with status 0 after SIG$signal"
+}
+
+# wait_for_line FILE PATTERN: wait up to 10 s until a line of FILE matches
+# the extended regular expression PATTERN; fails with the content of FILE.
+wait_for_line() {
+	local file=$1 pattern=$2 i
+	for i in $(seq 100); do
+		grep -qE "$pattern" "$file" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "no line matching '$pattern' in $file within 10 s:" \
+		"$(cat "$file" 2>/dev/null)"
+}
+
+# listen_datagrams ADDRESS OUT: receive datagrams on a Unix socket at
+# ADDRESS (a path, or @NAME in the abstract namespace) in the background
+# and append each to OUT, ended by a newline.  Returns once the socket is
+# bound.
+listen_datagrams() {
+	local address=$1 out=$2 i
+	: >"$out"
+	rm -f "$out.bound"
+	python3 - "$address" "$out" <<'PY' &
+import socket, sys
+address, out = sys.argv[1:3]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind("\0" + address[1:] if address.startswith("@") else address)
+open(out + ".bound", "w").close()
+while True:
+    data = sock.recv(65536).decode(errors="replace").rstrip("\n")
+    with open(out, "a") as f:
+        f.write(data + "\n")
+PY
+	CLEANUP_PIDS+=("$!")
+	for i in $(seq 100); do
+		[ -e "$out.bound" ] && return 0
+		sleep 0.1
+	done
+	fail "no listener bound to $address within 10 s"
 }
 
 # stats_json MNT: the output of nearfs-ctl stats --json.

@@ -11,48 +11,12 @@ MNT=$WORK/mnt
 mkdir -p "$ORIGIN"
 random_file "$ORIGIN/data.bin" 300000
 
-# listen ADDRESS OUT: receive datagrams at ADDRESS (a path, or @NAME in
-# the abstract namespace) and append each to OUT, followed by a line
-# "--".  Returns once the socket is bound.
-listen() {
-	local address=$1 out=$2 i
-	: >"$out"
-	python3 - "$address" "$out" "$out.bound" <<'PY' &
-import socket, sys
-address, out, bound = sys.argv[1:4]
-sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-sock.bind("\0" + address[1:] if address.startswith("@") else address)
-open(bound, "w").close()
-while True:
-    data = sock.recv(4096)
-    with open(out, "a") as f:
-        f.write(data.decode() + "\n--\n")
-PY
-	CLEANUP_PIDS+=("$!")
-	for i in $(seq 100); do
-		[ -e "$out.bound" ] && return 0
-		sleep 0.1
-	done
-	fail "the notify listener at $address did not start"
-}
-
-# wait_message OUT TEXT: wait up to 10 s until OUT contains the line TEXT.
-wait_message() {
-	local out=$1 text=$2 i
-	for i in $(seq 100); do
-		grep -qxF "$text" "$out" && return 0
-		sleep 0.1
-	done
-	fail "no notify message '$text' within 10 s; received:" \
-		"$(cat "$out")"
-}
-
 check "READY=1 over a socket path once mounted"
 OUT=$WORK/notify-path.txt
-listen "$WORK/notify.sock" "$OUT"
+listen_datagrams "$WORK/notify.sock" "$OUT"
 NEARFS_ENV=(NOTIFY_SOCKET="$WORK/notify.sock")
 mount_nearfs "$ORIGIN" "$MNT" "cache_dir=$WORK/cache"
-wait_message "$OUT" "READY=1"
+wait_for_line "$OUT" "^READY=1$"
 assert_eq "$(sha256 "$ORIGIN/data.bin")" "$(sha256 "$MNT/data.bin")" \
 	"sha256 of data.bin read after READY=1"
 grep -qxF "STATUS=mounted $ORIGIN on $MNT" "$OUT" ||
@@ -64,24 +28,24 @@ assert_eq 0 "$(grep -c '^STOPPING=1$' "$OUT" || true)" \
 
 check "STOPPING=1 at the unmount"
 unmount_nearfs "$MNT"
-wait_message "$OUT" "STOPPING=1"
+wait_for_line "$OUT" "^STOPPING=1$"
 assert_eq 1 "$(grep -c '^READY=1$' "$OUT")" "READY=1 messages in all"
 
 check "abstract socket: the upload at SIGTERM is in the status"
 OUT=$WORK/notify-abstract.txt
 name="@nearfs-test-$$-$RANDOM"
-listen "$name" "$OUT"
+listen_datagrams "$name" "$OUT"
 NEARFS_ENV=(NOTIFY_SOCKET="$name")
 mount_nearfs "$ORIGIN" "$MNT" \
 	"cache_dir=$WORK/cache,write_mode=back,writeback_delay=60s"
-wait_message "$OUT" "READY=1"
+wait_for_line "$OUT" "^READY=1$"
 random_file "$WORK/new.bin" 200000
 cp "$WORK/new.bin" "$MNT/new.bin"
 [ ! -e "$ORIGIN/new.bin" ] ||
 	fail "new.bin reached the origin before the stop, within" \
 		"writeback_delay=60s"
 signal_nearfs "$MNT" TERM
-wait_message "$OUT" "STOPPING=1"
+wait_for_line "$OUT" "^STOPPING=1$"
 grep -q '^STATUS=uploading 1 file (.*) before exit$' "$OUT" ||
 	fail "no 'STATUS=uploading 1 file' line; received: $(cat "$OUT")"
 log "ok: the status line reported the upload before exit"
