@@ -91,6 +91,32 @@ is_mounted() {
 		/proc/self/mountinfo
 }
 
+# mounts_below_work: the mount points at or below $WORK, one per line,
+# deepest first.  mountinfo writes space, tab, newline and backslash as
+# \040, \011, \012 and \134, which are decoded here.
+mounts_below_work() {
+	awk -v work="$WORK" '{
+		path = $5
+		gsub(/\\040/, " ", path)
+		gsub(/\\011/, "\t", path)
+		gsub(/\\012/, "\n", path)
+		gsub(/\\134/, "\\", path)
+		if (path == work || index(path, work "/") == 1)
+			print path
+	}' /proc/self/mountinfo | sort -r
+}
+
+# unmount_below_work: unmount (lazily) every mount at or below $WORK.  rm
+# --one-file-system does not stop at a bind mount of a folder on the same
+# filesystem: it would delete the files of the folder bound there.
+unmount_below_work() {
+	local mnt
+	mounts_below_work | while IFS= read -r mnt; do
+		umount -l "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" ||
+			true
+	done
+}
+
 cleanup() {
 	local status=$? mnt pid user
 	trap - ERR
@@ -111,10 +137,13 @@ cleanup() {
 	for user in "${CLEANUP_USERS[@]}"; do
 		userdel "$user"
 	done
+	unmount_below_work
 	if [ "${NEARFS_KEEP:-0}" = 1 ]; then
 		echo "work folder kept: $WORK" >&2
+	elif [ -n "$(mounts_below_work)" ]; then
+		echo "work folder kept, because these mounts below it did not" \
+			"go away: $(mounts_below_work | tr '\n' ' ')" >&2
 	else
-		# Never through a mount that failed to go away.
 		rm -rf --one-file-system "$WORK"
 	fi
 	if [ "$status" -eq 0 ]; then

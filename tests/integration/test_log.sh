@@ -6,8 +6,8 @@
 #
 # glibc's syslog(3) always writes to /dev/log.  So the syslog part runs
 # this script again in a private mount namespace (unshare -m), whose /dev
-# is a tmpfs with the host's device nodes bound into it and a /dev/log
-# socket of the test's own.  Nothing outside that namespace changes.
+# is a tmpfs with copies of the host's device nodes and a /dev/log socket
+# of the test's own.  Nothing outside that namespace changes.
 . "$(dirname "$0")/../lib.sh"
 
 ORIGIN=$WORK/origin
@@ -27,20 +27,20 @@ BAD_CACHE=$WORK/not-a-folder
 
 # ---- private /dev with a /dev/log of the test's own
 
-# Mount a tmpfs on /dev with the host's device nodes that the test and
-# the daemon use, then listen on /dev/log and append each datagram as a
-# line to $SYSLOG.
+# Mount a tmpfs on /dev with copies (mknod) of the host's device nodes
+# that the test and the daemon use, then listen on /dev/log and append
+# each datagram as a line to $SYSLOG.
 private_dev_log() {
-	local host=$WORK/host-dev node
-	mkdir -p "$host"
-	mount --bind /dev "$host"
-	mount -t tmpfs -o mode=0755,size=1m nearfs-test-dev /dev
+	local nodes=() node mode major minor
 	for node in null zero full random urandom tty fuse; do
-		[ -e "$host/$node" ] || continue
-		: >"/dev/$node"
-		mount --bind "$host/$node" "/dev/$node"
+		[ -c "/dev/$node" ] || continue
+		nodes+=("$node $(stat -c '%a %t %T' "/dev/$node")")
 	done
-	umount "$host"
+	mount -t tmpfs -o mode=0755,size=1m nearfs-test-dev /dev
+	for node in "${nodes[@]}"; do
+		read -r node mode major minor <<<"$node"
+		mknod -m "$mode" "/dev/$node" c $((16#$major)) $((16#$minor))
+	done
 	ln -s /proc/self/fd /dev/fd
 	ln -s /proc/self/fd/0 /dev/stdin
 	ln -s /proc/self/fd/1 /dev/stdout
