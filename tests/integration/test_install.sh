@@ -35,6 +35,7 @@ f 644 usr/share/man/man1/nearfs-ctl.1
 f 644 usr/share/man/man1/nearfs.1
 f 755 usr/bin/nearfs
 f 755 usr/bin/nearfs-ctl
+f 755 usr/lib/libnearfs-preload.so
 l sbin/mount.nearfs /usr/bin/nearfs
 EOF
 sort -o "$WORK/expected" "$WORK/expected"
@@ -127,6 +128,7 @@ f 644 usr/local/share/man/man1/nearfs-ctl.1
 f 644 usr/local/share/man/man1/nearfs.1
 f 755 usr/local/bin/nearfs
 f 755 usr/local/bin/nearfs-ctl
+f 755 usr/local/lib/libnearfs-preload.so
 l sbin/mount.nearfs /usr/local/bin/nearfs
 EOF
 sort -o "$WORK/expected" "$WORK/expected"
