@@ -154,14 +154,32 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/bench.sh
 
+# Install and uninstall also take BINDIR, MANDIR, MOUNTHELPERDIR and
+# UNITDIR.  mount(8) of util-linux 2.38 runs mount.TYPE helpers only from
+# /sbin, /sbin/fs.d and /sbin/fs, whatever PREFIX is, so the link for
+# `mount -t nearfs` goes to /sbin.  systemd reads units from
+# /usr/lib/systemd/system and /usr/local/lib/systemd/system.
+install uninstall: MOUNTHELPERDIR ?= /sbin
+install uninstall: UNITDIR ?= $(PREFIX)/lib/systemd/system
+
 install: all
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(B)/nearfs $(B)/nearfs-ctl $(DESTDIR)$(BINDIR)/
-	ln -sf nearfs $(DESTDIR)$(BINDIR)/mount.nearfs
+	install -d $(DESTDIR)$(MOUNTHELPERDIR)
+	ln -sf $(BINDIR)/nearfs $(DESTDIR)$(MOUNTHELPERDIR)/mount.nearfs
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 docs/nearfs.1 docs/nearfs-ctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' tools/nearfs@.service.in \
+		>$(DESTDIR)$(UNITDIR)/nearfs@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/nearfs@.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/nearfs $(DESTDIR)$(BINDIR)/nearfs-ctl \
-		$(DESTDIR)$(BINDIR)/mount.nearfs
+		$(DESTDIR)$(MOUNTHELPERDIR)/mount.nearfs \
+		$(DESTDIR)$(MANDIR)/man1/nearfs.1 \
+		$(DESTDIR)$(MANDIR)/man1/nearfs-ctl.1 \
+		$(DESTDIR)$(UNITDIR)/nearfs@.service
 
 clean:
 	rm -rf $(B)

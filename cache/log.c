@@ -9,12 +9,19 @@
 
 int log_max_level = LOG_INFO;
 static bool to_syslog;
+/* While to_syslog is set, messages up to this level also go to stderr. */
+static int stderr_max_level = -1;
 
 void log_use_syslog(bool on)
 {
 	if (on && !to_syslog)
 		openlog("nearfs", LOG_PID, LOG_DAEMON);
 	to_syslog = on;
+}
+
+void log_copy_to_stderr(int max_level)
+{
+	stderr_max_level = max_level;
 }
 
 int log_level_parse(const char *name)
@@ -50,7 +57,8 @@ void log_write(int level, const char *fmt, ...)
 
 	if (to_syslog) {
 		syslog(level, "%s", line);
-		return;
+		if (level > stderr_max_level)
+			return;
 	}
 	if (level < LOG_ERR || level > LOG_DEBUG || !prefix[level])
 		level = LOG_ERR;

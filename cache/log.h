@@ -1,8 +1,10 @@
 /*
  * log.h - one logging function for the daemon and the engine.
  *
- * Messages go to stderr in the foreground and to syslog once the daemon
- * detaches.  The level is checked before the message is formatted.
+ * Messages go to stderr in the foreground and to syslog (facility daemon,
+ * ident "nearfs") in the background.  A background daemon that is still
+ * starting also copies its warnings and errors to stderr.  The level is
+ * checked before the message is formatted.
  */
 #ifndef NEARFS_LOG_H
 #define NEARFS_LOG_H
@@ -14,6 +16,13 @@ extern int log_max_level;	/* LOG_ERR .. LOG_DEBUG */
 
 /* Send later messages to syslog (true) or stderr (false). */
 void log_use_syslog(bool on);
+
+/*
+ * While syslog is in use, also write messages up to max_level (LOG_ERR ..
+ * LOG_DEBUG) to stderr; -1 stops the copies.  A daemon that is still
+ * starting uses this to show its errors on the terminal as well.
+ */
+void log_copy_to_stderr(int max_level);
 
 /* Parse "error", "warn", "info" or "debug"; -1 when invalid. */
 int log_level_parse(const char *name);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "fuse_ops.h"
 #include "kernel_ra.h"
 #include "log.h"
+#include "notify.h"
 #include "options.h"
 
 /* Exit statuses. */
@@ -49,6 +51,7 @@ struct daemon {
 	struct fuse_session *se;
 	bool signals_set;
 	bool mounted;
+	int stop_signal;	/* the signal that ended the FUSE loop, or 0 */
 	struct ctl_server *ctl;
 	struct ctl_info ctl_info;
 	int ready_fd;		/* pipe to the waiting parent, or -1 */
@@ -82,6 +85,10 @@ static int daemon_fork(int *ready_fd)
 		close(fds[0]);
 		setsid();
 		*ready_fd = fds[1];
+		/* Log to syslog from now on.  Until daemon_ready(), warnings
+		 * and errors also go to the terminal of the parent. */
+		log_use_syslog(true);
+		log_copy_to_stderr(LOG_WARNING);
 		return 0;
 	}
 
@@ -100,7 +107,7 @@ static int daemon_fork(int *ready_fd)
 }
 
 /* Tell the parent how the start went and, on success, detach from the
- * terminal: logs go to syslog, stdio to /dev/null. */
+ * terminal: logs go to syslog only, stdio to /dev/null. */
 static void daemon_ready(struct daemon *d, unsigned char status)
 {
 	int null_fd;
@@ -108,7 +115,7 @@ static void daemon_ready(struct daemon *d, unsigned char status)
 	if (d->ready_fd < 0)
 		return;
 	if (status == EXIT_OK) {
-		log_use_syslog(true);
+		log_copy_to_stderr(-1);
 		if (chdir("/") != 0)
 			log_warn("cannot change to /: %s", strerror(errno));
 		null_fd = open("/dev/null", O_RDWR);
@@ -124,6 +131,23 @@ static void daemon_ready(struct daemon *d, unsigned char status)
 		;
 	close(d->ready_fd);
 	d->ready_fd = -1;
+}
+
+/* Route the messages of libfuse through log.h, so that they reach syslog
+ * in the background.  libfuse's levels are the syslog levels. */
+static void fuse_log_to_log(enum fuse_log_level level, const char *fmt,
+			    va_list ap)
+{
+	char line[1024];
+	size_t len;
+
+	if ((int)level > log_max_level)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	len = strlen(line);
+	while (len > 0 && line[len - 1] == '\n')
+		line[--len] = '\0';
+	log_write((int)level, "%s", line);
 }
 
 static int origin_create(const struct nearfs_options *opts,
@@ -305,6 +329,8 @@ static int session_run(struct daemon *d)
 	ret = fuse_session_loop_mt(d->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	/* A positive value is the signal that ended the loop. */
+	if (ret > 0)
+		d->stop_signal = ret;
 	if (ret < 0) {
 		log_err("the FUSE loop of %s failed: %s", d->opts->mountpoint,
 			strerror(-ret));
@@ -362,6 +388,8 @@ static void exit_flush_progress(void *arg, uint64_t files_left,
 	format_bytes(bytes_left, left, sizeof(left));
 	log_info("uploading %" PRIu64 " file%s (%s) before exit", files_left,
 		 files_left == 1 ? "" : "s", left);
+	service_notify("STATUS=uploading %" PRIu64 " file%s (%s) before exit",
+		       files_left, files_left == 1 ? "" : "s", left);
 }
 
 /*
@@ -433,6 +461,21 @@ static void log_write_mode(const struct cache_config *cfg)
 		 cfg->fsync_local ? "local journal" : "origin");
 }
 
+/* The one info line of a stop, with its cause. */
+static void log_stopped(const struct daemon *d, int status)
+{
+	const char *mnt = d->opts->mountpoint;
+	const char *left = status == EXIT_JOURNAL ?
+			   ", files left in the write-back journal" : "";
+	const char *sig = d->stop_signal ? sigabbrev_np(d->stop_signal) : NULL;
+
+	if (sig)
+		log_info("stopped on SIG%s: %s is unmounted%s", sig, mnt,
+			 left);
+	else
+		log_info("stopped: %s was unmounted%s", mnt, left);
+}
+
 static int daemon_run(const struct nearfs_options *opts)
 {
 	struct daemon d = { .opts = opts, .ready_fd = -1 };
@@ -453,12 +496,15 @@ static int daemon_run(const struct nearfs_options *opts)
 		 cache_origin(d.cache)->name, opts->mountpoint,
 		 cache_path(d.cache), write_mode_name(opts->cache.write_mode),
 		 (long)getpid());
+	service_notify("READY=1\nSTATUS=mounted %s on %s",
+		       cache_origin(d.cache)->name, opts->mountpoint);
 	log_write_mode(&opts->cache);
 	if (opts->cache.readahead)
 		kernel_readahead_raise_later(opts->mountpoint,
 					     KERNEL_READAHEAD_KIB);
 	status = session_run(&d);
-	log_info("unmounting %s", opts->mountpoint);
+	service_notify("STOPPING=1\nSTATUS=unmounting %s", opts->mountpoint);
+	log_debug("unmounting %s", opts->mountpoint);
 	session_teardown(&d);
 	if (upload_before_exit(&d) == EXIT_JOURNAL && status == EXIT_OK)
 		status = EXIT_JOURNAL;
@@ -466,7 +512,7 @@ static int daemon_run(const struct nearfs_options *opts)
 out_teardown:
 	daemon_teardown(&d);
 	if (status == EXIT_OK || status == EXIT_JOURNAL)
-		log_info("stopped: %s is unmounted", opts->mountpoint);
+		log_stopped(&d, status);
 	return status;
 }
 
@@ -491,6 +537,7 @@ int main(int argc, char **argv)
 		status = EXIT_OK;
 	} else {
 		log_max_level = opts.log_level;
+		fuse_set_log_func(fuse_log_to_log);
 		status = daemon_run(&opts);
 	}
 	options_free(&opts);

@@ -510,11 +510,17 @@ static const char *const fuse_passthrough[] = {
 	"noatime", "sync", "async", "dirsync",
 };
 
-/* Options that mount(8), mount.fuse3 and fstab hand over, meaningless to
- * nearfs and unknown to libfuse, so dropped. */
+/*
+ * Options that mount(8), mount.fuse3 and fstab hand over, meaningless to
+ * nearfs and unknown to libfuse, so dropped.  The access time options
+ * after "rw" are among them because nearfs stores no access times and
+ * fuse_session_new() of libfuse 3.14 rejects them.
+ */
 static const char *const ignored_options[] = {
 	"_netdev", "nofail", "auto", "noauto", "user", "users", "nouser",
-	"owner", "group", "defaults", "rw",
+	"owner", "group", "defaults", "rw", "relatime", "norelatime",
+	"strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime",
+	"nolazytime",
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

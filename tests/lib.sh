@@ -91,6 +91,32 @@ is_mounted() {
 		/proc/self/mountinfo
 }
 
+# mounts_below_work: the mount points at or below $WORK, one per line,
+# deepest first.  mountinfo writes space, tab, newline and backslash as
+# \040, \011, \012 and \134, which are decoded here.
+mounts_below_work() {
+	awk -v work="$WORK" '{
+		path = $5
+		gsub(/\\040/, " ", path)
+		gsub(/\\011/, "\t", path)
+		gsub(/\\012/, "\n", path)
+		gsub(/\\134/, "\\", path)
+		if (path == work || index(path, work "/") == 1)
+			print path
+	}' /proc/self/mountinfo | sort -r
+}
+
+# unmount_below_work: unmount (lazily) every mount at or below $WORK.  rm
+# --one-file-system does not stop at a bind mount of a folder on the same
+# filesystem: it would delete the files of the folder bound there.
+unmount_below_work() {
+	local mnt
+	mounts_below_work | while IFS= read -r mnt; do
+		umount -l "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" ||
+			true
+	done
+}
+
 cleanup() {
 	local status=$? mnt pid user
 	trap - ERR
@@ -111,10 +137,13 @@ cleanup() {
 	for user in "${CLEANUP_USERS[@]}"; do
 		userdel "$user"
 	done
+	unmount_below_work
 	if [ "${NEARFS_KEEP:-0}" = 1 ]; then
 		echo "work folder kept: $WORK" >&2
+	elif [ -n "$(mounts_below_work)" ]; then
+		echo "work folder kept, because these mounts below it did not" \
+			"go away: $(mounts_below_work | tr '\n' ' ')" >&2
 	else
-		# Never through a mount that failed to go away.
 		rm -rf --one-file-system "$WORK"
 	fi
 	if [ "$status" -eq 0 ]; then
@@ -331,25 +360,90 @@ mount_nearfs() {
 	fail "nearfs did not mount $mnt within 20 s: $(cat "$logfile")"
 }
 
-# unmount_nearfs MNT: unmount and wait for the daemon to exit; fails when
-# it exits with a non-zero status or is still running after 20 s.
-unmount_nearfs() {
-	local mnt=$1 pid status i
-	pid=${NEARFS_PID[$mnt]:-}
-	[ -n "$pid" ] || fail "unmount_nearfs: $mnt was not mounted here"
-	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
-	for i in $(seq 200); do
-		kill -0 "$pid" 2>/dev/null || break
+# wait_pid_gone PID CAUSE: wait until process PID, a child or not, has
+# ended after CAUSE; fails when it still runs after 30 s.
+wait_pid_gone() {
+	local pid=$1 cause=$2 i
+	for i in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
-	kill -0 "$pid" 2>/dev/null &&
-		fail "nearfs (pid $pid) still runs 20 s after unmounting $mnt"
+	fail "nearfs (pid $pid) still runs 30 s after $cause"
+}
+
+# wait_nearfs_exit MNT CAUSE: wait for the daemon of MNT to exit after
+# CAUSE ("unmounting MNT", "SIGTERM"); fails when it exits with a
+# non-zero status or is still running after 30 s.
+wait_nearfs_exit() {
+	local mnt=$1 cause=$2 pid status
+	pid=${NEARFS_PID[$mnt]:-}
+	wait_pid_gone "$pid" "$cause"
 	status=0
 	wait "$pid" || status=$?
 	unset "NEARFS_PID[$mnt]"
 	[ "$status" -eq 0 ] ||
-		fail "nearfs for $mnt exited with status $status"
+		fail "nearfs for $mnt exited with status $status after $cause"
+}
+
+# unmount_nearfs MNT: unmount and wait for the daemon to exit, as
+# wait_nearfs_exit does.
+unmount_nearfs() {
+	local mnt=$1
+	[ -n "${NEARFS_PID[$mnt]:-}" ] ||
+		fail "unmount_nearfs: $mnt was not mounted here"
+	fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
+	wait_nearfs_exit "$mnt" "unmounting $mnt"
 	log "unmounted $mnt"
+}
+
+# signal_nearfs MNT SIGNAL: send SIGNAL (TERM, INT, ...) to the daemon of
+# MNT and wait for it to exit, as wait_nearfs_exit does.
+signal_nearfs() {
+	local mnt=$1 signal=$2
+	[ -n "${NEARFS_PID[$mnt]:-}" ] ||
+		fail "signal_nearfs: $mnt was not mounted here"
+	kill -s "$signal" "${NEARFS_PID[$mnt]}"
+	wait_nearfs_exit "$mnt" "SIG$signal"
+	log "ok: the daemon of $mnt exited with status 0 after SIG$signal"
+}
+
+# wait_for_line FILE PATTERN: wait up to 10 s until a line of FILE matches
+# the extended regular expression PATTERN; fails with the content of FILE.
+wait_for_line() {
+	local file=$1 pattern=$2 i
+	for i in $(seq 100); do
+		grep -qE "$pattern" "$file" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "no line matching '$pattern' in $file within 10 s:" \
+		"$(cat "$file" 2>/dev/null)"
+}
+
+# listen_datagrams ADDRESS OUT: receive datagrams on a Unix socket at
+# ADDRESS (a path, or @NAME in the abstract namespace) in the background
+# and append each to OUT, ended by a newline.  Returns once the socket is
+# bound.
+listen_datagrams() {
+	local address=$1 out=$2 i
+	: >"$out"
+	rm -f "$out.bound"
+	python3 - "$address" "$out" <<'PY' &
+import socket, sys
+address, out = sys.argv[1:3]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind("\0" + address[1:] if address.startswith("@") else address)
+open(out + ".bound", "w").close()
+while True:
+    data = sock.recv(65536).decode(errors="replace").rstrip("\n")
+    with open(out, "a") as f:
+        f.write(data + "\n")
+PY
+	CLEANUP_PIDS+=("$!")
+	for i in $(seq 100); do
+		[ -e "$out.bound" ] && return 0
+		sleep 0.1
+	done
+	fail "no listener bound to $address within 10 s"
 }
 
 # stats_json MNT: the output of nearfs-ctl stats --json.

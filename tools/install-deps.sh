@@ -9,8 +9,10 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
+# groff-base and man-db render and check the manual pages in docs/.
 PACKAGES=(build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
-	libexpat1-dev libxxhash-dev libcmocka-dev libssl-dev attr python3 strace)
+	libexpat1-dev libxxhash-dev libcmocka-dev libssl-dev attr python3 strace
+	groff-base man-db)
 S3RVER_VERSION=3.7.1
 S3RVER_PREFIX=tests/.s3rver
 

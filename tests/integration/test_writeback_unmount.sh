@@ -47,24 +47,13 @@ write_files() {
 # stop_daemon HOW: stop the daemon of MNT by HOW (unmount, TERM or INT)
 # and check that it exits with status 0.
 stop_daemon() {
-	local how=$1 pid status i
-	pid=${NEARFS_PID[$MNT]}
+	local how=$1
 	if [ "$how" = unmount ]; then
 		unmount_nearfs "$MNT"
 		log "ok: the daemon exited with status 0 after fusermount3 -u"
 		return
 	fi
-	kill -s "$how" "$pid"
-	for i in $(seq 300); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null &&
-		fail "nearfs (pid $pid) still runs 30 s after SIG$how"
-	status=0
-	wait "$pid" || status=$?
-	unset "NEARFS_PID[$MNT]"
-	assert_eq 0 "$status" "exit status of the daemon after SIG$how"
+	signal_nearfs "$MNT" "$how"
 	is_mounted "$MNT" && fail "$MNT is still mounted after SIG$how"
 	log "ok: $MNT is no longer mounted"
 }

@@ -496,7 +496,10 @@ static void test_fstab_options_ignored(void **state)
 	assert_int_equal(parse(origin_dir, mnt_dir, "-o",
 			       "rw,_netdev,nofail,noauto,auto,user,users,"
 			       "defaults,x-systemd.automount,"
-			       "x-systemd.idle-timeout=60,comment=x",
+			       "x-systemd.idle-timeout=60,comment=x,"
+			       "relatime,norelatime,strictatime,"
+			       "nostrictatime,diratime,nodiratime,lazytime,"
+			       "nolazytime",
 			       "-o", cache_opt, NULL), 0);
 	assert_int_equal(opts.fuse_argc, 1);
 	assert_null(opts.fuse_argv[1]);
