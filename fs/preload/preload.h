@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -198,5 +199,41 @@ void mounts_after_fork(void);
  */
 int lend_request(const char *root, int fd, const char *name,
 		 struct swap_entry *entry);
+
+/* ---- sock.c: connections to a daemon ---- */
+
+/* Descriptors a reply may carry before it counts as invalid. */
+#define SOCK_FDS_MAX 4
+
+/*
+ * Connect to the Unix socket at path.  The socket is FD_CLOEXEC and
+ * never 0, 1 or 2.  timeout_s limits the connect and each send and
+ * receive (0: no limit).  Returns the socket, or -errno.
+ */
+int sock_connect(const char *path, int timeout_s);
+int sock_send_all(int sock, const char *buf, size_t len);
+/* Keep the first descriptor msg carries in *fd when *fd is -1, close
+ * the others and set *extra_fds for them. */
+void sock_take_fds(struct msghdr *msg, int *fd, bool *extra_fds);
+
+/* Reply lines of one connection, and the descriptors that came with
+ * them (received FD_CLOEXEC). */
+struct line_reader {
+	int sock;
+	int fd;		/* the first descriptor received, or -1 */
+	bool extra_fds;	/* more than one arrived, or some were cut off */
+	size_t start;	/* the first byte not returned yet */
+	size_t len;	/* bytes in buf */
+	char buf[4096];
+};
+
+void reader_init(struct line_reader *r, int sock);
+/*
+ * Point *line at the next line, without its newline and NUL-terminated;
+ * it stays valid until the next call.  Returns its length, -EPROTO when
+ * the connection ends first, -EMSGSIZE for a line longer than the
+ * buffer, or another -errno.
+ */
+int reader_next_line(struct line_reader *r, char **line);
 
 #endif
