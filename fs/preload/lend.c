@@ -147,7 +147,7 @@ static int check_lent(const char *name, const struct reply *reply,
 		      struct swap_entry *entry)
 {
 	const char *size_text = reply->line + strlen(NEARFS_LEND_OK) + 1;
-	uint64_t want = entry->fuse.stx_size;
+	uint64_t want = entry->attrs.stx_size;
 	unsigned long long size;
 	struct stat st;
 	char *end;
@@ -226,7 +226,7 @@ int lend_request(const char *root, int fd, const char *name,
 			  strerror(-sock));
 		return -1;
 	}
-	ret = send_request(sock, fd, &entry->fuse);
+	ret = send_request(sock, fd, &entry->attrs);
 	if (ret) {
 		keep_fuse(name, "cannot send the request to %s: %s", path,
 			  strerror(-ret));

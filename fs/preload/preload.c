@@ -233,14 +233,14 @@ out:
 	else
 		preload_debug("%s: fd %d now reads a local copy (%llu bytes)",
 			      name, fd,
-			      (unsigned long long)entry->fuse.stx_size);
+			      (unsigned long long)entry->attrs.stx_size);
 	sys_close(local);
 }
 
 static void try_swap(int dirfd, const char *path, int fd)
 {
 	enum path_class class;
-	struct swap_entry entry;
+	struct swap_entry entry = { .kind = SWAP_LENT, .handle = -1 };
 	char root[PATH_MAX];
 	int local;
 
@@ -252,7 +252,7 @@ static void try_swap(int dirfd, const char *path, int fd)
 	/* Not in the child of vfork(2), whose table is its parent's. */
 	if (!fdtable_owned())
 		return;
-	if (mounts_check_fd(fd, class, &entry.fuse, root, sizeof(root)) != 0)
+	if (mounts_check_fd(fd, class, &entry.attrs, root, sizeof(root)) != 0)
 		return;
 	local = lend_request(root, fd, path, &entry);
 	if (local >= 0)

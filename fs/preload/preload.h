@@ -128,12 +128,27 @@ void preload_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * instead of the target of its control link, or NULL. */
 const char *preload_socket_override(void);
 
-/* ---- fdtable.c: swapped descriptors and the attributes they report ---- */
+/* ---- fdtable.c: descriptors the library tracks ---- */
+
+enum swap_kind {
+	SWAP_LENT,		/* a local copy in place of a FUSE descriptor */
+	SWAP_NOMOUNT_READ,	/* a read-only local copy of a file served
+				 * without FUSE */
+	SWAP_NOMOUNT_WRITE,	/* a local file that its handle commits */
+	SWAP_NOMOUNT_DIR,	/* a memfd that represents a directory (or an
+				 * O_PATH open) served without FUSE */
+	SWAP_HANDLE,		/* the library's own handle connection of a
+				 * file open for writing */
+};
 
 struct swap_entry {
-	dev_t local_dev;	/* the local copy the descriptor now refers to */
+	enum swap_kind kind;
+	dev_t local_dev;	/* what the descriptor really refers to */
 	ino_t local_ino;
-	struct statx fuse;	/* the file as the mount showed it at open */
+	int handle;		/* SWAP_NOMOUNT_WRITE: its handle connection */
+	pid_t opener;		/* SWAP_NOMOUNT_WRITE: the process that opened
+				 * the file, and commits it */
+	struct statx attrs;	/* what a stat of the descriptor reports */
 };
 
 /*
@@ -146,23 +161,47 @@ bool fdtable_owned(void);
  * after fork(2). */
 void fdtable_claim(void);
 bool fdtable_is_swapped(int fd);
-/* Whether fd is swapped and still refers to its local copy. */
+/* Whether fd is a copy that the daemon lent read-only (SWAP_LENT,
+ * SWAP_NOMOUNT_READ) or a directory memfd, and still refers to it, so
+ * that a reopen of it for writing must fail. */
 bool fdtable_is_local_copy(int fd);
+/* Copy the entry of fd into entry, when there is one, without checking
+ * that fd still refers to what it describes. */
+bool fdtable_peek(int fd, struct swap_entry *entry);
+/* Copy the entry of fd into entry when fd still refers to what the
+ * entry describes (st_dev and st_ino); costs one fstat. */
+bool fdtable_lookup(int fd, struct swap_entry *entry);
 void fdtable_set(int fd, const struct swap_entry *entry);
 /* Forget fd, before it is closed. */
 void fdtable_forget(int fd);
 /* Forget every descriptor from first to last, both included. */
 void fdtable_forget_range(unsigned first, unsigned last);
-/* Make to report what from reports, after a dup of from to to. */
+/* Make to report what from reports, after a dup of from to to.  The
+ * entry of a handle is not copied: the new descriptor is the
+ * program's. */
 void fdtable_copy(int from, int to);
+/* Whether an entry of kind SWAP_NOMOUNT_WRITE uses handle; skip is a
+ * descriptor not to count. */
+bool fdtable_handle_in_use(int handle, int skip);
+/* Let the files that use handle use moved instead. */
+void fdtable_move_handle(int handle, int moved);
+/* Forget the entry of handle and return true, for one caller only, when
+ * it is a handle entry; entry receives it. */
+bool fdtable_take_handle(int handle, struct swap_entry *entry);
+/* Call fn on each tracked descriptor of the given kind. */
+void fdtable_each(enum swap_kind kind,
+		  void (*fn)(int fd, const struct swap_entry *entry, void *arg),
+		  void *arg);
 /*
- * Replace the attributes a stat of fd returned with those of the FUSE
- * file, when fd is swapped and the attributes are those of its local
- * copy (st_dev and st_ino).  A stale entry, such as one left by a close
- * the library did not see, changes nothing.
+ * Replace the attributes a stat of fd returned with those of the entry,
+ * when fd is tracked and the attributes are those of what it refers to
+ * (st_dev and st_ino).  A file open for writing keeps its own size.  A
+ * stale entry, such as one left by a close the library did not see,
+ * changes nothing.
  */
 void fdtable_fix_stat(int fd, struct stat *st);
 void fdtable_fix_statx(int fd, struct statx *stx);
+void statx_to_stat(const struct statx *stx, struct stat *st);
 
 /* ---- mounts.c: which paths and descriptors are on a nearfs mount ---- */
 
@@ -192,7 +231,7 @@ void mounts_after_fork(void);
 /*
  * Ask the daemon of the mount at root ("" when no mount shows the
  * mount's root directory) for a local copy of the file open at fd, whose
- * attributes through the mount are in entry->fuse.  Returns a read-only
+ * attributes through the mount are in entry->attrs.  Returns a read-only
  * descriptor of the copy and sets entry->local_dev and local_ino, or
  * returns -1 when the daemon lends nothing.  name is the path for debug
  * messages.
