@@ -179,6 +179,11 @@ void mounts_init(void)
 	refresh();
 }
 
+void mounts_refresh(void)
+{
+	refresh();
+}
+
 void mounts_after_fork(void)
 {
 	atomic_flag_clear(&refreshing);

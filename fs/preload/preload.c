@@ -88,21 +88,17 @@ const char *preload_socket_override(void)
 	return socket_override[0] ? socket_override : NULL;
 }
 
-void preload_debug(const char *fmt, ...)
+/* Write "nearfs-preload: MESSAGE\n" to stderr in one write(2). */
+static void write_message(const char *fmt, va_list ap)
 {
 	static const char prefix[] = "nearfs-preload: ";
 	char line[1024];
 	int saved_errno = errno;
 	size_t len = sizeof(prefix) - 1;
-	va_list ap;
 	int n;
 
-	if (!preload_debug_enabled())
-		return;
 	memcpy(line, prefix, len);
-	va_start(ap, fmt);
 	n = vsnprintf(line + len, sizeof(line) - len - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		n = 0;
 	len += (size_t)n < sizeof(line) - len - 1 ? (size_t)n :
@@ -112,6 +108,33 @@ void preload_debug(const char *fmt, ...)
 		/* Nowhere left to report it. */
 	}
 	errno = saved_errno;
+}
+
+void preload_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!preload_debug_enabled())
+		return;
+	va_start(ap, fmt);
+	write_message(fmt, ap);
+	va_end(ap);
+}
+
+void preload_warn_once(const char *fmt, ...)
+{
+	/* The pid that wrote it: a child of fork(2) is a process of its
+	 * own and writes its own line. */
+	static _Atomic pid_t warned;
+	pid_t pid = getpid(), before = atomic_load(&warned);
+	va_list ap;
+
+	if (before == pid ||
+	    !atomic_compare_exchange_strong(&warned, &before, pid))
+		return;
+	va_start(ap, fmt);
+	write_message(fmt, ap);
+	va_end(ap);
 }
 
 static void after_fork_in_child(void)

@@ -10,13 +10,16 @@
 #ifndef NEARFS_PRELOAD_H
 #define NEARFS_PRELOAD_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 /* The functions the library interposes; everything else is hidden. */
 #define PRELOAD_EXPORT __attribute__((visibility("default")))
@@ -38,6 +41,9 @@ int __fxstatat(int ver, int dirfd, const char *path, struct stat *st,
 	       int flags);
 int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st,
 		 int flags);
+
+/* Bytes of a Unix socket path, its NUL included. */
+#define PRELOAD_SOCKET_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 
 /*
  * Sequence locks, for state that signal handlers and forked children
@@ -124,6 +130,10 @@ int sys_close_range(unsigned first, unsigned last, int flags);
 bool preload_debug_enabled(void);
 /* Write "nearfs-preload: MESSAGE\n" to stderr when debugging is on. */
 void preload_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Write "nearfs-preload: MESSAGE\n" to stderr, debugging or not, the
+ * first time this process calls it; later calls write nothing. */
+void preload_warn_once(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 /* NEARFS_PRELOAD_SOCKET, the control socket to use for every mount
  * instead of the target of its control link, or NULL. */
 const char *preload_socket_override(void);
@@ -205,6 +215,21 @@ void statx_to_stat(const struct statx *stx, struct stat *st);
 
 /* ---- mounts.c: which paths and descriptors are on a nearfs mount ---- */
 
+/* A path at or below a root served without FUSE. */
+struct nomount_target {
+	char path[PATH_MAX];	/* absolute and normalized */
+	size_t root_len;	/* the root is path[0..root_len) */
+	char socket[PRELOAD_SOCKET_PATH_MAX];	/* its daemon's socket */
+	dev_t dev;		/* the st_dev its files report */
+};
+
+/* The path inside the root, as requests name it: "/" for the root. */
+static inline const char *target_inner(const struct nomount_target *t)
+{
+	return t->path[t->root_len] ? t->path + t->root_len : "/";
+}
+
+
 enum path_class {
 	PATH_OTHER,	/* cannot be on a nearfs mount */
 	PATH_MAYBE,	/* relative: the opened descriptor decides */
@@ -222,6 +247,9 @@ int mounts_check_fd(int fd, enum path_class class, struct statx *stx,
 		    char *root, size_t root_size);
 /* Read the mount table for the first time, at load time. */
 void mounts_init(void);
+/* Read it again unless that happened less than a second ago: after a
+ * daemon was found gone. */
+void mounts_refresh(void);
 /* Let the child of fork(2) refresh the list even when the fork
  * interrupted a refresh. */
 void mounts_after_fork(void);
@@ -274,5 +302,48 @@ void reader_init(struct line_reader *r, int sock);
  * buffer, or another -errno.
  */
 int reader_next_line(struct line_reader *r, char **line);
+
+/* ---- nomount.c: the requests of paths served without FUSE ---- */
+
+/* An entry of a path-list reply; name is decoded. */
+struct nomount_entry {
+	mode_t mode;
+	uint64_t size;
+	struct timespec mtime;
+	const char *name;
+};
+
+typedef int nomount_entry_fn(void *arg, const struct nomount_entry *entry);
+
+/*
+ * Each request returns 0 or -errno: the ERRNO of an "err ERRNO" reply,
+ * or -EIO when the daemon is gone or replies what protocol.h does not
+ * define.
+ */
+int nomount_stat(const struct nomount_target *t, struct statx *stx);
+/* Call fn for each entry of the directory at t, until fn returns
+ * non-zero, which the call then returns. */
+int nomount_list(const struct nomount_target *t, nomount_entry_fn *fn,
+		 void *arg);
+/*
+ * Open the file at t.  Returns a descriptor of its local copy (FD_CLOEXEC)
+ * and sets *handle to the handle connection for an open for writing, or
+ * to -1.
+ */
+int nomount_open(const struct nomount_target *t, int flags, mode_t mode,
+		 int *handle);
+int nomount_mkdir(const struct nomount_target *t, mode_t mode);
+int nomount_unlink(const struct nomount_target *t);
+int nomount_rmdir(const struct nomount_target *t);
+int nomount_rename(const struct nomount_target *from,
+		   const struct nomount_target *to);
+int nomount_truncate(const struct nomount_target *t, off_t size);
+/* Send command ("fsync" or "close") on a handle connection. */
+int nomount_commit(int handle, const char *command);
+/* Set the st_dev and st_ino that the library reports for the file at t,
+ * and the mask of what the other fields hold. */
+void nomount_identify(const struct nomount_target *t, struct statx *stx);
+/* The process's umask, for modes that the daemon creates with. */
+mode_t nomount_umask(void);
 
 #endif
