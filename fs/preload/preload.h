@@ -3,9 +3,10 @@
  *
  * The library runs inside other programs.  So every function here keeps
  * errno as it found it, unless its comment states otherwise, and writes
- * nothing unless NEARFS_PRELOAD_DEBUG is set.  None takes a lock or
- * allocates memory, except for dlsym(3) in real_symbol().  See
- * docs/preload.md for what the library does.
+ * nothing unless NEARFS_PRELOAD_DEBUG is set (the one exception is the
+ * line of preload_warn_once()).  None takes a lock or allocates memory,
+ * except for dlsym(3) in real_symbol().  See docs/preload.md for what
+ * the library does.
  */
 #ifndef NEARFS_PRELOAD_H
 #define NEARFS_PRELOAD_H
@@ -95,7 +96,10 @@ static inline bool seq_read_valid(_Atomic unsigned *seq, unsigned start)
 	X(close) X(close_range) X(closefrom) \
 	X(dup) X(dup2) X(dup3) X(fcntl) X(fcntl64) \
 	X(fstat) X(fstat64) X(__fxstat) X(__fxstat64) \
-	X(fstatat) X(fstatat64) X(__fxstatat) X(__fxstatat64) X(statx)
+	X(fstatat) X(fstatat64) X(__fxstatat) X(__fxstatat64) X(statx) \
+	X(fsync) X(fdatasync) \
+	X(chdir) X(fchdir) \
+	X(execve) X(execv) X(execvp) X(execvpe) X(execveat) X(fexecve)
 
 enum real_symbol {
 #define PRELOAD_REAL_ENUM(name) REAL_##name,
@@ -113,6 +117,13 @@ void *real_symbol(enum real_symbol id);
  */
 #define REAL(name) ((__typeof__(&name))real_symbol(REAL_##name))
 
+/* Call the definition that name hides, or fallback while there is none
+ * (see REAL()). */
+#define CALL_REAL(name, args, fallback) __extension__ ({	\
+	__typeof__(&name) real_fn_ = REAL(name);		\
+	real_fn_ ? real_fn_ args : (fallback);			\
+})
+
 /* System calls made without any interposed function.  They return what
  * the libc wrapper would: -1 with errno set on failure. */
 int sys_openat(int dirfd, const char *path, int flags, mode_t mode);
@@ -123,6 +134,9 @@ int sys_fstatat(int dirfd, const char *path, struct stat *st, int flags);
 int sys_statx(int dirfd, const char *path, int flags, unsigned mask,
 	      struct statx *stx);
 int sys_close_range(unsigned first, unsigned last, int flags);
+/* Returns -1 with errno ENOSYS: the fallback of functions that have no
+ * single system call, such as execvp(3). */
+int sys_missing(void);
 
 /* ---- preload.c ---- */
 
@@ -137,6 +151,11 @@ void preload_warn_once(const char *fmt, ...)
 /* NEARFS_PRELOAD_SOCKET, the control socket to use for every mount
  * instead of the target of its control link, or NULL. */
 const char *preload_socket_override(void);
+/* NEARFS_PRELOAD_RUNDIR, the one folder to scan for roots served
+ * without FUSE instead of the control socket folders, or NULL. */
+const char *preload_rundir_override(void);
+/* $XDG_RUNTIME_DIR as it was at load time, or NULL. */
+const char *preload_runtime_dir(void);
 
 /* ---- fdtable.c: descriptors the library tracks ---- */
 
@@ -213,7 +232,14 @@ void fdtable_fix_stat(int fd, struct stat *st);
 void fdtable_fix_statx(int fd, struct statx *stx);
 void statx_to_stat(const struct statx *stx, struct stat *st);
 
-/* ---- mounts.c: which paths and descriptors are on a nearfs mount ---- */
+/* ---- mounts.c: which paths and descriptors are the library's ---- */
+
+enum path_class {
+	PATH_OTHER,	/* cannot be on a nearfs mount */
+	PATH_MAYBE,	/* relative: the opened descriptor decides */
+	PATH_MOUNTED,	/* absolute, below a nearfs mount point */
+	PATH_NOMOUNT,	/* at or below a root served without FUSE */
+};
 
 /* A path at or below a root served without FUSE. */
 struct nomount_target {
@@ -229,14 +255,18 @@ static inline const char *target_inner(const struct nomount_target *t)
 	return t->path[t->root_len] ? t->path + t->root_len : "/";
 }
 
-
-enum path_class {
-	PATH_OTHER,	/* cannot be on a nearfs mount */
-	PATH_MAYBE,	/* relative: the opened descriptor decides */
-	PATH_MOUNTED,	/* absolute, below a nearfs mount point */
-};
-
-enum path_class mounts_classify_path(int dirfd, const char *path);
+/*
+ * The one place that decides, from a path alone, whether a call on it
+ * may reach a nearfs mount or is served without FUSE.  For PATH_NOMOUNT
+ * it fills target.  A relative path counts from dirfd: from the current
+ * directory for AT_FDCWD, from the directory of a memfd that represents
+ * one, and from any other descriptor it is PATH_MAYBE or PATH_OTHER.
+ * A path that passes through a root and leaves it again ("ROOT/..")
+ * cannot be resolved by the kernel, so *path then points to its
+ * normalized form in target, which the caller hands to libc instead.
+ */
+enum path_class mounts_classify_path(int dirfd, const char **path,
+				     struct nomount_target *target);
 /*
  * Check that fd, opened by a path of the given class, is a non-empty
  * regular file on a nearfs mount.  Fills stx with its attributes and root
@@ -245,14 +275,33 @@ enum path_class mounts_classify_path(int dirfd, const char *path);
  */
 int mounts_check_fd(int fd, enum path_class class, struct statx *stx,
 		    char *root, size_t root_size);
-/* Read the mount table for the first time, at load time. */
+/* Read the mount table and the roots for the first time, at load time. */
 void mounts_init(void);
-/* Read it again unless that happened less than a second ago: after a
+/* Read them again unless that happened less than a second ago: after a
  * daemon was found gone. */
 void mounts_refresh(void);
 /* Let the child of fork(2) refresh the list even when the fork
  * interrupted a refresh. */
 void mounts_after_fork(void);
+
+/* ---- roots.c: the roots served without FUSE ---- */
+
+typedef void root_found_fn(void *arg, const char *root, size_t root_len,
+			   const char *socket);
+/* Call found for each root that a <pid>.nomount file in a control
+ * socket folder names, with the path of the <pid>.sock beside it. */
+void roots_scan(root_found_fn *found, void *arg);
+
+/* ---- cwd.c: the current directory, for relative paths ---- */
+
+/* Copy the current directory into buf (size bytes); -errno when it is
+ * unknown, such as a directory outside the process's root. */
+int cwd_get(char *buf, size_t size);
+/* Forget the copy, after chdir(2) or fchdir(2) succeeded. */
+void cwd_changed(void);
+/* Let the child of fork(2) store a copy even when the fork interrupted
+ * a store. */
+void cwd_after_fork(void);
 
 /* ---- lend.c: the request for a local copy ---- */
 
@@ -345,5 +394,38 @@ int nomount_commit(int handle, const char *command);
 void nomount_identify(const struct nomount_target *t, struct statx *stx);
 /* The process's umask, for modes that the daemon creates with. */
 mode_t nomount_umask(void);
+
+/* ---- nomount_fd.c: descriptors of paths served without FUSE ---- */
+
+/* open(2) of t; returns the descriptor, or -1 with errno set. */
+int nomount_open_fd(const struct nomount_target *t, int flags, mode_t mode);
+/* Copy the path of the directory that the memfd fd represents into buf;
+ * -ENOENT when fd is no such memfd. */
+int nomount_dir_path(int fd, char *buf, size_t size);
+/* Take the entry of fd when fd is a file open for writing; the caller
+ * closes fd and then calls nomount_fd_release(). */
+bool nomount_fd_take(int fd, struct swap_entry *entry);
+/* Commit the file of entry when no descriptor uses its handle any more;
+ * returns 0 or -errno. */
+int nomount_fd_release(const struct swap_entry *entry);
+/* Whether fd is a handle connection of the library. */
+bool nomount_fd_is_handle(int fd);
+/* Move the handle at fd to another number (at or above min); false
+ * when that fails. */
+bool nomount_fd_move_handle(int fd, int min);
+/* fsync(2) or fdatasync(2) of fd, a file open for writing: commit it.
+ * Returns 1 with *ret set when fd is such a file, else 0. */
+int nomount_fd_sync(int fd, int *ret);
+/* Before close_range(first, last): commit the files in the range and
+ * move the handles that files outside it still use. */
+void nomount_fd_close_range(unsigned first, unsigned last);
+/*
+ * Before an exec: let the handles of files that the new program
+ * inherits survive it too, so that the daemon commits them when the
+ * last holder closes them.  Stores what it changed in changed (max
+ * entries) and returns the count, for nomount_fd_exec_failed().
+ */
+int nomount_fd_before_exec(int *changed, int max);
+void nomount_fd_exec_failed(const int *changed, int count);
 
 #endif
