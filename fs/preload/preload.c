@@ -12,7 +12,8 @@
  * and close, dup and fclose keep the table of swapped descriptors
  * (fdtable.c) up to date.  An open of a path served without FUSE goes to
  * nomount_fd.c instead of libc, and close, dup and fclose commit the
- * files it opened for writing.  docs/preload.md describes the limits.
+ * files it opened for writing.  The functions that take a path are in
+ * nomount_calls.c.  docs/preload.md describes the limits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -889,6 +890,15 @@ static int statat_done(int dirfd, const char *path, int flags,
 	return ret;
 }
 
+/* A stat of a path, not of dirfd itself, served without FUSE: returns 1
+ * with *ret set, else 0 with *path for libc. */
+static int statat_served(int dirfd, const char **path, int flags,
+			 struct nomount_target *t, struct stat *st, int *ret)
+{
+	return !stats_dirfd(*path, flags) &&
+	       nomount_served_stat(dirfd, path, t, st, ret);
+}
+
 PRELOAD_EXPORT int fstat(int fd, struct stat *st)
 {
 	return stat_done(fd, st, CALL_REAL(fstat, (fd, st),
@@ -924,6 +934,11 @@ PRELOAD_EXPORT int __fxstat64(int ver, int fd, struct stat64 *st)
 PRELOAD_EXPORT int fstatat(int dirfd, const char *path, struct stat *st,
 			   int flags)
 {
+	struct nomount_target t;
+	int ret;
+
+	if (statat_served(dirfd, &path, flags, &t, st, &ret))
+		return ret;
 	return statat_done(dirfd, path, flags, st,
 			   CALL_REAL(fstatat, (dirfd, path, st, flags),
 				     sys_fstatat(dirfd, path, st, flags)));
@@ -933,6 +948,11 @@ PRELOAD_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st,
 			     int flags)
 {
 	struct stat *plain = (struct stat *)st;
+	struct nomount_target t;
+	int ret;
+
+	if (statat_served(dirfd, &path, flags, &t, plain, &ret))
+		return ret;
 	return statat_done(dirfd, path, flags, plain,
 			   CALL_REAL(fstatat64, (dirfd, path, st, flags),
 				     sys_fstatat(dirfd, path, plain, flags)));
@@ -941,6 +961,11 @@ PRELOAD_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st,
 PRELOAD_EXPORT int __fxstatat(int ver, int dirfd, const char *path,
 			      struct stat *st, int flags)
 {
+	struct nomount_target t;
+	int ret;
+
+	if (statat_served(dirfd, &path, flags, &t, st, &ret))
+		return ret;
 	return statat_done(dirfd, path, flags, st,
 			   CALL_REAL(__fxstatat, (ver, dirfd, path, st, flags),
 				     sys_fstatat(dirfd, path, st, flags)));
@@ -950,6 +975,11 @@ PRELOAD_EXPORT int __fxstatat64(int ver, int dirfd, const char *path,
 				struct stat64 *st, int flags)
 {
 	struct stat *plain = (struct stat *)st;
+	struct nomount_target t;
+	int ret;
+
+	if (statat_served(dirfd, &path, flags, &t, plain, &ret))
+		return ret;
 	return statat_done(dirfd, path, flags, plain,
 			   CALL_REAL(__fxstatat64,
 				     (ver, dirfd, path, st, flags),
@@ -959,8 +989,14 @@ PRELOAD_EXPORT int __fxstatat64(int ver, int dirfd, const char *path,
 PRELOAD_EXPORT int statx(int dirfd, const char *path, int flags,
 			 unsigned mask, struct statx *stx)
 {
-	int ret = CALL_REAL(statx, (dirfd, path, flags, mask, stx),
-			    sys_statx(dirfd, path, flags, mask, stx));
+	struct nomount_target t;
+	int ret;
+
+	if (!stats_dirfd(path, flags) &&
+	    nomount_served_statx(dirfd, &path, &t, stx, &ret))
+		return ret;
+	ret = CALL_REAL(statx, (dirfd, path, flags, mask, stx),
+			sys_statx(dirfd, path, flags, mask, stx));
 
 	if (ret == 0 && stats_dirfd(path, flags))
 		fdtable_fix_statx(dirfd, stx);

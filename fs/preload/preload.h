@@ -5,12 +5,14 @@
  * errno as it found it, unless its comment states otherwise, and writes
  * nothing unless NEARFS_PRELOAD_DEBUG is set (the one exception is the
  * line of preload_warn_once()).  None takes a lock or allocates memory,
- * except for dlsym(3) in real_symbol().  See docs/preload.md for what
- * the library does.
+ * except for dlsym(3) in real_symbol() and the directory streams of
+ * nomount_dir.c, which use malloc(3) as glibc's opendir(3) does.  See
+ * docs/preload.md for what the library does.
  */
 #ifndef NEARFS_PRELOAD_H
 #define NEARFS_PRELOAD_H
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -42,6 +44,10 @@ int __fxstatat(int ver, int dirfd, const char *path, struct stat *st,
 	       int flags);
 int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st,
 		 int flags);
+int __xstat(int ver, const char *path, struct stat *st);
+int __xstat64(int ver, const char *path, struct stat64 *st);
+int __lxstat(int ver, const char *path, struct stat *st);
+int __lxstat64(int ver, const char *path, struct stat64 *st);
 
 /* Bytes of a Unix socket path, its NUL included. */
 #define PRELOAD_SOCKET_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -97,7 +103,16 @@ static inline bool seq_read_valid(_Atomic unsigned *seq, unsigned start)
 	X(dup) X(dup2) X(dup3) X(fcntl) X(fcntl64) \
 	X(fstat) X(fstat64) X(__fxstat) X(__fxstat64) \
 	X(fstatat) X(fstatat64) X(__fxstatat) X(__fxstatat64) X(statx) \
+	X(stat) X(stat64) X(lstat) X(lstat64) \
+	X(__xstat) X(__xstat64) X(__lxstat) X(__lxstat64) \
+	X(access) X(faccessat) X(eaccess) X(euidaccess) \
+	X(opendir) X(fdopendir) X(readdir) X(readdir64) \
+	X(readdir_r) X(readdir64_r) X(closedir) X(rewinddir) X(dirfd) \
+	X(telldir) X(seekdir) \
+	X(mkdir) X(mkdirat) X(unlink) X(unlinkat) X(rmdir) \
+	X(rename) X(renameat) X(renameat2) X(truncate) X(truncate64) \
 	X(fsync) X(fdatasync) \
+	X(getxattr) X(lgetxattr) X(listxattr) X(llistxattr) \
 	X(chdir) X(fchdir) \
 	X(execve) X(execv) X(execvp) X(execvpe) X(execveat) X(fexecve)
 
@@ -135,7 +150,7 @@ int sys_statx(int dirfd, const char *path, int flags, unsigned mask,
 	      struct statx *stx);
 int sys_close_range(unsigned first, unsigned last, int flags);
 /* Returns -1 with errno ENOSYS: the fallback of functions that have no
- * single system call, such as execvp(3). */
+ * single system call, such as opendir(3). */
 int sys_missing(void);
 
 /* ---- preload.c ---- */
@@ -427,5 +442,32 @@ void nomount_fd_close_range(unsigned first, unsigned last);
  */
 int nomount_fd_before_exec(int *changed, int max);
 void nomount_fd_exec_failed(const int *changed, int count);
+
+/* ---- nomount_calls.c: the functions that take a path ---- */
+
+/*
+ * stat(2) of (dirfd, *path): returns 1 with *ret set when the path is
+ * served without FUSE, else 0 with *path as mounts_classify_path() left
+ * it in t.
+ */
+int nomount_served_stat(int dirfd, const char **path,
+			struct nomount_target *t, struct stat *st, int *ret);
+int nomount_served_statx(int dirfd, const char **path,
+			 struct nomount_target *t, struct statx *stx, int *ret);
+
+/* ---- nomount_dir.c: directory streams of paths served without FUSE ---- */
+
+DIR *nomount_opendir(const struct nomount_target *t);
+/* fdopendir(3) of the memfd fd of a directory; NULL with errno when fd
+ * is no such memfd. */
+DIR *nomount_fdopendir(int fd);
+/* Whether dir is a stream of nomount_opendir() or nomount_fdopendir(). */
+bool nomount_is_dir(DIR *dir);
+struct dirent64 *nomount_readdir(DIR *dir);
+int nomount_closedir(DIR *dir);
+void nomount_rewinddir(DIR *dir);
+int nomount_dirfd(DIR *dir);
+long nomount_telldir(DIR *dir);
+void nomount_seekdir(DIR *dir, long pos);
 
 #endif
