@@ -175,6 +175,44 @@ static int finish_fd(int fd, int flags, bool writable)
 	return set_cloexec(fd, flags);
 }
 
+/*
+ * Give the file the number that open(2) would have returned: the lowest
+ * one that is free or that the request took.  The file arrived while the
+ * request's connection held a number, and the handle of a file open for
+ * writing may still hold the lower one, so the handle moves out of the
+ * way.  On failure the numbers stay as they are.
+ */
+static void renumber(int *fd, int *handle, int flags)
+{
+	int dup_cmd = (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD;
+	int low, moved;
+
+	if (*handle >= 0 && *handle < *fd) {
+		moved = (int)sys_fcntl(*handle, F_DUPFD_CLOEXEC,
+				       STDERR_FILENO + 1);
+		if (moved < 0)
+			return;
+		/* dup3 closes the old copy of the handle. */
+		if (sys_dup3(*fd, *handle, flags & O_CLOEXEC) < 0) {
+			sys_close(moved);
+			return;
+		}
+		sys_close(*fd);
+		*fd = *handle;
+		*handle = moved;
+		return;
+	}
+	low = (int)sys_fcntl(*fd, dup_cmd, 0);
+	if (low < 0)
+		return;
+	if (low < *fd) {
+		sys_close(*fd);
+		*fd = low;
+	} else {
+		sys_close(low);
+	}
+}
+
 /* The attributes that the file at t, open at fd, reports. */
 static void file_attrs(const struct nomount_target *t, int fd,
 		       struct statx *stx)
@@ -237,6 +275,8 @@ static int open_file(const struct nomount_target *t, int flags, mode_t mode)
 	if (fd < 0)
 		return fd;
 	ret = finish_fd(fd, flags, writable);
+	if (ret == 0)
+		renumber(&fd, &handle, flags);
 	if (ret == 0 && fdtable_owned())
 		ret = track_file(t, fd, handle);
 	if (ret) {
