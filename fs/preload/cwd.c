@@ -4,9 +4,9 @@
  *
  * A relative path can reach such a root only through the current
  * directory, which the library must join to the path itself because the
- * kernel cannot resolve the root.  So the library keeps a copy of getcwd(2) and forgets it
- * when chdir(2) or fchdir(2) succeeds, and a relative path costs no
- * system call while the copy holds.
+ * kernel cannot resolve the root.  So the library keeps a copy of
+ * getcwd(2) and forgets it when chdir(2) or fchdir(2) succeeds, and a
+ * relative path costs no system call while the copy is valid.
  *
  * The copy is under a sequence lock (preload.h); one thread at a time
  * writes it, and a thread that finds another one writing reads the

@@ -196,7 +196,8 @@ static int check_access(const struct statx *stx, int mode, bool effective)
 }
 
 static int served_access(int dirfd, const char **path,
-			 struct nomount_target *t, int mode, int flags, int *ret)
+			 struct nomount_target *t, int mode, int flags,
+			 int *ret)
 {
 	struct statx stx;
 	int err;

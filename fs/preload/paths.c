@@ -112,7 +112,8 @@ int path_decode(const char *in, size_t len, char *out, size_t size)
 		if (c == '%') {
 			char hex[3];
 
-			if (len - i < 3 || !isxdigit((unsigned char)in[i + 1]) ||
+			if (len - i < 3 ||
+			    !isxdigit((unsigned char)in[i + 1]) ||
 			    !isxdigit((unsigned char)in[i + 2]))
 				return -EINVAL;
 			memcpy(hex, in + i + 1, 2);
