@@ -114,8 +114,10 @@ $(PRELOAD_LIB): $(PRELOAD_OBJ) fs/preload/preload.map
 		-Wl,--version-script=fs/preload/preload.map -Wl,-z,defs \
 		-o $@ $(PRELOAD_OBJ) -ldl
 
-# The unit test of the mountinfo parser includes its source.
+# The unit tests of the mountinfo parser and of the path functions
+# include their sources.
 $(B)/test_preload_mountinfo: fs/preload/mountinfo.c fs/preload/mountinfo.h
+$(B)/test_preload_paths: fs/preload/paths.c fs/preload/paths.h
 
 .PHONY: install-preload uninstall-preload
 install: install-preload

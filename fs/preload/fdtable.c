@@ -1,5 +1,9 @@
 /*
- * fdtable.c - the swapped descriptors and the FUSE attributes they report.
+ * fdtable.c - the descriptors the library tracks and what they report.
+ *
+ * Swapped descriptors report the attributes of their FUSE file, and the
+ * descriptors of paths served without FUSE report the daemon's
+ * attributes and keep their handle connection (enum swap_kind).
  *
  * One entry per descriptor number below PRELOAD_FD_MAX, so that threads
  * working on different descriptors never touch the same entry.  The
@@ -17,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -132,10 +137,70 @@ void fdtable_copy(int from, int to)
 		return;
 	if (!fdtable_owned())
 		return;
-	if (from_swapped && read_entry(from, &entry))
+	if (from_swapped && read_entry(from, &entry) &&
+	    entry.kind != SWAP_HANDLE)
 		set_entry(to, &entry);
 	else
 		set_entry(to, NULL);
+}
+
+bool fdtable_handle_in_use(int handle, int skip)
+{
+	struct swap_entry entry;
+
+	for (int fd = 0; fd < PRELOAD_FD_MAX; fd++) {
+		if (fd == skip || !fdtable_is_swapped(fd) ||
+		    !read_entry(fd, &entry))
+			continue;
+		if (entry.kind == SWAP_NOMOUNT_WRITE && entry.handle == handle)
+			return true;
+	}
+	return false;
+}
+
+void fdtable_move_handle(int handle, int moved)
+{
+	struct swap_entry entry;
+
+	if (!fdtable_owned() || !in_range(moved))
+		return;
+	for (int fd = 0; fd < PRELOAD_FD_MAX; fd++) {
+		if (!fdtable_is_swapped(fd) || !read_entry(fd, &entry))
+			continue;
+		if (entry.kind == SWAP_NOMOUNT_WRITE &&
+		    entry.handle == handle) {
+			entry.handle = moved;
+			set_entry(fd, &entry);
+		}
+	}
+	if (fdtable_is_swapped(handle) && read_entry(handle, &entry) &&
+	    entry.kind == SWAP_HANDLE) {
+		set_entry(moved, &entry);
+		set_entry(handle, NULL);
+	}
+}
+
+bool fdtable_take_handle(int handle, struct swap_entry *entry)
+{
+	if (!fdtable_is_swapped(handle) || !fdtable_owned() ||
+	    !read_entry(handle, entry) || entry->kind != SWAP_HANDLE)
+		return false;
+	/* Clearing the flag leaves the entry whole for readers, and only
+	 * one of two threads that race here finds it set. */
+	return atomic_exchange(&swapped[handle], false);
+}
+
+void fdtable_each(enum swap_kind kind,
+		  void (*fn)(int fd, const struct swap_entry *entry, void *arg),
+		  void *arg)
+{
+	struct swap_entry entry;
+
+	for (int fd = 0; fd < PRELOAD_FD_MAX; fd++) {
+		if (fdtable_is_swapped(fd) && read_entry(fd, &entry) &&
+		    entry.kind == kind)
+			fn(fd, &entry, arg);
+	}
 }
 
 /* Read the entry of fd when it describes the local file (dev, ino). */
@@ -147,7 +212,25 @@ static bool lookup_local(int fd, dev_t dev, ino_t ino,
 	return entry->local_dev == dev && entry->local_ino == ino;
 }
 
-static void statx_to_stat(const struct statx *stx, struct stat *st)
+bool fdtable_peek(int fd, struct swap_entry *entry)
+{
+	return fdtable_is_swapped(fd) && read_entry(fd, entry);
+}
+
+bool fdtable_lookup(int fd, struct swap_entry *entry)
+{
+	struct stat st;
+	int saved_errno = errno;
+	bool ok;
+
+	if (!fdtable_is_swapped(fd))
+		return false;
+	ok = sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0;
+	errno = saved_errno;
+	return ok && lookup_local(fd, st.st_dev, st.st_ino, entry);
+}
+
+void statx_to_stat(const struct statx *stx, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
@@ -171,29 +254,35 @@ static void statx_to_stat(const struct statx *stx, struct stat *st)
 void fdtable_fix_stat(int fd, struct stat *st)
 {
 	struct swap_entry entry;
+	off_t size = st->st_size;
+	blkcnt_t blocks = st->st_blocks;
 
-	if (lookup_local(fd, st->st_dev, st->st_ino, &entry))
-		statx_to_stat(&entry.fuse, st);
+	if (!lookup_local(fd, st->st_dev, st->st_ino, &entry) ||
+	    entry.kind == SWAP_HANDLE)
+		return;
+	statx_to_stat(&entry.attrs, st);
+	if (entry.kind == SWAP_NOMOUNT_WRITE) {
+		/* The program's own writes change the size. */
+		st->st_size = size;
+		st->st_blocks = blocks;
+	}
 }
 
 bool fdtable_is_local_copy(int fd)
 {
 	struct swap_entry entry;
-	struct stat st;
-	int saved_errno = errno;
-	bool ok;
 
-	if (!fdtable_is_swapped(fd))
+	if (!fdtable_lookup(fd, &entry))
 		return false;
-	ok = sys_fstatat(fd, "", &st, AT_EMPTY_PATH) == 0;
-	errno = saved_errno;
-	return ok && lookup_local(fd, st.st_dev, st.st_ino, &entry);
+	return entry.kind == SWAP_LENT || entry.kind == SWAP_NOMOUNT_READ ||
+	       entry.kind == SWAP_NOMOUNT_DIR;
 }
 
 void fdtable_fix_statx(int fd, struct statx *stx)
 {
 	struct swap_entry entry;
 	struct stat st;
+	uint64_t size, blocks;
 	int saved_errno;
 
 	if (!fdtable_is_swapped(fd))
@@ -208,6 +297,14 @@ void fdtable_fix_statx(int fd, struct statx *stx)
 			st.st_ino = 0;
 		errno = saved_errno;
 	}
-	if (lookup_local(fd, st.st_dev, st.st_ino, &entry))
-		memcpy(stx, &entry.fuse, sizeof(*stx));
+	if (!lookup_local(fd, st.st_dev, st.st_ino, &entry) ||
+	    entry.kind == SWAP_HANDLE)
+		return;
+	size = stx->stx_size;
+	blocks = stx->stx_blocks;
+	memcpy(stx, &entry.attrs, sizeof(*stx));
+	if (entry.kind == SWAP_NOMOUNT_WRITE) {
+		stx->stx_size = size;
+		stx->stx_blocks = blocks;
+	}
 }

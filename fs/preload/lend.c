@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,8 +23,6 @@
 /* Seconds the daemon has to accept the request and reply, so that a
  * daemon that hangs delays an open by this much at most. */
 #define REPLY_TIMEOUT_S 2
-/* Descriptors a reply may carry before it counts as invalid. */
-#define REPLY_FDS_MAX 4
 
 /* Log "NAME: kept the FUSE descriptor: MESSAGE". */
 static void __attribute__((format(printf, 2, 3)))
@@ -69,42 +66,6 @@ static int socket_path(const char *root, char *buf, size_t size)
 	return 0;
 }
 
-static int connect_socket(const char *path)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct timeval timeout = { .tv_sec = REPLY_TIMEOUT_S };
-	int sock, ret;
-
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
-	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sock < 0)
-		return -errno;
-	if (sock <= STDERR_FILENO) {
-		/* The program closed a standard descriptor: keep the socket
-		 * off it, so that debug messages never reach the daemon. */
-		int moved = (int)sys_fcntl(sock, F_DUPFD_CLOEXEC,
-					   STDERR_FILENO + 1);
-
-		sys_close(sock);
-		if (moved < 0)
-			return -errno;
-		sock = moved;
-	}
-	/* SO_SNDTIMEO also limits connect(2) on a Unix socket. */
-	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout,
-		       sizeof(timeout)) != 0 ||
-	    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout,
-		       sizeof(timeout)) != 0 ||
-	    connect(sock, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-		ret = -errno;
-		sys_close(sock);
-		return ret;
-	}
-	return sock;
-}
-
 /* Send "open SIZE MTIME_SEC MTIME_NSEC\n" with fd attached. */
 static int send_request(int sock, int fd, const struct statx *stx)
 {
@@ -145,84 +106,31 @@ static int send_request(int sock, int fd, const struct statx *stx)
 	return (size_t)n == iov.iov_len ? 0 : -EIO;
 }
 
+/* The reply line, without its newline, and the descriptors that came
+ * with it. */
 struct reply {
-	char line[NEARFS_LEND_LINE_MAX];
+	char *line;
 	int fd;		/* the one descriptor received, or -1 */
 	bool extra_fds;	/* more than one arrived, or some were cut off */
 };
 
-/* Keep the first descriptor msg carries; close any others. */
-static void take_fds(struct msghdr *msg, struct reply *reply)
+/* Read the one reply line; -EPROTO when the daemon hangs up before a
+ * whole line. */
+static int read_reply(struct line_reader *reader, struct reply *reply)
 {
-	struct cmsghdr *cmsg;
+	int len = reader_next_line(reader, &reply->line);
 
-	if (msg->msg_flags & MSG_CTRUNC)
-		reply->extra_fds = true;
-	for (cmsg = CMSG_FIRSTHDR(msg); cmsg; cmsg = CMSG_NXTHDR(msg, cmsg)) {
-		size_t count;
-
-		if (cmsg->cmsg_level != SOL_SOCKET ||
-		    cmsg->cmsg_type != SCM_RIGHTS)
-			continue;
-		count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < count; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int),
-			       sizeof(int));
-			if (reply->fd < 0) {
-				reply->fd = fd;
-			} else {
-				sys_close(fd);
-				reply->extra_fds = true;
-			}
-		}
-	}
+	reply->fd = reader->fd;
+	reply->extra_fds = reader->extra_fds;
+	if (len == -EMSGSIZE)
+		return -EPROTO;
+	return len < 0 ? len : 0;
 }
 
-/* Read one reply line, newline included, and the descriptors that come
- * with it.  -EPROTO when the daemon hangs up before a whole line. */
-static int read_reply(int sock, struct reply *reply)
-{
-	size_t len = 0;
-
-	while (len < sizeof(reply->line) - 1) {
-		union {
-			struct cmsghdr align;
-			char buf[CMSG_SPACE(REPLY_FDS_MAX * sizeof(int))];
-		} control;
-		struct iovec iov = {
-			.iov_base = reply->line + len,
-			.iov_len = sizeof(reply->line) - 1 - len,
-		};
-		struct msghdr msg = {
-			.msg_iov = &iov,
-			.msg_iovlen = 1,
-			.msg_control = control.buf,
-			.msg_controllen = sizeof(control.buf),
-		};
-		ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		take_fds(&msg, reply);
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		reply->line[len] = '\0';
-		if (memchr(reply->line + len - (size_t)n, '\n', (size_t)n))
-			return 0;
-	}
-	reply->line[len] = '\0';
-	return -EPROTO;
-}
-
-/* The length of line without its newline, for messages. */
+/* The length of line, for messages. */
 static int text_len(const char *line)
 {
-	return (int)strcspn(line, "\n");
+	return (int)strlen(line);
 }
 
 /* Whether line is WORD alone or WORD followed by a space. */
@@ -231,7 +139,7 @@ static bool starts_with_word(const char *line, const char *word)
 	size_t len = strlen(word);
 
 	return strncmp(line, word, len) == 0 &&
-	       (line[len] == ' ' || line[len] == '\n');
+	       (line[len] == ' ' || line[len] == '\0');
 }
 
 /* Check an "ok SIZE" reply and its descriptor against the file. */
@@ -239,7 +147,7 @@ static int check_lent(const char *name, const struct reply *reply,
 		      struct swap_entry *entry)
 {
 	const char *size_text = reply->line + strlen(NEARFS_LEND_OK) + 1;
-	uint64_t want = entry->fuse.stx_size;
+	uint64_t want = entry->attrs.stx_size;
 	unsigned long long size;
 	struct stat st;
 	char *end;
@@ -247,7 +155,7 @@ static int check_lent(const char *name, const struct reply *reply,
 
 	errno = 0;
 	size = strtoull(size_text, &end, 10);
-	if (errno || end == size_text || *end != '\n' || size != want) {
+	if (errno || end == size_text || *end != '\0' || size != want) {
 		keep_fuse(name, "the reply '%.*s' does not match the file "
 			  "size %" PRIu64, text_len(reply->line), reply->line,
 			  want);
@@ -294,7 +202,8 @@ static int check_reply(const char *name, const struct reply *reply,
 int lend_request(const char *root, int fd, const char *name,
 		 struct swap_entry *entry)
 {
-	struct reply reply = { .fd = -1 };
+	struct reply reply = { .line = NULL, .fd = -1 };
+	struct line_reader reader;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int sock, ret;
 
@@ -311,18 +220,19 @@ int lend_request(const char *root, int fd, const char *name,
 			  strerror(-ret));
 		return -1;
 	}
-	sock = connect_socket(path);
+	sock = sock_connect(path, REPLY_TIMEOUT_S);
 	if (sock < 0) {
 		keep_fuse(name, "cannot connect to %s: %s", path,
 			  strerror(-sock));
 		return -1;
 	}
-	ret = send_request(sock, fd, &entry->fuse);
+	ret = send_request(sock, fd, &entry->attrs);
 	if (ret) {
 		keep_fuse(name, "cannot send the request to %s: %s", path,
 			  strerror(-ret));
 	} else {
-		ret = read_reply(sock, &reply);
+		reader_init(&reader, sock);
+		ret = read_reply(&reader, &reply);
 		if (ret == -EPROTO)
 			keep_fuse(name, "%s closed the connection before a "
 				  "whole reply line", path);

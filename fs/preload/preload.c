@@ -1,5 +1,6 @@
 /*
- * preload.c - the functions libnearfs-preload.so interposes.
+ * preload.c - the functions libnearfs-preload.so interposes that open,
+ * close, duplicate and stat descriptors.
  *
  * A read-only open of a regular file on a nearfs mount goes through FUSE
  * as usual.  Then the library requests a descriptor of the complete
@@ -9,7 +10,10 @@
  * When the daemon lends nothing, the FUSE descriptor stays.  The stat
  * functions report the FUSE file's attributes for a swapped descriptor,
  * and close, dup and fclose keep the table of swapped descriptors
- * (fdtable.c) up to date.  docs/preload.md describes the limits.
+ * (fdtable.c) up to date.  An open of a path served without FUSE goes to
+ * nomount_fd.c instead of libc, and close, dup and fclose commit the
+ * files it opened for writing.  The functions that take a path are in
+ * nomount_calls.c.  docs/preload.md describes the limits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,13 +36,6 @@ _Static_assert(sizeof(struct stat) == sizeof(struct stat64),
 	       "struct stat64 differs from struct stat: a 64-bit build is "
 	       "required");
 
-/* Call the definition that name hides, or fallback while there is none
- * (see REAL()). */
-#define CALL_REAL(name, args, fallback) __extension__ ({	\
-	__typeof__(&name) real_fn_ = REAL(name);		\
-	real_fn_ ? real_fn_ args : (fallback);			\
-})
-
 /* The mode argument of an open(2) of flags, from the caller's va_list
  * that starts after last. */
 #define OPEN_MODE(flags, last) __extension__ ({		\
@@ -56,24 +53,45 @@ _Static_assert(sizeof(struct stat) == sizeof(struct stat64),
 
 static _Atomic bool config_read;
 static bool debug_enabled;
-static char socket_override[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static char socket_override[PRELOAD_SOCKET_PATH_MAX];
+static char rundir_override[PATH_MAX];
+static char runtime_dir[PATH_MAX];
+
+/* Copy the variable name into buf, when it is set and fits; returns
+ * false when it is set but too long. */
+static bool copy_variable(const char *name, char *buf, size_t size)
+{
+	const char *value = secure_getenv(name);
+
+	if (!value || strlen(value) >= size)
+		return !value;
+	strcpy(buf, value);
+	return true;
+}
 
 static void read_config(void)
 {
 	const char *value;
+	bool socket_fits, rundir_fits;
 
 	if (atomic_load_explicit(&config_read, memory_order_acquire))
 		return;
 	value = secure_getenv("NEARFS_PRELOAD_DEBUG");
 	debug_enabled = value && *value && strcmp(value, "0") != 0;
-	value = secure_getenv("NEARFS_PRELOAD_SOCKET");
-	if (value && strlen(value) < sizeof(socket_override))
-		strcpy(socket_override, value);
+	socket_fits = copy_variable("NEARFS_PRELOAD_SOCKET", socket_override,
+				    sizeof(socket_override));
+	rundir_fits = copy_variable("NEARFS_PRELOAD_RUNDIR", rundir_override,
+				    sizeof(rundir_override));
+	copy_variable("XDG_RUNTIME_DIR", runtime_dir, sizeof(runtime_dir));
 	atomic_store_explicit(&config_read, true, memory_order_release);
-	if (value && strlen(value) >= sizeof(socket_override))
+	if (!socket_fits)
 		preload_debug("NEARFS_PRELOAD_SOCKET is longer than the %zu "
 			      "bytes of a socket path; ignored",
 			      sizeof(socket_override) - 1);
+	if (!rundir_fits)
+		preload_debug("NEARFS_PRELOAD_RUNDIR is longer than the %zu "
+			      "bytes of a path; ignored",
+			      sizeof(rundir_override) - 1);
 }
 
 bool preload_debug_enabled(void)
@@ -88,21 +106,29 @@ const char *preload_socket_override(void)
 	return socket_override[0] ? socket_override : NULL;
 }
 
-void preload_debug(const char *fmt, ...)
+const char *preload_rundir_override(void)
+{
+	read_config();
+	return rundir_override[0] ? rundir_override : NULL;
+}
+
+const char *preload_runtime_dir(void)
+{
+	read_config();
+	return runtime_dir[0] ? runtime_dir : NULL;
+}
+
+/* Write "nearfs-preload: MESSAGE\n" to stderr in one write(2). */
+static void write_message(const char *fmt, va_list ap)
 {
 	static const char prefix[] = "nearfs-preload: ";
 	char line[1024];
 	int saved_errno = errno;
 	size_t len = sizeof(prefix) - 1;
-	va_list ap;
 	int n;
 
-	if (!preload_debug_enabled())
-		return;
 	memcpy(line, prefix, len);
-	va_start(ap, fmt);
 	n = vsnprintf(line + len, sizeof(line) - len - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		n = 0;
 	len += (size_t)n < sizeof(line) - len - 1 ? (size_t)n :
@@ -114,10 +140,38 @@ void preload_debug(const char *fmt, ...)
 	errno = saved_errno;
 }
 
+void preload_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!preload_debug_enabled())
+		return;
+	va_start(ap, fmt);
+	write_message(fmt, ap);
+	va_end(ap);
+}
+
+void preload_warn_once(const char *fmt, ...)
+{
+	/* The pid that wrote it: a child of fork(2) is a process of its
+	 * own and writes its own line. */
+	static _Atomic pid_t warned;
+	pid_t pid = getpid(), before = atomic_load(&warned);
+	va_list ap;
+
+	if (before == pid ||
+	    !atomic_compare_exchange_strong(&warned, &before, pid))
+		return;
+	va_start(ap, fmt);
+	write_message(fmt, ap);
+	va_end(ap);
+}
+
 static void after_fork_in_child(void)
 {
 	fdtable_claim();
 	mounts_after_fork();
+	cwd_after_fork();
 }
 
 __attribute__((constructor)) static void preload_init(void)
@@ -233,34 +287,32 @@ out:
 	else
 		preload_debug("%s: fd %d now reads a local copy (%llu bytes)",
 			      name, fd,
-			      (unsigned long long)entry->fuse.stx_size);
+			      (unsigned long long)entry->attrs.stx_size);
 	sys_close(local);
 }
 
-static void try_swap(int dirfd, const char *path, int fd)
+static void try_swap(enum path_class class, const char *path, int fd)
 {
-	enum path_class class;
-	struct swap_entry entry;
+	struct swap_entry entry = { .kind = SWAP_LENT, .handle = -1 };
 	char root[PATH_MAX];
 	int local;
 
-	if (fd >= PRELOAD_FD_MAX)
-		return;
-	class = mounts_classify_path(dirfd, path);
-	if (class == PATH_OTHER)
+	if (fd >= PRELOAD_FD_MAX || class == PATH_OTHER)
 		return;
 	/* Not in the child of vfork(2), whose table is its parent's. */
 	if (!fdtable_owned())
 		return;
-	if (mounts_check_fd(fd, class, &entry.fuse, root, sizeof(root)) != 0)
+	if (mounts_check_fd(fd, class, &entry.attrs, root, sizeof(root)) != 0)
 		return;
 	local = lend_request(root, fd, path, &entry);
 	if (local >= 0)
 		swap_fd(fd, local, path, &entry);
 }
 
-/* Finish an open of path that returned fd; returns fd. */
-static int open_done(int dirfd, const char *path, int flags, int fd)
+/* Finish an open of path, of the given class, that returned fd;
+ * returns fd. */
+static int open_done(enum path_class class, const char *path, int flags,
+		     int fd)
 {
 	int saved_errno, source;
 
@@ -273,9 +325,29 @@ static int open_done(int dirfd, const char *path, int flags, int fd)
 	if (source >= 0)
 		fdtable_copy(source, fd);
 	else if (is_candidate(flags))
-		try_swap(dirfd, path, fd);
+		try_swap(class, path, fd);
 	errno = saved_errno;
 	return fd;
+}
+
+/*
+ * Start an open of (dirfd, *path): returns true, with *fd the result,
+ * when the library serves it without libc, else false with *class set
+ * for open_done() and *path for libc (see mounts_classify_path()).
+ */
+static bool open_served(int dirfd, const char **path, int flags, mode_t mode,
+			struct nomount_target *t, enum path_class *class,
+			int *fd)
+{
+	if (reopen_denied(*path, flags)) {
+		*fd = -1;
+		return true;
+	}
+	*class = mounts_classify_path(dirfd, path, t);
+	if (*class != PATH_NOMOUNT)
+		return false;
+	*fd = nomount_open_fd(t, flags, mode);
+	return true;
 }
 
 /* ---- open ---- */
@@ -288,9 +360,13 @@ typedef int creat_fn(const char *path, mode_t mode);
 
 static int open_with(open_fn *real, const char *path, int flags, mode_t mode)
 {
-	if (reopen_denied(path, flags))
-		return -1;
-	return open_done(AT_FDCWD, path, flags,
+	struct nomount_target t;
+	enum path_class class;
+	int fd;
+
+	if (open_served(AT_FDCWD, &path, flags, mode, &t, &class, &fd))
+		return fd;
+	return open_done(class, path, flags,
 			 real ? real(path, flags, mode) :
 				sys_openat(AT_FDCWD, path, flags, mode));
 }
@@ -298,9 +374,13 @@ static int open_with(open_fn *real, const char *path, int flags, mode_t mode)
 static int openat_with(openat_fn *real, int dirfd, const char *path,
 		       int flags, mode_t mode)
 {
-	if (reopen_denied(path, flags))
-		return -1;
-	return open_done(dirfd, path, flags,
+	struct nomount_target t;
+	enum path_class class;
+	int fd;
+
+	if (open_served(dirfd, &path, flags, mode, &t, &class, &fd))
+		return fd;
+	return open_done(class, path, flags,
 			 real ? real(dirfd, path, flags, mode) :
 				sys_openat(dirfd, path, flags, mode));
 }
@@ -309,9 +389,13 @@ static int openat_with(openat_fn *real, int dirfd, const char *path,
  * time, take no mode. */
 static int open_2_with(open_2_fn *real, const char *path, int flags)
 {
-	if (reopen_denied(path, flags))
-		return -1;
-	return open_done(AT_FDCWD, path, flags,
+	struct nomount_target t;
+	enum path_class class;
+	int fd;
+
+	if (open_served(AT_FDCWD, &path, flags, 0, &t, &class, &fd))
+		return fd;
+	return open_done(class, path, flags,
 			 real ? real(path, flags) :
 				sys_openat(AT_FDCWD, path, flags, 0));
 }
@@ -319,9 +403,13 @@ static int open_2_with(open_2_fn *real, const char *path, int flags)
 static int openat_2_with(openat_2_fn *real, int dirfd, const char *path,
 			 int flags)
 {
-	if (reopen_denied(path, flags))
-		return -1;
-	return open_done(dirfd, path, flags,
+	struct nomount_target t;
+	enum path_class class;
+	int fd;
+
+	if (open_served(dirfd, &path, flags, 0, &t, &class, &fd))
+		return fd;
+	return open_done(class, path, flags,
 			 real ? real(dirfd, path, flags) :
 				sys_openat(dirfd, path, flags, 0));
 }
@@ -332,9 +420,14 @@ static int openat_2_with(openat_2_fn *real, int dirfd, const char *path,
  * same, so that the table forgets a stale entry of the new descriptor. */
 static int creat_with(creat_fn *real, const char *path, mode_t mode)
 {
-	if (reopen_denied(path, CREAT_FLAGS))
-		return -1;
-	return open_done(AT_FDCWD, path, CREAT_FLAGS,
+	struct nomount_target t;
+	enum path_class class;
+	int fd;
+
+	if (open_served(AT_FDCWD, &path, CREAT_FLAGS, mode, &t, &class,
+			&fd))
+		return fd;
+	return open_done(class, path, CREAT_FLAGS,
 			 real ? real(path, mode) :
 				sys_openat(AT_FDCWD, path, CREAT_FLAGS, mode));
 }
@@ -393,7 +486,7 @@ PRELOAD_EXPORT int creat64(const char *path, mode_t mode)
 
 /* ---- stdio ---- */
 
-/* The open(2) flags of an fopen(3) mode, as far as the swap cares. */
+/* The open(2) flags of an fopen(3) mode. */
 static int stdio_flags(const char *mode)
 {
 	int flags;
@@ -412,10 +505,20 @@ static int stdio_flags(const char *mode)
 		return O_WRONLY;
 	}
 	/* glibc reads the mode up to a ",ccs=" part. */
-	for (const char *p = mode + 1; *p && *p != ','; p++)
+	for (const char *p = mode + 1; *p && *p != ','; p++) {
 		if (*p == '+')
 			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		else if (*p == 'x')
+			flags |= O_EXCL;
+		else if (*p == 'e')
+			flags |= O_CLOEXEC;
+	}
 	return flags;
+}
+
+static bool is_stdio_mode(const char *mode)
+{
+	return mode && (mode[0] == 'r' || mode[0] == 'w' || mode[0] == 'a');
 }
 
 static int stream_fd(FILE *fp)
@@ -433,24 +536,43 @@ static FILE *no_real_stdio(void)
 	return NULL;
 }
 
-/* Finish an fopen of path that returned fp. */
-static FILE *stream_done(const char *path, int flags, FILE *fp)
+/* Finish an fopen of path, of the given class, that returned fp. */
+static FILE *stream_done(enum path_class class, const char *path, int flags,
+			 FILE *fp)
 {
 	if (fp)
-		open_done(AT_FDCWD, path, flags, stream_fd(fp));
+		open_done(class, path, flags, stream_fd(fp));
+	return fp;
+}
+
+/* A stream of fd, a descriptor of a path served without FUSE, which is
+ * closed when that fails. */
+static FILE *stream_of(int fd, const char *mode)
+{
+	FILE *fp = fd < 0 ? NULL : fdopen(fd, mode);
+	int saved_errno = errno;
+
+	if (fd >= 0 && !fp) {
+		close(fd);
+		errno = saved_errno;
+	}
 	return fp;
 }
 
 static FILE *fopen_with(__typeof__(&fopen) real, const char *path,
 			const char *mode)
 {
-	int flags = stdio_flags(mode);
+	int flags = stdio_flags(mode), fd;
+	struct nomount_target t;
+	enum path_class class;
 
 	if (!real)
 		return no_real_stdio();
-	if (reopen_denied(path, flags))
-		return NULL;
-	return stream_done(path, flags, real(path, mode));
+	if (!is_stdio_mode(mode))
+		return real(path, mode);
+	if (open_served(AT_FDCWD, &path, flags, 0666, &t, &class, &fd))
+		return stream_of(fd, mode);
+	return stream_done(class, path, flags, real(path, mode));
 }
 
 PRELOAD_EXPORT FILE *fopen(const char *path, const char *mode)
@@ -465,10 +587,66 @@ PRELOAD_EXPORT FILE *fopen64(const char *path, const char *mode)
 
 PRELOAD_EXPORT int fclose(FILE *fp)
 {
+	struct swap_entry written;
+	int fd = stream_fd(fp), ret, err;
+	bool taken = nomount_fd_take(fd, &written);
+
 	/* glibc closes the descriptor with an internal call that close()
 	 * does not see. */
-	fdtable_forget(stream_fd(fp));
-	return CALL_REAL(fclose, (fp), (errno = ENOSYS, EOF));
+	if (!taken)
+		fdtable_forget(fd);
+	ret = CALL_REAL(fclose, (fp), (errno = ENOSYS, EOF));
+	if (!taken)
+		return ret;
+	err = nomount_fd_release(&written);
+	if (err && ret == 0) {
+		errno = -err;
+		ret = EOF;
+	}
+	return ret;
+}
+
+/*
+ * freopen(3) of a path served without FUSE: open it, then let glibc
+ * reopen the local file through /proc/self/fd, so that the stream keeps
+ * its descriptor number.  The mode loses its 'x', which the first open
+ * applied already.  The old file of the stream, when it was open for
+ * writing, is committed once the stream no longer uses it.
+ */
+static FILE *reopen_served(const struct nomount_target *t, const char *mode,
+			   FILE *fp, __typeof__(&freopen) real)
+{
+	char proc[40], local_mode[32];
+	int old = stream_fd(fp), fd, saved_errno;
+	struct swap_entry written;
+	size_t len = 0;
+	bool taken;
+	FILE *ret;
+
+	for (const char *p = mode; *p && len < sizeof(local_mode) - 1; p++)
+		if (*p != 'x')
+			local_mode[len++] = *p;
+	local_mode[len] = '\0';
+	fd = nomount_open_fd(t, stdio_flags(mode), 0666);
+	if (fd < 0) {
+		saved_errno = errno;
+		fclose(fp);
+		errno = saved_errno;
+		return NULL;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	taken = nomount_fd_take(old, &written);
+	if (!taken)
+		fdtable_forget(old);
+	ret = real(proc, local_mode, fp);
+	saved_errno = errno;
+	if (ret)
+		fdtable_copy(fd, stream_fd(ret));
+	close(fd);
+	if (taken)
+		(void)nomount_fd_release(&written);
+	errno = saved_errno;
+	return ret;
 }
 
 /*
@@ -482,8 +660,15 @@ static FILE *reopen_stream(const char *path, const char *mode, FILE *fp,
 {
 	int flags = stdio_flags(mode), old = stream_fd(fp);
 
+	enum path_class class = PATH_OTHER;
+	struct nomount_target t;
+
 	if (!real)
 		return no_real_stdio();
+	if (path)
+		class = mounts_classify_path(AT_FDCWD, &path, &t);
+	if (class == PATH_NOMOUNT && is_stdio_mode(mode))
+		return reopen_served(&t, mode, fp, real);
 	if (!path && opens_for_writing(flags) && fdtable_is_local_copy(old)) {
 		preload_debug("freopen of fd %d for writing rejected: it reads "
 			      "a local copy, not the file on the mount", old);
@@ -499,7 +684,7 @@ static FILE *reopen_stream(const char *path, const char *mode, FILE *fp,
 		return NULL;
 	}
 	fdtable_forget(old);
-	return stream_done(path, flags, real(path, mode, fp));
+	return stream_done(class, path, flags, real(path, mode, fp));
 }
 
 PRELOAD_EXPORT FILE *freopen(const char *path, const char *mode, FILE *fp)
@@ -514,8 +699,36 @@ PRELOAD_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *fp)
 
 /* ---- close and dup ---- */
 
+/*
+ * Close a file of a path served without FUSE open for writing: commit
+ * it when this was its last descriptor, and return the commit's error
+ * as the close's.
+ */
+static int close_written(int fd, const struct swap_entry *written)
+{
+	int ret = CALL_REAL(close, (fd), sys_close(fd));
+	int err = nomount_fd_release(written);
+
+	if (err && ret == 0) {
+		errno = -err;
+		ret = -1;
+	}
+	return ret;
+}
+
 PRELOAD_EXPORT int close(int fd)
 {
+	struct swap_entry written;
+
+	if (fdtable_is_swapped(fd)) {
+		/* The program never opened the library's handle. */
+		if (nomount_fd_is_handle(fd)) {
+			errno = EBADF;
+			return -1;
+		}
+		if (nomount_fd_take(fd, &written))
+			return close_written(fd, &written);
+	}
 	/* Forget first: once the number is free, another thread's open
 	 * may get it and swap it. */
 	fdtable_forget(fd);
@@ -524,8 +737,10 @@ PRELOAD_EXPORT int close(int fd)
 
 PRELOAD_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
-	if (!(flags & CLOSE_RANGE_CLOEXEC))
+	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+		nomount_fd_close_range(first, last);
 		fdtable_forget_range(first, last);
+	}
 	return CALL_REAL(close_range, (first, last, flags),
 			 sys_close_range(first, last, flags));
 }
@@ -534,8 +749,10 @@ PRELOAD_EXPORT void closefrom(int lowfd)
 {
 	__typeof__(&closefrom) real = REAL(closefrom);
 
-	if (lowfd >= 0)
+	if (lowfd >= 0) {
+		nomount_fd_close_range((unsigned)lowfd, UINT_MAX);
 		fdtable_forget_range((unsigned)lowfd, UINT_MAX);
+	}
 	if (real)
 		real(lowfd);
 	else if (lowfd >= 0)
@@ -550,6 +767,41 @@ static int dup_done(int fd, int newfd)
 	return newfd;
 }
 
+/*
+ * Before a dup of fd onto newfd, which closes what newfd refers to:
+ * move a handle of the library away from newfd, and take the entry of a
+ * file open for writing at newfd (returns true) for
+ * after_replace().
+ */
+static bool before_replace(int fd, int newfd, struct swap_entry *replaced)
+{
+	if (fd == newfd || !fdtable_is_swapped(newfd))
+		return false;
+	if (nomount_fd_is_handle(newfd)) {
+		if (!nomount_fd_move_handle(newfd, STDERR_FILENO + 1))
+			preload_debug("fd %d replaces the handle connection of "
+				      "a file open for writing; the daemon "
+				      "commits the file now", newfd);
+		return false;
+	}
+	return nomount_fd_take(newfd, replaced);
+}
+
+/* After the dup that returned ret: commit the replaced file, or keep it
+ * when the dup failed.  A dup cannot report the commit's error. */
+static int after_replace(bool taken, int newfd, int ret,
+			 const struct swap_entry *replaced)
+{
+	int saved_errno = errno;
+
+	if (taken && ret < 0)
+		fdtable_set(newfd, replaced);
+	else if (taken)
+		(void)nomount_fd_release(replaced);
+	errno = saved_errno;
+	return ret;
+}
+
 PRELOAD_EXPORT int dup(int fd)
 {
 	return dup_done(fd, CALL_REAL(dup, (fd),
@@ -558,14 +810,25 @@ PRELOAD_EXPORT int dup(int fd)
 
 PRELOAD_EXPORT int dup2(int fd, int newfd)
 {
-	return dup_done(fd, CALL_REAL(dup2, (fd, newfd),
-				      sys_dup3(fd, newfd, 0)));
+	struct swap_entry replaced;
+	bool taken = before_replace(fd, newfd, &replaced);
+
+	return after_replace(taken, newfd,
+			     dup_done(fd, CALL_REAL(dup2, (fd, newfd),
+						    sys_dup3(fd, newfd, 0))),
+			     &replaced);
 }
 
 PRELOAD_EXPORT int dup3(int fd, int newfd, int flags)
 {
-	return dup_done(fd, CALL_REAL(dup3, (fd, newfd, flags),
-				      sys_dup3(fd, newfd, flags)));
+	struct swap_entry replaced;
+	bool taken = before_replace(fd, newfd, &replaced);
+
+	return after_replace(taken, newfd,
+			     dup_done(fd, CALL_REAL(dup3, (fd, newfd, flags),
+						    sys_dup3(fd, newfd,
+							     flags))),
+			     &replaced);
 }
 
 /*
@@ -627,6 +890,15 @@ static int statat_done(int dirfd, const char *path, int flags,
 	return ret;
 }
 
+/* A stat of a path, not of dirfd itself, served without FUSE: returns 1
+ * with *ret set, else 0 with *path for libc. */
+static int statat_served(int dirfd, const char **path, int flags,
+			 struct nomount_target *t, struct stat *st, int *ret)
+{
+	return !stats_dirfd(*path, flags) &&
+	       nomount_served_stat(dirfd, path, t, st, ret);
+}
+
 PRELOAD_EXPORT int fstat(int fd, struct stat *st)
 {
 	return stat_done(fd, st, CALL_REAL(fstat, (fd, st),
@@ -662,6 +934,11 @@ PRELOAD_EXPORT int __fxstat64(int ver, int fd, struct stat64 *st)
 PRELOAD_EXPORT int fstatat(int dirfd, const char *path, struct stat *st,
 			   int flags)
 {
+	struct nomount_target t;
+	int ret;
+
+	if (statat_served(dirfd, &path, flags, &t, st, &ret))
+		return ret;
 	return statat_done(dirfd, path, flags, st,
 			   CALL_REAL(fstatat, (dirfd, path, st, flags),
 				     sys_fstatat(dirfd, path, st, flags)));
@@ -671,7 +948,11 @@ PRELOAD_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st,
 			     int flags)
 {
 	struct stat *plain = (struct stat *)st;
+	struct nomount_target t;
+	int ret;
 
+	if (statat_served(dirfd, &path, flags, &t, plain, &ret))
+		return ret;
 	return statat_done(dirfd, path, flags, plain,
 			   CALL_REAL(fstatat64, (dirfd, path, st, flags),
 				     sys_fstatat(dirfd, path, plain, flags)));
@@ -680,6 +961,11 @@ PRELOAD_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st,
 PRELOAD_EXPORT int __fxstatat(int ver, int dirfd, const char *path,
 			      struct stat *st, int flags)
 {
+	struct nomount_target t;
+	int ret;
+
+	if (statat_served(dirfd, &path, flags, &t, st, &ret))
+		return ret;
 	return statat_done(dirfd, path, flags, st,
 			   CALL_REAL(__fxstatat, (ver, dirfd, path, st, flags),
 				     sys_fstatat(dirfd, path, st, flags)));
@@ -689,7 +975,11 @@ PRELOAD_EXPORT int __fxstatat64(int ver, int dirfd, const char *path,
 				struct stat64 *st, int flags)
 {
 	struct stat *plain = (struct stat *)st;
+	struct nomount_target t;
+	int ret;
 
+	if (statat_served(dirfd, &path, flags, &t, plain, &ret))
+		return ret;
 	return statat_done(dirfd, path, flags, plain,
 			   CALL_REAL(__fxstatat64,
 				     (ver, dirfd, path, st, flags),
@@ -699,8 +989,14 @@ PRELOAD_EXPORT int __fxstatat64(int ver, int dirfd, const char *path,
 PRELOAD_EXPORT int statx(int dirfd, const char *path, int flags,
 			 unsigned mask, struct statx *stx)
 {
-	int ret = CALL_REAL(statx, (dirfd, path, flags, mask, stx),
-			    sys_statx(dirfd, path, flags, mask, stx));
+	struct nomount_target t;
+	int ret;
+
+	if (!stats_dirfd(path, flags) &&
+	    nomount_served_statx(dirfd, &path, &t, stx, &ret))
+		return ret;
+	ret = CALL_REAL(statx, (dirfd, path, flags, mask, stx),
+			sys_statx(dirfd, path, flags, mask, stx));
 
 	if (ret == 0 && stats_dirfd(path, flags))
 		fdtable_fix_statx(dirfd, stx);

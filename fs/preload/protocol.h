@@ -45,17 +45,12 @@
  * value that the library sets for the failed call.
  *
  *   "path-stat PATH"         "ok MODE UID GID SIZE MTIME_SEC MTIME_NSEC
- *                            NLINK
-", MODE with its type bits
- *   "path-list PATH"         "ok
-", then one line per entry, "MODE SIZE
- *                            MTIME_SEC MTIME_NSEC NAME
-" (NAME encoded
- *                            as a path component), then "end
-"
+ *                            NLINK\n", MODE with its type bits
+ *   "path-list PATH"         "ok\n", then one line per entry, "MODE SIZE
+ *                            MTIME_SEC MTIME_NSEC NAME\n" (NAME encoded
+ *                            as a path component), then "end\n"
  *   "path-open PATH FLAGS MODE"
- *                            "ok SIZE
-" with one SCM_RIGHTS descriptor.
+ *                            "ok SIZE\n" with one SCM_RIGHTS descriptor.
  *                            FLAGS are open(2) flags.  Read-only: a
  *                            read-only descriptor of the complete local
  *                            copy, fetched first if need be.  Otherwise
@@ -63,23 +58,17 @@
  *                            with the current content (empty after
  *                            O_TRUNC or a create); the connection then
  *                            stays open as the handle of the file, and
- *                            "fsync
-" or "close
-" on it commit what
+ *                            "fsync\n" or "close\n" on it commit what
  *                            the descriptor holds, by the mount's write
- *                            mode, and reply "ok
-" or "err ERRNO
-".
+ *                            mode, and reply "ok\n" or "err ERRNO\n".
  *                            The server closes the handle after "close";
  *                            a handle that ends without it is committed
  *                            as if closed.
  *   "path-mkdir PATH MODE", "path-unlink PATH", "path-rmdir PATH",
  *   "path-rename FROM TO", "path-truncate PATH SIZE"
- *                            "ok
-"
+ *                            "ok\n"
  *
- * Any of them may instead reply "err ERRNO
-".
+ * Any of them may instead reply "err ERRNO\n".
  */
 #define NEARFS_NOMOUNT_SUFFIX ".nomount"
 /* Maximum length of a path request line, newline included. */

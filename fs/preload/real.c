@@ -86,3 +86,9 @@ int sys_close_range(unsigned first, unsigned last, int flags)
 {
 	return (int)syscall(SYS_close_range, first, last, flags);
 }
+
+int sys_missing(void)
+{
+	errno = ENOSYS;
+	return -1;
+}

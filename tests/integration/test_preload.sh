@@ -129,10 +129,16 @@ done
 mount_nearfs s3://data "$MNT" "chunk_size=1M,ttl=1h,attr_ttl=1h,dir_ttl=1h"
 
 check "the library exports only the interposed functions"
-expected="__fxstat __fxstat64 __fxstatat __fxstatat64 __open64_2 __open_2
-__openat64_2 __openat_2 close close_range closefrom creat creat64 dup dup2
-dup3 fclose fcntl fcntl64 fopen fopen64 freopen freopen64 fstat fstat64
-fstatat fstatat64 open open64 openat openat64 statx"
+expected="__fxstat __fxstat64 __fxstatat __fxstatat64 __lxstat __lxstat64
+__open64_2 __open_2 __openat64_2 __openat_2 __xstat __xstat64 access chdir
+close close_range closedir closefrom creat creat64 dirfd dup dup2 dup3
+eaccess euidaccess execl execle execlp execv execve execveat execvp execvpe
+faccessat fchdir fclose fcntl fcntl64 fdatasync fdopendir fexecve fopen
+fopen64 freopen freopen64 fstat fstat64 fstatat fstatat64 fsync getxattr
+lgetxattr listxattr llistxattr lstat lstat64 mkdir mkdirat open open64
+openat openat64 opendir readdir readdir64 readdir64_r readdir_r rename
+renameat renameat2 rewinddir rmdir seekdir stat stat64 statx telldir
+truncate truncate64 unlink unlinkat"
 assert_eq "$(echo $expected | tr ' ' '\n' | LC_ALL=C sort | xargs)" \
 	"$(nm -D --defined-only "$PRELOAD_LIB" | awk '{ print $3 }' |
 		LC_ALL=C sort | xargs)" \
