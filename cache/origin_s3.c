@@ -896,10 +896,16 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 		 * three times that has passed. */
 		if (monotonic_ms() - start_ms >= 3 * so->timeout_ms)
 			break;
-		if (attempt == 0 && may_log_retry())
+		if (attempt != 0 || !may_log_retry())
+			continue;
+		if (rc)
 			log_info("s3: %s %s at %s: %s; retrying",
 				 req->method, request_target(req),
-				 so->endpoint, rc ? req->resp.curl_error :
+				 so->endpoint, req->resp.curl_error);
+		else
+			log_info("s3: %s %s at %s: HTTP %ld %s; retrying",
+				 req->method, request_target(req),
+				 so->endpoint, req->resp.status,
 				 req->resp.code);
 	}
 	if (rc) {
