@@ -358,10 +358,11 @@ static int switch_version(struct cache_file *f, struct object *old)
 		pthread_mutex_unlock(&c->lock);
 		return 0;	/* another read switched already */
 	}
+	/* Stale also for a handle that fails: the next open checks the
+	 * version on the origin and reads the new one. */
+	old->checked_ms = 0;
 	if (old->path && !f->has_read)
 		path = strdup(old->path);
-	if (path)
-		old->checked_ms = 0;	/* the next acquire asks the origin */
 	pthread_mutex_unlock(&c->lock);
 	if (!path) {
 		log_warn("a file changed on the origin while it was being "

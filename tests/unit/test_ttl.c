@@ -356,6 +356,38 @@ static void test_ttl_change_during_read_fails(void **state)
 	free(buf);
 }
 
+/* After a read failed on a changed file, the next open has the new
+ * version, also within ttl. */
+static void test_ttl_change_during_read_next_open(void **state)
+{
+	struct test_env *env = start(state);
+	char *buf = malloc(2 * CS), *want = malloc(2 * CS);
+	struct cache_file *f;
+	bool changed;
+
+	assert_non_null(buf);
+	assert_non_null(want);
+	test_fill_pattern(buf, 2 * CS, 0, 1);
+	assert_int_equal(fake_put_file(env->fo, "f", buf, 2 * CS), 0);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	test_fill_pattern(want, 2 * CS, 0, 2);
+	assert_int_equal(fake_put_file(env->fo, "f", want, 2 * CS), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, CS), -EIO);
+	cache_file_release(f);
+
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	assert_true(changed);
+	assert_int_equal(cache_file_read(f, buf, 2 * CS, 0), 2 * CS);
+	assert_memory_equal(buf, want, 2 * CS);
+	cache_file_release(f);
+	assert_int_equal(test_stats(env->c).invalidations, 1);
+	free(buf);
+	free(want);
+}
+
 /* A handle that returned nothing yet moves to the new version. */
 static void test_ttl_change_before_read_switches(void **state)
 {
@@ -413,6 +445,9 @@ int main(int argc, char **argv)
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_during_read_fails,
 					  test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_ttl_change_during_read_next_open,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_before_read_switches,
 					  test_env_teardown),
 	};
