@@ -343,6 +343,13 @@ out_unlock:
 	return n;
 }
 
+static int changed_while_read(void)
+{
+	log_warn("a file changed on the origin while it was being read: "
+		 "returning EIO rather than mixing versions");
+	return -EIO;
+}
+
 /* The version old of f changed on the origin during a read: pin the new
  * version if nothing was returned from the old one yet. */
 static int switch_version(struct cache_file *f, struct object *old)
@@ -350,7 +357,7 @@ static int switch_version(struct cache_file *f, struct object *old)
 	struct cache *c = f->c;
 	struct object *obj;
 	char *path = NULL;
-	bool changed;
+	bool changed, served;
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
@@ -358,29 +365,47 @@ static int switch_version(struct cache_file *f, struct object *old)
 		pthread_mutex_unlock(&c->lock);
 		return 0;	/* another read switched already */
 	}
-	if (old->path && !f->has_read)
+	/* Stale also for a handle that fails: the next open checks the
+	 * version on the origin and reads the new one. */
+	old->checked_ms = 0;
+	if (old->path && !f->served)
 		path = strdup(old->path);
-	if (path)
-		old->checked_ms = 0;	/* the next acquire asks the origin */
 	pthread_mutex_unlock(&c->lock);
-	if (!path) {
-		log_warn("a file changed on the origin while it was being "
-			 "read: returning EIO rather than mixing versions");
-		return -EIO;
-	}
+	if (!path)
+		return changed_while_read();
 	ret = cache_acquire_object(c, path, &obj, &changed);
 	free(path);
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&c->lock);
-	if (f->obj == old) {
+	/* Another read may have returned bytes of old meanwhile. */
+	served = f->obj == old && f->served;
+	if (f->obj == old && !served) {
 		store_object_put(c, f->obj);
 		f->obj = obj;
 	} else {
 		store_object_put(c, obj);
 	}
 	pthread_mutex_unlock(&c->lock);
-	return 0;
+	return served ? changed_while_read() : 0;
+}
+
+/*
+ * Record that a read returns bytes of obj, unless another read switched
+ * f to a newer version since the read pinned obj: the caller then reads
+ * again.  With switch_version(), this keeps a handle from returning
+ * bytes of two versions.
+ */
+static bool claim_version(struct cache_file *f, struct object *obj)
+{
+	bool current;
+
+	pthread_mutex_lock(&f->c->lock);
+	current = f->obj == obj;
+	if (current)
+		f->served = true;
+	pthread_mutex_unlock(&f->c->lock);
+	return current;
 }
 
 /*
@@ -466,9 +491,12 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 	obj = pin_version(f);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		n = store_read(f->c, obj, buf, len, offset);
-		if (n != -ESTALE)
+		if (n == -ESTALE)
+			n = switch_version(f, obj);
+		else if (n > 0 && !claim_version(f, obj))
+			n = 0;	/* read again, from the new version */
+		else
 			break;
-		n = switch_version(f, obj);
 		unpin_version(f, obj);
 		obj = pin_version(f);
 		if (n < 0)
@@ -542,6 +570,11 @@ int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 		return 0;
 	obj = pin_version(f);
 	ret = store_pin(f->c, obj, offset, len, fd, n);
+	if (ret && !claim_version(f, obj)) {
+		/* Switched to a new version: the caller reads it instead. */
+		store_unpin(f->c, obj, offset, *n);
+		ret = 0;
+	}
 	if (ret) {
 		pin->obj = obj;
 		pin->offset = offset;

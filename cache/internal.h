@@ -118,6 +118,9 @@ struct cache_file {
 	struct shadow *sh;	/* for handles that write, else NULL */
 	bool writable;
 	bool has_read;		/* some bytes were returned already */
+	/* Bytes of obj were returned, so obj may no longer be replaced
+	 * by a newer version.  Set and checked under cache.lock. */
+	bool served;
 	uint64_t next_offset;	/* where a sequential read would start */
 	uint32_t ra_window;	/* chunks to keep fetched ahead; 0: random */
 };

@@ -98,6 +98,7 @@ struct s3_response {
 	long status;
 	CURLcode curl_code;
 	char curl_error[CURL_ERROR_SIZE];
+	bool headers_complete;	/* the blank line that ends them arrived */
 	bool has_length;
 	uint64_t content_length;
 	char etag[ORIGIN_VERSION_MAX];
@@ -436,6 +437,7 @@ static void header_copy(char *dst, size_t dstlen, const char *value,
 
 static void reset_headers(struct s3_response *resp)
 {
+	resp->headers_complete = false;
 	resp->has_length = false;
 	resp->content_length = 0;
 	resp->etag[0] = '\0';
@@ -486,6 +488,10 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
 
 		resp->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		reset_headers(resp);
+		return len;
+	}
+	if (len == 2 && !memcmp(line, "\r\n", 2)) {
+		resp->headers_complete = true;
 		return len;
 	}
 	colon = memchr(line, ':', len);
@@ -738,6 +744,15 @@ static int attempt_once(struct s3_origin *so, struct s3_request *req,
 		*retry = curl_code_retryable(resp->curl_code);
 		goto out_free_headers;
 	}
+	if (!resp->headers_complete) {
+		/* libcurl 7.88 takes a connection closed within the header
+		 * block for the end of a response without a body. */
+		snprintf(resp->curl_error, sizeof(resp->curl_error),
+			 "connection closed within the response headers");
+		rc = -EIO;
+		*retry = true;
+		goto out_free_headers;
+	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	parse_error_body(resp);
 	if (status_retryable(resp->status))
@@ -881,10 +896,16 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 		 * three times that has passed. */
 		if (monotonic_ms() - start_ms >= 3 * so->timeout_ms)
 			break;
-		if (attempt == 0 && may_log_retry())
+		if (attempt != 0 || !may_log_retry())
+			continue;
+		if (rc)
 			log_info("s3: %s %s at %s: %s; retrying",
 				 req->method, request_target(req),
-				 so->endpoint, rc ? req->resp.curl_error :
+				 so->endpoint, req->resp.curl_error);
+		else
+			log_info("s3: %s %s at %s: HTTP %ld %s; retrying",
+				 req->method, request_target(req),
+				 so->endpoint, req->resp.status,
 				 req->resp.code);
 	}
 	if (rc) {

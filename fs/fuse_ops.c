@@ -999,7 +999,9 @@ static void nf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	/* The kernel takes a short read as end of file, so fill the
-	 * buffer unless the engine reports the end. */
+	 * buffer unless the engine reports the end.  For the same reason
+	 * an error after some bytes fails the whole request: a later read
+	 * of the bytes before the error requests them again. */
 	while (done < size) {
 		n = cache_file_read(of->file, buf + done, size - done,
 				    (uint64_t)off + done);
@@ -1007,7 +1009,7 @@ static void nf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		done += (size_t)n;
 	}
-	if (n < 0 && done == 0)
+	if (n < 0)
 		reply_error(req, (int)n);
 	else
 		fuse_reply_buf(req, buf, done);

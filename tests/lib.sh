@@ -213,6 +213,35 @@ sha256() {
 	sha256sum "$1" | cut -d' ' -f1
 }
 
+# object_sha BUCKET KEY: sha256 of the object, read from the test server
+# directly, or "missing" when the key does not exist.
+object_sha() {
+	local status=0
+	s3 get "$1" "$2" >"$WORK/object" 2>"$WORK/object.err" || status=$?
+	case $status in
+	0) sha256 "$WORK/object" ;;
+	3) echo missing ;;
+	*) fail "s3cli.py get $1 $2 failed: $(cat "$WORK/object.err")" ;;
+	esac
+}
+
+# write_file SRC DST: copy SRC to DST with one write, in Python, which
+# reports a failed close.  Exits with 1 when the close fails, and prints
+# the error.
+write_file() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+f = open(sys.argv[2], "wb")
+f.write(data)
+try:
+    f.close()
+except OSError as exc:
+    print("close failed:", exc)
+    sys.exit(1)
+PY
+}
+
 # random_file PATH BYTES: incompressible content.
 random_file() {
 	head -c "$2" /dev/urandom >"$1"

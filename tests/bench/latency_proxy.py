@@ -14,8 +14,9 @@ link to a distant S3 region does per connection; without it bandwidth is
 not limited.  At most QUEUE_MAX bytes wait in each direction, so a slow
 side holds back the other as a TCP window would.  The client side of each
 connection is parsed as HTTP/1.1 (Content-Length and chunked bodies) to
-count requests by S3 kind: GET, HEAD, LIST (GET of a bucket), PUT, COPY
-(PUT with x-amz-copy-source), DELETE, MULTIPART (POST, and PUT of a part)
+count requests by S3 kind (request_kind in tests/tools/s3_http.py): GET,
+HEAD, LIST (GET of a bucket), PUT, COPY (PUT with x-amz-copy-source),
+DELETE, MULTIPART (every request of a multipart upload, its abort too)
 and OTHER.  Responses are not parsed.  FILE gets JSON {"counts": {...},
 "requests": N, "connections": N}, rewritten at most every 50 ms after a
 change.  The upstream must be on 127.0.0.1.
@@ -23,19 +24,19 @@ change.  The upstream must be on 127.0.0.1.
 
 import argparse
 import collections
-import json
 import os
 import socket
 import sys
 import threading
 import time
-from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tools"))
+from s3_http import KINDS, request_kind, write_json  # noqa: E402
 
 BLOCK = 256 * 1024
 QUEUE_MAX = 16 * 1024 * 1024
 FLUSH_SECONDS = 0.05
-KINDS = ("GET", "HEAD", "LIST", "PUT", "COPY", "DELETE", "MULTIPART",
-         "OTHER")
 MAX_HEADER = 64 * 1024
 
 
@@ -74,32 +75,7 @@ class Stats:
             data = {"counts": dict(self.counts), "requests": self.requests,
                     "connections": self.connections}
             self.dirty = False
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, self.path)
-
-
-def request_kind(method, target, headers):
-    """Map one request to its S3 kind, for path-style addressing."""
-    parts = urlsplit(target)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    path = parts.path.strip("/")
-    if method == "GET":
-        return "GET" if "/" in path else "LIST"
-    if method == "HEAD":
-        return "HEAD"
-    if method == "DELETE":
-        return "DELETE"
-    if method == "POST":
-        return "MULTIPART"
-    if method == "PUT":
-        if "partNumber" in query:
-            return "MULTIPART"
-        if "x-amz-copy-source" in headers:
-            return "COPY"
-        return "PUT"
-    return "OTHER"
+        write_json(self.path, data)
 
 
 class RequestCounter:

@@ -46,18 +46,6 @@ gate_field() {
 print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$GATE_STATS" "$1"
 }
 
-# object_sha KEY: sha256 of the object, read from the server directly
-# (not through the gate), or "missing".
-object_sha() {
-	local status=0
-	s3 get data "$1" >"$WORK/object" 2>"$WORK/object.err" || status=$?
-	case $status in
-	0) sha256 "$WORK/object" ;;
-	3) echo missing ;;
-	*) fail "s3cli.py get data $1 failed: $(cat "$WORK/object.err")" ;;
-	esac
-}
-
 # failures MNT: failed files plus retries so far.
 failures() {
 	echo $(($(stat_field "$1" uploads_failed) + \
@@ -81,7 +69,7 @@ check "back mode: baseline upload with the gate open"
 random_file "$REF/base.bin" 200000
 cp "$REF/base.bin" "$MNT/base.bin"
 "$NEARFS_CTL" flush "$MNT" || fail "nearfs-ctl flush with the gate open"
-assert_eq "$(sha256 "$REF/base.bin")" "$(object_sha base.bin)" \
+assert_eq "$(sha256 "$REF/base.bin")" "$(object_sha data base.bin)" \
 	"sha256 of object base.bin"
 
 check "back mode: the gate closes during an upload"
@@ -102,7 +90,7 @@ gate closed
 wait_failures "$MNT" || fail "no failed upload counted 30 s after the" \
 	"gate closed: $("$NEARFS_CTL" stats "$MNT")"
 assert_num "$(failures "$MNT")" -gt 0 "uploads_failed + upload_retries"
-assert_eq missing "$(object_sha inflight.bin)" \
+assert_eq missing "$(object_sha data inflight.bin)" \
 	"object inflight.bin after the cut upload"
 
 check "back mode: writes while the gate is closed"
@@ -118,8 +106,8 @@ for name in inflight.bin closed.bin base.bin; do
 	assert_eq "$(sha256 "$REF/$name")" "$(sha256 "$MNT/$name")" \
 		"sha256 of $name through the mount while the gate is closed"
 done
-assert_eq missing "$(object_sha closed.bin)" "object closed.bin"
-assert_ne "$(sha256 "$REF/base.bin")" "$(object_sha base.bin)" \
+assert_eq missing "$(object_sha data closed.bin)" "object closed.bin"
+assert_ne "$(sha256 "$REF/base.bin")" "$(object_sha data base.bin)" \
 	"object base.bin (still the first version)"
 status=0
 timeout 60 "$NEARFS_CTL" flush "$MNT" >"$WORK/flush.out" 2>&1 || status=$?
@@ -133,7 +121,7 @@ done_before=$(stat_field "$MNT" uploads_done)
 "$NEARFS_CTL" flush "$MNT" >"$WORK/flush.out" 2>&1 ||
 	fail "nearfs-ctl flush after the gate opened: $(cat "$WORK/flush.out")"
 for name in inflight.bin closed.bin base.bin; do
-	assert_eq "$(sha256 "$REF/$name")" "$(object_sha "$name")" \
+	assert_eq "$(sha256 "$REF/$name")" "$(object_sha data "$name")" \
 		"sha256 of object $name"
 done
 assert_eq 0 "$(stat_field "$MNT" uploads_pending)" "uploads_pending"
@@ -154,18 +142,7 @@ assert_eq "$(sha256 "$REF/wt.v1")" "$(sha256 "$MNT_WT/wt.bin")" \
 	"sha256 of wt.bin (first version) through the mount"
 gate closed
 status=0
-python3 - "$REF/wt.v2" "$MNT_WT/wt.bin" <<'PY' || status=$?
-import sys
-data = open(sys.argv[1], "rb").read()
-f = open(sys.argv[2], "wb")
-f.write(data)
-try:
-    f.close()
-except OSError as exc:
-    print("close failed:", exc)
-    sys.exit(1)
-sys.exit(0)
-PY
+write_file "$REF/wt.v2" "$MNT_WT/wt.bin" || status=$?
 assert_eq 1 "$status" "close of the rewritten wt.bin fails (1 = OSError)"
 
 check "write-through: fsync fails while the gate is closed"
@@ -193,7 +170,7 @@ check "write-through: after the gate opens, the old version everywhere"
 gate open
 # Both values first, so that a failure shows where each version went.
 sleep 1
-bucket_sum=$(object_sha wt.bin)
+bucket_sum=$(object_sha data wt.bin)
 drop_page_cache "$MNT_WT/wt.bin"
 mount_sum=$(sha256 "$MNT_WT/wt.bin")
 log "first version $(sha256 "$REF/wt.v1"), rejected $(sha256 "$REF/wt.v2"):" \

@@ -22,18 +22,17 @@ import argparse
 import hashlib
 import http.client
 import http.server
-import json
-import os
 import re
 import socketserver
 import sys
 import threading
 import time
-from urllib.parse import parse_qs, urlsplit
 
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from s3_http import KINDS, request_kind, s3_error_body, write_json
 
 CHUNK = 64 * 1024
 STALL_SECONDS = 10
@@ -45,8 +44,6 @@ HOP_BY_HOP = {
 AUTH_RE = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*"
     r"SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)$")
-KINDS = ("GET", "HEAD", "LIST", "PUT", "COPY", "DELETE", "MULTIPART",
-         "OTHER")
 
 
 class Stats:
@@ -86,28 +83,7 @@ class Stats:
         data = {"counts": self.counts, "requests": self.requests,
                 "mismatches": self.mismatches,
                 "signed_headers": sorted(self.signed_headers)}
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
-
-
-def request_kind(method, query, headers):
-    """Classify a request the way the origin counts it."""
-    params = parse_qs(query, keep_blank_values=True)
-    if method == "POST":
-        return "MULTIPART"
-    if "uploadId" in params or "partNumber" in params:
-        return "MULTIPART"
-    if method == "GET":
-        return "LIST" if "list-type" in params else "GET"
-    if method == "PUT":
-        if headers.get("x-amz-copy-source") is not None:
-            return "COPY"
-        return "PUT"
-    if method in ("HEAD", "DELETE"):
-        return method
-    return "OTHER"
+        write_json(self.path, data)
 
 
 def expected_signature(args, method, path, headers, signed_names, amz_date):
@@ -265,9 +241,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         """Drain the request body and respond with an S3 <Error>."""
         for _ in self.read_body_chunks():
             pass
-        body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
-                f"<Code>{code}</Code><Message>{message}</Message>"
-                "</Error>").encode()
+        body = s3_error_body(code, message)
         self.send_response(status, reason)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
@@ -285,8 +259,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         args = self.server.args
         mismatch = check_signature(args, self.command, self.path,
                                    self.headers)
-        kind = request_kind(self.command, urlsplit(self.path).query,
-                            self.headers)
+        kind = request_kind(self.command, self.path, self.headers)
         if self.server.stats.take_fault("slowdowns"):
             self.record(kind, mismatch)
             self.send_s3_error(503, "Slow Down", "SlowDown",

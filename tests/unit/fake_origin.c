@@ -44,6 +44,8 @@ struct fake_origin {
 	unsigned fail_left[FAKE_OP_MAX];	/* under lock */
 	int fail_errno[FAKE_OP_MAX];
 	_Atomic unsigned read_delay_ms;
+	fake_stat_hook_fn stat_hook;	/* under lock */
+	void *stat_hook_arg;
 	uint64_t last_read_offset;	/* under lock */
 	size_t last_read_len;
 	uint64_t stream_cut;		/* under lock; 0: none */
@@ -185,10 +187,18 @@ static int fake_stat(struct origin *o, const char *path,
 {
 	struct fake_origin *fo = to_fake(o);
 	struct fake_node *n;
+	fake_stat_hook_fn hook;
+	void *hook_arg;
 	int ret = fake_enter(fo, FAKE_STAT, ORIGIN_REQ_HEAD);
 
 	if (ret)
 		return ret;
+	pthread_mutex_lock(&fo->lock);
+	hook = fo->stat_hook;
+	hook_arg = fo->stat_hook_arg;
+	pthread_mutex_unlock(&fo->lock);
+	if (hook)
+		hook(hook_arg, path);
 	pthread_mutex_lock(&fo->lock);
 	n = find_node(fo, path);
 	if (n)
@@ -972,6 +982,15 @@ void fake_set_tree_page(struct fake_origin *fo, unsigned page_size)
 {
 	fo->tree_page = page_size;
 	fo->ops.list_tree = page_size ? fake_list_tree : NULL;
+}
+
+void fake_set_stat_hook(struct fake_origin *fo, fake_stat_hook_fn fn,
+			void *arg)
+{
+	pthread_mutex_lock(&fo->lock);
+	fo->stat_hook = fn;
+	fo->stat_hook_arg = arg;
+	pthread_mutex_unlock(&fo->lock);
 }
 
 void fake_set_read_delay_ms(struct fake_origin *fo, unsigned ms)

@@ -108,6 +108,13 @@ void fake_set_list_page(struct fake_origin *fo, unsigned page_size);
  * entries.  0 removes the op again.  Call it before cache_open(). */
 void fake_set_tree_page(struct fake_origin *fo, unsigned page_size);
 
+/* Called at the start of every stat call that no injected fault fails,
+ * with no lock of the origin held, so that a test can act while the
+ * engine waits for the origin.  NULL removes the hook. */
+typedef void (*fake_stat_hook_fn)(void *arg, const char *path);
+void fake_set_stat_hook(struct fake_origin *fo, fake_stat_hook_fn fn,
+			void *arg);
+
 /* Sleep this many milliseconds at the start of every read call. */
 void fake_set_read_delay_ms(struct fake_origin *fo, unsigned ms);
 

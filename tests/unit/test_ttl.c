@@ -356,6 +356,93 @@ static void test_ttl_change_during_read_fails(void **state)
 	free(buf);
 }
 
+/* After a read failed on a changed file, the next open has the new
+ * version, also within ttl. */
+static void test_ttl_change_during_read_next_open(void **state)
+{
+	struct test_env *env = start(state);
+	char *buf = malloc(2 * CS), *want = malloc(2 * CS);
+	struct cache_file *f;
+	bool changed;
+
+	assert_non_null(buf);
+	assert_non_null(want);
+	test_fill_pattern(buf, 2 * CS, 0, 1);
+	assert_int_equal(fake_put_file(env->fo, "f", buf, 2 * CS), 0);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	test_fill_pattern(want, 2 * CS, 0, 2);
+	assert_int_equal(fake_put_file(env->fo, "f", want, 2 * CS), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, CS), -EIO);
+	cache_file_release(f);
+
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	assert_true(changed);
+	assert_int_equal(cache_file_read(f, buf, 2 * CS, 0), 2 * CS);
+	assert_memory_equal(buf, want, 2 * CS);
+	cache_file_release(f);
+	assert_int_equal(test_stats(env->c).invalidations, 1);
+	free(buf);
+	free(want);
+}
+
+struct racing_read {
+	struct cache_file *f;
+	char *buf;
+	ssize_t n;
+	bool done;
+};
+
+/* Read the first chunk through the handle, once. */
+static void read_first_chunk(void *arg, const char *path)
+{
+	struct racing_read *r = arg;
+
+	if (r->done)
+		return;
+	r->done = true;
+	r->n = cache_file_read(r->f, r->buf, CS, 0);
+}
+
+/* A read returns cached bytes of the old version while another read of
+ * the same handle waits for the origin to name the new version: that
+ * other read fails rather than return bytes of the new version. */
+static void test_ttl_change_race_never_mixes(void **state)
+{
+	struct test_env *env = start(state);
+	char *old = test_pattern_new(2 * CS, 0, 1);
+	char *new = test_pattern_new(2 * CS, 0, 2);
+	char *buf = malloc(CS), *first = malloc(CS);
+	struct racing_read race = { .buf = first };
+	struct cache_file *f;
+	bool changed;
+
+	assert_non_null(buf);
+	assert_non_null(first);
+	assert_int_equal(fake_put_file(env->fo, "f", old, 2 * CS), 0);
+	assert_int_equal(test_read_path(env->c, "f", buf, CS, 0), CS);
+	assert_int_equal(fake_put_file(env->fo, "f", new, 2 * CS), 0);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	race.f = f;
+	/* The fetch of the second chunk finds the file changed, and the
+	 * first chunk is read during the stat that follows. */
+	fake_set_stat_hook(env->fo, read_first_chunk, &race);
+	assert_int_equal(cache_file_read(f, buf, CS, CS), -EIO);
+	fake_set_stat_hook(env->fo, NULL, NULL);
+	assert_true(race.done);
+	assert_int_equal(race.n, CS);
+	assert_memory_equal(first, old, CS);
+	cache_file_release(f);
+	test_assert_cache_has(env->c, "f", new, 2 * CS);
+	free(old);
+	free(new);
+	free(buf);
+	free(first);
+}
+
 /* A handle that returned nothing yet moves to the new version. */
 static void test_ttl_change_before_read_switches(void **state)
 {
@@ -412,6 +499,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_ttl_origin_down_serves_cached,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_during_read_fails,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_ttl_change_during_read_next_open,
+			test_env_teardown),
+		cmocka_unit_test_teardown(test_ttl_change_race_never_mixes,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_before_read_switches,
 					  test_env_teardown),
