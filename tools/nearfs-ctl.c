@@ -230,7 +230,9 @@ static int cmd_verify(int argc, char **argv)
 			"the cache_dir or one of its origin folders\n", dir);
 		return VERIFY_EXIT_ERROR;
 	}
-	verify_print_summary(&counts, repair);
+	/* A summary of zeros would read as a clean folder. */
+	if (!failed || checked > 1)
+		verify_print_summary(&counts, repair);
 	if (fflush(stdout) != 0 || failed)
 		return VERIFY_EXIT_ERROR;
 	for (int k = 0; k < VERIFY_KIND_MAX; k++)
