@@ -508,29 +508,27 @@ static void check_dirty_file(struct verify *v, const char *dir,
 
 /* ---- the repair ---- */
 
-struct find_object {
-	uint64_t id;
-	struct object *obj;
-};
-
-static void find_one(void *arg, const char *key, void *value)
+static void index_by_id(void *arg, const char *key, void *value)
 {
-	struct find_object *f = arg;
+	struct htab *by_id = arg;
 	struct object *obj = value;
+	char id[17];
 
 	(void)key;
-	if (obj->id == f->id)
-		f->obj = obj;
+	id_key(obj->id, id);
+	htab_put(by_id, id, obj);
 }
 
-/* Drop the chunks p names from the replayed state of c. */
-static void drop_chunks(struct cache *c, const struct problem *p)
+/* Drop the chunks p names from the replayed state of c; by_id maps ids
+ * to the objects of c. */
+static void drop_chunks(struct cache *c, struct htab *by_id,
+			const struct problem *p)
 {
-	struct find_object f = { .id = p->id };
 	struct object *obj;
+	char id[17];
 
-	htab_for_each(&c->objects, find_one, &f);
-	obj = f.obj;
+	id_key(p->id, id);
+	obj = htab_remove(by_id, id);
 	if (!obj)
 		return;
 	for (uint32_t i = 0; i < obj->nchunks; i++) {
@@ -544,15 +542,18 @@ static void drop_chunks(struct cache *c, const struct problem *p)
 		    i != p->index)
 			continue;
 		if (obj->lent) {
-			/* Dropped whole: its data file is unlinked. */
+			/* Dropped whole, and its data file unlinked. */
 			store_drop_chunk(c, obj, ch);
 			return;
 		}
 		store_drop_chunk(c, obj, ch);
 	}
 	/* Nothing left to serve: remove the data file with the object. */
-	if (obj->ncached == 0)
+	if (obj->ncached == 0) {
 		store_object_detach(c, obj);
+		return;
+	}
+	htab_put(by_id, id, obj);
 }
 
 /* Replay the index as a daemon start does, drop the broken chunks and
@@ -560,20 +561,29 @@ static void drop_chunks(struct cache *c, const struct problem *p)
 static int repair_index(struct verify *v)
 {
 	struct cache *c = folder_cache(v);
+	struct htab by_id = { 0 };
 	char msg[1024];
 	int ret;
 
 	if (!c)
 		return -ENOMEM;
 	ret = store_replay(c, msg, sizeof(msg));
+	if (ret >= 0)
+		ret = htab_init(&by_id);
+	if (ret >= 0) {
+		htab_for_each(&c->objects, index_by_id, &by_id);
+		if (by_id.count != c->objects.count)
+			ret = -ENOMEM;
+	}
 	if (ret >= 0) {
 		for (size_t i = 0; i < v->nproblems; i++)
 			if (v->problems[i].fix == FIX_CHUNKS)
-				drop_chunks(c, &v->problems[i]);
+				drop_chunks(c, &by_id, &v->problems[i]);
 		ret = store_compact(c);
-		index_close(c->index);
-		c->index = NULL;
 	}
+	htab_release(&by_id);
+	index_close(c->index);
+	c->index = NULL;
 	cache_close(c);
 	return ret < 0 ? ret : 0;
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "verify.h"
 #include "ctl_link.h"
 
@@ -194,6 +195,9 @@ static int cmd_verify(int argc, char **argv)
 		usage_error("verify: missing the cache folder");
 		return VERIFY_EXIT_ERROR;
 	}
+	/* verify prints every problem itself: the engine's warnings about
+	 * the same records would only repeat them. */
+	log_max_level = LOG_ERR;
 	/* Trailing slashes would double in the file names printed. */
 	len = strlen(dir);
 	while (len > 1 && dir[len - 1] == '/')

@@ -348,6 +348,44 @@ static void test_verify_torn_index(void **state)
 	assert_int_equal(r.counts.chunks, 6);
 }
 
+static void test_verify_torn_journal_keeps_dirty(void **state)
+{
+	char root[PATH_MAX], path[2 * PATH_MAX];
+	struct run r;
+	int fd;
+
+	fill(state, root, sizeof(root));
+	snprintf(path, sizeof(path), "%s/journal", root);
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "torn", 4), 4);
+	close(fd);
+	write_file(root, "dirty/0000000000000007", "unlisted");
+
+	r = run_verify(root, false);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(r.counts.problems[VERIFY_JOURNAL], 1);
+	assert_int_equal(r.counts.problems[VERIFY_DIRTY], 1);
+	assert_int_equal(total_problems(&r.counts), 2);
+	assert_int_equal(r.counts.pending, 2);
+
+	r = run_verify(root, true);
+	assert_int_equal(r.counts.repaired, 1);
+	assert_int_equal(r.counts.kept, 1);
+	assert_true(exists(root, "dirty/0000000000000007"));
+	assert_true(exists(root, "dirty/0000000000000001"));
+	assert_true(exists(root, "dirty/0000000000000002"));
+
+	/* With the journal whole again, the unlisted file is left over. */
+	r = run_verify(root, true);
+	assert_int_equal(r.counts.problems[VERIFY_DIRTY], 1);
+	assert_int_equal(r.counts.repaired, 1);
+	assert_false(exists(root, "dirty/0000000000000007"));
+	r = run_verify(root, false);
+	assert_int_equal(total_problems(&r.counts), 0);
+	assert_int_equal(r.counts.pending, 2);
+}
+
 static void test_verify_rejects_locked(void **state)
 {
 	struct test_env *env;
@@ -382,6 +420,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_verify_repair_then_clean,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_torn_index,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_verify_torn_journal_keeps_dirty,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_rejects_locked,
 					  test_env_teardown),
