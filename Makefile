@@ -71,9 +71,10 @@ $(B)/nearfs: $(B)/fs/main.o $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(B)/nearfs-ctl: $(B)/tools/nearfs-ctl.o
+# verify reads and repairs cache folders with the engine's own code.
+$(B)/nearfs-ctl: $(B)/tools/nearfs-ctl.o $(B)/libnearfs-cache.a
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(B)/test_%: tests/unit/test_%.c $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a \
 		$(wildcard tests/unit/*.h tests/unit/fake_*.c)

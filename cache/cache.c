@@ -97,31 +97,48 @@ static void empty_folder(struct cache *c, const char *name)
 	free(path);
 }
 
-static int lock_folder(struct cache *c, char *err, size_t errlen)
+int cache_lock_folder(int root_fd, char *holder, size_t len)
 {
 	char pid[32];
-	int n;
+	int fd, n;
 
-	c->lock_fd = openat(c->root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC,
-			    0600);
-	if (c->lock_fd < 0) {
-		snprintf(err, errlen, "cannot create %s/lock: %s", c->root,
-			 strerror(errno));
+	fd = openat(root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
 		return -errno;
-	}
-	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		n = pread(c->lock_fd, pid, sizeof(pid) - 1, 0);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
-		snprintf(err, errlen, "the cache folder %s is in use by "
-			 "another nearfs (pid %s): unmount it first, or give "
-			 "this mount another cache_dir", c->root,
-			 pid[0] ? pid : "unknown");
+		snprintf(holder, len, "%s", pid[0] ? pid : "unknown");
+		close(fd);
 		return -EBUSY;
 	}
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(c->lock_fd, 0) < 0 || pwrite(c->lock_fd, pid, n, 0) < 0)
-		log_debug("cannot write the pid to %s/lock", c->root);
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, n, 0) < 0)
+		log_debug("cannot write the pid to the lock file");
+	return fd;
+}
+
+static int lock_folder(struct cache *c, char *err, size_t errlen)
+{
+	char pid[32];
+
+	c->lock_fd = cache_lock_folder(c->root_fd, pid, sizeof(pid));
+	if (c->lock_fd == -EBUSY) {
+		snprintf(err, errlen, "the cache folder %s is in use by "
+			 "another nearfs (pid %s): unmount it first, or give "
+			 "this mount another cache_dir", c->root, pid);
+		c->lock_fd = -1;
+		return -EBUSY;
+	}
+	if (c->lock_fd < 0) {
+		int ret = c->lock_fd;
+
+		snprintf(err, errlen, "cannot create %s/lock: %s", c->root,
+			 strerror(-ret));
+		c->lock_fd = -1;
+		return ret;
+	}
 	return 0;
 }
 
@@ -236,19 +253,14 @@ static int check_config(const struct cache_config *cfg, char *err,
 	return 0;
 }
 
-int cache_open(const struct cache_config *cfg, struct origin *origin,
-	       struct cache **out, char *err, size_t errlen)
+struct cache *cache_alloc(const struct cache_config *cfg)
 {
-	struct cache *c;
-	int ret = check_config(cfg, err, errlen);
+	struct cache *c = calloc(1, sizeof(*c));
 
-	if (ret < 0)
-		return ret;
-	c = calloc(1, sizeof(*c));
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	c->cfg = *cfg;
-	c->origin = origin;
+	c->cfg.dir = NULL;	/* the caller's string; use c->root */
 	c->root_fd = c->lock_fd = -1;
 	c->next_id = 1;
 	list_init(&c->lru);
@@ -259,11 +271,30 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->fetched, NULL);
 	pthread_cond_init(&c->prefetched, NULL);
+	if (htab_init(&c->objects) < 0 || htab_init(&c->shadows) < 0 ||
+	    htab_init(&c->attrs) < 0 || htab_init(&c->listings) < 0) {
+		cache_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+int cache_open(const struct cache_config *cfg, struct origin *origin,
+	       struct cache **out, char *err, size_t errlen)
+{
+	struct cache *c;
+	int ret = check_config(cfg, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	c = cache_alloc(cfg);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->origin = origin;
 	c->root = origin_folder(cfg, origin);
-	c->cfg.dir = NULL;	/* the caller's string; use c->root */
-	if (!c->root || htab_init(&c->objects) < 0 ||
-	    htab_init(&c->shadows) < 0 || htab_init(&c->attrs) < 0 ||
-	    htab_init(&c->listings) < 0) {
+	if (!c->root) {
 		ret = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto out_close;

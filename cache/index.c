@@ -202,6 +202,20 @@ int index_open(const char *path, uint32_t chunk_size,
 	return 0;
 }
 
+int index_read(const char *path, const struct index_replay *r,
+	       struct recordlog_scan *scan, char *err, size_t errlen)
+{
+	return recordlog_read(path, &index_kind, replay_one, (void *)r, scan,
+			      err, errlen);
+}
+
+int index_read_chunk_size(const char *path, uint32_t *chunk_size, char *err,
+			  size_t errlen)
+{
+	return recordlog_read_param(path, &index_kind, chunk_size, err,
+				    errlen);
+}
+
 void index_close(struct index *idx)
 {
 	if (!idx)

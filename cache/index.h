@@ -27,6 +27,7 @@
 #include <stddef.h>
 
 #include "origin.h"
+#include "recordlog.h"
 
 #define INDEX_FORMAT_VERSION 1
 
@@ -56,6 +57,18 @@ int index_open(const char *path, uint32_t chunk_size,
 	       const struct index_replay *r, struct index **out, int *reset,
 	       char *err, size_t errlen);
 void index_close(struct index *idx);
+
+/*
+ * Replay the index at path through r without changing the file (see
+ * recordlog_read(): scan->param is the chunk size, scan->valid the
+ * offset where the replay stopped).  Returns 0 or a negative errno with
+ * a message in err.
+ */
+int index_read(const char *path, const struct index_replay *r,
+	       struct recordlog_scan *scan, char *err, size_t errlen);
+/* Read the chunk size from the header of the index at path. */
+int index_read_chunk_size(const char *path, uint32_t *chunk_size, char *err,
+			  size_t errlen);
 
 /* Bytes of live records after the last replay or compaction, and the
  * file's size: the caller compacts when the file is mostly garbage. */

@@ -172,6 +172,8 @@ struct cache {
 	int root_fd;
 	int lock_fd;		/* flock(2) held while open */
 	struct index *index;
+	bool keep_files;	/* removing an object leaves its data file:
+				 * an offline check changes nothing */
 
 	pthread_mutex_t lock;
 	pthread_cond_t fetched;	/* a fetch finished */
@@ -247,6 +249,19 @@ void store_data_path(const struct cache *c, uint64_t id, char *buf,
 		     size_t len);
 void store_log_object(struct cache *c, struct object *obj);
 int store_replay(struct cache *c, char *err, size_t errlen);
+/* Replay the index into c as store_replay() does, but without changing
+ * any file (see index_read() for scan).  c->index stays NULL. */
+struct recordlog_scan;
+int store_read_index(struct cache *c, struct recordlog_scan *scan, char *err,
+		     size_t errlen);
+/* Forget a damaged chunk: punch it out of its data file, or drop the
+ * whole object when it was lent.  Lock held; obj may be freed. */
+void store_drop_chunk(struct cache *c, struct object *obj, struct chunk *ch);
+/* Read chunk ch of the data file fd into buf (ch->len bytes) and check
+ * its checksum.  Returns 0, -EILSEQ on a mismatch, or -errno (-EIO when
+ * the file ends inside the chunk). */
+int store_check_chunk(const struct cache *c, int fd, const struct chunk *ch,
+		      void *buf);
 /* Queue chunks [first, first + count) of a pinned object for fetching. */
 /* Ask the kernel (posix_fadvise WILLNEED) to read the cached chunks of obj
  * from first on, up to count of them, from the data file.  The FUSE reads
@@ -334,7 +349,15 @@ void prefetch_stop_all(struct cache *c);
  * Lock held. */
 void dir_cursor_note_change(struct cache *c, const char *dir, bool subtree);
 
-/* cache.c: helpers shared with file.c. */
+/* cache.c: helpers shared with file.c and verify.c. */
+/* Allocate a cache with cfg and no folder, origin or index yet; close it
+ * with cache_close().  Returns NULL when out of memory. */
+struct cache *cache_alloc(const struct cache_config *cfg);
+/* Take the flock(2) on the lock file of the cache folder open as root_fd
+ * and write this process's pid in it.  Returns the lock descriptor, or
+ * -EBUSY with the holder's pid ("unknown" when not written) in holder,
+ * or another negative errno. */
+int cache_lock_folder(int root_fd, char *holder, size_t len);
 bool cache_is_fresh(uint64_t since_ms, uint64_t ttl_ms);
 void cache_notify(struct cache *c, const char *path);
 bool cache_same_version(const struct origin_attr *a,
@@ -381,6 +404,9 @@ void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 		    const struct origin_attr *attr);
 
 /* writeback.c: the write-back queue. */
+/* The name of the file of a pending upload, "dirty/SEQ"; NULL when out
+ * of memory.  The caller frees it. */
+char *wb_dirty_name(uint64_t seq);
 int wb_open(struct cache *c, char *err, size_t errlen);
 void wb_close(struct cache *c);
 int wb_commit(struct cache *c, struct shadow *sh);

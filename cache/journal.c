@@ -318,67 +318,97 @@ static void free_one(void *arg, const char *key, void *value)
 	pending_free(value);
 }
 
-/* Replay path into st and open the log into j. */
+/* Replay path into st.  With j, open its log into j (which cuts a torn
+ * tail), else read the file unchanged and describe it in scan. */
 static int replay(struct journal *j, const char *path,
-		  struct replay_state *st, char *err, size_t errlen)
+		  struct replay_state *st, struct recordlog_scan *scan,
+		  char *err, size_t errlen)
 {
 	int param_changed = 0;
 	int ret = check_param(path, err, errlen);
 
 	if (ret < 0)
 		return ret;
-	ret = recordlog_open(path, &journal_kind, JOURNAL_PARAM, replay_one,
-			     st, &j->log, &param_changed, err, errlen);
+	if (j)
+		ret = recordlog_open(path, &journal_kind, JOURNAL_PARAM,
+				     replay_one, st, &j->log, &param_changed,
+				     err, errlen);
+	else
+		ret = recordlog_read(path, &journal_kind, replay_one, st, scan,
+				     err, errlen);
 	if (ret < 0)
 		return ret;
 	if (st->error) {
 		snprintf(err, errlen, "cannot replay the write-back journal "
 			 "%s: %s", path, strerror(-st->error));
-		recordlog_close(j->log);
-		j->log = NULL;
+		if (j) {
+			recordlog_close(j->log);
+			j->log = NULL;
+		}
 		return st->error;
 	}
 	return 0;
 }
 
-int journal_open(const char *path, journal_pending_fn fn, void *arg,
-		 struct journal **out, char *err, size_t errlen)
+/* Replay the journal at path and pass every pending file to fn; with j,
+ * as journal_open() does, else as journal_read() does. */
+static int replay_and_report(struct journal *j, const char *path,
+			     journal_pending_fn fn, void *arg,
+			     struct recordlog_scan *scan, char *err,
+			     size_t errlen)
 {
-	struct journal *j = calloc(1, sizeof(*j));
 	struct replay_state st = { .max_seq = 0 };
 	struct pending_list list = { NULL, 0 };
-	int ret;
+	int ret = htab_init(&st.map);
 
-	if (!j)
-		return -ENOMEM;
-	ret = htab_init(&st.map);
 	if (ret < 0)
-		goto out_free;
-	ret = replay(j, path, &st, err, errlen);
+		return ret;
+	ret = replay(j, path, &st, scan, err, errlen);
 	if (ret < 0)
 		goto out_release;
 	ret = sorted_pending(&st.map, &list);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot replay the write-back journal "
 			 "%s: %s", path, strerror(-ret));
-		recordlog_close(j->log);
+		if (j)
+			recordlog_close(j->log);
 		goto out_release;
 	}
-	j->max_seq = st.max_seq;
 	for (size_t i = 0; i < list.count; i++)
 		fn(arg, list.items[i]->seq, list.items[i]->path,
 		   &list.items[i]->meta);
-	compact(j, path, &list);
-	*out = j;
-	j = NULL;
-	ret = 0;
+	if (j) {
+		j->max_seq = st.max_seq;
+		compact(j, path, &list);
+	}
 	free(list.items);
 out_release:
 	htab_for_each(&st.map, free_one, NULL);
 	htab_release(&st.map);
-out_free:
-	free(j);
 	return ret;
+}
+
+int journal_open(const char *path, journal_pending_fn fn, void *arg,
+		 struct journal **out, char *err, size_t errlen)
+{
+	struct journal *j = calloc(1, sizeof(*j));
+	int ret;
+
+	if (!j)
+		return -ENOMEM;
+	ret = replay_and_report(j, path, fn, arg, NULL, err, errlen);
+	if (ret < 0) {
+		free(j);
+		return ret;
+	}
+	*out = j;
+	return 0;
+}
+
+int journal_read(const char *path, journal_pending_fn fn, void *arg,
+		 struct recordlog_scan *scan, char *err, size_t errlen)
+{
+	return replay_and_report(NULL, path, fn, arg, scan, err, errlen);
 }
 
 void journal_close(struct journal *j)

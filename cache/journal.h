@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "origin.h"
+#include "recordlog.h"
 
 #define JOURNAL_FORMAT_VERSION 1
 
@@ -41,6 +42,15 @@ typedef void (*journal_pending_fn)(void *arg, uint64_t seq,
 int journal_open(const char *path, journal_pending_fn fn, void *arg,
 		 struct journal **out, char *err, size_t errlen);
 void journal_close(struct journal *j);
+
+/*
+ * Replay the journal at path and report every pending file through fn,
+ * as journal_open() does, but without changing the file (see
+ * recordlog_read() for scan).  Returns 0 or a negative errno with a
+ * message in err.
+ */
+int journal_read(const char *path, journal_pending_fn fn, void *arg,
+		 struct recordlog_scan *scan, char *err, size_t errlen);
 
 /* The largest seq ever replayed or written; new files use larger ones. */
 uint64_t journal_max_seq(const struct journal *j);

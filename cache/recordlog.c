@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,27 +148,29 @@ static int read_file(int fd, char **buf, size_t *size)
 	return 0;
 }
 
-/* Check the header; returns 1 when the parameter differs. */
-static int check_header(const struct recordlog *log, const char *buf,
-			size_t size, char *err, size_t errlen)
+/* Check the header of the file at path and store its parameter in
+ * *param.  Returns 0, or -EPROTO with a message in err. */
+static int read_header(const char *path, const struct recordlog_kind *kind,
+		       const char *buf, size_t size, uint32_t *param,
+		       char *err, size_t errlen)
 {
-	const struct recordlog_kind *kind = log->kind;
 	struct file_header fh;
 
 	if (size < sizeof(fh) ||
 	    memcmp(buf, kind->magic, sizeof(fh.magic)) != 0) {
 		snprintf(err, errlen, "%s is not a nearfs %s (bad magic): %s",
-			 log->path, kind->what, kind->fix);
+			 path, kind->what, kind->fix);
 		return -EPROTO;
 	}
 	memcpy(&fh, buf, sizeof(fh));
 	if (fh.version != kind->version) {
 		snprintf(err, errlen, "%s %s has format version %u, but this "
-			 "nearfs reads version %u: %s", kind->what, log->path,
+			 "nearfs reads version %u: %s", kind->what, path,
 			 fh.version, kind->version, kind->fix);
 		return -EPROTO;
 	}
-	return fh.param != log->param;
+	*param = fh.param;
+	return 0;
 }
 
 static int start_empty(struct recordlog *log)
@@ -183,6 +186,7 @@ static int load(struct recordlog *log, recordlog_replay_fn fn, void *arg,
 {
 	char *buf = NULL;
 	size_t size = 0, valid;
+	uint32_t param;
 	int ret = read_file(log->fd, &buf, &size);
 
 	if (ret < 0) {
@@ -199,10 +203,11 @@ static int load(struct recordlog *log, recordlog_replay_fn fn, void *arg,
 		ret = start_empty(log);
 		goto out_free;
 	}
-	ret = check_header(log, buf, size, err, errlen);
+	ret = read_header(log->path, log->kind, buf, size, &param, err,
+			  errlen);
 	if (ret < 0)
 		goto out_free;
-	if (ret == 1) {
+	if (param != log->param) {
 		*param_changed = 1;
 		ret = start_empty(log);
 		goto out_free;
@@ -258,6 +263,55 @@ int recordlog_open(const char *path, const struct recordlog_kind *kind,
 	return 0;
 out_close:
 	recordlog_close(log);
+	return ret;
+}
+
+int recordlog_read(const char *path, const struct recordlog_kind *kind,
+		   recordlog_replay_fn fn, void *arg,
+		   struct recordlog_scan *scan, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	memset(scan, 0, sizeof(*scan));
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot open the %s %s: %s", kind->what,
+			 path, strerror(errno));
+		return ret;
+	}
+	ret = read_file(fd, &buf, &size);
+	close(fd);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot read the %s %s: %s", kind->what,
+			 path, strerror(-ret));
+		return ret;
+	}
+	scan->size = size;
+	if (size >= sizeof(struct file_header)) {
+		ret = read_header(path, kind, buf, size, &scan->param, err,
+				  errlen);
+		if (ret == 0 && fn)
+			scan->valid = replay_all(fn, arg, buf, size);
+	}
+	free(buf);
+	return ret;
+}
+
+int recordlog_read_param(const char *path, const struct recordlog_kind *kind,
+			 uint32_t *param, char *err, size_t errlen)
+{
+	struct recordlog_scan scan;
+	int ret = recordlog_read(path, kind, NULL, NULL, &scan, err, errlen);
+
+	if (ret == 0 && scan.size < sizeof(struct file_header)) {
+		snprintf(err, errlen, "torn header of %" PRIu64 " bytes",
+			 scan.size);
+		return -ENODATA;
+	}
+	*param = scan.param;
 	return ret;
 }
 

@@ -44,6 +44,31 @@ int recordlog_open(const char *path, const struct recordlog_kind *kind,
 		   size_t errlen);
 void recordlog_close(struct recordlog *log);
 
+/* The result of recordlog_read() on a file. */
+struct recordlog_scan {
+	uint32_t param;		/* the header's parameter */
+	uint64_t valid;		/* bytes of the header and of the records
+				 * replayed; 0 when the header is torn */
+	uint64_t size;		/* bytes in the file */
+};
+
+/*
+ * Replay the file at path through fn, as recordlog_open() does, but
+ * without changing or creating it.  Replay stops at the first torn or
+ * damaged record, at offset scan->valid.  Returns 0, or a negative errno
+ * with a message in err (-ENOENT for a missing file, -EPROTO for a bad
+ * magic or an unknown format version).
+ */
+int recordlog_read(const char *path, const struct recordlog_kind *kind,
+		   recordlog_replay_fn fn, void *arg,
+		   struct recordlog_scan *scan, char *err, size_t errlen);
+
+/* Read only the header parameter of the file at path, with the errors of
+ * recordlog_read(), and -ENODATA when the file is shorter than a header
+ * (a crash cut it; recordlog_open() starts it empty). */
+int recordlog_read_param(const char *path, const struct recordlog_kind *kind,
+			 uint32_t *param, char *err, size_t errlen);
+
 /* Append a record made of up to three parts (b and c may be NULL).
  * Returns 0 or a negative errno; the first failure is logged. */
 int recordlog_append(struct recordlog *log, uint8_t type, const void *a,

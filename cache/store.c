@@ -314,7 +314,8 @@ static void object_destroy(struct cache *c, struct object *obj)
 	if (obj->fd >= 0)
 		close(obj->fd);
 	store_data_path(c, obj->id, rel, sizeof(rel));
-	unlinkat(c->root_fd, rel, 0);
+	if (!c->keep_files)
+		unlinkat(c->root_fd, rel, 0);
 	if (obj->logged && c->index)
 		index_log_object_del(c->index, obj->id);
 	free(obj->chunks);
@@ -530,6 +531,16 @@ int store_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+void store_drop_chunk(struct cache *c, struct object *obj, struct chunk *ch)
+{
+	if (obj->lent) {
+		drop_lent(c, obj);
+		return;
+	}
+	punch(c, obj, ch);
+	chunk_remove(c, obj, ch->index);
+}
+
 /* Drop a damaged chunk so that the next read refetches it. */
 static void drop_damaged(struct cache *c, struct object *obj,
 			 struct chunk *ch, const char *why)
@@ -537,12 +548,18 @@ static void drop_damaged(struct cache *c, struct object *obj,
 	c->checksum_failures++;
 	log_warn("cached chunk %u of %s is damaged (%s): fetching it again",
 		 ch->index, obj->path ? obj->path : "(removed)", why);
-	if (obj->lent) {
-		drop_lent(c, obj);
-		return;
-	}
-	punch(c, obj, ch);
-	chunk_remove(c, obj, ch->index);
+	store_drop_chunk(c, obj, ch);
+}
+
+int store_check_chunk(const struct cache *c, int fd, const struct chunk *ch,
+		      void *buf)
+{
+	uint64_t off = (uint64_t)ch->index * c->cfg.chunk_size;
+	int ret = pread_full(fd, buf, ch->len, off);
+
+	if (ret < 0)
+		return ret;
+	return XXH3_64bits(buf, ch->len) == ch->sum ? 0 : -EILSEQ;
 }
 
 /*
@@ -553,7 +570,6 @@ static void drop_damaged(struct cache *c, struct object *obj,
  */
 static void verify(struct cache *c, struct object *obj, struct chunk *ch)
 {
-	uint64_t off = (uint64_t)ch->index * c->cfg.chunk_size;
 	char *buf = malloc(ch->len ? ch->len : 1);
 	int fd = obj->fd;
 	int ret = -ENOMEM;
@@ -561,16 +577,16 @@ static void verify(struct cache *c, struct object *obj, struct chunk *ch)
 	ch->readers++;
 	pthread_mutex_unlock(&c->lock);
 	if (buf)
-		ret = pread_full(fd, buf, ch->len, off);
+		ret = store_check_chunk(c, fd, ch, buf);
 	pthread_mutex_lock(&c->lock);
 	ch->readers--;
 	ch->verifying = false;
 	pthread_cond_broadcast(&c->fetched);
-	if (ret == 0 && XXH3_64bits(buf, ch->len) == ch->sum)
+	if (ret == 0)
 		ch->verified = true;
 	else if (ret != -ENOMEM && ch->readers == 0)
-		drop_damaged(c, obj, ch, ret ? strerror(-ret) :
-			     "checksum mismatch");
+		drop_damaged(c, obj, ch, ret == -EILSEQ ? "checksum mismatch" :
+			     strerror(-ret));
 	free(buf);
 }
 
@@ -1037,7 +1053,10 @@ static void replay_lent(void *arg, uint64_t id)
 		obj->lent = true;
 }
 
-int store_replay(struct cache *c, char *err, size_t errlen)
+/* Replay the index of c through the store's replay functions: with
+ * scan, read it unchanged, else open it into c->index. */
+static int replay_index(struct cache *c, struct recordlog_scan *scan,
+			int *reset, char *err, size_t errlen)
 {
 	struct replay_state st = { .c = c };
 	struct index_replay r = {
@@ -1050,7 +1069,7 @@ int store_replay(struct cache *c, char *err, size_t errlen)
 		.lent = replay_lent,
 	};
 	char *path;
-	int reset, ret;
+	int ret;
 
 	if (asprintf(&path, "%s/index", c->root) < 0)
 		return -ENOMEM;
@@ -1058,16 +1077,38 @@ int store_replay(struct cache *c, char *err, size_t errlen)
 		free(path);
 		return -ENOMEM;
 	}
-	ret = index_open(path, c->cfg.chunk_size, &r, &c->index, &reset, err,
-			 errlen);
+	if (scan)
+		ret = index_read(path, &r, scan, err, errlen);
+	else
+		ret = index_open(path, c->cfg.chunk_size, &r, &c->index, reset,
+				 err, errlen);
 	htab_release(&st.by_id);
 	free(path);
+	return ret;
+}
+
+int store_replay(struct cache *c, char *err, size_t errlen)
+{
+	int reset, ret = replay_index(c, NULL, &reset, err, errlen);
+
 	if (ret < 0)
 		return ret;
 	/* A lower cache_size than the last run's takes effect now. */
 	while (c->bytes_cached > c->cfg.size_max && evict_one(c))
 		;
 	return reset;
+}
+
+int store_read_index(struct cache *c, struct recordlog_scan *scan, char *err,
+		     size_t errlen)
+{
+	bool keep = c->keep_files;
+	int ret;
+
+	c->keep_files = true;
+	ret = replay_index(c, scan, NULL, err, errlen);
+	c->keep_files = keep;
+	return ret;
 }
 
 static void compact_object(void *arg, const char *key, void *value)

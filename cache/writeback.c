@@ -43,7 +43,7 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 
-static char *dirty_name(uint64_t seq)
+char *wb_dirty_name(uint64_t seq)
 {
 	char *name;
 
@@ -56,7 +56,7 @@ static char *dirty_name(uint64_t seq)
 static int make_pending(struct cache *c, struct shadow *sh)
 {
 	uint64_t seq = c->wb_seq + 1;
-	char *name = dirty_name(seq);
+	char *name = wb_dirty_name(seq);
 
 	if (!name)
 		return -ENOMEM;
@@ -483,7 +483,7 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 	struct replay *r = arg;
 	struct cache *c = r->c;
 	struct shadow *sh, *old;
-	char *name = dirty_name(seq);
+	char *name = wb_dirty_name(seq);
 	struct stat st;
 	int fd;
 

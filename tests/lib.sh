@@ -437,6 +437,18 @@ signal_nearfs() {
 	log "ok: the daemon of $mnt exited with status 0 after SIG$signal"
 }
 
+# kill_nearfs MNT: SIGKILL the daemon of MNT, reap it and unmount the dead
+# mount, as a crash would leave it.
+kill_nearfs() {
+	local mnt=$1 pid
+	pid=${NEARFS_PID[$mnt]}
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null || true
+	unset "NEARFS_PID[$mnt]"
+	fusermount3 -u "$mnt" || fail "fusermount3 -u of the dead mount $mnt"
+	log "killed the daemon (pid $pid) with SIGKILL and unmounted $mnt"
+}
+
 # wait_for_line FILE PATTERN: wait up to 10 s until a line of FILE matches
 # the extended regular expression PATTERN; fails with the content of FILE.
 wait_for_line() {

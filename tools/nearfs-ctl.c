@@ -1,6 +1,7 @@
 /* nearfs-ctl.c - query and flush a nearfs daemon through its control socket. */
 #include <errno.h>
 #include <inttypes.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "verify.h"
 #include "ctl_link.h"
 
 /* Seconds to wait for the daemon's reply. */
@@ -89,6 +92,157 @@ static int usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'nearfs-ctl --help'.\n");
 	return EXIT_USAGE;
+}
+
+/* ---- verify ---- */
+
+/* Exit statuses of verify, which differ from the other commands'. */
+enum {
+	VERIFY_EXIT_CLEAN = 0,
+	VERIFY_EXIT_PROBLEMS = 1,
+	VERIFY_EXIT_ERROR = 2,	/* usage error, or a folder not checked */
+};
+
+static void verify_print_problem(void *arg, const struct verify_problem *p)
+{
+	(void)arg;
+	printf("%s: %s: %s%s%s\n", verify_kind_names[p->kind], p->file,
+	       p->message, p->outcome ? "; " : "", p->outcome ? p->outcome :
+	       "");
+}
+
+static void verify_print_pending(void *arg, const char *path,
+				 const char *file, uint64_t size)
+{
+	(void)arg;
+	printf("pending: %s: upload of %s, %" PRIu64 " bytes; kept for the "
+	       "next mount\n", file, path, size);
+}
+
+static void verify_print_summary(const struct verify_counts *n, bool repair)
+{
+	uint64_t total = 0;
+
+	for (int k = 0; k < VERIFY_KIND_MAX; k++)
+		total += n->problems[k];
+	printf("verify: %" PRIu64 " objects, %" PRIu64 " chunks, %" PRIu64
+	       " bytes checked; %" PRIu64 " uploads pending (%" PRIu64
+	       " bytes); %" PRIu64 " problems", n->objects, n->chunks,
+	       n->bytes, n->pending, n->pending_bytes, total);
+	for (int k = 0, first = 1; k < VERIFY_KIND_MAX; k++) {
+		if (!n->problems[k])
+			continue;
+		printf("%s%s %" PRIu64, first ? " (" : ", ",
+		       verify_kind_names[k], n->problems[k]);
+		first = 0;
+	}
+	if (total)
+		printf(")");
+	if (repair)
+		printf("; %" PRIu64 " repaired, %" PRIu64 " kept", n->repaired,
+		       n->kept);
+	printf("\n");
+}
+
+/* Check one origin folder; false when it could not be checked. */
+static bool verify_print_folder(const char *path, bool repair,
+				const struct verify_report *report,
+				struct verify_counts *counts)
+{
+	char err[1024];
+
+	if (verify_folder(path, repair, report, counts, err,
+			  sizeof(err)) == 0)
+		return true;
+	fprintf(stderr, "nearfs-ctl: verify: %s\n", err);
+	return false;
+}
+
+/*
+ * verify [--repair] CACHE_DIR: check every origin folder of CACHE_DIR,
+ * or CACHE_DIR itself when it is one.  Exits 0 when all are clean, 1 when
+ * problems were found (also when repaired), 2 on a usage error or when a
+ * folder could not be checked.
+ */
+static int cmd_verify(int argc, char **argv)
+{
+	struct verify_report report = {
+		.problem = verify_print_problem,
+		.pending = verify_print_pending,
+	};
+	struct verify_counts counts = { 0 };
+	struct dirent **entries = NULL;
+	char dir[PATH_MAX] = "";
+	bool repair = false, failed = false;
+	int n = 0, checked = 0;
+	size_t len;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--repair") == 0) {
+			repair = true;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			usage_error("verify: unknown option '%s'", argv[i]);
+			return VERIFY_EXIT_ERROR;
+		} else if (dir[0]) {
+			usage_error("verify: unexpected argument '%s'",
+				    argv[i]);
+			return VERIFY_EXIT_ERROR;
+		} else {
+			snprintf(dir, sizeof(dir), "%s", argv[i]);
+		}
+	}
+	if (!dir[0]) {
+		usage_error("verify: missing the cache folder");
+		return VERIFY_EXIT_ERROR;
+	}
+	/* verify prints every problem itself: the engine's warnings about
+	 * the same records would only repeat them. */
+	log_max_level = LOG_ERR;
+	/* Trailing slashes would double in the file names printed. */
+	len = strlen(dir);
+	while (len > 1 && dir[len - 1] == '/')
+		dir[--len] = '\0';
+	if (verify_is_origin_folder(dir)) {
+		checked = 1;
+		failed = !verify_print_folder(dir, repair, &report, &counts);
+	} else {
+		n = scandir(dir, &entries, NULL, alphasort);
+		if (n < 0) {
+			fprintf(stderr, "nearfs-ctl: verify: cannot list %s: "
+				"%s\n", dir, strerror(errno));
+			return VERIFY_EXIT_ERROR;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX];
+
+		if (entries[i]->d_name[0] != '.' &&
+		    snprintf(path, sizeof(path), "%s/%s", dir,
+			     entries[i]->d_name) < (int)sizeof(path) &&
+		    verify_is_origin_folder(path)) {
+			checked++;
+			if (!verify_print_folder(path, repair, &report,
+						 &counts))
+				failed = true;
+		}
+		free(entries[i]);
+	}
+	free(entries);
+	if (checked == 0) {
+		fprintf(stderr, "nearfs-ctl: verify: %s contains no cache "
+			"folder (a folder with an index or a lock file): give "
+			"the cache_dir or one of its origin folders\n", dir);
+		return VERIFY_EXIT_ERROR;
+	}
+	/* A summary of zeros would read as a clean folder. */
+	if (!failed || checked > 1)
+		verify_print_summary(&counts, repair);
+	if (fflush(stdout) != 0 || failed)
+		return VERIFY_EXIT_ERROR;
+	for (int k = 0; k < VERIFY_KIND_MAX; k++)
+		if (counts.problems[k])
+			return VERIFY_EXIT_PROBLEMS;
+	return VERIFY_EXIT_CLEAN;
 }
 
 /* ---- finding the daemon ---- */
@@ -624,6 +778,11 @@ static int cmd_flush(int argc, char **argv)
 static const struct command commands[] = {
 	{ "stats", "stats [--json] MOUNTPOINT",
 	  "print the cache counters, as text or JSON", cmd_stats },
+	{ "verify", "verify [--repair] CACHE_DIR",
+	  "check the cache folder of a stopped daemon: chunk\n"
+	  "checksums, index, journal, stray files; --repair\n"
+	  "removes what is broken (exit 0 clean, 1 problems\n"
+	  "found, 2 usage error or not checked)", cmd_verify },
 	{ "flush", "flush MOUNTPOINT [PATH]",
 	  "upload now the files that wait in the write-back\n"
 	  "queue, all or those at or below PATH (inside the\n"

@@ -76,17 +76,6 @@ sys.exit(1 if errors else 0)
 PY
 }
 
-# kill_daemon MNT: SIGKILL the daemon, reap it and unmount the dead mount.
-kill_daemon() {
-	local mnt=$1 pid
-	pid=${NEARFS_PID[$mnt]}
-	kill -9 "$pid"
-	wait "$pid" 2>/dev/null || true
-	unset "NEARFS_PID[$mnt]"
-	fusermount3 -u "$mnt" || fail "fusermount3 -u of the dead mount $mnt"
-	log "killed the daemon (pid $pid) with SIGKILL and unmounted $mnt"
-}
-
 # recover ROUND REF REQUIRED: mount again with the cache of ROUND, flush,
 # and compare the bucket with the reference.
 recover() {
@@ -129,7 +118,7 @@ mnt=$WORK/mnt-r1
 mount_nearfs s3://data/r1 "$mnt" "$(round_options r1)"
 cp -r "$REF/." "$mnt/"
 log "pending at the kill: $(stat_field "$mnt" uploads_pending) files"
-kill_daemon "$mnt"
+kill_nearfs "$mnt"
 recover r1 "$REF" "$WORK/all-names"
 
 check "kill -9 about 1 s after the copy, during uploads"
@@ -145,7 +134,7 @@ done
 done_at_kill=$(stat_field "$mnt" uploads_done)
 pending_at_kill=$(stat_field "$mnt" uploads_pending)
 log "at the kill: $done_at_kill uploaded, $pending_at_kill pending"
-kill_daemon "$mnt"
+kill_nearfs "$mnt"
 assert_num "$done_at_kill" -gt 0 "uploads_done at the kill"
 assert_num "$pending_at_kill" -gt 0 "uploads_pending at the kill"
 recover r2 "$REF" "$WORK/all-names"
@@ -175,7 +164,7 @@ for i in $(seq 300); do
 	[ "$(wc -l <"$completed")" -ge 150 ] && break
 	sleep 0.05
 done
-kill_daemon "$mnt"
+kill_nearfs "$mnt"
 wait "$copier" || true
 copied=$(wc -l <"$completed")
 log "files copied before the kill: $copied of 400"
