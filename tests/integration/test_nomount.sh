@@ -4,7 +4,8 @@
 # of fs/preload/protocol.h (tests/tools/nomount_client.py).  It runs over
 # S3 in write-through and write-back mode and over a directory.  The
 # checks cover stat, list, read-only and writable opens, namespace
-# changes and their errno values, and the .nomount file.  They also cover
+# changes and their errno values, the .nomount file, and cat, ls, cp, a
+# shell redirection, mv and rm under libnearfs-preload.so.  They also cover
 # a second daemon for the same root, a client of another uid, nearfs-ctl,
 # and SIGTERM with a file still open for writing and uploads pending.
 # Nothing is mounted, so /dev/fuse is not needed.
@@ -48,7 +49,7 @@ socket_dirs() {
 
 # start_nomount ORIGIN ROOT OPTS: run nearfs -f -o nomount in the
 # background, under `env "${NEARFS_ENV[@]}"`, and wait for its .nomount
-# file; sets NM_PID, NM_SOCK, NM_FILE, NM_LOG and NM_ROOT.
+# file.  Sets NM_PID, NM_SOCK, NM_FILE, NM_LOG and NM_ROOT.
 start_nomount() {
 	local origin=$1 root=$2 opts dir i
 	opts=$(nearfs_options "$origin" "nomount,${3:-}")
@@ -75,7 +76,7 @@ start_nomount() {
 }
 
 # stop_nomount: SIGTERM, then wait for the exit; fails unless the status
-# is 0 and the log says why the daemon stopped.
+# is 0 and the log names the signal that stopped the daemon.
 stop_nomount() {
 	local status=0
 	kill -TERM "$NM_PID"
@@ -270,6 +271,33 @@ assert_eq "$(head -c 4096 "$SRC/huge.bin" | sha256sum | cut -d' ' -f1)" \
 	"$(bucket_sha data huge.bin)" "sha256 of huge.bin after truncate"
 expect_err "$EISDIR" "truncate of a folder" "path-truncate /dir 0"
 expect_err "$EINVAL" "request with a missing argument" "path-mkdir /m"
+
+check "real programs under the preload library"
+PRELOAD_LIB=$NEARFS_ROOT/build/libnearfs-preload.so
+[ -f "$PRELOAD_LIB" ] || fail "$PRELOAD_LIB is missing: run make"
+preloaded() {
+	LD_PRELOAD=$PRELOAD_LIB "$@"
+}
+assert_eq "$(sha256 "$SRC/keep.txt")" \
+	"$(preloaded cat "$ROOT/dir/keep.txt" | sha256sum | cut -d' ' -f1)" \
+	"sha256 of cat of dir/keep.txt"
+assert_eq "big.bin keep.txt" "$(preloaded ls "$ROOT/dir" | tr '\n' ' ' |
+	sed 's/ $//')" "ls of dir"
+preloaded cp "$SRC/new.bin" "$ROOT/dir/copied.bin"
+assert_eq "$(sha256 "$SRC/new.bin")" "$(bucket_sha data dir/copied.bin)" \
+	"sha256 of the object that cp wrote"
+preloaded cp "$ROOT/dir/copied.bin" "$WORK/copied-out.bin"
+assert_same_file "$SRC/new.bin" "$WORK/copied-out.bin" "cp out of the root"
+preloaded bash -c 'echo "written by a shell" >"$1"' bash "$ROOT/echo.txt"
+assert_eq "written by a shell" "$(s3 get data echo.txt)" \
+	"object that a shell redirection wrote"
+preloaded mv "$ROOT/echo.txt" "$ROOT/dir/echo.txt"
+assert_eq "written by a shell" "$(s3 get data dir/echo.txt)" \
+	"object after mv"
+assert_eq "" "$(s3 ls data echo.txt)" "old key after mv"
+preloaded rm "$ROOT/dir/echo.txt" "$ROOT/dir/copied.bin"
+assert_eq "big.bin keep.txt" "$(s3 ls data dir/ | awk '{ print $2 }' |
+	sed 's|^dir/||' | tr '\n' ' ' | sed 's/ $//')" "keys after rm"
 
 check "clients of another uid are not served"
 if [ "$(id -u)" -ne 0 ]; then
