@@ -7,7 +7,8 @@
 # changes and their errno values, the .nomount file, and cat, ls, cp, a
 # shell redirection, mv and rm under libnearfs-preload.so.  They also cover
 # a second daemon for the same root, a client of another uid, nearfs-ctl,
-# and SIGTERM with a file still open for writing and uploads pending.
+# SIGTERM with a file still open for writing and uploads pending, and
+# the write-back journal across a killed daemon.
 # Nothing is mounted, so /dev/fuse is not needed.
 NEARFS_NEEDS_FUSE=0
 . "$(dirname "$0")/../lib.sh"
@@ -387,12 +388,20 @@ mkdir -p "$ORIGIN/sub"
 cp "$SRC/big.bin" "$ORIGIN/sub/big.bin"
 cp "$SRC/small.bin" "$ORIGIN/small.bin"
 DROOT=/nearfs-test-$$/data
-start_nomount "$ORIGIN" "$DROOT" "cache_dir=$WORK/cache-dir,chunk_size=1M"
+start_nomount "$ORIGIN" "$DROOT" \
+	"cache_dir=$WORK/cache-dir,chunk_size=1M,uid=4321,gid=4322,umask=027"
 assert_eq "$DROOT" "$(cat "$NM_FILE")" "content of $NM_FILE"
 [ ! -e "/nearfs-test-$$" ] || fail "the daemon created /nearfs-test-$$"
-read -r ok mode _ _ size _ <<<"$(client stat /sub/big.bin)"
-assert_eq "ok $(printf '%d' 0100644) $(stat -c %s "$SRC/big.bin")" \
-	"$ok $mode $size" "stat of sub/big.bin"
+# uid=, gid= and umask= show as on a mount: 0644 on the origin is 0640.
+read -r ok mode uid gid size _ <<<"$(client stat /sub/big.bin)"
+assert_eq "ok $(printf '%d' 0100640) 4321 4322 $(stat -c %s "$SRC/big.bin")" \
+	"$ok $mode $uid $gid $size" "stat of sub/big.bin"
+assert_eq "$(printf '%d' 040750)" \
+	"$(client list / | awk '$5 == "sub" { print $1 }')" \
+	"mode of sub in the listing of /"
+assert_eq "$(printf '%d' 0100640)" \
+	"$(client list /sub | awk '$5 == "big.bin" { print $1 }')" \
+	"mode of big.bin in the listing of /sub"
 assert_eq "$(sha256 "$SRC/big.bin")" "$(read_sha /sub/big.bin)" \
 	"sha256 of the lent sub/big.bin"
 cp "$SRC/big.bin" "$WORK/want.bin"
@@ -429,3 +438,23 @@ assert_eq "ok" "$(client raw "path-truncate /sub/big.bin 10")" "truncate"
 assert_eq 10 "$(stat -c %s "$ORIGIN/sub/big.bin")" "size after truncate"
 stop_nomount
 [ ! -e "$NM_FILE" ] || fail "$NM_FILE is still there after SIGTERM"
+
+check "the write-back journal survives a killed daemon"
+start_nomount "$ORIGIN" "$DROOT" \
+	"cache_dir=$WORK/cache-dir,write_mode=back,writeback_delay=60s"
+write_file /journaled.bin "$((O_WRONLY | O_CREAT))" 420 "$SRC/new.bin"
+[ ! -e "$ORIGIN/journaled.bin" ] ||
+	fail "journaled.bin reached the origin before the flush"
+killed_file=$NM_FILE
+kill -KILL "$NM_PID"
+# Braces, so that the redirection also silences bash's "Killed" notice.
+{ wait "$NM_PID"; } 2>/dev/null || true
+[ -e "$killed_file" ] || fail "$killed_file vanished with a killed daemon"
+start_nomount "$ORIGIN" "$DROOT" \
+	"cache_dir=$WORK/cache-dir,write_mode=back,writeback_delay=60s"
+[ ! -e "$killed_file" ] ||
+	fail "the new daemon left the file of the killed one: $killed_file"
+"$NEARFS_CTL" flush "$DROOT" >/dev/null
+assert_same_file "$SRC/new.bin" "$ORIGIN/journaled.bin" \
+	"journaled.bin on the origin after the restart"
+stop_nomount
