@@ -71,8 +71,10 @@ $(B)/nearfs: $(B)/fs/main.o $(B)/libnearfs-fs.a $(B)/libnearfs-cache.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-# verify reads and repairs cache folders with the engine's own code.
-$(B)/nearfs-ctl: $(B)/tools/nearfs-ctl.o $(B)/libnearfs-cache.a
+# verify reads and repairs cache folders with the engine's own code, and
+# fs/roots.c finds the roots of daemons without FUSE.
+$(B)/nearfs-ctl: $(B)/tools/nearfs-ctl.o $(B)/fs/roots.o \
+		$(B)/libnearfs-cache.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 

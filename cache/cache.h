@@ -240,6 +240,43 @@ int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);
 
+/*
+ * Hand the content of f, open for writing, to a program that reads and
+ * writes it through a descriptor of its own instead of through f.  The
+ * file's local copy (its shadow) is made to hold the whole current
+ * content first: the chunks not written yet are copied in from the cached
+ * version or the origin, as a commit does.  *fd receives a new O_RDWR
+ * descriptor of that copy, with an open file description of its own, so
+ * O_APPEND or an offset set on it affects only the caller.
+ *
+ * What the program writes is not seen by the engine until
+ * cache_file_import(), and other readers of the path may read it before
+ * that.  Returns 0 or -errno, -EBADF when f is not open for writing.
+ */
+int cache_file_export(struct cache_file *f, int *fd);
+
+/*
+ * Take what was written through the descriptor of cache_file_export() as
+ * written through f, before cache_file_commit() or cache_file_fsync()
+ * stores it by the write mode.  The size becomes the size of the local
+ * copy (fstat), every chunk counts as changed, and the mtime becomes its
+ * mtime.  In write-back mode the call first waits, as a write does, while
+ * max_dirty is reached.  Pass last when the descriptor writes no more:
+ * the commit may then move the copy into the cache instead of copying it.
+ * Returns 0 or -errno, -EINVAL when f was not exported.
+ */
+int cache_file_import(struct cache_file *f, bool last);
+
+/*
+ * Copy the content that f reads into a new unnamed file in the cache
+ * folder and store a read-only descriptor of it in *fd.  It serves
+ * programs that read without the engine when no local copy can be lent:
+ * the file has unsaved writes, or it does not fit in cache_size.  The
+ * copy is not counted in cache_size and is freed with its last
+ * descriptor.  Returns 0 or -errno, -ENOSPC when the disk is full.
+ */
+int cache_file_copy(struct cache_file *f, int *fd);
+
 /* A request of cache_lend(). */
 struct cache_lend_request {
 	uint64_t size;		/* the version the program opened, as */

@@ -509,10 +509,9 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 	return n;
 }
 
-/* Mark bytes [offset, end) as changed since the last store.  When the
- * bitmap cannot grow, forget the origin's version: the next store then
- * sends the whole file.  sh->lock held. */
-static void mark_changed(struct cache *c, struct shadow *sh, uint64_t offset,
+/* When the bitmap cannot grow, forget the origin's version: the next
+ * store then sends the whole file. */
+void shadow_mark_changed(struct cache *c, struct shadow *sh, uint64_t offset,
 			 uint64_t end)
 {
 	uint32_t cs = c->cfg.chunk_size;
@@ -535,6 +534,15 @@ static void mark_changed(struct cache *c, struct shadow *sh, uint64_t offset,
 	}
 	for (uint64_t i = offset / cs; i <= last; i++)
 		sh->changed[i / 8] |= 1u << (i % 8);
+}
+
+void shadow_touch(struct shadow *sh)
+{
+	sh->dirty = true;
+	sh->modified = true;
+	sh->write_gen++;
+	clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
+	sh->attr.valid |= ORIGIN_ATTR_MTIME;
 }
 
 int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
@@ -614,14 +622,10 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 		n = -errno;
 		goto out_unlock;
 	}
-	mark_changed(f->c, sh, offset, offset + n);
+	shadow_mark_changed(f->c, sh, offset, offset + n);
 	if (offset + n > sh->size)
 		sh->size = offset + n;
-	sh->dirty = true;
-	sh->modified = true;
-	sh->write_gen++;
-	clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
-	sh->attr.valid |= ORIGIN_ATTR_MTIME;
+	shadow_touch(sh);
 out_unlock:
 	pthread_mutex_unlock(&sh->lock);
 	return n;
@@ -647,13 +651,9 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 		ret = -errno;
 	if (ret == 0) {
 		/* The bytes cut off read as zeros if the file grows again. */
-		mark_changed(f->c, sh, size, sh->size);
+		shadow_mark_changed(f->c, sh, size, sh->size);
 		sh->size = size;
-		sh->dirty = true;
-		sh->modified = true;
-		sh->write_gen++;
-		clock_gettime(CLOCK_REALTIME, &sh->attr.mtime);
-		sh->attr.valid |= ORIGIN_ATTR_MTIME;
+		shadow_touch(sh);
 	}
 	pthread_mutex_unlock(&sh->lock);
 	return ret;
@@ -789,7 +789,8 @@ static void register_chunks(struct cache *c, struct object *obj)
  * without copying it: it moves to data/ and the shadow goes on with a new
  * empty file, reading the new version as its base until written again.
  * Falls back to shadow_install() when a step fails.  sh->lock held; not
- * for write-back, whose readers may read the shadow file unlocked.
+ * for write-back, whose readers may read the shadow file unlocked, nor
+ * while an exported descriptor may write to it.
  */
 static void shadow_adopt(struct cache *c, struct shadow *sh,
 			 const char *path, const struct origin_attr *attr)
@@ -893,6 +894,12 @@ static int commit_to_origin(struct cache *c, struct shadow *sh)
 		goto out_free;
 	}
 	sh->dirty = false;
+	/* An exported descriptor would go on writing into the new version's
+	 * data file if the shadow's file moved there. */
+	if (c->cfg.write_mode == WRITE_THROUGH && sh->exported) {
+		shadow_install(c, sh, path, &result);
+		goto out_free;
+	}
 	if (c->cfg.write_mode == WRITE_THROUGH) {
 		shadow_adopt(c, sh, path, &result);
 		goto out_free;
@@ -990,6 +997,11 @@ void cache_file_release(struct cache_file *f)
 {
 	struct cache *c = f->c;
 
+	if (f->exported) {
+		pthread_mutex_lock(&f->sh->lock);
+		f->sh->exported--;
+		pthread_mutex_unlock(&f->sh->lock);
+	}
 	pthread_mutex_lock(&c->lock);
 	if (f->sh && f->writable && --f->sh->writers == 0)
 		wb_writer_closed(c, f->sh);

@@ -97,6 +97,9 @@ struct shadow {
 				 * holds at path, as far as known */
 	unsigned refs;		/* cache.lock; a pending upload holds one */
 	unsigned writers;	/* cache.lock: handles open for writing */
+	/* sh->lock: descriptors from cache_file_export() that may still
+	 * write, so the commit must copy the file, not move it away. */
+	unsigned exported;
 
 	/* Write-back state, under cache.lock. */
 	struct list_node wb;	/* on cache.wb_list while pending */
@@ -117,6 +120,7 @@ struct cache_file {
 	struct object *obj;	/* version pinned at open */
 	struct shadow *sh;	/* for handles that write, else NULL */
 	bool writable;
+	bool exported;		/* counted in sh->exported */
 	bool has_read;		/* some bytes were returned already */
 	/* Bytes of obj were returned, so obj may no longer be replaced
 	 * by a newer version.  Set and checked under cache.lock. */
@@ -400,6 +404,12 @@ int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
 		  struct origin_attr *result);
 /* Copy every chunk the shadow still needs from its base.  sh->lock. */
 int shadow_materialize_all(struct cache *c, struct shadow *sh);
+/* Mark bytes [offset, end) as changed since the last store on the
+ * origin.  sh->lock held. */
+void shadow_mark_changed(struct cache *c, struct shadow *sh, uint64_t offset,
+			 uint64_t end);
+/* Count a change of the shadow's content made now.  sh->lock held. */
+void shadow_touch(struct shadow *sh);
 void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 		    const struct origin_attr *attr);
 

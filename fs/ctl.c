@@ -1,6 +1,7 @@
 /*
  * ctl.c - the control socket server: statistics and flush for nearfs-ctl,
- * and local copies for the preload library.
+ * and local copies and, without FUSE, path requests for the preload
+ * library.
  */
 #include "ctl.h"
 
@@ -21,10 +22,12 @@
 #include "fdpass.h"
 #include "fuse_ops.h"
 #include "log.h"
+#include "nomount.h"
 #include "options.h"
 #include "preload/protocol.h"
 
-/* Size of the request buffer; longer request lines are rejected. */
+/* Size of the request buffer of commands other than path requests, which
+ * may be up to NEARFS_PATH_LINE_MAX; longer request lines are rejected. */
 #define REQUEST_MAX 1024
 /* Seconds a client may take to send its request or read the reply. */
 #define CLIENT_TIMEOUT_S 5
@@ -37,16 +40,20 @@ struct ctl_server {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char *mount_root;	/* canonical mountpoint, for "open" */
 
-	/* Detached threads that serve a flush or an open; ctl_stop() waits
-	 * for them because they use the engine. */
+	/* Detached threads that serve a flush, an open or a path request;
+	 * ctl_stop() waits for them because they use the engine. */
 	pthread_mutex_t jobs_lock;
 	pthread_cond_t jobs_idle;	/* signalled when jobs drops to 0 */
 	unsigned jobs;
+	/* Path requests in progress, under jobs_lock: ctl_stop() ends the
+	 * handles of files open for writing through their connections. */
+	struct path_job *path_jobs;
 };
 
 /* One request on a connection. */
 struct ctl_request {
 	int fd;			/* the client */
+	const char *name;	/* the command name of the request line */
 	struct ucred peer;	/* its SO_PEERCRED credentials */
 	int passed_fd;		/* sent with the request (SCM_RIGHTS), or -1;
 				 * a command that keeps it sets it to -1 */
@@ -60,7 +67,10 @@ struct ctl_request {
  * with "error: ".  Commands without any_user are served to the daemon's
  * uid and root only.  A descriptor sent with a command without takes_fd
  * is closed.  Adding a command means adding a function and a row to the
- * commands table.
+ * commands table.  The path requests are one command, path_command, for
+ * the names that nomount_serves() accepts.  They are rejected with
+ * "err ERRNO" as protocol.h specifies, and their lines may be up to
+ * NEARFS_PATH_LINE_MAX bytes long.
  */
 struct ctl_command {
 	const char *name;
@@ -70,6 +80,7 @@ struct ctl_command {
 		      struct ctl_request *req);
 	bool any_user;
 	bool takes_fd;
+	bool path;
 };
 
 /* The fsync= option in its mount syntax: local or origin. */
@@ -789,6 +800,103 @@ out_reply:
 	return false;
 }
 
+/* ---- path requests, without FUSE ---- */
+
+/* One path request, served on its own thread. */
+struct path_job {
+	struct ctl_server *server;
+	int fd;			/* the client; closed by the job */
+	struct ucred peer;
+	char *name, *args;
+	struct path_job *prev, *next;	/* server->path_jobs */
+};
+
+static void path_job_add(struct ctl_server *s, struct path_job *job)
+{
+	pthread_mutex_lock(&s->jobs_lock);
+	job->next = s->path_jobs;
+	if (job->next)
+		job->next->prev = job;
+	s->path_jobs = job;
+	pthread_mutex_unlock(&s->jobs_lock);
+}
+
+static void path_job_remove(struct ctl_server *s, struct path_job *job)
+{
+	pthread_mutex_lock(&s->jobs_lock);
+	if (job->prev)
+		job->prev->next = job->next;
+	else
+		s->path_jobs = job->next;
+	if (job->next)
+		job->next->prev = job->prev;
+	pthread_mutex_unlock(&s->jobs_lock);
+}
+
+static void path_job_free(struct path_job *job)
+{
+	free(job->name);
+	free(job->args);
+	free(job);
+}
+
+static void *path_main(void *arg)
+{
+	struct path_job *job = arg;
+	struct ctl_server *s = job->server;
+
+	nomount_serve(s->info.nomount, job->name, job->args, job->fd,
+		      &job->peer);
+	path_job_remove(s, job);
+	close(job->fd);
+	path_job_free(job);
+	jobs_remove(s);
+	return NULL;
+}
+
+/*
+ * A path request of fs/preload/protocol.h.  It runs on a thread of its
+ * own, so that a path-open that fetches a file, or the handle of a file
+ * open for writing, does not hold up other clients.
+ */
+static bool start_path(struct ctl_server *s, const char *args,
+		       struct ctl_request *req)
+{
+	struct path_job *job = calloc(1, sizeof(*job));
+	char msg[32];
+	int ret = -ENOMEM;
+
+	if (!job)
+		goto out_reply;
+	job->server = s;
+	job->fd = req->fd;
+	job->peer = req->peer;
+	job->name = strdup(req->name);
+	job->args = strdup(args);
+	if (!job->name || !job->args)
+		goto out_reply;
+	path_job_add(s, job);
+	ret = start_job(s, path_main, job);
+	if (ret == 0)
+		return true;
+	path_job_remove(s, job);
+	log_err("control socket: cannot start a thread for %s: %s",
+		req->name, strerror(-ret));
+
+out_reply:
+	if (job)
+		path_job_free(job);
+	snprintf(msg, sizeof(msg), "err %d\n", -ret);
+	write_all(req->fd, msg, strlen(msg));
+	return false;
+}
+
+static const struct ctl_command path_command = {
+	.name = "path-*",
+	.usage = "path-stat PATH, path-list PATH, ... (fs/preload/protocol.h)",
+	.start = start_path, .path = true,
+};
+
 static const struct ctl_command commands[] = {
 	{ .name = "stats", .usage = "stats [json]", .run = cmd_stats },
 	{ .name = "flush", .usage = "flush [PATH]", .start = start_flush },
@@ -800,11 +908,14 @@ static const struct ctl_command commands[] = {
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static void write_unknown(const char *name, FILE *out)
+static void write_unknown(const struct ctl_server *s, const char *name,
+			  FILE *out)
 {
 	fprintf(out, "error: unknown command '%s'; known commands:", name);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(out, "%s %s", i ? "," : "", commands[i].usage);
+	if (s->info.nomount)
+		fprintf(out, ", %s", path_command.usage);
 	fputc('\n', out);
 }
 
@@ -824,7 +935,7 @@ static void reply_buffered(struct ctl_server *s,
 	if (*name == '\0')
 		fputs("error: empty request\n", out);
 	else if (!cmd)
-		write_unknown(name, out);
+		write_unknown(s, name, out);
 	else
 		cmd->run(s, args, out);
 	if (fclose(out) == 0)
@@ -864,34 +975,67 @@ static bool is_owner(const struct ucred *peer)
 	return peer->uid == 0 || peer->uid == getuid();
 }
 
+/* The command of name, or NULL.  Path requests are known only to a
+ * server without FUSE. */
+static const struct ctl_command *find_command(const struct ctl_server *s,
+					      const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS && *name; i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	if (s->info.nomount && nomount_serves(name))
+		return &path_command;
+	return NULL;
+}
+
+/* Reject a request that the client may not send, in the reply format of
+ * its command. */
+static void reject(const struct ctl_command *cmd, int fd, int err,
+		   const char *message)
+{
+	char line[128];
+
+	if (cmd && cmd->path)
+		snprintf(line, sizeof(line), "err %d\n", err);
+	else
+		snprintf(line, sizeof(line), "error: %s\n", message);
+	write_all(fd, line, strlen(line));
+}
+
 /* Split "name args" at the first space and run the matching command.
  * Returns true when the command took over req->fd. */
 static bool dispatch(struct ctl_server *s, char *line,
 		     struct ctl_request *req)
 {
-	static const char denied[] = "error: permission denied\n";
-	const struct ctl_command *cmd = NULL;
+	const struct ctl_command *cmd;
+	size_t len = strlen(line);
 	char *args = strchr(line, ' ');
+	char message[64];
 
 	if (args) {
 		*args++ = '\0';
 		args += strspn(args, " ");
 	} else {
-		args = line + strlen(line);
+		args = line + len;
 	}
-	for (size_t i = 0; i < NCOMMANDS && *line; i++)
-		if (strcmp(line, commands[i].name) == 0)
-			cmd = &commands[i];
+	cmd = find_command(s, line);
+	req->name = line;
 	if (req->passed_fd >= 0 && !(cmd && cmd->takes_fd)) {
 		close_passed_fd(req->passed_fd);
 		req->passed_fd = -1;
+	}
+	if (len > REQUEST_MAX - 2 && !(cmd && cmd->path)) {
+		snprintf(message, sizeof(message), "request line longer than "
+			 "%d bytes", REQUEST_MAX - 2);
+		reject(cmd, req->fd, E2BIG, message);
+		return false;
 	}
 	if (!(cmd && cmd->any_user) && !is_owner(&req->peer)) {
 		log_warn("control socket: rejected a client with uid %u (pid "
 			 "%d); only uid %u and root are served",
 			 (unsigned)req->peer.uid, (int)req->peer.pid,
 			 (unsigned)getuid());
-		write_all(req->fd, denied, sizeof(denied) - 1);
+		reject(cmd, req->fd, EACCES, "permission denied");
 		return false;
 	}
 	if (cmd && cmd->start)
@@ -939,35 +1083,31 @@ static int read_request(int fd, char *buf, size_t size, int *passed_fd)
 	return 0;
 }
 
+/* Send a reply; a client that went away gets nothing. */
 static void write_all(int fd, const char *buf, size_t len)
 {
-	while (len > 0) {
-		/* MSG_NOSIGNAL: a client that hung up must not raise SIGPIPE
-		 * in the daemon. */
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		buf += n;
-		len -= (size_t)n;
-	}
+	fdpass_send_all(fd, buf, len);
 }
 
 /* Read and serve the request of one connection.  Returns true when a
  * command took over fd, else the caller closes it. */
 static bool serve_request(struct ctl_server *s, struct ctl_request *req)
 {
-	char line[REQUEST_MAX];
+	char line[NEARFS_PATH_LINE_MAX];
 	int ret;
 
 	ret = read_request(req->fd, line, sizeof(line), &req->passed_fd);
 	if (ret == -EMSGSIZE) {
 		char msg[80];
-		int n = snprintf(msg, sizeof(msg), "error: request line "
-				 "longer than %d bytes\n", REQUEST_MAX - 2);
+		int n;
 
+		if (s->info.nomount && strncmp(line, "path-", 5) == 0)
+			n = snprintf(msg, sizeof(msg), "err %d\n",
+				     ENAMETOOLONG);
+		else
+			n = snprintf(msg, sizeof(msg), "error: request line "
+				     "longer than %d bytes\n",
+				     REQUEST_MAX - 2);
 		write_all(req->fd, msg, (size_t)n);
 		return false;
 	}
@@ -1088,8 +1228,8 @@ static int make_private_dir(const char *dir, bool shared, char *err,
  * non-root daemon uses /tmp/nearfs-UID, because other users cannot enter
  * XDG_RUNTIME_DIR (mode 0700).
  */
-static int socket_dir(bool shared, char *dir, size_t size, char *err,
-		      size_t errlen)
+int ctl_socket_dir(bool shared, char *dir, size_t size, char *err,
+		   size_t errlen)
 {
 	const char *runtime = getenv("XDG_RUNTIME_DIR");
 	uid_t uid = getuid();
@@ -1141,7 +1281,8 @@ static int socket_path(struct ctl_server *s, char *err, size_t errlen)
 	char dir[PATH_MAX];
 	int ret, n;
 
-	ret = socket_dir(s->info.allow_other, dir, sizeof(dir), err, errlen);
+	ret = ctl_socket_dir(s->info.allow_other, dir, sizeof(dir), err,
+			     errlen);
 	if (ret)
 		return ret;
 	n = snprintf(s->path, sizeof(s->path), "%s/%ld.sock", dir,
@@ -1170,7 +1311,8 @@ static int resolve_mount_root(struct ctl_server *s, char *err,
 	char *parent, *real;
 	int ret = 0;
 
-	if (!name || name[1] == '\0') {
+	/* A root served without FUSE need not exist, and lends nothing. */
+	if (s->info.nomount || !name || name[1] == '\0') {
 		/* "/", or a path without a folder: kept as it is. */
 		s->mount_root = strdup(mnt);
 		goto out_check;
@@ -1268,9 +1410,13 @@ void ctl_stop(struct ctl_server *s)
 		;
 	pthread_join(s->thread, NULL);
 	pthread_mutex_lock(&s->jobs_lock);
+	/* A handle reads its connection until the client ends it: end it
+	 * here, which commits the file as a close does. */
+	for (struct path_job *job = s->path_jobs; job; job = job->next)
+		shutdown(job->fd, SHUT_RD);
 	if (s->jobs)
-		log_info("control socket: waiting for %u flush or open "
-			 "request%s", s->jobs, s->jobs == 1 ? "" : "s");
+		log_info("control socket: waiting for %u request%s in "
+			 "progress", s->jobs, s->jobs == 1 ? "" : "s");
 	while (s->jobs)
 		pthread_cond_wait(&s->jobs_idle, &s->jobs_lock);
 	pthread_mutex_unlock(&s->jobs_lock);

@@ -11,7 +11,8 @@
  * "open" (fs/preload/protocol.h) is served to every user that can connect,
  * because it checks the client's credentials against the file's mode
  * itself.  The other commands are served to the daemon's uid and root only
- * (SO_PEERCRED).  Without allow_other, folders are 0700 and the socket
+ * (SO_PEERCRED).  A daemon without FUSE (-o nomount) also serves the path
+ * requests of protocol.h (nomount.h).  Without allow_other, folders are 0700 and the socket
  * 0600, so only the daemon's user can connect at all.  With allow_other,
  * which lets other users access the mount, the socket is 0666 and its
  * folder 0711, and a non-root daemon uses /tmp/nearfs-<uid>, because other
@@ -27,6 +28,7 @@
 #include "cache.h"
 
 struct nearfs_fs;
+struct nomount;
 
 /* What the server serves: the engine, the names shown beside its
  * counters, and how "open" lends local copies.  The strings must outlive
@@ -34,12 +36,15 @@ struct nearfs_fs;
 struct ctl_info {
 	struct cache *cache;
 	const char *origin;	/* printable origin name */
-	const char *mountpoint;	/* absolute, as mounted */
+	const char *mountpoint;	/* absolute, as mounted; ROOT without FUSE */
 	/* The mount, which shows the mode, owner and group that "open"
 	 * checks the client's permission against. */
 	const struct nearfs_fs *fs;
 	uint64_t lend_fetch_max;	/* preload_fetch= */
 	bool allow_other;	/* other users may access the mount */
+	/* The path requests of a root served without FUSE; NULL on a FUSE
+	 * mount, which rejects them as unknown commands. */
+	const struct nomount *nomount;
 };
 
 struct ctl_server;
@@ -53,11 +58,20 @@ struct ctl_server;
 int ctl_start(const struct ctl_info *info, struct ctl_server **out,
 	      char *err, size_t errlen);
 
+/*
+ * Choose, and create, the folder of the control socket: see the top of
+ * this file, with shared set for allow_other.  Returns 0 or -errno with a
+ * message in err.
+ */
+int ctl_socket_dir(bool shared, char *dir, size_t size, char *err,
+		   size_t errlen);
+
 /* Path of the socket, valid until ctl_stop(). */
 const char *ctl_socket_path(const struct ctl_server *s);
 
-/* Stop the thread, waiting for a request in progress, and remove the
- * socket.  NULL is ignored. */
+/* Stop the thread, end the handles of files open for writing through
+ * path requests (which commits them), wait for the requests in progress
+ * and remove the socket.  NULL is ignored. */
 void ctl_stop(struct ctl_server *s);
 
 /*

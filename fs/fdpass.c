@@ -39,6 +39,27 @@ int fdpass_send(int sock, const void *buf, size_t len, int fd)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+int fdpass_send_all(int sock, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		/* MSG_NOSIGNAL: a client that hung up must not raise SIGPIPE
+		 * in the daemon. */
+		ssize_t n = send(sock, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /* Keep the first descriptor of msg in *fd, unless one is kept already,
  * and hand the others to close_fd. */
 static void keep_first_fd(struct msghdr *msg, int *fd,

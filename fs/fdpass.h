@@ -13,6 +13,10 @@
  * of buf was sent). */
 int fdpass_send(int sock, const void *buf, size_t len, int fd);
 
+/* Send all len bytes of buf, retrying after EINTR and short sends,
+ * without SIGPIPE.  Returns 0 or -errno. */
+int fdpass_send_all(int sock, const void *buf, size_t len);
+
 /*
  * Receive up to len bytes into buf with one recvmsg(2), retried after
  * EINTR.  The first descriptor that arrives goes to *fd when *fd is -1,

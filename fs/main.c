@@ -1,7 +1,11 @@
-/* main.c - the nearfs daemon: parse options, open the cache, serve FUSE. */
+/*
+ * main.c - the nearfs daemon: parse options, open the cache, serve FUSE,
+ * or with -o nomount serve the root over the control socket only.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,8 +20,10 @@
 #include "fuse_ops.h"
 #include "kernel_ra.h"
 #include "log.h"
+#include "nomount.h"
 #include "notify.h"
 #include "options.h"
+#include "roots.h"
 
 /* Exit statuses. */
 enum {
@@ -27,7 +33,9 @@ enum {
 	/* The origin could not be created or failed its check. */
 	EXIT_ORIGIN = 2,
 	EXIT_CACHE = 3,		/* cache_open() failed */
-	EXIT_MOUNT = 4,		/* the FUSE session or mount failed */
+	/* The FUSE session or mount failed, or without FUSE, the root is
+	 * served by another daemon or cannot be published. */
+	EXIT_MOUNT = 4,
 	/* Unmounted, but write-back files could not be uploaded: they stay
 	 * in the journal and are uploaded after the next mount. */
 	EXIT_JOURNAL = 5,
@@ -51,9 +59,12 @@ struct daemon {
 	struct fuse_session *se;
 	bool signals_set;
 	bool mounted;
-	int stop_signal;	/* the signal that ended the FUSE loop, or 0 */
+	int stop_signal;	/* the signal that ended the FUSE loop, or
+				 * without FUSE the wait; else 0 */
 	struct ctl_server *ctl;
 	struct ctl_info ctl_info;
+	struct nomount nomount;	/* the path requests, with -o nomount */
+	bool published;		/* the root's .nomount file exists */
 	int ready_fd;		/* pipe to the waiting parent, or -1 */
 };
 
@@ -198,6 +209,9 @@ static int cache_start(struct daemon *d)
 	}
 	nearfs_fs_set_owner(d->fs, d->opts->owner_uid, d->opts->owner_gid,
 			    d->opts->umask);
+	/* Without FUSE there is no kernel page cache to drop. */
+	if (d->opts->nomount)
+		cache_set_invalidate(d->cache, NULL, NULL);
 	return EXIT_OK;
 }
 
@@ -283,9 +297,33 @@ out_free:
 	return status;
 }
 
-static int services_start(struct daemon *d)
+/* Start the control socket, with the path requests when nomount is set. */
+static int control_start(struct daemon *d)
 {
 	char err[512] = "";
+	int ret;
+
+	d->ctl_info.cache = d->cache;
+	d->ctl_info.origin = cache_origin(d->cache)->name;
+	d->ctl_info.mountpoint = d->opts->mountpoint;
+	d->ctl_info.fs = d->fs;
+	d->ctl_info.lend_fetch_max = d->opts->preload_fetch;
+	d->ctl_info.allow_other = d->opts->allow_other;
+	if (d->opts->nomount) {
+		d->nomount.cache = d->cache;
+		d->nomount.fs = d->fs;
+		d->ctl_info.nomount = &d->nomount;
+	}
+	ret = ctl_start(&d->ctl_info, &d->ctl, err, sizeof(err));
+	if (ret) {
+		log_err("%s", err);
+		return EXIT_MOUNT;
+	}
+	return EXIT_OK;
+}
+
+static int services_start(struct daemon *d)
+{
 	int ret;
 
 	ret = nearfs_fs_start(d->fs, d->se);
@@ -294,17 +332,8 @@ static int services_start(struct daemon *d)
 			strerror(-ret));
 		return EXIT_MOUNT;
 	}
-	d->ctl_info.cache = d->cache;
-	d->ctl_info.origin = cache_origin(d->cache)->name;
-	d->ctl_info.mountpoint = d->opts->mountpoint;
-	d->ctl_info.fs = d->fs;
-	d->ctl_info.lend_fetch_max = d->opts->preload_fetch;
-	d->ctl_info.allow_other = d->opts->allow_other;
-	ret = ctl_start(&d->ctl_info, &d->ctl, err, sizeof(err));
-	if (ret) {
-		log_err("%s", err);
+	if (control_start(d) != EXIT_OK)
 		return EXIT_MOUNT;
-	}
 	ret = nearfs_fs_set_ctl_path(d->fs, ctl_socket_path(d->ctl));
 	if (ret) {
 		log_err("cannot store the control socket path: %s",
@@ -468,12 +497,139 @@ static void log_stopped(const struct daemon *d, int status)
 	const char *left = status == EXIT_JOURNAL ?
 			   ", files left in the write-back journal" : "";
 	const char *sig = d->stop_signal ? sigabbrev_np(d->stop_signal) : NULL;
+	const char *state = d->opts->nomount ? "is no longer served" :
+					       "is unmounted";
 
 	if (sig)
-		log_info("stopped on SIG%s: %s is unmounted%s", sig, mnt,
-			 left);
+		log_info("stopped on SIG%s: %s %s%s", sig, mnt, state, left);
+	else if (d->opts->nomount)
+		log_info("stopped: %s %s%s", mnt, state, left);
 	else
 		log_info("stopped: %s was unmounted%s", mnt, left);
+}
+
+/* ---- without FUSE ---- */
+
+/* The signals that stop a daemon without FUSE: those that end a FUSE
+ * session through libfuse's handlers. */
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
+/* Fail early, before the cache opens, when another daemon serves the
+ * root; roots_publish() checks again under a lock. */
+static int root_check(const struct nearfs_options *opts)
+{
+	char dir[4096], err[512] = "";
+	pid_t other;
+
+	if (ctl_socket_dir(false, dir, sizeof(dir), err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return EXIT_MOUNT;
+	}
+	other = roots_find(dir, opts->mountpoint);
+	if (!other)
+		return EXIT_OK;
+	log_err("%s is served already by nearfs pid %ld: stop that daemon "
+		"first (kill %ld)", opts->mountpoint, (long)other,
+		(long)other);
+	return EXIT_MOUNT;
+}
+
+/* Start the control socket and publish the root beside it. */
+static int root_publish(struct daemon *d)
+{
+	char err[512] = "";
+	pid_t other;
+
+	if (control_start(d) != EXIT_OK)
+		return EXIT_MOUNT;
+	if (roots_publish(ctl_socket_path(d->ctl), d->opts->mountpoint,
+			  &other, err, sizeof(err)) != 0) {
+		log_err("%s", err);
+		return EXIT_MOUNT;
+	}
+	d->published = true;
+	return EXIT_OK;
+}
+
+static void root_unpublish(struct daemon *d)
+{
+	if (!d->published)
+		return;
+	roots_unpublish(ctl_socket_path(d->ctl));
+	d->published = false;
+}
+
+/* Wait for one of the signals of set and return it. */
+static int wait_for_stop(const sigset_t *set)
+{
+	siginfo_t info;
+	int sig;
+
+	do
+		sig = sigwaitinfo(set, &info);
+	while (sig < 0 && errno == EINTR);
+	if (sig > 0)
+		log_debug("SIG%s from pid %ld", sigabbrev_np(sig),
+			  (long)info.si_pid);
+	return sig > 0 ? sig : 0;
+}
+
+/*
+ * Serve the root over the control socket until SIGTERM, SIGINT or SIGHUP,
+ * then stop in the order of an unmount: no new clients, the handles of
+ * files open for writing committed, the write-back queue uploaded.  The
+ * signals are blocked before any thread starts, so that only the wait
+ * here receives them, and unblocked once it returns, so that a second one
+ * ends the daemon at once with the files left in the journal.
+ */
+static int nomount_run(struct daemon *d)
+{
+	const struct nearfs_options *opts = d->opts;
+	sigset_t stop;
+	int status;
+
+	stop_signals(&stop);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	status = root_check(opts);
+	if (status == EXIT_OK)
+		status = cache_start(d);
+	if (status == EXIT_OK)
+		status = root_publish(d);
+	daemon_ready(d, (unsigned char)status);
+	if (status != EXIT_OK)
+		goto out_teardown;
+
+	log_info("serving %s at %s without FUSE (cache %s, %s, socket %s, "
+		 "pid %ld)", cache_origin(d->cache)->name, opts->mountpoint,
+		 cache_path(d->cache), write_mode_name(opts->cache.write_mode),
+		 ctl_socket_path(d->ctl), (long)getpid());
+	service_notify("READY=1\nSTATUS=serving %s at %s without FUSE",
+		       cache_origin(d->cache)->name, opts->mountpoint);
+	log_write_mode(&opts->cache);
+	d->stop_signal = wait_for_stop(&stop);
+	service_notify("STOPPING=1\nSTATUS=no longer serving %s",
+		       opts->mountpoint);
+	log_debug("stopping: closing the files open for writing and the "
+		  "control socket of %s", opts->mountpoint);
+	root_unpublish(d);
+	pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
+	ctl_stop(d->ctl);
+	d->ctl = NULL;
+	status = upload_before_exit(d);
+
+out_teardown:
+	root_unpublish(d);
+	daemon_teardown(d);
+	if (status == EXIT_OK || status == EXIT_JOURNAL)
+		log_stopped(d, status);
+	return status;
 }
 
 static int daemon_run(const struct nearfs_options *opts)
@@ -483,6 +639,8 @@ static int daemon_run(const struct nearfs_options *opts)
 
 	if (!opts->foreground && daemon_fork(&d.ready_fd) != 0)
 		return EXIT_MOUNT;
+	if (opts->nomount)
+		return nomount_run(&d);
 	status = cache_start(&d);
 	if (status == EXIT_OK)
 		status = session_mount(&d);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "roots.h"
 
 #define USAGE "usage: nearfs [-f] [-d] [-o OPTION[,OPTION...]] " \
 	      "ORIGIN MOUNTPOINT"
@@ -50,6 +51,8 @@ struct parse_state {
 	const char *positional[2];
 	int npositional;
 	bool permissions_set;	/* default_permissions or its negation */
+	/* The first FUSE option given, which nomount rejects; "" if none. */
+	char fuse_given[32];
 	char *err;
 	size_t errlen;
 };
@@ -369,6 +372,13 @@ static int apply_read_only(struct parse_state *ps,
 	return fuse_opts_add(ps, "ro");
 }
 
+static int apply_nomount(struct parse_state *ps, const struct option_def *def,
+			 const char *value)
+{
+	ps->opts->nomount = true;
+	return 0;
+}
+
 static int apply_log_level(struct parse_state *ps,
 			   const struct option_def *def, const char *value)
 {
@@ -487,6 +497,9 @@ static const struct option_def nearfs_option_defs[] = {
 	  "permission bits to clear on every file (default:\nnone)" },
 	{ "ro", NULL, apply_read_only, 0, "ro",
 	  "mount read-only (default: read-write)" },
+	{ "nomount", NULL, apply_nomount, 0, "nomount",
+	  "serve MOUNTPOINT without FUSE, to programs run\n"
+	  "with libnearfs-preload.so; it need not exist" },
 	{ "log_level", "LEVEL", apply_log_level, 0, "log_level=info",
 	  "error, warn, info or debug (default: info)" },
 	{ "timeout", "DURATION", apply_timeout, FIELD(s3.timeout_ms),
@@ -608,6 +621,9 @@ static int apply_option(struct parse_state *ps, const char *opt)
 			ps->opts->allow_other = true;
 		if (strcmp(opt, "default_permissions") == 0)
 			ps->permissions_set = true;
+		if (!ps->fuse_given[0])
+			snprintf(ps->fuse_given, sizeof(ps->fuse_given),
+				 "%.*s", (int)len, opt);
 		return apply_fuse_option(ps, opt, len, value, takes_value);
 	}
 	return fail(ps, "unknown option '%.*s'; " SEE_HELP, (int)len, opt);
@@ -834,6 +850,33 @@ static int parse_mountpoint(struct parse_state *ps, const char *path)
 	return 0;
 }
 
+/*
+ * The ROOT of -o nomount: an absolute path that need not exist, kept
+ * without empty and "." components and without a trailing slash.  It is
+ * compared as a string with the paths that programs use, so ".." and
+ * "/" itself are rejected.
+ */
+static int parse_nomount_root(struct parse_state *ps, const char *path)
+{
+	char root[PATH_MAX];
+	int ret = roots_normalize(path, false, root, sizeof(root));
+
+	if (ret == -ENAMETOOLONG)
+		return fail(ps, "invalid nomount root '%s': longer than %d "
+			    "bytes, or a name longer than %d", path,
+			    PATH_MAX - 1, NAME_MAX);
+	if (ret && path[0] != '/')
+		return fail(ps, "invalid nomount root '%s': give an absolute "
+			    "path, such as /data", path);
+	if (ret)
+		return fail(ps, "invalid nomount root '%s': give it without "
+			    "'..'", path);
+	if (strcmp(root, "/") == 0)
+		return fail(ps, "invalid nomount root '%s': / would take over "
+			    "every path; give a folder such as /data", path);
+	return replace_string(ps, &ps->opts->mountpoint, root);
+}
+
 /* Return path made absolute against the working directory, with
  * trailing slashes removed; NULL with errno set on failure. */
 static char *join_cwd(const char *path)
@@ -990,7 +1033,9 @@ static int check_layout(struct parse_state *ps)
 		return fail(ps, "cache_dir '%s' is inside the mountpoint '%s': "
 			    "choose a cache_dir outside it with -o "
 			    "cache_dir=PATH", cache, mnt);
-	if (opts->dir && strcmp(mnt, opts->dir) != 0 &&
+	/* Without FUSE the daemon reads the origin directly, so a root
+	 * inside the origin contains nothing of itself. */
+	if (opts->dir && !opts->nomount && strcmp(mnt, opts->dir) != 0 &&
 	    is_within(mnt, opts->dir))
 		return fail(ps, "mountpoint '%s' is inside the origin "
 			    "directory '%s', so the mount would contain "
@@ -1054,9 +1099,15 @@ static int finish(struct parse_state *ps, const char *argv0)
 	if (ps->npositional == 1)
 		return fail(ps, "missing MOUNTPOINT after ORIGIN '%s'\n" USAGE,
 			    ps->positional[0]);
-	if (parse_origin(ps, ps->positional[0]) ||
-	    parse_mountpoint(ps, ps->positional[1]) ||
-	    resolve_cache_dir(ps) || resolve_endpoint(ps) ||
+	if (opts->nomount && ps->fuse_given[0])
+		return fail(ps, "option '%s' is a FUSE option, and nomount "
+			    "runs without FUSE: remove it", ps->fuse_given);
+	if (parse_origin(ps, ps->positional[0]))
+		return -1;
+	if (opts->nomount ? parse_nomount_root(ps, ps->positional[1]) :
+			    parse_mountpoint(ps, ps->positional[1]))
+		return -1;
+	if (resolve_cache_dir(ps) || resolve_endpoint(ps) ||
 	    check_layout(ps) || check_sizes(ps))
 		return -1;
 	if (opts->debug)
@@ -1187,7 +1238,7 @@ void options_print_help(const char *argv0)
 		   "comment=):", ignored_options, ARRAY_LEN(ignored_options));
 	printf("Exit status: 0 unmounted, 1 invalid options or a failed FUSE "
 	       "loop, 2 origin\nnot usable or failed its check, 3 cache "
-	       "could not be opened, 4 mount\nfailed, 5 unmounted with data "
-	       "left in the write-back journal (uploaded\nafter the next "
-	       "mount).\n");
+	       "could not be opened, 4 mount\nfailed (nomount: the root is "
+	       "served by another daemon),\n5 unmounted with data left in "
+	       "the write-back journal (uploaded after the\nnext mount).\n");
 }

@@ -23,7 +23,10 @@ struct nearfs_options {
 	bool show_version;	/* --version, -V */
 
 	char *origin;		/* as given: s3://bucket/prefix or a path */
-	char *mountpoint;	/* absolute */
+	char *mountpoint;	/* absolute; ROOT with nomount */
+	/* -o nomount: serve mountpoint over the control socket to the
+	 * preload library, without a FUSE mount. */
+	bool nomount;
 
 	/* Parsed from origin when it is s3://; points into owned strings. */
 	bool is_s3;

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "verify.h"
 #include "ctl_link.h"
+#include "roots.h"
 
 /* Seconds to wait for the daemon's reply. */
 #define REPLY_TIMEOUT_S 10
@@ -68,7 +69,8 @@ static void print_help(FILE *out)
 	fprintf(out, "usage: nearfs-ctl COMMAND [OPTIONS] MOUNTPOINT [PATH]\n"
 		"       nearfs-ctl --help | --version\n\n"
 		"MOUNTPOINT is the mount point of a nearfs filesystem or any "
-		"path inside it.\n\nCommands:\n");
+		"path inside it,\nor the root of a daemon started with -o "
+		"nomount.\n\nCommands:\n");
 	for (size_t i = 0; i < ncommands; i++)
 		print_command(out, &commands[i]);
 	fprintf(out, "\nflush shows a progress bar when its output is a "
@@ -278,14 +280,79 @@ static int find_mount_root(const char *path, char *root)
 	return 0;
 }
 
-/* Read the socket path of the daemon that serves the mount of path: the
- * target of the control link in the mount root. */
+/* The daemon without FUSE whose root is the longest one that is path or
+ * contains it. */
+struct root_match {
+	const char *path;
+	char *root;		/* PATH_MAX bytes each */
+	char *sock;
+	size_t len;		/* of the root found, 0 while none */
+};
+
+static int match_root(void *arg, pid_t pid, const char *root,
+		      const char *sock)
+{
+	struct root_match *m = arg;
+	size_t len = strlen(root);
+
+	if (strncmp(m->path, root, len) != 0 ||
+	    (m->path[len] != '\0' && m->path[len] != '/') || len <= m->len ||
+	    strlen(sock) >= PATH_MAX)
+		return 0;
+	strcpy(m->root, root);
+	strcpy(m->sock, sock);
+	m->len = len;
+	return 0;
+}
+
+/* Find the daemon started with -o nomount whose root contains path, by
+ * the .nomount files beside the control sockets (roots.h).  The root
+ * need not exist, so path is compared as a string. */
+static bool find_served_root(const char *path, char *root, char *sock)
+{
+	char full[PATH_MAX], abs[PATH_MAX], cwd[PATH_MAX];
+	char dirs[ROOTS_DIRS_MAX][PATH_MAX];
+	struct root_match m = { .path = abs, .root = root, .sock = sock };
+	size_t ndirs;
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(full, sizeof(full), "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(full, sizeof(full), "%s/%s", cwd, path);
+	else
+		return false;
+	if (n < 0 || (size_t)n >= sizeof(full) ||
+	    roots_normalize(full, false, abs, sizeof(abs)) != 0)
+		return false;
+	ndirs = roots_dirs(dirs);
+	for (size_t i = 0; i < ndirs; i++)
+		roots_scan(dirs[i], match_root, &m);
+	return m.len > 0;
+}
+
+/* Find the root that contains path: that of a daemon without FUSE, else
+ * the mount root. */
+static int find_root(const char *path, char *root)
+{
+	char sock[PATH_MAX];
+
+	if (find_served_root(path, root, sock))
+		return 0;
+	return find_mount_root(path, root);
+}
+
+/* Read the socket path of the daemon that serves path: the one of a root
+ * served without FUSE, else the target of the control link in the mount
+ * root. */
 static int find_socket(const char *path, char *root, char *sock,
 		       size_t size)
 {
 	char link[PATH_MAX + sizeof(NEARFS_CTL_LINK) + 1];
 	ssize_t n;
 
+	if (size >= PATH_MAX && find_served_root(path, root, sock))
+		return 0;
 	if (find_mount_root(path, root) != 0)
 		return -1;
 	snprintf(link, sizeof(link), "%s/%s", strcmp(root, "/") ? root : "",
@@ -764,7 +831,7 @@ static int cmd_flush(int argc, char **argv)
 	}
 	if (!args[0])
 		return usage_error("flush: missing the mount point");
-	if (find_mount_root(args[0], root) != 0)
+	if (find_root(args[0], root) != 0)
 		return EXIT_UNREACHABLE;
 	path[0] = '\0';
 	if (args[1]) {

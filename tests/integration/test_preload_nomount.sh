@@ -110,8 +110,9 @@ start_server() {
 	"${SERVER_CMD[@]}" "$ORIGIN" "$ROOT" >"$WORK/server.log" 2>&1 &
 	SERVER_PID=$!
 	CLEANUP_PIDS+=("$SERVER_PID")
+	# The server's own file: RUNDIR may be shared with other daemons.
 	for i in $(seq 100); do
-		compgen -G "$RUNDIR/*.nomount" >/dev/null && return 0
+		[ -e "$RUNDIR/$SERVER_PID.nomount" ] && return 0
 		kill -0 "$SERVER_PID" 2>/dev/null ||
 			fail "the server exited: $(cat "$WORK/server.log")"
 		sleep 0.1
@@ -167,13 +168,20 @@ check_read "find" \
 		cut -d' ' -f1)" \
 	bash -c 'find "$1" -printf "%P %y %s\n" | LC_ALL=C sort' bash "$ROOT"
 # ls -l without the "total" line: the library reports st_blocks from the
-# size, not from the origin's disk.
+# size, not from the origin's disk.  nearfs shows every folder with a link
+# count of 2, as its FUSE mount does, so with it the counts are left out.
+if [ "$USING_FAKE" = 1 ]; then
+	LS_LINKS='{ print }'
+else
+	LS_LINKS='{ $2 = ""; print }'
+fi
 check_read "ls -l" \
 	"$(ls -l --time-style=full-iso "$ORIGIN" "$ORIGIN/tree" |
-		grep -v '^total' | sed "s|$ORIGIN|DIR|" | sha256sum |
-		cut -d' ' -f1)" \
+		grep -v '^total' | sed "s|$ORIGIN|DIR|" | awk "$LS_LINKS" |
+		sha256sum | cut -d' ' -f1)" \
 	bash -c 'ls -l --time-style=full-iso "$1" "$1/tree" |
-		grep -v "^total" | sed "s|$1|DIR|"' bash "$ROOT"
+		grep -v "^total" | sed "s|$1|DIR|" | awk "$2"' bash "$ROOT" \
+	"$LS_LINKS"
 check_read "ls -a of the root" \
 	"$(ls -a "$ORIGIN" | sha256sum | cut -d' ' -f1)" ls -a "$ROOT"
 check_read "python3 os.listdir" \

@@ -1235,6 +1235,16 @@ void test_put_text(struct fake_origin *fo, const char *path,
 	assert_int_equal(fake_put_file(fo, path, text, strlen(text)), 0);
 }
 
+struct cache_file *test_open_file(struct cache *c, const char *path,
+				  int flags)
+{
+	struct cache_file *f = NULL;
+	bool changed;
+
+	assert_int_equal(cache_file_open(c, path, flags, &f, &changed), 0);
+	return f;
+}
+
 ssize_t test_read_path(struct cache *c, const char *path, void *buf,
 		       size_t len, uint64_t offset)
 {

@@ -208,6 +208,10 @@ void test_put_pattern(struct fake_origin *fo, const char *path, size_t size,
 void test_put_text(struct fake_origin *fo, const char *path,
 		   const char *text);
 
+/* Open path with open(2) flags, failing the test unless that works. */
+struct cache_file *test_open_file(struct cache *c, const char *path,
+				  int flags);
+
 /* Open path read-only, read len bytes at offset and release it.  Returns
  * the byte count or a negative errno. */
 ssize_t test_read_path(struct cache *c, const char *path, void *buf,

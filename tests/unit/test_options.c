@@ -763,6 +763,65 @@ static void test_layout_conflicts(void **state)
 	assert_int_equal(parse("-o", opt, "s3://bucket", mnt_dir, NULL), 0);
 }
 
+static void test_nomount_root(void **state)
+{
+	char missing[PATH_MAX + 32], want[PATH_MAX + 32], opt[PATH_MAX + 64];
+
+	snprintf(missing, sizeof(missing), "%s//none/./deeper/", root);
+	snprintf(want, sizeof(want), "%s/none/deeper", root);
+	assert_int_equal(parse("-o", cache_opt, "-o", "nomount", origin_dir,
+			       missing, NULL), 0);
+	assert_true(opts.nomount);
+	assert_string_equal(opts.mountpoint, want);
+	assert_int_equal(access(want, F_OK), -1);
+
+	/* Off by default, and ro keeps working. */
+	assert_int_equal(parse_opt("ro"), 0);
+	assert_false(opts.nomount);
+	assert_int_equal(parse("-o", cache_opt, "-o", "nomount,ro",
+			       origin_dir, "/data", NULL), 0);
+	assert_true(opts.cache.read_only);
+	assert_string_equal(opts.mountpoint, "/data");
+
+	/* A root inside the origin directory contains nothing of itself. */
+	snprintf(want, sizeof(want), "%s/sub", origin_dir);
+	assert_int_equal(parse("-o", cache_opt, "-o", "nomount", origin_dir,
+			       want, NULL), 0);
+	assert_string_equal(opts.mountpoint, want);
+	snprintf(opt, sizeof(opt), "cache_dir=%s/cache", want);
+	assert_int_equal(parse("-o", opt, "-o", "nomount", "s3://bucket",
+			       want, NULL), -1);
+	assert_error_contains("is inside the mountpoint");
+}
+
+static void test_nomount_invalid(void **state)
+{
+	static const struct {
+		const char *root;
+		const char *options;
+		const char *fragment;
+	} cases[] = {
+		{ "data", "nomount", "invalid nomount root 'data': give an "
+				     "absolute path" },
+		{ "/data/../x", "nomount", "without '..'" },
+		{ "/", "nomount", "invalid nomount root '/'" },
+		{ "//.", "nomount", "invalid nomount root '//.'" },
+		{ "/data", "nomount,allow_other", "option 'allow_other' is a "
+						  "FUSE option" },
+		{ "/data", "fsname=x,nomount", "option 'fsname' is a FUSE "
+					       "option, and nomount runs "
+					       "without FUSE: remove it" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (parse("-o", cache_opt, "-o", cases[i].options,
+			  "s3://bucket", cases[i].root, NULL) == 0)
+			fail_msg("root '%s' with '%s' was accepted",
+				 cases[i].root, cases[i].options);
+		assert_error_contains(cases[i].fragment);
+	}
+}
+
 static void test_free_after_failure(void **state)
 {
 	assert_int_equal(parse("-o", "region=x,cache_size=bad", origin_dir,
@@ -788,6 +847,7 @@ static void test_help_lists_options(void **state)
 		"endpoint=URL", "region=NAME", "profile=NAME", "path_style",
 		"virtual_host", "anonymous", "ro ", "log_level=LEVEL",
 		"timeout=DURATION", "preload_fetch=SIZE", "allow_other",
+		"nomount",
 		"_netdev", "-f", "-d",
 		"--help", "--version", "(default: 10G)", "(default: 4M)",
 		"(default: 30s)", "usage: nearfs",
@@ -856,6 +916,8 @@ int main(void)
 		TEST(test_directory_origins),
 		TEST(test_bad_mountpoints),
 		TEST(test_layout_conflicts),
+		TEST(test_nomount_root),
+		TEST(test_nomount_invalid),
 		TEST(test_free_after_failure),
 		TEST(test_help_lists_options),
 	};

@@ -37,16 +37,6 @@ static char *put_pattern(struct fake_origin *fo, const char *path,
 	return buf;
 }
 
-static struct cache_file *open_file(struct cache *c, const char *path,
-				    int flags)
-{
-	struct cache_file *f = NULL;
-	bool changed;
-
-	assert_int_equal(cache_file_open(c, path, flags, &f, &changed), 0);
-	return f;
-}
-
 struct names {
 	size_t count;
 	char name[NAMES_MAX][64];
@@ -105,7 +95,7 @@ static void test_write_failed_commit_keeps_old(void **state)
 	test_put_text(env->fo, "f", old);
 	test_assert_cache_has(env->c, "f", old, strlen(old));
 	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
-		f = open_file(env->c, "f", O_WRONLY);
+		f = test_open_file(env->c, "f", O_WRONLY);
 		assert_int_equal(cache_file_write(f, "NEW", 3, 0), 3);
 		fake_fail_next(env->fo, FAKE_WRITE, 1, errors[i]);
 		assert_int_equal(cache_file_commit(f), -errors[i]);
@@ -127,7 +117,7 @@ static void test_write_failed_commit_not_retried(void **state)
 	struct cache_file *f;
 
 	test_put_text(env->fo, "f", old);
-	f = open_file(env->c, "f", O_WRONLY);
+	f = test_open_file(env->c, "f", O_WRONLY);
 	assert_int_equal(cache_file_write(f, "NEW", 3, 0), 3);
 	fake_fail_next(env->fo, FAKE_WRITE, 1, EIO);
 	assert_int_equal(cache_file_commit(f), -EIO);
@@ -179,7 +169,7 @@ static void test_write_partial_overwrite_uploads_all(void **state)
 
 	memset(patch, 'P', sizeof(patch));
 	memcpy(want + off, patch, sizeof(patch));
-	f = open_file(env->c, "big", O_RDWR);
+	f = test_open_file(env->c, "big", O_RDWR);
 	assert_int_equal(cache_file_write(f, patch, sizeof(patch), off),
 			 sizeof(patch));
 	assert_int_equal(cache_file_commit(f), 0);
@@ -205,7 +195,7 @@ static void test_write_partial_overwrite_uncached(void **state)
 	struct cache_file *f;
 
 	memcpy(want + CS + 7, "patched", 7);
-	f = open_file(env->c, "big", O_RDWR);
+	f = test_open_file(env->c, "big", O_RDWR);
 	assert_int_equal(cache_file_write(f, "patched", 7, CS + 7), 7);
 	assert_int_equal(cache_file_commit(f), 0);
 	cache_file_release(f);
@@ -225,7 +215,7 @@ static void test_write_read_after_commit_sees_new(void **state)
 	char buf[8] = "";
 
 	test_assert_cache_has(env->c, "m", want, size);
-	f = open_file(env->c, "m", O_RDWR);
+	f = test_open_file(env->c, "m", O_RDWR);
 	assert_int_equal(cache_file_write(f, "written", 7, CS + 5), 7);
 	assert_int_equal(cache_file_read(f, buf, 7, CS + 5), 7);
 	assert_memory_equal(buf, "written", 7);
@@ -234,7 +224,7 @@ static void test_write_read_after_commit_sees_new(void **state)
 	memset(buf, 0, sizeof(buf));
 	assert_int_equal(cache_file_read(f, buf, 7, CS + 5), 7);
 	assert_memory_equal(buf, "written", 7);
-	r = open_file(env->c, "m", O_RDONLY);
+	r = test_open_file(env->c, "m", O_RDONLY);
 	memset(buf, 0, sizeof(buf));
 	assert_int_equal(cache_file_read(r, buf, 7, CS + 5), 7);
 	assert_memory_equal(buf, "written", 7);
@@ -259,7 +249,7 @@ static void test_write_truncate_down_up(void **state)
 		assert_int_equal(fake_put_file(env->fo, name, base, size), 0);
 		memset(want, 0, grown);
 		memcpy(want, base, cuts[i]);
-		f = open_file(env->c, name, O_RDWR);
+		f = test_open_file(env->c, name, O_RDWR);
 		assert_int_equal(cache_file_truncate(f, cuts[i]), 0);
 		assert_int_equal(cache_file_truncate(f, grown), 0);
 		assert_int_equal(cache_file_commit(f), 0);
@@ -297,7 +287,7 @@ static void test_write_past_eof_leaves_zeros(void **state)
 	assert_non_null(buf);
 	memcpy(want, base, size);
 	want[end - 1] = 'X';
-	f = open_file(env->c, "e", O_RDWR);
+	f = test_open_file(env->c, "e", O_RDWR);
 	assert_int_equal(cache_file_write(f, "X", 1, end - 1), 1);
 	assert_int_equal(cache_file_read(f, buf, end, 0), end);
 	assert_memory_equal(buf, want, end);
@@ -317,7 +307,7 @@ static void test_write_o_trunc_replaces_content(void **state)
 
 	test_put_text(env->fo, "t", "a long old content");
 	test_assert_cache_has(env->c, "t", "a long old content", 18);
-	f = open_file(env->c, "t", O_WRONLY | O_TRUNC);
+	f = test_open_file(env->c, "t", O_WRONLY | O_TRUNC);
 	assert_int_equal(cache_file_write(f, "new", 3, 0), 3);
 	assert_int_equal(cache_file_commit(f), 0);
 	cache_file_release(f);
@@ -359,7 +349,7 @@ static void test_write_unlink_open_file_reads(void **state)
 	bool changed;
 
 	assert_non_null(buf);
-	f = open_file(env->c, "u", O_RDONLY);
+	f = test_open_file(env->c, "u", O_RDONLY);
 	assert_int_equal(cache_file_read(f, buf, size, 0), size);
 	assert_int_equal(cache_unlink(env->c, "u"), 0);
 	assert_false(fake_exists(env->fo, "u"));
@@ -424,7 +414,7 @@ static void test_write_second_commit_uploads_both(void **state)
 
 	memcpy(want + 10, "first", 5);
 	memcpy(want + 2 * CS + 10, "second", 6);
-	f = open_file(env->c, "two", O_RDWR);
+	f = test_open_file(env->c, "two", O_RDWR);
 	assert_int_equal(cache_file_write(f, "first", 5, 10), 5);
 	assert_int_equal(cache_file_commit(f), 0);
 	assert_int_equal(cache_file_write(f, "second", 6, 2 * CS + 10), 6);
