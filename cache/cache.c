@@ -903,13 +903,18 @@ static void move_entries(struct cache *c, const char *from, const char *to)
 static void drop_target(struct cache *c, const char *to)
 {
 	struct shadow *sh = htab_remove(&c->shadows, to);
-	struct object *obj = htab_get(&c->objects, to);
+	struct object *obj;
 
 	if (sh) {
 		free(sh->path);
 		sh->path = NULL;
 		wb_cancel(c, sh);
 	}
+	/*
+	 * Looked up only now: wb_cancel() may drop the last reference to
+	 * the shadow and with it the shadow's base object at to.
+	 */
+	obj = htab_get(&c->objects, to);
 	if (obj)
 		store_object_detach(c, obj);
 	meta_rename_prefix(c, to, to);

@@ -450,6 +450,26 @@ op_rename_over() {
 	expect_gone source2.txt
 }
 
+op_rename_over_written() {
+	check "$KIND/$MODE: rename over a written empty file"
+	# An empty file on the origin, never read here, so its cached
+	# version holds no chunk and goes away with the last reference.
+	: >"$WORK/empty"
+	: >"$REF/was-empty.bin"
+	if [ "$KIND" = s3 ]; then
+		s3 put data "$PREFIX/was-empty.bin" "$WORK/empty"
+	else
+		cp "$WORK/empty" "$ORIGIN_DIR/was-empty.bin"
+	fi
+	# Back mode holds the written file for upload when the rename
+	# replaces it.
+	on_both sh -c 'printf patch >>"$ROOT/was-empty.bin"'
+	on_both sh -c 'echo replacement >"$ROOT/replacement.txt"'
+	on_both sh -c 'mv "$ROOT/replacement.txt" "$ROOT/was-empty.bin"'
+	expect_content was-empty.bin
+	expect_gone replacement.txt
+}
+
 op_rename_dir() {
 	local gets names n
 	check "$KIND/$MODE: rename of a directory with contents"
@@ -636,8 +656,8 @@ op_listing() {
 }
 
 OPS=(random_writes append hole truncate ftruncate rename_open rename_dirty
-	rename_over rename_dir created_rename unlink_open mkdir_rmdir zero_bytes
-	metadata mmap two_writers listing)
+	rename_over rename_over_written rename_dir created_rename unlink_open
+	mkdir_rmdir zero_bytes metadata mmap two_writers listing)
 
 # run_op NAME: run op_NAME in a subshell that stops at its first error;
 # record a failure and go on with the next operation.
