@@ -13,8 +13,8 @@
 #
 # NOTE: over a directory origin (dir/through, dir/back) readers of a file
 # that another thread replaces by rename read a mix of two versions now
-# and then, and in write-back mode an open of the name can fail with
-# ENOENT.  Those passes are left out by default until that is fixed.
+# and then, and an open of the name can fail with ENOENT.  Those passes
+# are left out by default until that is fixed.
 . "$(dirname "$0")/../lib.sh"
 
 TOOL=$NEARFS_ROOT/tests/tools/concurrent_rw.py
