@@ -120,8 +120,14 @@ class Origin:
             for top, _, names in os.walk(self.dir):
                 for name in names:
                     path = os.path.join(top, name)
-                    with open(path, "rb") as f:
-                        result[os.path.relpath(path, self.dir)] = f.read()
+                    # A temporary file of a store in progress may go
+                    # away meanwhile.
+                    try:
+                        with open(path, "rb") as f:
+                            data = f.read()
+                    except FileNotFoundError:
+                        continue
+                    result[os.path.relpath(path, self.dir)] = data
             return result
         client = self._s3()
         pages = client.get_paginator("list_objects_v2").paginate(
@@ -156,6 +162,7 @@ class Fsx:
         self.proc = None
         self.mounts = 0
         self.counts = collections.Counter()
+        self.both_failed = False
 
     # ---- mounting
 
@@ -224,10 +231,12 @@ class Fsx:
             print("fsx: op %s" % self.history[-1], flush=True)
 
     def both(self, what, ref_call, mount_call):
-        """Run ref_call, then mount_call; return both results, or None
-        for both when both failed with the same errno."""
+        """Run ref_call, then mount_call, and return both results.  When
+        both failed with the same errno, return None for both and set
+        both_failed."""
         ref_error = mount_error = None
         ref_result = mount_result = None
+        self.both_failed = False
         try:
             ref_result = ref_call()
         except OSError as exc:
@@ -242,6 +251,7 @@ class Fsx:
                 ref_error.errno == mount_error.errno:
             self.note("  both failed with %s"
                       % errno.errorcode.get(ref_error.errno, "?"))
+            self.both_failed = True
             return None, None
         raise Mismatch("%s: the reference %s, the mount %s"
                        % (what, self.describe(ref_error),
@@ -449,11 +459,11 @@ class Fsx:
     def op_rename(self):
         old, new = self.rng.sample(NAMES, 2)
         self.note("rename %s -> %s" % (old, new))
-        result = self.both(
-            "rename %s to %s" % (old, new),
-            lambda: os.rename(self.ref_path(old), self.ref_path(new)),
-            lambda: os.rename(self.mount_path(old), self.mount_path(new)))
-        if result == (None, None):
+        self.both("rename %s to %s" % (old, new),
+                  lambda: os.rename(self.ref_path(old), self.ref_path(new)),
+                  lambda: os.rename(self.mount_path(old),
+                                    self.mount_path(new)))
+        if self.both_failed:
             return
         for handle in self.handles:
             if handle.name == new:
@@ -465,10 +475,10 @@ class Fsx:
     def op_unlink(self):
         name = self.rng.choice(NAMES)
         self.note("unlink %s" % name)
-        result = self.both("unlink %s" % name,
-                           lambda: os.unlink(self.ref_path(name)),
-                           lambda: os.unlink(self.mount_path(name)))
-        if result == (None, None):
+        self.both("unlink %s" % name,
+                  lambda: os.unlink(self.ref_path(name)),
+                  lambda: os.unlink(self.mount_path(name)))
+        if self.both_failed:
             return
         for handle in self.handles:
             if handle.name == name:
@@ -578,21 +588,21 @@ class Fsx:
                                % (folder, ref_names, mount_names))
 
     def compare_origin(self, mounted=False):
+        """Compare the origin with the reference.  On a live mount retry
+        for up to 10 s: the kernel sends FUSE_RELEASE after close(2)
+        returned, and a file created and closed without a write reaches
+        the origin only at its release, also when a rename put it over
+        another file."""
+        for _ in range(100 if mounted else 0):
+            try:
+                return self.compare_origin_once()
+            except Mismatch:
+                time.sleep(0.1)
+        return self.compare_origin_once()
+
+    def compare_origin_once(self):
         stored = self.origin.files()
         expected = self.ref_files()
-        # The kernel sends FUSE_RELEASE after close(2) returned, and a
-        # file created and closed without a write reaches the origin
-        # only at its release.  So on a live mount wait for such files,
-        # while every other file is already there.
-        for _ in range(100):
-            if not mounted:
-                break
-            missing = set(expected) - set(stored)
-            if not missing or any(os.path.getsize(expected[name])
-                                  for name in missing):
-                break
-            time.sleep(0.1)
-            stored = self.origin.files()
         if sorted(stored) != sorted(expected):
             raise Mismatch("files in the origin: expected %s, found %s"
                            % (sorted(expected), sorted(stored)))
