@@ -2,6 +2,10 @@
 #
 #   make            build build/nearfs and build/nearfs-ctl
 #   make check      install what the tests need, then run every test
+#   make soak       long random and concurrent tests (tests/soak.sh):
+#                   SOAK_OPS operations per fsx run (default 5000),
+#                   SOAK_SEEDS fixed seeds (default "1 2 3"),
+#                   SOAK_ROUNDS concurrent rounds (default 100)
 #   make demo       mount a local S3 server with sample data and use it
 #   make install    PREFIX=/usr/local DESTDIR= honoured
 #
@@ -52,7 +56,8 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 CACHE_OBJ := $(patsubst %.c,$(B)/%.o,$(CACHE_SRC))
 FS_OBJ := $(patsubst %.c,$(B)/%.o,$(FS_SRC))
 
-.PHONY: all deps check unit integration demo bench install uninstall clean
+.PHONY: all deps check soak unit integration demo bench install uninstall \
+	clean
 
 all: $(B)/nearfs $(B)/nearfs-ctl $(TOOL_BIN)
 
@@ -148,6 +153,12 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
 	$(Q)tests/run-unit.sh $(UNIT_BIN)
 	$(Q)tests/integration/run.sh
+
+# The random (tests/tools/fsx.py) and concurrent tests, long; see
+# tests/soak.sh for the variables.
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/soak.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -788,14 +788,47 @@ static void keep_open_content(struct cache *c, const char *path)
 	pthread_mutex_unlock(&c->lock);
 }
 
-int cache_unlink(struct cache *c, const char *path)
+/*
+ * Take a reference to the shadow of path, if there is one, and its lock.
+ * A commit reads the shadow's path once and then stores the file there,
+ * all under the shadow lock, so a rename or an unlink that holds the lock
+ * cannot slip between the two.  Otherwise the kernel's release of a
+ * created file, which commits it and arrives after close(2) returned,
+ * stores the file under the old name after the rename or the unlink.
+ */
+static struct shadow *lock_shadow(struct cache *c, const char *path)
 {
 	struct shadow *sh;
+
+	pthread_mutex_lock(&c->lock);
+	sh = htab_get(&c->shadows, path);
+	if (sh)
+		sh->refs++;
+	pthread_mutex_unlock(&c->lock);
+	if (sh)
+		pthread_mutex_lock(&sh->lock);
+	return sh;
+}
+
+static void unlock_shadow(struct cache *c, struct shadow *sh)
+{
+	if (!sh)
+		return;
+	pthread_mutex_unlock(&sh->lock);
+	pthread_mutex_lock(&c->lock);
+	shadow_put(c, sh);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_unlink(struct cache *c, const char *path)
+{
+	struct shadow *sh, *locked;
 	int ret;
 
 	if (c->cfg.read_only)
 		return -EROFS;
 	keep_open_content(c, path);
+	locked = lock_shadow(c, path);
 	pthread_mutex_lock(&c->lock);
 	sh = htab_remove(&c->shadows, path);
 	if (sh) {
@@ -807,6 +840,7 @@ int cache_unlink(struct cache *c, const char *path)
 	pthread_mutex_unlock(&c->lock);
 
 	ret = c->origin->ops->unlink(c->origin, path);
+	unlock_shadow(c, locked);
 	if (ret == -ENOENT && sh)
 		ret = 0;	/* created here and never committed */
 	if (ret < 0)
@@ -900,36 +934,29 @@ static void move_entries(struct cache *c, const char *from, const char *to)
 static void drop_target(struct cache *c, const char *to)
 {
 	struct shadow *sh = htab_remove(&c->shadows, to);
-	struct object *obj = htab_get(&c->objects, to);
+	struct object *obj;
 
 	if (sh) {
 		free(sh->path);
 		sh->path = NULL;
 		wb_cancel(c, sh);
 	}
+	/*
+	 * Looked up only now: wb_cancel() may drop the last reference to
+	 * the shadow and with it the shadow's base object at to.
+	 */
+	obj = htab_get(&c->objects, to);
 	if (obj)
 		store_object_detach(c, obj);
 	meta_rename_prefix(c, to, to);
 }
 
-int cache_rename(struct cache *c, const char *from, const char *to,
-		 unsigned flags)
+/* The rest of cache_rename, with the shadow of from locked. */
+static int rename_locked(struct cache *c, const char *from, const char *to,
+			 unsigned flags, bool local_only, bool have_attr,
+			 const struct origin_attr *attr)
 {
-	struct origin_attr attr;
-	bool local_only, have_attr, busy;
 	int ret;
-
-	if (c->cfg.read_only)
-		return -EROFS;
-	keep_open_content(c, to);	/* the file a rename replaces */
-	pthread_mutex_lock(&c->lock);
-	local_only = htab_get(&c->shadows, from) != NULL;
-	have_attr = cached_attr(c, from, &attr) == 0;
-	/* A directory is not empty while files below it wait for upload. */
-	busy = !(flags & RENAME_EXCHANGE) && has_local_children(c, to);
-	pthread_mutex_unlock(&c->lock);
-	if (busy)
-		return -ENOTEMPTY;
 
 	ret = c->origin->ops->rename(c->origin, from, to, flags);
 	if (ret == -ENOENT && local_only)
@@ -944,7 +971,7 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 	meta_rename_prefix(c, from, to);
 	meta_attr_set_negative(c, from);
 	if (have_attr) {
-		record_created(c, to, &attr);
+		record_created(c, to, attr);
 	} else {
 		char parent[4096];
 
@@ -954,6 +981,31 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
+
+int cache_rename(struct cache *c, const char *from, const char *to,
+		 unsigned flags)
+{
+	struct origin_attr attr;
+	struct shadow *sh;
+	bool local_only, have_attr, busy;
+	int ret;
+
+	if (c->cfg.read_only)
+		return -EROFS;
+	keep_open_content(c, to);	/* the file a rename replaces */
+	sh = lock_shadow(c, from);
+	pthread_mutex_lock(&c->lock);
+	local_only = htab_get(&c->shadows, from) != NULL;
+	have_attr = cached_attr(c, from, &attr) == 0;
+	/* A directory is not empty while files below it wait for upload. */
+	busy = !(flags & RENAME_EXCHANGE) && has_local_children(c, to);
+	pthread_mutex_unlock(&c->lock);
+	ret = busy ? -ENOTEMPTY : rename_locked(c, from, to, flags,
+						local_only, have_attr, &attr);
+	unlock_shadow(c, sh);
+	return ret;
+}
+
 
 int cache_symlink(struct cache *c, const char *target, const char *path)
 {

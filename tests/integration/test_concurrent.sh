@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# test_concurrent.sh - tests/tools/concurrent_rw.py on one mount: several
+# processes of several threads each rewrite their own byte range of one
+# file (ranges that share chunks) and replace whole files by rename,
+# and read them back while the others write.  After the run every byte
+# is checked on the mount, again after a remount with the same cache,
+# and in the origin.
+#
+# CONCURRENT_PASSES lists the passes as ORIGIN/MODE, with ORIGIN s3 or
+# dir and MODE a write mode (default "s3/through s3/back").
+# CONCURRENT_ROUNDS sets the rounds per writer (default 15), and
+# NEARFS_CONCURRENT_SEED the seed (default: random, printed).
+#
+# NOTE: over a directory origin (dir/through, dir/back) readers of a file
+# that another thread replaces by rename read a mix of two versions now
+# and then, and an open of the name can fail with ENOENT.  Those passes
+# are left out by default until that is fixed.
+. "$(dirname "$0")/../lib.sh"
+
+TOOL=$NEARFS_ROOT/tests/tools/concurrent_rw.py
+ROUNDS=${CONCURRENT_ROUNDS:-15}
+SEED=${NEARFS_CONCURRENT_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+ARGS=(--seed "$SEED" --processes 3 --threads 3 --rounds "$ROUNDS"
+	--chunk 64K)
+
+# tool COMMAND DIR: run concurrent_rw.py; fail with its output.
+tool() {
+	local out=$WORK/tool.out
+	python3 "$TOOL" "$1" "$2" "${ARGS[@]}" >"$out" 2>&1 || {
+		cat "$out" >&2
+		fail "concurrent_rw.py $1 $2 failed (seed $SEED)"
+	}
+	log "ok: $(tail -n 1 "$out")"
+}
+
+# fetch_prefix PREFIX DIR: copy every object below PREFIX/ into DIR,
+# except directory markers (keys ending in /).
+fetch_prefix() {
+	local size key
+	mkdir -p "$2"
+	s3 ls data "$1/" >"$WORK/keys"
+	while read -r size key; do
+		case $key in
+		*/) continue ;;
+		esac
+		s3 get data "$key" >"$2/${key#"$1"/}"
+	done <"$WORK/keys"
+}
+
+run_pass() {
+	local kind=$1 mode=$2 origin opts mnt=$WORK/mnt-$1-$2
+	if [ "$kind" = s3 ]; then
+		origin=s3://data/$mode
+	else
+		origin=$WORK/origin-$mode
+		mkdir -p "$origin"
+	fi
+	opts="cache_dir=$WORK/cache-$kind-$mode,chunk_size=64K"
+	opts="$opts,write_mode=$mode,writeback_delay=1s"
+
+	check "$kind/$mode: concurrent writers and readers, seed $SEED"
+	mount_nearfs "$origin" "$mnt" "$opts"
+	mkdir "$mnt/work"
+	tool run "$mnt/work"
+	tool verify "$mnt/work"
+
+	check "$kind/$mode: every byte after a remount"
+	unmount_nearfs "$mnt"
+	mount_nearfs "$origin" "$mnt" "$opts"
+	tool verify "$mnt/work"
+	unmount_nearfs "$mnt"
+
+	check "$kind/$mode: every byte in the origin"
+	if [ "$kind" = s3 ]; then
+		fetch_prefix "$mode/work" "$WORK/fetched-$mode"
+		tool verify "$WORK/fetched-$mode"
+	else
+		tool verify "$origin/work"
+	fi
+}
+
+start_s3
+s3 mb data
+log "seed $SEED (NEARFS_CONCURRENT_SEED=$SEED repeats it)"
+for pass in ${CONCURRENT_PASSES:-s3/through s3/back}; do
+	run_pass "${pass%/*}" "${pass#*/}"
+done
