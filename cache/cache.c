@@ -394,8 +394,10 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->lends_refused = c->lends_refused;
 	wb_stats(c, st);
 	pthread_mutex_unlock(&c->lock);
-	for (int i = 0; i < ORIGIN_REQ_MAX; i++)
+	for (int i = 0; i < ORIGIN_REQ_MAX; i++) {
 		st->origin_requests[i] = atomic_load(&oc->requests[i]);
+		origin_latency_read(&oc->latency[i], &st->latency[i]);
+	}
 	st->origin_errors = atomic_load(&oc->errors);
 	st->origin_retries = atomic_load(&oc->retries);
 	st->bytes_to_origin = atomic_load(&oc->bytes_written);

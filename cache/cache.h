@@ -66,6 +66,8 @@ struct cache_stats {
 	uint64_t invalidations;	/* cached files dropped for a new version */
 	uint64_t objects_cached;
 	uint64_t origin_requests[ORIGIN_REQ_MAX];
+	/* Durations of the origin requests, by kind. */
+	struct origin_latency_stats latency[ORIGIN_REQ_MAX];
 	uint64_t origin_errors;
 	uint64_t origin_retries;
 	uint64_t bytes_to_origin;	/* body bytes sent by writes */
