@@ -392,6 +392,13 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->objects_cached = c->objects_cached;
 	st->lends = c->lends;
 	st->lends_refused = c->lends_refused;
+	st->ttl_ms = c->cfg.ttl_ms;
+	st->attr_ttl_ms = c->cfg.attr_ttl_ms;
+	st->neg_ttl_ms = c->cfg.neg_ttl_ms;
+	st->dir_ttl_ms = c->cfg.dir_ttl_ms;
+	st->min_free = c->cfg.min_free;
+	st->min_free_pct = c->cfg.min_free_pct;
+	st->writeback_delay_ms = c->cfg.writeback_delay_ms;
 	wb_stats(c, st);
 	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < ORIGIN_REQ_MAX; i++) {

@@ -81,6 +81,12 @@ struct cache_stats {
 	/* cache_lend(). */
 	uint64_t lends;		/* descriptors lent */
 	uint64_t lends_refused;	/* requests that got no descriptor */
+	/* Settings that cache_set_config() may change; size_max and
+	 * max_dirty are above. */
+	uint64_t ttl_ms, attr_ttl_ms, neg_ttl_ms, dir_ttl_ms;
+	uint64_t min_free;	/* bytes, when min_free_pct is 0 */
+	uint64_t min_free_pct;
+	uint64_t writeback_delay_ms;
 };
 
 struct cache;

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "log.h"
 #include "options.h"
+#include "stats.h"
 
 /* The fsync= option in its mount syntax: local or origin. */
 static const char *fsync_name(const struct cache_config *cfg)
@@ -21,13 +23,24 @@ static const char *fsync_name(const struct cache_config *cfg)
 
 /* ---- statistics ---- */
 
-/* One counter of the report: its name and where it sits in the stats. */
+/* One number of the report: its name and where it sits in the stats. */
 struct stat_field {
 	const char *name;
 	size_t offset;
 };
 
 #define STAT_FIELD(name, member) { name, offsetof(struct cache_stats, member) }
+
+/* Settings that nearfs-ctl set may change, in the header of the report. */
+static const struct stat_field setting_fields[] = {
+	STAT_FIELD("writeback_delay_ms", writeback_delay_ms),
+	STAT_FIELD("ttl_ms", ttl_ms),
+	STAT_FIELD("attr_ttl_ms", attr_ttl_ms),
+	STAT_FIELD("neg_ttl_ms", neg_ttl_ms),
+	STAT_FIELD("dir_ttl_ms", dir_ttl_ms),
+	STAT_FIELD("min_free", min_free),
+	STAT_FIELD("min_free_pct", min_free_pct),
+};
 
 static const struct stat_field stat_fields[] = {
 	STAT_FIELD("hits", hits),
@@ -57,11 +70,21 @@ static const struct stat_field stat_fields[] = {
 	STAT_FIELD("lends_refused", lends_refused),
 };
 
-#define NFIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static uint64_t field_value(const struct cache_stats *st, size_t i)
+/* The quantiles of the request durations that the report shows. */
+static const struct {
+	const char *name;
+	double q;
+} latency_quantiles[] = {
+	{ "p50_ms", 0.5 },
+	{ "p99_ms", 0.99 },
+};
+
+static uint64_t field_value(const struct cache_stats *st,
+			    const struct stat_field *field)
 {
-	return *(const uint64_t *)((const char *)st + stat_fields[i].offset);
+	return *(const uint64_t *)((const char *)st + field->offset);
 }
 
 static double hit_ratio(const struct cache_stats *st)
@@ -69,6 +92,24 @@ static double hit_ratio(const struct cache_stats *st)
 	uint64_t total = st->hits + st->misses;
 
 	return total ? (double)st->hits / (double)total : 0.0;
+}
+
+static double latency_ms(const struct cache_stats *st, size_t kind,
+			 size_t quantile)
+{
+	return origin_latency_quantile(&st->latency[kind],
+				       latency_quantiles[quantile].q) / 1000.0;
+}
+
+static void text_fields(FILE *out, const struct cache_stats *st,
+			const struct stat_field *fields, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fprintf(out, "%s: %" PRIu64 "\n", fields[i].name,
+			field_value(st, &fields[i]));
+		if (strcmp(fields[i].name, "misses") == 0)
+			fprintf(out, "hit_ratio: %.4f\n", hit_ratio(st));
+	}
 }
 
 static void format_text(const struct ctl_info *info,
@@ -81,22 +122,23 @@ static void format_text(const struct ctl_info *info,
 	fprintf(out, "cache_dir: %s\n", cache_path(info->cache));
 	fprintf(out, "write_mode: %s\n", write_mode_name(cfg->write_mode));
 	fprintf(out, "chunk_size: %" PRIu32 "\n", cfg->chunk_size);
-	fprintf(out, "writeback_delay_ms: %" PRIu64 "\n",
-		cfg->writeback_delay_ms);
 	fprintf(out, "fsync: %s\n", fsync_name(cfg));
+	text_fields(out, st, setting_fields, ARRAY_LEN(setting_fields));
+	fprintf(out, "log_level: %s\n", log_level_name(log_max_level));
 	fprintf(out, "pid: %ld\n", (long)getpid());
-	for (size_t i = 0; i < NFIELDS; i++) {
-		fprintf(out, "%s: %" PRIu64 "\n", stat_fields[i].name,
-			field_value(st, i));
-		if (strcmp(stat_fields[i].name, "misses") == 0)
-			fprintf(out, "hit_ratio: %.4f\n", hit_ratio(st));
-	}
+	text_fields(out, st, stat_fields, ARRAY_LEN(stat_fields));
 	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++)
 		fprintf(out, "requests.%s: %" PRIu64 "\n",
 			origin_request_names[i], st->origin_requests[i]);
+	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++)
+		for (size_t q = 0; q < ARRAY_LEN(latency_quantiles); q++)
+			fprintf(out, "latency.%s.%s: %.3f\n",
+				origin_request_names[i],
+				latency_quantiles[q].name,
+				latency_ms(st, i, q));
 }
 
-static void json_string(FILE *out, const char *s)
+void json_string(FILE *out, const char *s)
 {
 	fputc('"', out);
 	for (; *s; s++) {
@@ -119,6 +161,30 @@ static void json_string_field(FILE *out, const char *name, const char *value)
 	fputc(',', out);
 }
 
+static void json_fields(FILE *out, const struct cache_stats *st,
+			const struct stat_field *fields, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "\"%s\":%" PRIu64 ",", fields[i].name,
+			field_value(st, &fields[i]));
+}
+
+/* "latency":{"GET":{"p50_ms":0.5,"p99_ms":2.1},...} */
+static void json_latency(FILE *out, const struct cache_stats *st)
+{
+	fputs("\"latency\":{", out);
+	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++) {
+		fprintf(out, "%s\"%s\":{", i ? "," : "",
+			origin_request_names[i]);
+		for (size_t q = 0; q < ARRAY_LEN(latency_quantiles); q++)
+			fprintf(out, "%s\"%s\":%.3f", q ? "," : "",
+				latency_quantiles[q].name,
+				latency_ms(st, i, q));
+		fputc('}', out);
+	}
+	fputc('}', out);
+}
+
 static void format_json(const struct ctl_info *info,
 			const struct cache_stats *st, FILE *out)
 {
@@ -131,19 +197,19 @@ static void format_json(const struct ctl_info *info,
 	json_string_field(out, "write_mode",
 			  write_mode_name(cfg->write_mode));
 	fprintf(out, "\"chunk_size\":%" PRIu32 ",", cfg->chunk_size);
-	fprintf(out, "\"writeback_delay_ms\":%" PRIu64 ",",
-		cfg->writeback_delay_ms);
 	json_string_field(out, "fsync", fsync_name(cfg));
+	json_fields(out, st, setting_fields, ARRAY_LEN(setting_fields));
+	json_string_field(out, "log_level", log_level_name(log_max_level));
 	fprintf(out, "\"pid\":%ld,", (long)getpid());
-	for (size_t i = 0; i < NFIELDS; i++)
-		fprintf(out, "\"%s\":%" PRIu64 ",", stat_fields[i].name,
-			field_value(st, i));
+	json_fields(out, st, stat_fields, ARRAY_LEN(stat_fields));
 	fprintf(out, "\"hit_ratio\":%.4f,", hit_ratio(st));
 	fputs("\"requests\":{", out);
 	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++)
 		fprintf(out, "%s\"%s\":%" PRIu64, i ? "," : "",
 			origin_request_names[i], st->origin_requests[i]);
-	fputs("}}\n", out);
+	fputs("},", out);
+	json_latency(out, st);
+	fputs("}\n", out);
 }
 
 int ctl_format_stats(const struct ctl_info *info, bool json, char **out)
