@@ -410,6 +410,57 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->bytes_to_origin = atomic_load(&oc->bytes_written);
 }
 
+void cache_get_config(struct cache *c, struct cache_config *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->cfg;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_set_config(struct cache *c, const struct cache_config *cfg,
+		     char *err, size_t errlen)
+{
+	if (cfg->size_max < c->cfg.chunk_size) {
+		snprintf(err, errlen, "cache_size %" PRIu64 " is smaller than "
+			 "one chunk (%" PRIu32 " bytes): give at least that",
+			 cfg->size_max, c->cfg.chunk_size);
+		return -EINVAL;
+	}
+	if (c->cfg.write_mode == WRITE_BACK &&
+	    cfg->max_dirty < c->cfg.chunk_size) {
+		snprintf(err, errlen, "max_dirty %" PRIu64 " is smaller than "
+			 "one chunk (%" PRIu32 " bytes): give at least that",
+			 cfg->max_dirty, c->cfg.chunk_size);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->cfg.ttl_ms = cfg->ttl_ms;
+	/* Read without the lock by cache_attr_ttl_ms(), cache_neg_ttl_ms(). */
+	__atomic_store_n(&c->cfg.attr_ttl_ms, cfg->attr_ttl_ms,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&c->cfg.neg_ttl_ms, cfg->neg_ttl_ms,
+			 __ATOMIC_RELAXED);
+	c->cfg.dir_ttl_ms = cfg->dir_ttl_ms;
+	c->cfg.min_free = cfg->min_free;
+	c->cfg.min_free_pct = cfg->min_free_pct;
+	c->cfg.size_max = cfg->size_max;
+	store_shrink(c);
+	c->cfg.max_dirty = cfg->max_dirty;
+	wb_set_delay(c, cfg->writeback_delay_ms);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+uint64_t cache_attr_ttl_ms(const struct cache *c)
+{
+	return __atomic_load_n(&c->cfg.attr_ttl_ms, __ATOMIC_RELAXED);
+}
+
+uint64_t cache_neg_ttl_ms(const struct cache *c)
+{
+	return __atomic_load_n(&c->cfg.neg_ttl_ms, __ATOMIC_RELAXED);
+}
+
 void cache_notify(struct cache *c, const char *path)
 {
 	if (c->invalidate)

@@ -113,9 +113,33 @@ void cache_set_invalidate(struct cache *c, cache_invalidate_fn fn, void *arg);
 
 /* The folder of this origin inside cache_dir. */
 const char *cache_path(const struct cache *c);
+/* The settings.  Read the fields that cache_set_config() changes through
+ * cache_get_config() or the accessors below instead. */
 const struct cache_config *cache_config(const struct cache *c);
 struct origin *cache_origin(const struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *st);
+
+/* Copy the settings in force, as cache_set_config() left them. */
+void cache_get_config(struct cache *c, struct cache_config *out);
+
+/*
+ * Change the settings that may change while the cache is open: ttl_ms,
+ * attr_ttl_ms, neg_ttl_ms, dir_ttl_ms, size_max, min_free, min_free_pct,
+ * max_dirty and writeback_delay_ms are taken from cfg, and its other
+ * fields are ignored.  A lower size_max evicts the least recently used
+ * chunks down to it at once, except chunks being read, which go at a
+ * later eviction.  A new min_free applies from the next fetch on.  A new
+ * writeback_delay moves the upload time of every pending file by the
+ * difference.  Returns 0, or -EINVAL with a message in err when
+ * size_max, or in write-back mode max_dirty, is smaller than one chunk.
+ */
+int cache_set_config(struct cache *c, const struct cache_config *cfg,
+		     char *err, size_t errlen);
+
+/* attr_ttl_ms and neg_ttl_ms as they are now, read without the engine
+ * lock, for the timeouts of replies to the kernel. */
+uint64_t cache_attr_ttl_ms(const struct cache *c);
+uint64_t cache_neg_ttl_ms(const struct cache *c);
 
 /* Attributes of path, from the attribute cache within attr_ttl. */
 int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr);

@@ -268,6 +268,9 @@ bool store_complete(struct cache *c, struct object *obj);
  * Returns the new descriptor or -errno.  Lock held. */
 int store_lend(struct cache *c, struct object *obj);
 int store_compact(struct cache *c);
+/* Evict the least recently used chunks that no read is using while the
+ * cache holds more than size_max.  Lock held. */
+void store_shrink(struct cache *c);
 /* Free the memory of every chunk, at close, after the objects. */
 void store_free_chunks(struct cache *c);
 uint64_t store_live_index_bytes(const struct cache *c);
@@ -387,6 +390,10 @@ void wb_moved(struct cache *c, struct shadow *sh);
 void wb_writer_closed(struct cache *c, struct shadow *sh);
 void wb_wait_for_room(struct cache *c, size_t len);
 void wb_stats(struct cache *c, struct cache_stats *st);
+/* Set writeback_delay_ms, moving the upload time of the pending files by
+ * the difference, and wake the uploaders and the writers that wait for
+ * room under max_dirty.  Lock held. */
+void wb_set_delay(struct cache *c, uint64_t delay_ms);
 
 /* Split path into its parent folder (into buf) and return the name. */
 const char *path_split(const char *path, char *parent, size_t len);

@@ -1065,9 +1065,14 @@ int store_replay(struct cache *c, char *err, size_t errlen)
 	if (ret < 0)
 		return ret;
 	/* A lower cache_size than the last run's takes effect now. */
+	store_shrink(c);
+	return reset;
+}
+
+void store_shrink(struct cache *c)
+{
 	while (c->bytes_cached > c->cfg.size_max && evict_one(c))
 		;
-	return reset;
 }
 
 static void compact_object(void *arg, const char *key, void *value)

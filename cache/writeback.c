@@ -446,6 +446,24 @@ void wb_stats(struct cache *c, struct cache_stats *st)
 			st->uploads_failed++;
 }
 
+void wb_set_delay(struct cache *c, uint64_t delay_ms)
+{
+	uint64_t old = c->cfg.writeback_delay_ms;
+	struct list_node *n;
+
+	c->cfg.writeback_delay_ms = delay_ms;
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		/* ready_ms is the last close plus the old delay, or 0 when
+		 * the upload must start at once. */
+		if (sh->ready_ms != 0 && sh->ready_ms >= old)
+			sh->ready_ms = sh->ready_ms - old + delay_ms;
+	}
+	pthread_cond_broadcast(&c->wb_wake);
+	pthread_cond_broadcast(&c->wb_done);
+}
+
 /* Replay: a journaled file becomes a pending shadow again. */
 
 struct replay {

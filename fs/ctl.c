@@ -23,6 +23,7 @@
 #include "log.h"
 #include "options.h"
 #include "preload/protocol.h"
+#include "stats.h"
 
 /* Size of the request buffer; longer request lines are rejected. */
 #define REQUEST_MAX 1024
@@ -96,6 +97,38 @@ static void cmd_stats(struct ctl_server *s, const char *args, FILE *out)
 	}
 	fputs(text, out);
 	free(text);
+}
+
+/* ---- settings ---- */
+
+/*
+ * "set OPTION=VALUE[,OPTION=VALUE...]": change settings while mounted,
+ * parsed as the mount options are.  The reply names each setting that
+ * changed, "NAME: OLD -> NEW" with the names of the stats report.
+ */
+static void cmd_set(struct ctl_server *s, const char *args, FILE *out)
+{
+	struct cache *c = s->info.cache;
+	int level_before = log_max_level, level = log_max_level;
+	struct cache_stats before, after;
+	struct cache_config cfg;
+	char err[512];
+
+	/* Buffered commands run on the server thread one at a time, so no
+	 * other set changes cfg between here and cache_set_config(). */
+	cache_get_config(c, &cfg);
+	cache_get_stats(c, &before);
+	if (options_parse_runtime(args, &cfg, &level, err, sizeof(err)) ||
+	    cache_set_config(c, &cfg, err, sizeof(err))) {
+		log_info("control socket: rejected the settings '%s': %s",
+			 args, err);
+		fprintf(out, "error: %s\n", err);
+		return;
+	}
+	log_max_level = level;
+	cache_get_stats(c, &after);
+	log_info("control socket: settings changed: %s", args);
+	stats_print_changes(out, &before, level_before, &after, level);
 }
 
 /* ---- flush ---- */
@@ -637,6 +670,8 @@ out_reply:
 static const struct ctl_command commands[] = {
 	{ .name = "stats", .usage = "stats [json]", .run = cmd_stats },
 	{ .name = "flush", .usage = "flush [PATH]", .start = start_flush },
+	{ .name = "set", .usage = "set OPTION=VALUE[,OPTION=VALUE...]",
+	  .run = cmd_set },
 	{ .name = NEARFS_LEND_REQUEST,
 	  .usage = NEARFS_LEND_REQUEST " SIZE MTIME_SEC MTIME_NSEC (with a "
 		   "descriptor)",

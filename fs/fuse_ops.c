@@ -43,8 +43,6 @@ struct nearfs_fs {
 	bool force_uid, force_gid;	/* uid=, gid=: shown for every file */
 	mode_t umask;		/* umask=: bits cleared from every mode */
 	struct timespec mounted;	/* mtime of directories with none */
-	double attr_timeout;	/* seconds, for entries and attributes */
-	double neg_timeout;	/* seconds; 0 disables negative entries */
 	bool read_only;
 
 	pthread_mutex_t open_lock;
@@ -98,6 +96,20 @@ struct dir_handle {
 static struct nearfs_fs *req_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/* Seconds the kernel may keep entries and attributes: attr_ttl, which
+ * nearfs-ctl set may change while mounted. */
+static double attr_timeout(const struct nearfs_fs *fs)
+{
+	return (double)cache_attr_ttl_ms(fs->cache) / 1000.0;
+}
+
+/* Seconds the kernel may keep a missing name (neg_ttl); 0 disables
+ * negative entries. */
+static double neg_timeout(const struct nearfs_fs *fs)
+{
+	return (double)cache_neg_ttl_ms(fs->cache) / 1000.0;
 }
 
 static struct open_file *fi_file(const struct fuse_file_info *fi)
@@ -195,8 +207,8 @@ static int make_entry(struct nearfs_fs *fs, const char *path,
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
 	e->generation = generation;
-	e->attr_timeout = fs->attr_timeout;
-	e->entry_timeout = fs->attr_timeout;
+	e->attr_timeout = attr_timeout(fs);
+	e->entry_timeout = e->attr_timeout;
 	attr_to_stat(fs, ino, attr, &e->attr);
 	return 0;
 }
@@ -450,6 +462,7 @@ static void nf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct nearfs_fs *fs = req_fs(req);
 	struct origin_attr attr;
+	double negative;
 	char *path;
 	int ret;
 
@@ -471,10 +484,11 @@ static void nf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	free(path);
 
 out_reply:
-	if (ret == -ENOENT && fs->neg_timeout > 0) {
+	negative = ret == -ENOENT ? neg_timeout(fs) : 0;
+	if (negative > 0) {
 		struct fuse_entry_param e = {
 			.ino = 0,
-			.entry_timeout = fs->neg_timeout,
+			.entry_timeout = negative,
 		};
 
 		fuse_reply_entry(req, &e);
@@ -540,7 +554,7 @@ static void reply_attr(fuse_req_t req, struct nearfs_fs *fs, fuse_ino_t ino,
 		return;
 	}
 	attr_to_stat(fs, ino, &attr, &st);
-	fuse_reply_attr(req, &st, fs->attr_timeout);
+	fuse_reply_attr(req, &st, attr_timeout(fs));
 }
 
 static void nf_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -1504,8 +1518,6 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
 	fs->uid = getuid();
 	fs->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->mounted);
-	fs->attr_timeout = (double)cfg->attr_ttl_ms / 1000.0;
-	fs->neg_timeout = (double)cfg->neg_ttl_ms / 1000.0;
 	fs->read_only = cfg->read_only;
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->inval_lock, NULL);

@@ -613,8 +613,10 @@ static int apply_option(struct parse_state *ps, const char *opt)
 	return fail(ps, "unknown option '%.*s'; " SEE_HELP, (int)len, opt);
 }
 
-/* Apply a comma-separated -o list, skipping empty items. */
-static int apply_option_list(struct parse_state *ps, const char *list)
+/* Apply a comma-separated list with apply, skipping empty items. */
+static int apply_option_list(struct parse_state *ps, const char *list,
+			     int (*apply)(struct parse_state *ps,
+					  const char *opt))
 {
 	char *copy = strdup(list);
 	char *save = NULL;
@@ -624,7 +626,7 @@ static int apply_option_list(struct parse_state *ps, const char *list)
 		return fail(ps, "out of memory");
 	for (char *opt = strtok_r(copy, ",", &save); opt && ret == 0;
 	     opt = strtok_r(NULL, ",", &save))
-		ret = apply_option(ps, opt);
+		ret = apply(ps, opt);
 	free(copy);
 	return ret;
 }
@@ -658,12 +660,14 @@ static int apply_short_flags(struct parse_state *ps, int argc, char **argv,
 			break;
 		case 'o':
 			if (c[1])
-				return apply_option_list(ps, c + 1);
+				return apply_option_list(ps, c + 1,
+							 apply_option);
 			if (*index + 1 >= argc)
 				return fail(ps, "missing value after -o: use "
 					    "-o OPTION[,OPTION...]; "
 					    SEE_HELP);
-			return apply_option_list(ps, argv[++*index]);
+			return apply_option_list(ps, argv[++*index],
+						 apply_option);
 		default:
 			return fail(ps, "unknown option '-%c'; " SEE_HELP,
 				    *c);
@@ -1062,6 +1066,60 @@ static int finish(struct parse_state *ps, const char *argv0)
 	if (opts->debug)
 		opts->log_level = LOG_DEBUG;
 	return build_fuse_argv(ps, argv0);
+}
+
+/* Options that nearfs-ctl set may change while mounted. */
+static const char *const runtime_options[] = {
+	"ttl", "attr_ttl", "neg_ttl", "dir_ttl", "cache_size", "min_free",
+	"max_dirty", "writeback_delay", "log_level",
+};
+
+/* Apply one item of a runtime list: "name=value". */
+static int apply_runtime_option(struct parse_state *ps, const char *opt)
+{
+	const char *eq = strchr(opt, '=');
+	size_t len = eq ? (size_t)(eq - opt) : strlen(opt);
+	const struct option_def *def = find_def(opt, len);
+	char names[160] = "";
+
+	if (list_has(runtime_options, ARRAY_LEN(runtime_options), opt, len,
+		     NULL))
+		return apply_nearfs_option(ps, def, eq ? eq + 1 : NULL);
+	for (size_t i = 0; i < ARRAY_LEN(runtime_options); i++)
+		snprintf(names + strlen(names), sizeof(names) - strlen(names),
+			 "%s%s", i ? ", " : "", runtime_options[i]);
+	if (def || list_has(fuse_passthrough, ARRAY_LEN(fuse_passthrough),
+			    opt, len, NULL))
+		return fail(ps, "option '%.*s' cannot change while mounted: "
+			    "unmount and mount again with -o %s; these can "
+			    "change: %s", (int)len, opt, opt, names);
+	return fail(ps, "unknown option '%.*s'; these can change while "
+		    "mounted: %s", (int)len, opt, names);
+}
+
+int options_parse_runtime(const char *list, struct cache_config *cfg,
+			  int *log_level, char *err, size_t errlen)
+{
+	struct nearfs_options opts;
+	struct parse_state ps = { .opts = &opts, .err = err, .errlen = errlen };
+	int ret;
+
+	if (errlen)
+		err[0] = '\0';
+	if (strspn(list, ",") == strlen(list))
+		return fail(&ps, "missing OPTION=VALUE, for example ttl=30s");
+	/* The runtime options set numbers only, so opts owns no string. */
+	memset(&opts, 0, sizeof(opts));
+	opts.cache = *cfg;
+	opts.log_level = *log_level;
+	ret = apply_option_list(&ps, list, apply_runtime_option);
+	if (ret == 0)
+		ret = check_sizes(&ps);
+	if (ret)
+		return ret;
+	*cfg = opts.cache;
+	*log_level = opts.log_level;
+	return 0;
 }
 
 int options_parse(int argc, char **argv, struct nearfs_options *opts,

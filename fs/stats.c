@@ -27,19 +27,24 @@ static const char *fsync_name(const struct cache_config *cfg)
 struct stat_field {
 	const char *name;
 	size_t offset;
+	bool setting;		/* nearfs-ctl set may change it */
 };
 
-#define STAT_FIELD(name, member) { name, offsetof(struct cache_stats, member) }
+#define STAT_FIELD(field_name, member) \
+	{ .name = field_name, .offset = offsetof(struct cache_stats, member) }
+#define SETTING_FIELD(field_name, member) \
+	{ .name = field_name, .offset = offsetof(struct cache_stats, member), \
+	  .setting = true }
 
 /* Settings that nearfs-ctl set may change, in the header of the report. */
 static const struct stat_field setting_fields[] = {
-	STAT_FIELD("writeback_delay_ms", writeback_delay_ms),
-	STAT_FIELD("ttl_ms", ttl_ms),
-	STAT_FIELD("attr_ttl_ms", attr_ttl_ms),
-	STAT_FIELD("neg_ttl_ms", neg_ttl_ms),
-	STAT_FIELD("dir_ttl_ms", dir_ttl_ms),
-	STAT_FIELD("min_free", min_free),
-	STAT_FIELD("min_free_pct", min_free_pct),
+	SETTING_FIELD("writeback_delay_ms", writeback_delay_ms),
+	SETTING_FIELD("ttl_ms", ttl_ms),
+	SETTING_FIELD("attr_ttl_ms", attr_ttl_ms),
+	SETTING_FIELD("neg_ttl_ms", neg_ttl_ms),
+	SETTING_FIELD("dir_ttl_ms", dir_ttl_ms),
+	SETTING_FIELD("min_free", min_free),
+	SETTING_FIELD("min_free_pct", min_free_pct),
 };
 
 static const struct stat_field stat_fields[] = {
@@ -52,7 +57,7 @@ static const struct stat_field stat_fields[] = {
 	STAT_FIELD("readaheads", readaheads),
 	STAT_FIELD("chunks_cached", chunks_cached),
 	STAT_FIELD("bytes_cached", bytes_cached),
-	STAT_FIELD("cache_size", size_max),
+	SETTING_FIELD("cache_size", size_max),
 	STAT_FIELD("objects_cached", objects_cached),
 	STAT_FIELD("evictions", evictions),
 	STAT_FIELD("checksum_failures", checksum_failures),
@@ -61,7 +66,7 @@ static const struct stat_field stat_fields[] = {
 	STAT_FIELD("origin_errors", origin_errors),
 	STAT_FIELD("origin_retries", origin_retries),
 	STAT_FIELD("dirty_bytes", dirty_bytes),
-	STAT_FIELD("max_dirty", max_dirty),
+	SETTING_FIELD("max_dirty", max_dirty),
 	STAT_FIELD("uploads_pending", uploads_pending),
 	STAT_FIELD("uploads_failed", uploads_failed),
 	STAT_FIELD("uploads_done", uploads_done),
@@ -232,4 +237,44 @@ int ctl_format_stats(const struct ctl_info *info, bool json, char **out)
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* Print "NAME: OLD -> NEW" for each setting of fields that differs. */
+static size_t print_changed(FILE *out, const struct stat_field *fields,
+			    size_t n, const struct cache_stats *before,
+			    const struct cache_stats *after)
+{
+	size_t changed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t old = field_value(before, &fields[i]);
+		uint64_t now = field_value(after, &fields[i]);
+
+		if (!fields[i].setting || old == now)
+			continue;
+		fprintf(out, "%s: %" PRIu64 " -> %" PRIu64 "\n",
+			fields[i].name, old, now);
+		changed++;
+	}
+	return changed;
+}
+
+void stats_print_changes(FILE *out, const struct cache_stats *before,
+			 int level_before, const struct cache_stats *after,
+			 int level_after)
+{
+	size_t changed;
+
+	changed = print_changed(out, setting_fields, ARRAY_LEN(setting_fields),
+				before, after);
+	changed += print_changed(out, stat_fields, ARRAY_LEN(stat_fields),
+				 before, after);
+	if (level_before != level_after) {
+		fprintf(out, "log_level: %s -> %s\n",
+			log_level_name(level_before),
+			log_level_name(level_after));
+		changed++;
+	}
+	if (changed == 0)
+		fputs("no setting changed\n", out);
 }

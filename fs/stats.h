@@ -7,7 +7,17 @@
 
 #include <stdio.h>
 
+#include "cache.h"
+
 /* Write s as a JSON string, quotes included. */
 void json_string(FILE *out, const char *s);
+
+/*
+ * Print "NAME: OLD -> NEW" for each setting that differs between before
+ * and after, named as in the stats report, or "no setting changed".
+ */
+void stats_print_changes(FILE *out, const struct cache_stats *before,
+			 int level_before, const struct cache_stats *after,
+			 int level_after);
 
 #endif

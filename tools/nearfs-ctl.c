@@ -19,6 +19,9 @@
 
 /* Seconds to wait for the daemon's reply. */
 #define REPLY_TIMEOUT_S 10
+/* Bytes of one request line, its newline excluded, that the daemon
+ * accepts at most (REQUEST_MAX in fs/ctl.c, less its newline and NUL). */
+#define REQUEST_LINE_MAX 1022
 
 enum {
 	EXIT_OK = 0,
@@ -277,6 +280,7 @@ static int ctl_request(const char *path, const char *request)
 	if (strncmp(reply, "error: ", 7) == 0) {
 		fprintf(stderr, "nearfs-ctl: the daemon of %s rejected "
 			"'%s': %s", root, request, reply + 7);
+		status = EXIT_USAGE;
 	} else {
 		fputs(reply, stdout);
 		status = fflush(stdout) == 0 ? EXIT_OK : EXIT_UNREACHABLE;
@@ -621,6 +625,38 @@ static int cmd_flush(int argc, char **argv)
 	return flush_run(root, path);
 }
 
+/* set MOUNTPOINT OPTION=VALUE...: one request with the options joined
+ * by commas, as in -o. */
+static int cmd_set(int argc, char **argv)
+{
+	char request[REQUEST_LINE_MAX + 1] = "set ";
+	size_t len = strlen(request);
+
+	if (argc < 1)
+		return usage_error("set: missing the mount point");
+	if (argc < 2)
+		return usage_error("set: missing OPTION=VALUE, for example "
+				   "ttl=30s");
+	for (int i = 1; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+
+		if (!strchr(argv[i], '=') || argv[i][0] == '=')
+			return usage_error("set: invalid setting '%s': use "
+					   "OPTION=VALUE, for example ttl=30s",
+					   argv[i]);
+		if (strchr(argv[i], '\n'))
+			return usage_error("set: invalid setting '%s': it "
+					   "contains a newline", argv[i]);
+		if (len + n + 1 > REQUEST_LINE_MAX)
+			return usage_error("set: the settings are longer than "
+					   "%d bytes: give fewer at once",
+					   REQUEST_LINE_MAX - 4);
+		len += (size_t)sprintf(request + len, "%s%s", i > 1 ? "," : "",
+				       argv[i]);
+	}
+	return ctl_request(argv[0], request);
+}
+
 static const struct command commands[] = {
 	{ "stats", "stats [--json] MOUNTPOINT",
 	  "print the cache counters, as text or JSON", cmd_stats },
@@ -629,6 +665,10 @@ static const struct command commands[] = {
 	  "queue, all or those at or below PATH (inside the\n"
 	  "mount, or relative to its root), and wait for them",
 	  cmd_flush },
+	{ "set", "set MOUNTPOINT OPTION=VALUE...",
+	  "change ttl, attr_ttl, neg_ttl, dir_ttl, cache_size,\n"
+	  "min_free, max_dirty, writeback_delay or log_level\n"
+	  "while mounted", cmd_set },
 };
 
 static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);

@@ -1,0 +1,274 @@
+/*
+ * test_admin.c - the engine functions behind nearfs-ctl: settings
+ * changed while open, and the runtime option parser, over a fake origin
+ * and the fake clock.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "fake_origin.c"
+#include "log.h"
+#include "options.h"
+
+#define CS (64u * 1024)
+/* Real time a poll waits for an upload before the test fails. */
+#define POLL_MS 3000
+
+static struct test_env *start(void **state, uint64_t size_max)
+{
+	return test_env_start(state, "cache-tests-admin-XXXXXX", CS, size_max,
+			      60000);
+}
+
+/* Read every byte of path through a new handle; fails the test unless
+ * all size bytes arrive. */
+static void read_all(struct cache *c, const char *path, size_t size)
+{
+	char *buf = malloc(size ? size : 1);
+
+	assert_non_null(buf);
+	assert_int_equal(test_read_path(c, path, buf, size, 0), size);
+	free(buf);
+}
+
+/* ---- cache_set_config ---- */
+
+static void test_set_cache_size_evicts(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_config cfg;
+	struct cache_stats st;
+	char err[256];
+
+	for (unsigned i = 0; i < 8; i++) {
+		char path[16];
+
+		snprintf(path, sizeof(path), "f%u", i);
+		test_put_pattern(env->fo, path, CS, i);
+		read_all(env->c, path, CS);
+	}
+	assert_int_equal(test_stats(env->c).chunks_cached, 8);
+
+	cache_get_config(env->c, &cfg);
+	cfg.size_max = 3 * CS;
+	assert_int_equal(cache_set_config(env->c, &cfg, err, sizeof(err)), 0);
+	st = test_stats(env->c);
+	assert_int_equal(st.size_max, 3 * CS);
+	assert_int_equal(st.chunks_cached, 3);
+	assert_int_equal(st.bytes_cached, 3 * CS);
+	assert_int_equal(st.evictions, 5);
+
+	/* The three most recently read files stay. */
+	fake_reset_calls(env->fo);
+	read_all(env->c, "f5", CS);
+	read_all(env->c, "f6", CS);
+	read_all(env->c, "f7", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	read_all(env->c, "f0", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+	assert_true(test_stats(env->c).bytes_cached <= 3 * CS);
+}
+
+static void test_set_rejects_tiny_sizes(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_config cfg;
+	char err[256] = "";
+
+	cache_get_config(env->c, &cfg);
+	cfg.size_max = CS - 1;
+	assert_int_equal(cache_set_config(env->c, &cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "cache_size 65535"));
+	cache_get_config(env->c, &cfg);
+	assert_int_equal(cfg.size_max, 16 * CS);
+
+}
+
+static void test_set_rejects_tiny_max_dirty(void **state)
+{
+	struct test_env *env = test_env_create(state, "cache-tests-admin-XXXXXX",
+					       CS, 16 * CS, 60000);
+	struct cache_config cfg;
+	char err[256] = "";
+
+	env->cfg.write_mode = WRITE_BACK;
+	env->cfg.max_dirty = 16 * CS;
+	assert_int_equal(test_env_open(env), 0);
+	cache_get_config(env->c, &cfg);
+	cfg.max_dirty = 1;
+	assert_int_equal(cache_set_config(env->c, &cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "max_dirty 1"));
+	assert_int_equal(test_stats(env->c).max_dirty, 16 * CS);
+}
+
+static void test_set_ttl_revalidates(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_config cfg;
+	char err[256];
+
+	test_put_pattern(env->fo, "f", CS, 1);
+	read_all(env->c, "f", CS);
+	fake_reset_calls(env->fo);
+	read_all(env->c, "f", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 0);
+
+	cache_get_config(env->c, &cfg);
+	cfg.ttl_ms = 0;
+	cfg.attr_ttl_ms = 1000;
+	cfg.neg_ttl_ms = 0;
+	assert_int_equal(cache_set_config(env->c, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cache_attr_ttl_ms(env->c), 1000);
+	assert_int_equal(cache_neg_ttl_ms(env->c), 0);
+	assert_int_equal(test_stats(env->c).ttl_ms, 0);
+
+	fake_clock_advance(1);
+	read_all(env->c, "f", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	assert_int_equal(test_stats(env->c).revalidations, 1);
+}
+
+/* Create path in write-back mode, write len bytes and close it. */
+static void write_back_file(struct cache *c, const char *path, size_t len)
+{
+	char *data = test_pattern_new(len, 0, 7);
+	struct cache_file *f;
+
+	assert_int_equal(cache_file_create(c, path, 0644, 0, 0, &f), 0);
+	assert_int_equal(cache_file_write(f, data, len, 0), len);
+	assert_int_equal(cache_file_flush(f), 0);
+	cache_file_release(f);
+	free(data);
+}
+
+static void test_set_writeback_delay_moves_upload(void **state)
+{
+	struct test_env *env = test_env_create(state, "cache-tests-admin-XXXXXX",
+					       CS, 16 * CS, 60000);
+	struct cache_config cfg;
+	char err[256];
+	unsigned waited = 0;
+
+	env->cfg.write_mode = WRITE_BACK;
+	env->cfg.max_dirty = 16 * CS;
+	env->cfg.writeback_delay_ms = 3600 * 1000;
+	assert_int_equal(test_env_open(env), 0);
+	write_back_file(env->c, "new", 100);
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
+
+	cache_get_config(env->c, &cfg);
+	cfg.writeback_delay_ms = 0;
+	assert_int_equal(cache_set_config(env->c, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(test_stats(env->c).writeback_delay_ms, 0);
+	while (test_stats(env->c).uploads_done == 0 && waited < POLL_MS) {
+		usleep(10000);
+		waited += 10;
+	}
+	assert_int_equal(test_stats(env->c).uploads_done, 1);
+	assert_true(fake_exists(env->fo, "new"));
+}
+
+/* ---- options_parse_runtime ---- */
+
+static void test_runtime_options_apply(void **state)
+{
+	struct cache_config cfg = test_config("/tmp", CS, 16 * CS, 60000);
+	int level = LOG_INFO;
+	char err[512];
+
+	(void)state;
+	cfg.max_dirty = 16 * CS;
+	assert_int_equal(options_parse_runtime("ttl=0,attr_ttl=2s,neg_ttl=0,"
+					       "dir_ttl=1m,cache_size=1M,"
+					       "min_free=10%,max_dirty=2M,"
+					       "writeback_delay=500ms,"
+					       "log_level=debug",
+					       &cfg, &level, err,
+					       sizeof(err)), 0);
+	assert_int_equal(cfg.ttl_ms, 0);
+	assert_int_equal(cfg.attr_ttl_ms, 2000);
+	assert_int_equal(cfg.neg_ttl_ms, 0);
+	assert_int_equal(cfg.dir_ttl_ms, 60000);
+	assert_int_equal(cfg.size_max, 1024 * 1024);
+	assert_int_equal(cfg.min_free_pct, 10);
+	assert_int_equal(cfg.min_free, 0);
+	assert_int_equal(cfg.max_dirty, 2 * 1024 * 1024);
+	assert_int_equal(cfg.writeback_delay_ms, 500);
+	assert_int_equal(level, LOG_DEBUG);
+	assert_int_equal(cfg.chunk_size, CS);
+
+	assert_int_equal(options_parse_runtime("min_free=1G", &cfg, &level,
+					       err, sizeof(err)), 0);
+	assert_int_equal(cfg.min_free, 1024 * 1024 * 1024);
+	assert_int_equal(cfg.min_free_pct, 0);
+}
+
+/* Check that list is rejected with a message containing fragment, and
+ * that cfg stays as it was. */
+static void assert_runtime_rejected(const char *list, const char *fragment)
+{
+	struct cache_config cfg = test_config("/tmp", CS, 16 * CS, 60000);
+	struct cache_config before;
+	int level = LOG_INFO;
+	char err[512] = "";
+
+	cfg.max_dirty = 16 * CS;
+	before = cfg;
+	assert_int_equal(options_parse_runtime(list, &cfg, &level, err,
+					       sizeof(err)), -1);
+	if (!strstr(err, fragment))
+		fail_msg("error '%s' for '%s' lacks '%s'", err, list,
+			 fragment);
+	assert_memory_equal(&cfg, &before, sizeof(cfg));
+	assert_int_equal(level, LOG_INFO);
+}
+
+static void test_runtime_options_rejected(void **state)
+{
+	(void)state;
+	assert_runtime_rejected("", "missing OPTION=VALUE");
+	assert_runtime_rejected("chunk_size=1M",
+				"'chunk_size' cannot change while mounted");
+	assert_runtime_rejected("allow_other",
+				"'allow_other' cannot change while mounted");
+	assert_runtime_rejected("nosuch=1", "unknown option 'nosuch'");
+	assert_runtime_rejected("ttl=soon", "invalid duration 'soon' for ttl");
+	assert_runtime_rejected("ttl", "missing value for ttl");
+	assert_runtime_rejected("cache_size=1k",
+				"cache_size 1024 is smaller than chunk_size");
+	assert_runtime_rejected("ttl=1s,log_level=loud",
+				"invalid log_level 'loud'");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_set_cache_size_evicts,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_set_rejects_tiny_sizes,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_set_rejects_tiny_max_dirty,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_set_ttl_revalidates,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_set_writeback_delay_moves_upload,
+					  test_env_teardown),
+		cmocka_unit_test(test_runtime_options_apply),
+		cmocka_unit_test(test_runtime_options_rejected),
+	};
+
+	log_max_level = LOG_ERR;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
