@@ -846,39 +846,12 @@ int cache_unlink(struct cache *c, const char *path)
 	return 0;
 }
 
-struct rename_state {
-	const char *from, *to;
-	char **keys;
-	size_t count, alloc;
-};
-
-static void collect_moved(void *arg, const char *key, void *value)
-{
-	struct rename_state *rs = arg;
-
-	(void)value;
-	if (strcmp(key, rs->from) != 0 && !path_is_below(key, rs->from))
-		return;
-	if (rs->count == rs->alloc) {
-		size_t n = rs->alloc ? rs->alloc * 2 : 8;
-		char **k = realloc(rs->keys, n * sizeof(*k));
-
-		if (!k)
-			return;
-		rs->keys = k;
-		rs->alloc = n;
-	}
-	rs->keys[rs->count] = strdup(key);
-	if (rs->keys[rs->count])
-		rs->count++;
-}
-
 /* The new name of key, which is from or below it. */
-static char *moved_path(const struct rename_state *rs, const char *key)
+static char *moved_path(const char *from, const char *to, const char *key)
 {
 	char *p;
 
-	if (asprintf(&p, "%s%s", rs->to, key + strlen(rs->from)) < 0)
+	if (asprintf(&p, "%s%s", to, key + strlen(from)) < 0)
 		return NULL;
 	return p;
 }
@@ -886,15 +859,15 @@ static char *moved_path(const struct rename_state *rs, const char *key)
 /* Move the objects and open files at and below from.  Lock held. */
 static void move_entries(struct cache *c, const char *from, const char *to)
 {
-	struct rename_state rs = { .from = from, .to = to };
+	struct key_list keys = { 0 };
 	struct shadow *sh;
 	struct object *obj;
 
-	htab_for_each(&c->objects, collect_moved, &rs);
-	for (size_t i = 0; i < rs.count; i++) {
-		char *dest = moved_path(&rs, rs.keys[i]);
+	keys_below(&c->objects, from, &keys);
+	for (size_t i = 0; i < keys.count; i++) {
+		char *dest = moved_path(from, to, keys.keys[i]);
 
-		obj = htab_remove(&c->objects, rs.keys[i]);
+		obj = htab_remove(&c->objects, keys.keys[i]);
 		if (dest && obj) {
 			free(obj->path);
 			obj->path = dest;
@@ -904,14 +877,13 @@ static void move_entries(struct cache *c, const char *from, const char *to)
 				store_log_object(c, obj);
 		}
 		free(dest);
-		free(rs.keys[i]);
 	}
-	rs.count = 0;
-	htab_for_each(&c->shadows, collect_moved, &rs);
-	for (size_t i = 0; i < rs.count; i++) {
-		char *dest = moved_path(&rs, rs.keys[i]);
+	key_list_free(&keys);
+	keys_below(&c->shadows, from, &keys);
+	for (size_t i = 0; i < keys.count; i++) {
+		char *dest = moved_path(from, to, keys.keys[i]);
 
-		sh = htab_remove(&c->shadows, rs.keys[i]);
+		sh = htab_remove(&c->shadows, keys.keys[i]);
 		if (dest && sh) {
 			free(sh->path);
 			sh->path = dest;
@@ -920,9 +892,8 @@ static void move_entries(struct cache *c, const char *from, const char *to)
 			wb_moved(c, sh);
 		}
 		free(dest);
-		free(rs.keys[i]);
 	}
-	free(rs.keys);
+	key_list_free(&keys);
 }
 
 /* Drop what was cached at to, which a rename replaces.  Lock held. */

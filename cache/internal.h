@@ -295,6 +295,21 @@ void listing_sort(struct listing *l);
 void listing_free(struct listing *l);
 void meta_release(struct cache *c);
 void meta_rename_prefix(struct cache *c, const char *from, const char *to);
+/* Drop the cached attributes, missing names and listings at and below
+ * dir ("" for all).  Lock held. */
+void meta_forget_subtree(struct cache *c, const char *dir);
+
+/* Copies of the keys of a table that are dir or lie below it. */
+struct key_list {
+	const char *dir;
+	char **keys;
+	size_t count, alloc;
+};
+
+/* Append the keys of t at and below dir to out; keys that do not fit in
+ * memory are left out.  Free them with key_list_free(). */
+void keys_below(const struct htab *t, const char *dir, struct key_list *out);
+void key_list_free(struct key_list *list);
 
 /*
  * prefetch.c: the listings of a subtree from one recursive origin
