@@ -272,6 +272,27 @@ int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);
 
+/* What cache_forget() dropped and kept, added up over its calls. */
+struct cache_forget_result {
+	uint64_t files;		/* cached versions dropped */
+	uint64_t bytes;		/* their cached bytes */
+	uint64_t kept;		/* files with data not on the origin yet */
+};
+
+/*
+ * Drop what the cache holds at and below path ("" for everything): the
+ * cached versions of files, so that the next read fetches from the
+ * origin, and the cached attributes, missing names and listings, so that
+ * the next lookup asks the origin.  Data that is not on the origin yet
+ * is never dropped: a file open for writing or waiting for its upload
+ * keeps its content and its cached version, and counts in result->kept.
+ * Handles open on a dropped version go on reading it until they close.
+ * The invalidate callback is called for each dropped file, so that the
+ * kernel's page cache of it goes too.  Adds to *result.  Returns 0.
+ */
+int cache_forget(struct cache *c, const char *path,
+		 struct cache_forget_result *result);
+
 /* A request of cache_lend(). */
 struct cache_lend_request {
 	uint64_t size;		/* the version the program opened, as */

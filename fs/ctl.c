@@ -330,6 +330,211 @@ out_free:
 	return false;
 }
 
+/* ---- requests with paths on lines of their own ---- */
+
+/* Paths that one request may name at most. */
+#define PATHS_MAX 100000
+
+static const char *parse_number(const char *text, bool negative,
+				long long *value);
+
+/*
+ * A request that names its paths on lines of their own, because they may
+ * be many and each up to PATH_MAX long: "NAME COUNT", then, once the
+ * server replied "ready", COUNT lines that each contain a path relative
+ * to the mount root, as flush takes it ("" or "." for the root).  serve()
+ * writes the reply.
+ */
+struct paths_job {
+	struct ctl_server *server;
+	int fd;			/* the client; closed by the job */
+	const char *name;	/* the command, for messages */
+	void (*serve)(struct paths_job *job);
+	size_t count;
+	char **paths;		/* engine paths, count of them */
+};
+
+/* The lines a client sends after its request line. */
+struct line_reader {
+	int fd;
+	size_t len;		/* bytes in buf */
+	char buf[PATH_MAX + 1];
+};
+
+/*
+ * Read the next line, without its newline, into out (size bytes).
+ * Returns 0, -EMSGSIZE for a line that does not fit, -ENODATA at the end
+ * of the stream, -ETIMEDOUT when the client sends nothing for
+ * CLIENT_TIMEOUT_S, or another -errno.
+ */
+static int read_line(struct line_reader *r, char *out, size_t size)
+{
+	for (;;) {
+		char *nl = memchr(r->buf, '\n', r->len);
+		ssize_t n;
+
+		if (nl) {
+			size_t len = (size_t)(nl - r->buf);
+
+			if (len >= size)
+				return -EMSGSIZE;
+			memcpy(out, r->buf, len);
+			out[len] = '\0';
+			r->len -= len + 1;
+			memmove(r->buf, nl + 1, r->len);
+			return 0;
+		}
+		if (r->len == sizeof(r->buf))
+			return -EMSGSIZE;
+		n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		if (n == 0)
+			return -ENODATA;
+		r->len += (size_t)n;
+	}
+}
+
+static void paths_job_free(struct paths_job *job)
+{
+	for (size_t i = 0; job->paths && i < job->count; i++)
+		free(job->paths[i]);
+	free(job->paths);
+	free(job);
+}
+
+/* Send "ready" and read the paths of job.  Returns 0, or -1 with the
+ * reply line for the client in msg. */
+static int read_paths(struct paths_job *job, char *msg, size_t size)
+{
+	struct line_reader *r = calloc(1, sizeof(*r));
+	char *line = malloc(PATH_MAX);
+	int ret = r && line ? 0 : -ENOMEM;
+	size_t i;
+
+	job->paths = calloc(job->count, sizeof(*job->paths));
+	if (!job->paths)
+		ret = -ENOMEM;
+	if (ret == 0) {
+		r->fd = job->fd;
+		write_all(job->fd, "ready\n", 6);
+	}
+	for (i = 0; ret == 0 && i < job->count; i++) {
+		ret = read_line(r, line, PATH_MAX);
+		if (ret == 0)
+			ret = flush_path(line, &job->paths[i]);
+	}
+	if (ret == -EINVAL)
+		snprintf(msg, size, "error: invalid path '%s' for %s: give a "
+			 "path relative to the mount root, without '..'\n",
+			 line, job->name);
+	else if (ret)
+		snprintf(msg, size, "error: reading path %zu of %zu of the "
+			 "%s request failed: %s\n", i, job->count, job->name,
+			 ret == -ENODATA ? "the client closed the connection" :
+			 strerror(-ret));
+	free(line);
+	free(r);
+	return ret ? -1 : 0;
+}
+
+static void *paths_main(void *arg)
+{
+	struct paths_job *job = arg;
+	struct ctl_server *s = job->server;
+	char msg[PATH_MAX + 160];
+
+	if (read_paths(job, msg, sizeof(msg)) == 0) {
+		job->serve(job);
+	} else {
+		log_warn("control socket: rejected a %s request: %s",
+			 job->name, msg + strlen("error: "));
+		write_all(job->fd, msg, strlen(msg));
+	}
+	close(job->fd);
+	paths_job_free(job);
+	jobs_remove(s);
+	return NULL;
+}
+
+/* Start a request with paths on lines of their own, whose request line
+ * is "NAME COUNT"; serve() answers it on the job's thread. */
+static bool start_paths(struct ctl_server *s, const char *args,
+			struct ctl_request *req, const char *name,
+			void (*serve)(struct paths_job *job))
+{
+	struct paths_job *job;
+	const char *end;
+	long long count;
+	char msg[160];
+	int ret;
+
+	end = parse_number(args, false, &count);
+	if (!end || *end || count < 1 || count > PATHS_MAX) {
+		snprintf(msg, sizeof(msg), "error: invalid %s request: "
+			 "expected '%s COUNT', COUNT from 1 to %d\n", name,
+			 name, PATHS_MAX);
+		goto out_reply;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		snprintf(msg, sizeof(msg), "error: out of memory\n");
+		goto out_reply;
+	}
+	job->server = s;
+	job->fd = req->fd;
+	job->name = name;
+	job->serve = serve;
+	job->count = (size_t)count;
+	ret = start_job(s, paths_main, job);
+	if (ret == 0)
+		return true;
+	log_err("control socket: cannot start a thread for %s: %s", name,
+		strerror(-ret));
+	snprintf(msg, sizeof(msg), "error: cannot start the %s request: "
+		 "%s\n", name, strerror(-ret));
+	paths_job_free(job);
+out_reply:
+	write_all(req->fd, msg, strlen(msg));
+	return false;
+}
+
+/* ---- forget ---- */
+
+/*
+ * "forget COUNT" and COUNT paths: drop the cached data and metadata at
+ * and below each path, but nothing that is not on the origin yet, and
+ * wait until the kernel dropped its page cache of the dropped files.
+ * The reply is "forgot FILES BYTES KEPT": files and bytes dropped, and
+ * files kept because their data is not uploaded yet.
+ */
+static void serve_forget(struct paths_job *job)
+{
+	struct ctl_server *s = job->server;
+	struct cache_forget_result result = { 0 };
+	char line[96];
+
+	for (size_t i = 0; i < job->count; i++)
+		cache_forget(s->info.cache, job->paths[i], &result);
+	if (s->info.fs)
+		nearfs_fs_wait_invalidations(s->info.fs);
+	log_info("control socket: forget of %zu path%s: dropped %" PRIu64
+		 " files (%" PRIu64 " bytes), kept %" PRIu64 " with data not "
+		 "uploaded yet", job->count, job->count == 1 ? "" : "s",
+		 result.files, result.bytes, result.kept);
+	snprintf(line, sizeof(line), "forgot %" PRIu64 " %" PRIu64 " %" PRIu64
+		 "\n", result.files, result.bytes, result.kept);
+	write_all(job->fd, line, strlen(line));
+}
+
+static bool start_forget(struct ctl_server *s, const char *args,
+			 struct ctl_request *req)
+{
+	return start_paths(s, args, req, "forget", serve_forget);
+}
+
 /* ---- open: local copies for the preload library ---- */
 
 /*
@@ -672,6 +877,8 @@ static const struct ctl_command commands[] = {
 	{ .name = "flush", .usage = "flush [PATH]", .start = start_flush },
 	{ .name = "set", .usage = "set OPTION=VALUE[,OPTION=VALUE...]",
 	  .run = cmd_set },
+	{ .name = "forget", .usage = "forget COUNT, then COUNT paths",
+	  .start = start_forget },
 	{ .name = NEARFS_LEND_REQUEST,
 	  .usage = NEARFS_LEND_REQUEST " SIZE MTIME_SEC MTIME_NSEC (with a "
 		   "descriptor)",

@@ -50,8 +50,11 @@ struct nearfs_fs {
 
 	pthread_mutex_t inval_lock;
 	pthread_cond_t inval_cond;
+	pthread_cond_t inval_idle;	/* the queue emptied and the last
+					 * notification was sent */
 	struct inval_item *inval_head;
 	struct inval_item **inval_tail;
+	bool inval_busy;	/* the notifier sends one now */
 	bool notifier_running;
 	bool stopping;		/* set by nearfs_fs_stop() */
 	pthread_t notifier;
@@ -426,13 +429,26 @@ static void *notifier_main(void *arg)
 		if (fs->stopping)
 			break;
 		item = inval_pop(fs);
+		fs->inval_busy = true;
 		pthread_mutex_unlock(&fs->inval_lock);
 		inval_notify(fs, item->path);
 		free(item);
 		pthread_mutex_lock(&fs->inval_lock);
+		fs->inval_busy = false;
+		if (!fs->inval_head)
+			pthread_cond_broadcast(&fs->inval_idle);
 	}
 	pthread_mutex_unlock(&fs->inval_lock);
 	return NULL;
+}
+
+void nearfs_fs_wait_invalidations(struct nearfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->inval_lock);
+	while (!fs->stopping && fs->notifier_running &&
+	       (fs->inval_head || fs->inval_busy))
+		pthread_cond_wait(&fs->inval_idle, &fs->inval_lock);
+	pthread_mutex_unlock(&fs->inval_lock);
 }
 
 /* ---- lifecycle ---- */
@@ -1522,6 +1538,7 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->inval_lock, NULL);
 	pthread_cond_init(&fs->inval_cond, NULL);
+	pthread_cond_init(&fs->inval_idle, NULL);
 	fs->inval_tail = &fs->inval_head;
 	cache_set_invalidate(c, on_invalidate, fs);
 	*out = fs;
@@ -1536,7 +1553,9 @@ int nearfs_fs_start(struct nearfs_fs *fs, struct fuse_session *se)
 	ret = pthread_create(&fs->notifier, NULL, notifier_main, fs);
 	if (ret)
 		return -ret;
+	pthread_mutex_lock(&fs->inval_lock);
 	fs->notifier_running = true;
+	pthread_mutex_unlock(&fs->inval_lock);
 	return 0;
 }
 
@@ -1558,6 +1577,7 @@ void nearfs_fs_stop(struct nearfs_fs *fs)
 	pthread_mutex_lock(&fs->inval_lock);
 	fs->stopping = true;
 	pthread_cond_broadcast(&fs->inval_cond);
+	pthread_cond_broadcast(&fs->inval_idle);
 	while ((item = inval_pop(fs)))
 		free(item);
 	pthread_mutex_unlock(&fs->inval_lock);
@@ -1574,6 +1594,7 @@ void nearfs_fs_free(struct nearfs_fs *fs)
 		return;
 	nearfs_fs_stop(fs);
 	inode_table_free(fs->inodes);
+	pthread_cond_destroy(&fs->inval_idle);
 	pthread_cond_destroy(&fs->inval_cond);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_mutex_destroy(&fs->open_lock);

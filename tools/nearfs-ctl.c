@@ -27,7 +27,9 @@ enum {
 	EXIT_OK = 0,
 	EXIT_USAGE = 1,
 	EXIT_UNREACHABLE = 2,	/* not a nearfs mount, or no daemon */
-	EXIT_NOT_UPLOADED = 3,	/* flush: some files could not be uploaded */
+	/* Part of the work was not done.  flush: some files could not be
+	 * uploaded.  forget: files with data not uploaded yet were kept. */
+	EXIT_INCOMPLETE = 3,
 };
 
 /*
@@ -229,6 +231,49 @@ static char *read_reply(int fd)
 	}
 	free(buf);
 	return NULL;
+}
+
+/* The reply lines of one connection. */
+struct reader {
+	int fd;
+	size_t len;		/* bytes in buf */
+	size_t taken;		/* bytes of the line handed out last */
+	char buf[4096];
+};
+
+/*
+ * Point *line at the next reply line, without its newline, which stays
+ * valid until the next call.  Returns 1, 0 at the end of the reply, -1
+ * with errno set when the read fails (EAGAIN when the receive timeout
+ * passed), or -2 for a line longer than the buffer.
+ */
+static int reader_next(struct reader *r, char **line)
+{
+	/* Drop the line handed out last. */
+	r->len -= r->taken;
+	memmove(r->buf, r->buf + r->taken, r->len);
+	r->taken = 0;
+	for (;;) {
+		char *nl = memchr(r->buf, '\n', r->len);
+		ssize_t n;
+
+		if (nl) {
+			*nl = '\0';
+			*line = r->buf;
+			r->taken = (size_t)(nl + 1 - r->buf);
+			return 1;
+		}
+		if (r->len == sizeof(r->buf))
+			return -2;
+		n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		r->len += (size_t)n;
+	}
 }
 
 /*
@@ -457,68 +502,58 @@ static int flush_line(struct flush_view *v, const char *line)
 	if (strncmp(line, "error ", 6) == 0) {
 		fprintf(stderr, "nearfs-ctl: flush of %s: %s\n", v->root,
 			line + 6);
-		return EXIT_NOT_UPLOADED;
+		return EXIT_INCOMPLETE;
 	}
 	fprintf(stderr, "nearfs-ctl: unexpected reply from the daemon of "
 		"%s: '%s'\n", v->root, line);
 	return EXIT_UNREACHABLE;
 }
 
+/* Report why the reply of the daemon of root ended before its last
+ * line, for reader_next() result ret. */
+static void report_cut_reply(const char *root, const char *what, int ret)
+{
+	if (ret == -2)
+		fprintf(stderr, "nearfs-ctl: a reply line of the daemon of %s "
+			"is longer than %zu bytes\n", root,
+			sizeof(((struct reader *)0)->buf));
+	else if (ret < 0 && errno == EAGAIN)
+		fprintf(stderr, "nearfs-ctl: the daemon of %s sent no "
+			"progress for %d s; the %s may still run there\n",
+			root, FLUSH_SILENCE_S, what);
+	else
+		fprintf(stderr, "nearfs-ctl: the daemon of %s closed the "
+			"connection before the %s ended: %s\n", root, what,
+			ret < 0 ? strerror(errno) :
+			"end of file (did the daemon stop?)");
+}
+
 /* Read reply lines until the last one.  Returns the exit status. */
 static int flush_read(int fd, struct flush_view *v)
 {
-	char buf[4096];
-	size_t len = 0;
+	struct reader r = { .fd = fd };
+	char *line;
+	int ret;
 
-	for (;;) {
-		char *nl = memchr(buf, '\n', len);
-		ssize_t n;
+	while ((ret = reader_next(&r, &line)) == 1) {
+		int status = flush_line(v, line);
 
-		if (nl) {
-			int status;
-
-			*nl = '\0';
-			status = flush_line(v, buf);
-			if (status != FLUSH_MORE)
-				return status;
-			len -= (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, len);
-			continue;
-		}
-		if (len == sizeof(buf)) {
-			end_bar(v);
-			fprintf(stderr, "nearfs-ctl: a reply line of the "
-				"daemon of %s is longer than %zu bytes\n",
-				v->root, sizeof(buf));
-			return EXIT_UNREACHABLE;
-		}
-		n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n > 0) {
-			len += (size_t)n;
-			continue;
-		}
-		end_bar(v);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			fprintf(stderr, "nearfs-ctl: the daemon of %s sent no "
-				"progress for %d s; the flush may still run "
-				"there\n", v->root, FLUSH_SILENCE_S);
-		else
-			fprintf(stderr, "nearfs-ctl: the daemon of %s closed "
-				"the connection before the flush ended: %s\n",
-				v->root, n < 0 ? strerror(errno) :
-				"end of file (did the daemon stop?)");
-		return EXIT_UNREACHABLE;
+		if (status != FLUSH_MORE)
+			return status;
 	}
+	end_bar(v);
+	report_cut_reply(v->root, "flush", ret);
+	return EXIT_UNREACHABLE;
 }
 
 /*
- * Convert the PATH argument of flush to a path relative to the mount root,
- * in out (PATH_MAX bytes).  An absolute PATH must lie inside the mount, a
- * relative one is taken from the mount root, and ".." is rejected.
+ * Convert a PATH argument of command cmd to a path relative to the mount
+ * root, in out (PATH_MAX bytes).  An absolute PATH must lie inside the
+ * mount, a relative one is taken from the mount root, and ".." is
+ * rejected.
  */
-static int flush_path(const char *root, const char *arg, char *out)
+static int mount_path(const char *cmd, const char *root, const char *arg,
+		      char *out)
 {
 	char resolved[PATH_MAX], copy[PATH_MAX];
 	const char *rest = arg;
@@ -532,21 +567,25 @@ static int flush_path(const char *root, const char *arg, char *out)
 			root_len = 0;
 		if (strncmp(rest, root, root_len) != 0 ||
 		    (rest[root_len] != '\0' && rest[root_len] != '/'))
-			return usage_error("flush: %s is not inside the mount "
-					   "%s", arg, root);
+			return usage_error("%s: %s is not inside the mount "
+					   "%s", cmd, arg, root);
 		rest += root_len;
 	}
 	if (strlen(rest) >= sizeof(copy))
-		return usage_error("flush: the path %s is too long", arg);
+		return usage_error("%s: the path %s is too long", cmd, arg);
+	if (strchr(rest, '\n'))
+		return usage_error("%s: the path %s contains a newline, which "
+				   "requests to the daemon cannot carry", cmd,
+				   arg);
 	strcpy(copy, rest);
 	for (component = strtok_r(copy, "/", &save); component;
 	     component = strtok_r(NULL, "/", &save)) {
 		if (strcmp(component, ".") == 0)
 			continue;
 		if (strcmp(component, "..") == 0)
-			return usage_error("flush: '..' is not allowed in %s: "
+			return usage_error("%s: '..' is not allowed in %s: "
 					   "give a path inside the mount",
-					   arg);
+					   cmd, arg);
 		len += (size_t)sprintf(out + len, "%s%s", len ? "/" : "",
 				       component);
 	}
@@ -570,6 +609,165 @@ static int flush_run(const char *root, const char *path)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &silence, sizeof(silence));
 	status = flush_read(fd, &view);
 	close(fd);
+	return status;
+}
+
+/* ---- requests with paths ---- */
+
+/* The paths of warm or forget, relative to the mount root. */
+struct path_list {
+	char root[PATH_MAX];
+	size_t count;
+	char **paths;
+};
+
+static void path_list_free(struct path_list *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->paths[i]);
+	free(l->paths);
+}
+
+/*
+ * Find the mount of mountpoint and convert each of the n PATH arguments
+ * of cmd to a path relative to its root.  Returns EXIT_OK, or the exit
+ * status after printing why not.
+ */
+static int path_list_make(const char *cmd, const char *mountpoint,
+			  char **args, int n, struct path_list *l)
+{
+	char path[PATH_MAX];
+	int status;
+
+	memset(l, 0, sizeof(*l));
+	if (find_mount_root(mountpoint, l->root) != 0)
+		return EXIT_UNREACHABLE;
+	l->paths = calloc((size_t)n, sizeof(*l->paths));
+	if (!l->paths) {
+		fprintf(stderr, "nearfs-ctl: out of memory\n");
+		return EXIT_UNREACHABLE;
+	}
+	for (int i = 0; i < n; i++) {
+		status = mount_path(cmd, l->root, args[i], path);
+		if (status != EXIT_OK)
+			return status;
+		l->paths[i] = strdup(path);
+		if (!l->paths[i]) {
+			fprintf(stderr, "nearfs-ctl: out of memory\n");
+			return EXIT_UNREACHABLE;
+		}
+		l->count++;
+	}
+	return EXIT_OK;
+}
+
+/*
+ * Send "CMD COUNT" to the daemon of l->root, wait for its "ready" and
+ * send the paths, one a line.  Returns the socket, with r set up to read
+ * the reply, or -1 after printing why, with the exit status in *status.
+ */
+static int send_paths(const char *cmd, const struct path_list *l,
+		      struct reader *r, int *status)
+{
+	char request[64], found[PATH_MAX], sock[PATH_MAX];
+	char *line;
+	int fd, ret;
+
+	snprintf(request, sizeof(request), "%s %zu", cmd, l->count);
+	*status = EXIT_UNREACHABLE;
+	fd = ctl_send(l->root, request, found, sock);
+	if (fd < 0)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+	ret = reader_next(r, &line);
+	if (ret == 1 && strncmp(line, "error: ", 7) == 0) {
+		fprintf(stderr, "nearfs-ctl: the daemon of %s rejected the %s "
+			"request: %s\n", l->root, cmd, line + 7);
+		*status = EXIT_USAGE;
+		goto out_close;
+	}
+	if (ret != 1 || strcmp(line, "ready") != 0) {
+		if (ret == 1)
+			fprintf(stderr, "nearfs-ctl: unexpected reply from the "
+				"daemon of %s: '%s'\n", l->root, line);
+		else
+			report_cut_reply(l->root, cmd, ret);
+		goto out_close;
+	}
+	for (size_t i = 0; i < l->count; i++) {
+		if (send_all(fd, l->paths[i], strlen(l->paths[i])) != 0 ||
+		    send_all(fd, "\n", 1) != 0) {
+			fprintf(stderr, "nearfs-ctl: sending the paths to the "
+				"daemon of %s at %s failed: %s\n", l->root,
+				sock, strerror(errno));
+			goto out_close;
+		}
+	}
+	return fd;
+
+out_close:
+	close(fd);
+	return -1;
+}
+
+/* ---- forget ---- */
+
+/* Read and print the reply "forgot FILES BYTES KEPT" of a forget.
+ * Returns the exit status. */
+static int forget_reply(const char *root, struct reader *r)
+{
+	uint64_t files, bytes, kept;
+	char size[24], *line;
+	int ret = reader_next(r, &line);
+
+	if (ret == 1 && strncmp(line, "error: ", 7) == 0) {
+		fprintf(stderr, "nearfs-ctl: the daemon of %s rejected the "
+			"forget request: %s\n", root, line + 7);
+		return EXIT_USAGE;
+	}
+	if (ret != 1 || sscanf(line, "forgot %" SCNu64 " %" SCNu64 " %"
+			       SCNu64, &files, &bytes, &kept) != 3) {
+		if (ret == 1)
+			fprintf(stderr, "nearfs-ctl: unexpected reply from the "
+				"daemon of %s: '%s'\n", root, line);
+		else
+			report_cut_reply(root, "forget", ret);
+		return EXIT_UNREACHABLE;
+	}
+	format_bytes((double)bytes, size, sizeof(size));
+	printf("forget: dropped %" PRIu64 " file%s (%s) from the cache\n",
+	       files, files == 1 ? "" : "s", size);
+	if (kept == 0)
+		return EXIT_OK;
+	fprintf(stderr, "nearfs-ctl: forget: kept %" PRIu64 " file%s whose "
+		"data is not uploaded yet; see nearfs-ctl uploads\n", kept,
+		kept == 1 ? "" : "s");
+	return EXIT_INCOMPLETE;
+}
+
+static int cmd_forget(int argc, char **argv)
+{
+	struct path_list list;
+	struct reader r;
+	int fd, status;
+
+	if (argc < 1)
+		return usage_error("forget: missing the mount point");
+	if (argc < 2)
+		return usage_error("forget: missing PATH: give the files or "
+				   "folders to forget, '.' for the whole "
+				   "mount");
+	status = path_list_make("forget", argv[0], argv + 1, argc - 1,
+				&list);
+	if (status == EXIT_OK) {
+		fd = send_paths("forget", &list, &r, &status);
+		if (fd >= 0) {
+			status = forget_reply(list.root, &r);
+			close(fd);
+		}
+	}
+	path_list_free(&list);
 	return status;
 }
 
@@ -618,7 +816,7 @@ static int cmd_flush(int argc, char **argv)
 		return EXIT_UNREACHABLE;
 	path[0] = '\0';
 	if (args[1]) {
-		status = flush_path(root, args[1], path);
+		status = mount_path("flush", root, args[1], path);
 		if (status != EXIT_OK)
 			return status;
 	}
@@ -665,6 +863,10 @@ static const struct command commands[] = {
 	  "queue, all or those at or below PATH (inside the\n"
 	  "mount, or relative to its root), and wait for them",
 	  cmd_flush },
+	{ "forget", "forget MOUNTPOINT PATH...",
+	  "drop the cached data and metadata of files or\n"
+	  "trees (paths inside the mount, or relative to its\n"
+	  "root), but none that is not uploaded yet", cmd_forget },
 	{ "set", "set MOUNTPOINT OPTION=VALUE...",
 	  "change ttl, attr_ttl, neg_ttl, dir_ttl, cache_size,\n"
 	  "min_free, max_dirty, writeback_delay or log_level\n"

@@ -1,7 +1,7 @@
 /*
  * test_admin.c - the engine functions behind nearfs-ctl: settings
- * changed while open, and the runtime option parser, over a fake origin
- * and the fake clock.
+ * changed while open and the runtime option parser, forgetting cached
+ * data, over a fake origin and the fake clock.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,176 @@ static void test_set_writeback_delay_moves_upload(void **state)
 	assert_true(fake_exists(env->fo, "new"));
 }
 
+/* ---- cache_forget ---- */
+
+/* Paths that the invalidate callback received. */
+static struct {
+	char paths[8][64];
+	unsigned count;
+} notified;
+
+static void record_invalidate(void *arg, const char *path)
+{
+	(void)arg;
+	if (notified.count < 8)
+		snprintf(notified.paths[notified.count], 64, "%s", path);
+	notified.count++;
+}
+
+static int count_entry(void *arg, const char *name,
+		       const struct origin_attr *attr)
+{
+	(void)name;
+	(void)attr;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+static void test_forget_file_reads_again(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_forget_result result = { 0 };
+	char *want = test_pattern_new(2 * CS, 0, 1);
+	struct cache_stats st;
+
+	memset(&notified, 0, sizeof(notified));
+	cache_set_invalidate(env->c, record_invalidate, NULL);
+	test_put_pattern(env->fo, "f", 2 * CS, 1);
+	test_put_pattern(env->fo, "other", CS, 2);
+	read_all(env->c, "f", 2 * CS);
+	read_all(env->c, "other", CS);
+	assert_int_equal(cache_forget(env->c, "f", &result), 0);
+	assert_int_equal(result.files, 1);
+	assert_int_equal(result.bytes, 2 * CS);
+	assert_int_equal(result.kept, 0);
+	assert_int_equal(notified.count, 1);
+	assert_string_equal(notified.paths[0], "f");
+	st = test_stats(env->c);
+	assert_int_equal(st.chunks_cached, 1);
+	assert_int_equal(st.bytes_cached, CS);
+	assert_int_equal(st.objects_cached, 1);
+
+	fake_reset_calls(env->fo);
+	test_assert_cache_has(env->c, "f", want, 2 * CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 2);
+	read_all(env->c, "other", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 2);
+	free(want);
+}
+
+static void test_forget_folder_and_metadata(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_forget_result result = { 0 };
+	struct origin_attr attr;
+	unsigned entries = 0;
+
+	assert_int_equal(fake_put_dir(env->fo, "a"), 0);
+	assert_int_equal(fake_put_dir(env->fo, "a/sub"), 0);
+	assert_int_equal(fake_put_dir(env->fo, "ab"), 0);
+	test_put_pattern(env->fo, "a/x", CS, 1);
+	test_put_pattern(env->fo, "a/sub/y", CS, 2);
+	test_put_pattern(env->fo, "ab/z", CS, 3);
+	assert_int_equal(cache_readdir(env->c, "a", count_entry, &entries), 0);
+	assert_int_equal(entries, 2);
+	read_all(env->c, "a/x", CS);
+	read_all(env->c, "a/sub/y", CS);
+	read_all(env->c, "ab/z", CS);
+
+	assert_int_equal(cache_forget(env->c, "a", &result), 0);
+	assert_int_equal(result.files, 2);
+	assert_int_equal(result.bytes, 2 * CS);
+	assert_int_equal(test_stats(env->c).chunks_cached, 1);
+
+	fake_reset_calls(env->fo);
+	read_all(env->c, "ab/z", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	assert_int_equal(cache_getattr(env->c, "a/x", &attr), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_STAT), 1);
+	entries = 0;
+	assert_int_equal(cache_readdir(env->c, "a", count_entry, &entries), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_LIST), 1);
+	assert_int_equal(entries, 2);
+}
+
+static void test_forget_everything(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_forget_result result = { 0 };
+	struct cache_stats st;
+
+	test_put_pattern(env->fo, "one", CS, 1);
+	test_put_pattern(env->fo, "two", CS + 10, 2);
+	read_all(env->c, "one", CS);
+	read_all(env->c, "two", CS + 10);
+	assert_int_equal(cache_forget(env->c, "", &result), 0);
+	assert_int_equal(result.files, 2);
+	assert_int_equal(result.bytes, 2 * CS + 10);
+	st = test_stats(env->c);
+	assert_int_equal(st.chunks_cached, 0);
+	assert_int_equal(st.bytes_cached, 0);
+	assert_int_equal(st.objects_cached, 0);
+}
+
+static void test_forget_keeps_open_handle(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_forget_result result = { 0 };
+	char *want = test_pattern_new(CS, 0, 4);
+	char *buf = malloc(CS);
+	struct cache_file *f;
+	bool changed;
+
+	assert_non_null(buf);
+	test_put_pattern(env->fo, "f", CS, 4);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	assert_int_equal(cache_forget(env->c, "f", &result), 0);
+	assert_int_equal(result.files, 1);
+	fake_reset_calls(env->fo);
+	memset(buf, 0, CS);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	assert_memory_equal(buf, want, CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	cache_file_release(f);
+	assert_int_equal(test_stats(env->c).bytes_cached, 0);
+	free(buf);
+	free(want);
+}
+
+static void test_forget_keeps_pending_upload(void **state)
+{
+	struct test_env *env = test_env_create(state, "cache-tests-admin-XXXXXX",
+					       CS, 16 * CS, 60000);
+	struct cache_forget_result result = { 0 };
+	char *want = test_pattern_new(CS + 5, 0, 7);
+	struct cache_stats st;
+
+	env->cfg.write_mode = WRITE_BACK;
+	env->cfg.max_dirty = 16 * CS;
+	env->cfg.writeback_delay_ms = 3600 * 1000;
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(fake_put_dir(env->fo, "d"), 0);
+	test_put_pattern(env->fo, "d/clean", CS, 1);
+	read_all(env->c, "d/clean", CS);
+	write_back_file(env->c, "d/new", CS + 5);
+
+	assert_int_equal(cache_forget(env->c, "d", &result), 0);
+	assert_int_equal(result.files, 1);
+	assert_int_equal(result.bytes, CS);
+	assert_int_equal(result.kept, 1);
+	st = test_stats(env->c);
+	assert_int_equal(st.uploads_pending, 1);
+	assert_int_equal(st.dirty_bytes, CS + 5);
+	fake_reset_calls(env->fo);
+	test_assert_cache_has(env->c, "d/new", want, CS + 5);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	assert_false(fake_exists(env->fo, "d/new"));
+	free(want);
+}
+
 /* ---- options_parse_runtime ---- */
 
 static void test_runtime_options_apply(void **state)
@@ -264,6 +435,16 @@ int main(void)
 		cmocka_unit_test_teardown(test_set_ttl_revalidates,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_set_writeback_delay_moves_upload,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_forget_file_reads_again,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_forget_folder_and_metadata,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_forget_everything,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_forget_keeps_open_handle,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_forget_keeps_pending_upload,
 					  test_env_teardown),
 		cmocka_unit_test(test_runtime_options_apply),
 		cmocka_unit_test(test_runtime_options_rejected),
