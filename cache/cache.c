@@ -966,6 +966,35 @@ static uint64_t cached_bytes(const struct object *obj)
 	return bytes;
 }
 
+struct usage_state {
+	const char *path;
+	struct cache_usage *usage;
+};
+
+static void add_usage(void *arg, const char *key, void *value)
+{
+	struct usage_state *us = arg;
+	struct object *obj = value;
+
+	if (obj->ncached == 0 || (strcmp(key, us->path) != 0 &&
+				  !path_is_below(key, us->path)))
+		return;
+	us->usage->files++;
+	us->usage->chunks += obj->ncached;
+	us->usage->bytes += cached_bytes(obj);
+}
+
+void cache_usage(struct cache *c, const char *path, struct cache_usage *u)
+{
+	struct usage_state us = { .path = path, .usage = u };
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_lock(&c->lock);
+	htab_for_each(&c->objects, add_usage, &us);
+	wb_usage(c, path, u);
+	pthread_mutex_unlock(&c->lock);
+}
+
 int cache_forget(struct cache *c, const char *path,
 		 struct cache_forget_result *result)
 {

@@ -272,6 +272,19 @@ int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);
 
+/* What the cache holds at and below a path: see cache_usage(). */
+struct cache_usage {
+	uint64_t files;		/* files with cached chunks */
+	uint64_t chunks;	/* their cached chunks */
+	uint64_t bytes;		/* the bytes of those chunks */
+	uint64_t dirty_files;	/* files waiting for upload (write-back) */
+	uint64_t dirty_bytes;	/* their sizes */
+};
+
+/* Count what the cache holds at and below path ("" for everything):
+ * cached chunks of the files there, and the files waiting for upload. */
+void cache_usage(struct cache *c, const char *path, struct cache_usage *u);
+
 /* What cache_forget() dropped and kept, added up over its calls. */
 struct cache_forget_result {
 	uint64_t files;		/* cached versions dropped */

@@ -405,6 +405,8 @@ void wb_moved(struct cache *c, struct shadow *sh);
 void wb_writer_closed(struct cache *c, struct shadow *sh);
 void wb_wait_for_room(struct cache *c, size_t len);
 void wb_stats(struct cache *c, struct cache_stats *st);
+/* Add the pending files at and below path to u.  Lock held. */
+void wb_usage(struct cache *c, const char *path, struct cache_usage *u);
 /* Set writeback_delay_ms, moving the upload time of the pending files by
  * the difference, and wake the uploaders and the writers that wait for
  * room under max_dirty.  Lock held. */

@@ -446,6 +446,20 @@ void wb_stats(struct cache *c, struct cache_stats *st)
 			st->uploads_failed++;
 }
 
+void wb_usage(struct cache *c, const char *path, struct cache_usage *u)
+{
+	struct list_node *n;
+
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		if (!matches(sh, path))
+			continue;
+		u->dirty_files++;
+		u->dirty_bytes += sh->size;
+	}
+}
+
 void wb_set_delay(struct cache *c, uint64_t delay_ms)
 {
 	uint64_t old = c->cfg.writeback_delay_ms;

@@ -330,6 +330,43 @@ out_free:
 	return false;
 }
 
+/* ---- usage ---- */
+
+/*
+ * "usage FORMAT [PATH]", FORMAT text or json: what the cache holds at and
+ * below PATH, relative to the mount root as for flush.  The format word
+ * always comes first, so that any PATH can follow it.
+ */
+static void cmd_usage(struct ctl_server *s, const char *args, FILE *out)
+{
+	const char *space = strchr(args, ' ');
+	size_t len = space ? (size_t)(space - args) : strlen(args);
+	bool json = len == 4 && strncmp(args, "json", 4) == 0;
+	struct cache_usage usage;
+	char *path;
+	int ret;
+
+	if (!json && !(len == 4 && strncmp(args, "text", 4) == 0)) {
+		fprintf(out, "error: invalid usage request '%s': expected "
+			"'usage text [PATH]' or 'usage json [PATH]'\n", args);
+		return;
+	}
+	ret = flush_path(space ? space + 1 : "", &path);
+	if (ret == -EINVAL) {
+		fprintf(out, "error: invalid path '%s' for usage: give a path "
+			"relative to the mount root, without '..'\n",
+			space + 1);
+		return;
+	}
+	if (ret) {
+		fprintf(out, "error: %s\n", strerror(-ret));
+		return;
+	}
+	cache_usage(s->info.cache, path, &usage);
+	stats_format_usage(out, path, &usage, json);
+	free(path);
+}
+
 /* ---- requests with paths on lines of their own ---- */
 
 /* Paths that one request may name at most. */
@@ -879,6 +916,8 @@ static const struct ctl_command commands[] = {
 	  .run = cmd_set },
 	{ .name = "forget", .usage = "forget COUNT, then COUNT paths",
 	  .start = start_forget },
+	{ .name = "usage", .usage = "usage text|json [PATH]",
+	  .run = cmd_usage },
 	{ .name = NEARFS_LEND_REQUEST,
 	  .usage = NEARFS_LEND_REQUEST " SIZE MTIME_SEC MTIME_NSEC (with a "
 		   "descriptor)",

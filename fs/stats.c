@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,10 +87,11 @@ static const struct {
 	{ "p99_ms", 0.99 },
 };
 
-static uint64_t field_value(const struct cache_stats *st,
-			    const struct stat_field *field)
+/* The value of field in base, a struct cache_stats or the struct the
+ * table of field describes. */
+static uint64_t field_value(const void *base, const struct stat_field *field)
 {
-	return *(const uint64_t *)((const char *)st + field->offset);
+	return *(const uint64_t *)((const char *)base + field->offset);
 }
 
 static double hit_ratio(const struct cache_stats *st)
@@ -106,15 +108,12 @@ static double latency_ms(const struct cache_stats *st, size_t kind,
 				       latency_quantiles[quantile].q) / 1000.0;
 }
 
-static void text_fields(FILE *out, const struct cache_stats *st,
+static void text_fields(FILE *out, const void *base,
 			const struct stat_field *fields, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		fprintf(out, "%s: %" PRIu64 "\n", fields[i].name,
-			field_value(st, &fields[i]));
-		if (strcmp(fields[i].name, "misses") == 0)
-			fprintf(out, "hit_ratio: %.4f\n", hit_ratio(st));
-	}
+			field_value(base, &fields[i]));
 }
 
 static void format_text(const struct ctl_info *info,
@@ -131,7 +130,10 @@ static void format_text(const struct ctl_info *info,
 	text_fields(out, st, setting_fields, ARRAY_LEN(setting_fields));
 	fprintf(out, "log_level: %s\n", log_level_name(log_max_level));
 	fprintf(out, "pid: %ld\n", (long)getpid());
-	text_fields(out, st, stat_fields, ARRAY_LEN(stat_fields));
+	/* hit_ratio follows hits and misses, the first two counters. */
+	text_fields(out, st, stat_fields, 2);
+	fprintf(out, "hit_ratio: %.4f\n", hit_ratio(st));
+	text_fields(out, st, stat_fields + 2, ARRAY_LEN(stat_fields) - 2);
 	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++)
 		fprintf(out, "requests.%s: %" PRIu64 "\n",
 			origin_request_names[i], st->origin_requests[i]);
@@ -166,12 +168,15 @@ static void json_string_field(FILE *out, const char *name, const char *value)
 	fputc(',', out);
 }
 
-static void json_fields(FILE *out, const struct cache_stats *st,
-			const struct stat_field *fields, size_t n)
+/* "name":value for each of fields, each followed by a comma unless last
+ * is set and it is the last one. */
+static void json_fields(FILE *out, const void *base,
+			const struct stat_field *fields, size_t n, bool last)
 {
 	for (size_t i = 0; i < n; i++)
-		fprintf(out, "\"%s\":%" PRIu64 ",", fields[i].name,
-			field_value(st, &fields[i]));
+		fprintf(out, "\"%s\":%" PRIu64 "%s", fields[i].name,
+			field_value(base, &fields[i]),
+			last && i + 1 == n ? "" : ",");
 }
 
 /* "latency":{"GET":{"p50_ms":0.5,"p99_ms":2.1},...} */
@@ -203,10 +208,10 @@ static void format_json(const struct ctl_info *info,
 			  write_mode_name(cfg->write_mode));
 	fprintf(out, "\"chunk_size\":%" PRIu32 ",", cfg->chunk_size);
 	json_string_field(out, "fsync", fsync_name(cfg));
-	json_fields(out, st, setting_fields, ARRAY_LEN(setting_fields));
+	json_fields(out, st, setting_fields, ARRAY_LEN(setting_fields), false);
 	json_string_field(out, "log_level", log_level_name(log_max_level));
 	fprintf(out, "\"pid\":%ld,", (long)getpid());
-	json_fields(out, st, stat_fields, ARRAY_LEN(stat_fields));
+	json_fields(out, st, stat_fields, ARRAY_LEN(stat_fields), false);
 	fprintf(out, "\"hit_ratio\":%.4f,", hit_ratio(st));
 	fputs("\"requests\":{", out);
 	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++)
@@ -277,4 +282,35 @@ void stats_print_changes(FILE *out, const struct cache_stats *before,
 	}
 	if (changed == 0)
 		fputs("no setting changed\n", out);
+}
+
+
+/* ---- usage ---- */
+
+#define USAGE_FIELD(member) \
+	{ .name = #member, .offset = offsetof(struct cache_usage, member) }
+
+static const struct stat_field usage_fields[] = {
+	USAGE_FIELD(files),
+	USAGE_FIELD(chunks),
+	USAGE_FIELD(bytes),
+	USAGE_FIELD(dirty_files),
+	USAGE_FIELD(dirty_bytes),
+};
+
+void stats_format_usage(FILE *out, const char *path,
+			const struct cache_usage *u, bool json)
+{
+	char shown[PATH_MAX + 2];
+
+	snprintf(shown, sizeof(shown), "/%s", path);
+	if (!json) {
+		fprintf(out, "path: %s\n", shown);
+		text_fields(out, u, usage_fields, ARRAY_LEN(usage_fields));
+		return;
+	}
+	fputc('{', out);
+	json_string_field(out, "path", shown);
+	json_fields(out, u, usage_fields, ARRAY_LEN(usage_fields), true);
+	fputs("}\n", out);
 }

@@ -5,6 +5,7 @@
 #ifndef NEARFS_STATS_H
 #define NEARFS_STATS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cache.h"
@@ -19,5 +20,10 @@ void json_string(FILE *out, const char *s);
 void stats_print_changes(FILE *out, const struct cache_stats *before,
 			 int level_before, const struct cache_stats *after,
 			 int level_after);
+
+/* Write what cache_usage() counted at path, an engine path, as
+ * "name: value" lines or as one JSON object. */
+void stats_format_usage(FILE *out, const char *path,
+			const struct cache_usage *u, bool json);
 
 #endif

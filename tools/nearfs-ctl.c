@@ -795,32 +795,68 @@ static int cmd_stats(int argc, char **argv)
 	return ctl_request(path, json ? "stats json" : "stats");
 }
 
-static int cmd_flush(int argc, char **argv)
+/*
+ * Parse the arguments "[--json] MOUNTPOINT [PATH]" of cmd, --json only
+ * where json is not NULL, into the mount root and PATH relative to it,
+ * "" without PATH (PATH_MAX bytes each).  Returns EXIT_OK, or the exit
+ * status after printing why not.
+ */
+static int parse_mount_path(const char *cmd, int argc, char **argv,
+			    bool *json, char *root, char *path)
 {
 	const char *args[2] = { NULL, NULL };
-	char root[PATH_MAX], path[PATH_MAX];
-	int nargs = 0, status;
+	int nargs = 0;
 
 	for (int i = 0; i < argc; i++) {
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return usage_error("flush: unknown option '%s'",
+		if (json && strcmp(argv[i], "--json") == 0)
+			*json = true;
+		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return usage_error("%s: unknown option '%s'", cmd,
 					   argv[i]);
-		if (nargs == 2)
-			return usage_error("flush: unexpected argument '%s'",
+		else if (nargs == 2)
+			return usage_error("%s: unexpected argument '%s'", cmd,
 					   argv[i]);
-		args[nargs++] = argv[i];
+		else
+			args[nargs++] = argv[i];
 	}
 	if (!args[0])
-		return usage_error("flush: missing the mount point");
+		return usage_error("%s: missing the mount point", cmd);
 	if (find_mount_root(args[0], root) != 0)
 		return EXIT_UNREACHABLE;
 	path[0] = '\0';
-	if (args[1]) {
-		status = mount_path("flush", root, args[1], path);
-		if (status != EXIT_OK)
-			return status;
-	}
+	if (!args[1])
+		return EXIT_OK;
+	return mount_path(cmd, root, args[1], path);
+}
+
+static int cmd_flush(int argc, char **argv)
+{
+	char root[PATH_MAX], path[PATH_MAX];
+	int status;
+
+	status = parse_mount_path("flush", argc, argv, NULL, root, path);
+	if (status != EXIT_OK)
+		return status;
 	return flush_run(root, path);
+}
+
+/* usage [--json] MOUNTPOINT [PATH]: the request "usage text|json PATH". */
+static int cmd_usage(int argc, char **argv)
+{
+	char root[PATH_MAX], path[PATH_MAX], request[PATH_MAX + 16];
+	bool json = false;
+	int status;
+
+	status = parse_mount_path("usage", argc, argv, &json, root, path);
+	if (status != EXIT_OK)
+		return status;
+	snprintf(request, sizeof(request), "usage %s%s%s",
+		 json ? "json" : "text", path[0] ? " " : "", path);
+	if (strlen(request) > REQUEST_LINE_MAX)
+		return usage_error("usage: the path %s is longer than a "
+				   "request may be (%d bytes)", path,
+				   REQUEST_LINE_MAX - 11);
+	return ctl_request(root, request);
 }
 
 /* set MOUNTPOINT OPTION=VALUE...: one request with the options joined
@@ -867,6 +903,9 @@ static const struct command commands[] = {
 	  "drop the cached data and metadata of files or\n"
 	  "trees (paths inside the mount, or relative to its\n"
 	  "root), but none that is not uploaded yet", cmd_forget },
+	{ "usage", "usage [--json] MOUNTPOINT [PATH]",
+	  "count the files, chunks and bytes cached at and\n"
+	  "below PATH (default: the whole mount)", cmd_usage },
 	{ "set", "set MOUNTPOINT OPTION=VALUE...",
 	  "change ttl, attr_ttl, neg_ttl, dir_ttl, cache_size,\n"
 	  "min_free, max_dirty, writeback_delay or log_level\n"

@@ -1,7 +1,7 @@
 /*
  * test_admin.c - the engine functions behind nearfs-ctl: settings
  * changed while open and the runtime option parser, forgetting cached
- * data, over a fake origin and the fake clock.
+ * data and counting it, over a fake origin and the fake clock.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +28,20 @@ static struct test_env *start(void **state, uint64_t size_max)
 {
 	return test_env_start(state, "cache-tests-admin-XXXXXX", CS, size_max,
 			      60000);
+}
+
+/* Open a write-back cache whose uploads wait an hour after each close,
+ * so that written files stay pending. */
+static struct test_env *start_write_back(void **state)
+{
+	struct test_env *env = test_env_create(state, "cache-tests-admin-XXXXXX",
+					       CS, 16 * CS, 60000);
+
+	env->cfg.write_mode = WRITE_BACK;
+	env->cfg.max_dirty = 16 * CS;
+	env->cfg.writeback_delay_ms = 3600 * 1000;
+	assert_int_equal(test_env_open(env), 0);
+	return env;
 }
 
 /* Read every byte of path through a new handle; fails the test unless
@@ -92,19 +106,14 @@ static void test_set_rejects_tiny_sizes(void **state)
 	assert_non_null(strstr(err, "cache_size 65535"));
 	cache_get_config(env->c, &cfg);
 	assert_int_equal(cfg.size_max, 16 * CS);
-
 }
 
 static void test_set_rejects_tiny_max_dirty(void **state)
 {
-	struct test_env *env = test_env_create(state, "cache-tests-admin-XXXXXX",
-					       CS, 16 * CS, 60000);
+	struct test_env *env = start_write_back(state);
 	struct cache_config cfg;
 	char err[256] = "";
 
-	env->cfg.write_mode = WRITE_BACK;
-	env->cfg.max_dirty = 16 * CS;
-	assert_int_equal(test_env_open(env), 0);
 	cache_get_config(env->c, &cfg);
 	cfg.max_dirty = 1;
 	assert_int_equal(cache_set_config(env->c, &cfg, err, sizeof(err)),
@@ -156,16 +165,11 @@ static void write_back_file(struct cache *c, const char *path, size_t len)
 
 static void test_set_writeback_delay_moves_upload(void **state)
 {
-	struct test_env *env = test_env_create(state, "cache-tests-admin-XXXXXX",
-					       CS, 16 * CS, 60000);
+	struct test_env *env = start_write_back(state);
 	struct cache_config cfg;
 	char err[256];
 	unsigned waited = 0;
 
-	env->cfg.write_mode = WRITE_BACK;
-	env->cfg.max_dirty = 16 * CS;
-	env->cfg.writeback_delay_ms = 3600 * 1000;
-	assert_int_equal(test_env_open(env), 0);
 	write_back_file(env->c, "new", 100);
 	assert_int_equal(test_stats(env->c).uploads_pending, 1);
 
@@ -322,16 +326,11 @@ static void test_forget_keeps_open_handle(void **state)
 
 static void test_forget_keeps_pending_upload(void **state)
 {
-	struct test_env *env = test_env_create(state, "cache-tests-admin-XXXXXX",
-					       CS, 16 * CS, 60000);
+	struct test_env *env = start_write_back(state);
 	struct cache_forget_result result = { 0 };
 	char *want = test_pattern_new(CS + 5, 0, 7);
 	struct cache_stats st;
 
-	env->cfg.write_mode = WRITE_BACK;
-	env->cfg.max_dirty = 16 * CS;
-	env->cfg.writeback_delay_ms = 3600 * 1000;
-	assert_int_equal(test_env_open(env), 0);
 	assert_int_equal(fake_put_dir(env->fo, "d"), 0);
 	test_put_pattern(env->fo, "d/clean", CS, 1);
 	read_all(env->c, "d/clean", CS);
@@ -349,6 +348,65 @@ static void test_forget_keeps_pending_upload(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 	assert_false(fake_exists(env->fo, "d/new"));
 	free(want);
+}
+
+/* ---- cache_usage ---- */
+
+static void test_usage_counts_cached_bytes(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_usage u;
+	char buf[100];
+
+	assert_int_equal(fake_put_dir(env->fo, "d"), 0);
+	assert_int_equal(fake_put_dir(env->fo, "d/e"), 0);
+	test_put_pattern(env->fo, "d/one", 2 * CS + 7, 1);
+	test_put_pattern(env->fo, "d/e/two", 3 * CS, 2);
+	test_put_pattern(env->fo, "dx", CS, 3);
+	test_put_pattern(env->fo, "top", CS, 4);
+	read_all(env->c, "d/one", 2 * CS + 7);
+	/* One chunk of the three. */
+	assert_int_equal(test_read_path(env->c, "d/e/two", buf, sizeof(buf),
+					CS), sizeof(buf));
+	read_all(env->c, "dx", CS);
+
+	cache_usage(env->c, "d", &u);
+	assert_int_equal(u.files, 2);
+	assert_int_equal(u.chunks, 4);
+	assert_int_equal(u.bytes, 3 * CS + 7);
+	assert_int_equal(u.dirty_files, 0);
+	assert_int_equal(u.dirty_bytes, 0);
+
+	cache_usage(env->c, "d/one", &u);
+	assert_int_equal(u.files, 1);
+	assert_int_equal(u.chunks, 3);
+	assert_int_equal(u.bytes, 2 * CS + 7);
+
+	cache_usage(env->c, "", &u);
+	assert_int_equal(u.files, 3);
+	assert_int_equal(u.chunks, 5);
+	assert_int_equal(u.bytes, 4 * CS + 7);
+	assert_int_equal(u.bytes, test_stats(env->c).bytes_cached);
+
+	cache_usage(env->c, "top", &u);
+	assert_int_equal(u.files, 0);
+	assert_int_equal(u.bytes, 0);
+}
+
+static void test_usage_counts_pending_files(void **state)
+{
+	struct test_env *env = start_write_back(state);
+	struct cache_usage u;
+
+	assert_int_equal(fake_put_dir(env->fo, "d"), 0);
+	write_back_file(env->c, "d/new", CS + 5);
+	write_back_file(env->c, "other", 10);
+	cache_usage(env->c, "d", &u);
+	assert_int_equal(u.dirty_files, 1);
+	assert_int_equal(u.dirty_bytes, CS + 5);
+	cache_usage(env->c, "", &u);
+	assert_int_equal(u.dirty_files, 2);
+	assert_int_equal(u.dirty_bytes, CS + 15);
 }
 
 /* ---- options_parse_runtime ---- */
@@ -445,6 +503,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_forget_keeps_open_handle,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_forget_keeps_pending_upload,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_usage_counts_cached_bytes,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_usage_counts_pending_files,
 					  test_env_teardown),
 		cmocka_unit_test(test_runtime_options_apply),
 		cmocka_unit_test(test_runtime_options_rejected),
