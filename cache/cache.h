@@ -272,6 +272,35 @@ int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);
 
+/* Where a file waiting for upload stands. */
+enum cache_upload_state {
+	CACHE_UPLOAD_OPEN,	/* open for writing: waits for its close */
+	CACHE_UPLOAD_QUIET,	/* waits for writeback_delay to pass */
+	CACHE_UPLOAD_RETRY,	/* its last upload failed; waits to retry */
+	CACHE_UPLOAD_DUE,	/* waits for an upload thread */
+	CACHE_UPLOAD_SENDING,	/* being uploaded */
+};
+
+/* One file of the write-back queue, from cache_list_uploads(). */
+struct cache_upload {
+	char *path;
+	uint64_t size;
+	uint64_t age_ms;	/* since it entered the queue */
+	unsigned attempts;	/* failed uploads in a row */
+	int last_error;		/* negative errno of the last failure, or 0 */
+	enum cache_upload_state state;
+	uint64_t wait_ms;	/* QUIET and RETRY: until it is due */
+};
+
+/*
+ * List the files of the write-back queue, oldest first, into a new array
+ * of *count entries, which the caller frees with cache_free_uploads().
+ * The list is empty in the other write modes.  Returns 0 or -ENOMEM.
+ */
+int cache_list_uploads(struct cache *c, struct cache_upload **out,
+		       size_t *count);
+void cache_free_uploads(struct cache_upload *list, size_t count);
+
 /* What the cache holds at and below a path: see cache_usage(). */
 struct cache_usage {
 	uint64_t files;		/* files with cached chunks */

@@ -104,6 +104,7 @@ struct shadow {
 	bool pending;		/* journaled, not uploaded yet */
 	bool uploading;
 	uint64_t counted;	/* bytes counted in cache.dirty_bytes */
+	uint64_t queued_ms;	/* when it entered the queue */
 	uint64_t ready_ms;	/* not uploaded before (quiet time) */
 	uint64_t next_try_ms;	/* retry backoff after a failure */
 	unsigned attempts;	/* failed uploads in a row */

@@ -367,6 +367,28 @@ static void cmd_usage(struct ctl_server *s, const char *args, FILE *out)
 	free(path);
 }
 
+/* ---- uploads ---- */
+
+/* "uploads [json]": the files of the write-back queue, oldest first. */
+static void cmd_uploads(struct ctl_server *s, const char *args, FILE *out)
+{
+	bool json = strcmp(args, "json") == 0;
+	struct cache_upload *list;
+	size_t count;
+
+	if (!json && *args) {
+		fprintf(out, "error: invalid argument '%s' to uploads: "
+			"expected nothing or 'json'\n", args);
+		return;
+	}
+	if (cache_list_uploads(s->info.cache, &list, &count)) {
+		fputs("error: out of memory\n", out);
+		return;
+	}
+	stats_format_uploads(out, list, count, json);
+	cache_free_uploads(list, count);
+}
+
 /* ---- requests with paths on lines of their own ---- */
 
 /* Paths that one request may name at most. */
@@ -918,6 +940,7 @@ static const struct ctl_command commands[] = {
 	  .start = start_forget },
 	{ .name = "usage", .usage = "usage text|json [PATH]",
 	  .run = cmd_usage },
+	{ .name = "uploads", .usage = "uploads [json]", .run = cmd_uploads },
 	{ .name = NEARFS_LEND_REQUEST,
 	  .usage = NEARFS_LEND_REQUEST " SIZE MTIME_SEC MTIME_NSEC (with a "
 		   "descriptor)",

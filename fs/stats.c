@@ -1,6 +1,6 @@
 /*
- * stats.c - the counters and settings of a mount, as the control socket
- * reports them.
+ * stats.c - the reports of the control socket: the counters and settings
+ * of a mount, what is cached under a path, and the write-back queue.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -313,4 +313,101 @@ void stats_format_usage(FILE *out, const char *path,
 	json_string_field(out, "path", shown);
 	json_fields(out, u, usage_fields, ARRAY_LEN(usage_fields), true);
 	fputs("}\n", out);
+}
+
+/* ---- uploads ---- */
+
+static const char *upload_state_name(enum cache_upload_state state)
+{
+	switch (state) {
+	case CACHE_UPLOAD_OPEN:
+		return "open";
+	case CACHE_UPLOAD_QUIET:
+		return "waiting";
+	case CACHE_UPLOAD_RETRY:
+		return "retrying";
+	case CACHE_UPLOAD_DUE:
+		return "due";
+	case CACHE_UPLOAD_SENDING:
+		return "uploading";
+	}
+	return "unknown";
+}
+
+/* Format a duration for a table cell: "12s", "5m03s", "2h05m" or
+ * "3d04h". */
+static void format_duration(uint64_t ms, char *buf, size_t size)
+{
+	uint64_t s = ms / 1000;
+
+	if (s < 60)
+		snprintf(buf, size, "%" PRIu64 "s", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%" PRIu64 "m%02" PRIu64 "s", s / 60,
+			 s % 60);
+	else if (s < 86400)
+		snprintf(buf, size, "%" PRIu64 "h%02" PRIu64 "m", s / 3600,
+			 s % 3600 / 60);
+	else
+		snprintf(buf, size, "%" PRIu64 "d%02" PRIu64 "h", s / 86400,
+			 s % 86400 / 3600);
+}
+
+static void text_upload(FILE *out, const struct cache_upload *u)
+{
+	char age[24], wait[24];
+
+	format_duration(u->age_ms, age, sizeof(age));
+	format_duration(u->wait_ms, wait, sizeof(wait));
+	fprintf(out, "%-9s %8u %7s %12" PRIu64 "  /%s", upload_state_name(
+		u->state), u->attempts, age, u->size, u->path);
+	if (u->state == CACHE_UPLOAD_RETRY)
+		fprintf(out, "  (last error: %s; next try in %s)",
+			strerror(-u->last_error), wait);
+	else if (u->last_error)
+		fprintf(out, "  (last error: %s)", strerror(-u->last_error));
+	else if (u->state == CACHE_UPLOAD_QUIET)
+		fprintf(out, "  (upload in %s)", wait);
+	fputc('\n', out);
+}
+
+static void json_upload(FILE *out, const struct cache_upload *u)
+{
+	char path[PATH_MAX + 2];
+
+	snprintf(path, sizeof(path), "/%s", u->path);
+	fputc('{', out);
+	json_string_field(out, "path", path);
+	fprintf(out, "\"size\":%" PRIu64 ",\"age_ms\":%" PRIu64 ","
+		"\"attempts\":%u,", u->size, u->age_ms, u->attempts);
+	json_string_field(out, "state", upload_state_name(u->state));
+	fputs("\"last_error\":", out);
+	if (u->last_error)
+		json_string(out, strerror(-u->last_error));
+	else
+		fputs("null", out);
+	fprintf(out, ",\"wait_ms\":%" PRIu64 "}", u->wait_ms);
+}
+
+void stats_format_uploads(FILE *out, const struct cache_upload *list,
+			  size_t count, bool json)
+{
+	if (json) {
+		fputs("{\"uploads\":[", out);
+		for (size_t i = 0; i < count; i++) {
+			if (i)
+				fputc(',', out);
+			json_upload(out, &list[i]);
+		}
+		fputs("]}\n", out);
+		return;
+	}
+	if (count == 0) {
+		fputs("no file waits for upload\n", out);
+		return;
+	}
+	fprintf(out, "%-9s %8s %7s %12s  %s\n", "STATE", "ATTEMPTS", "AGE",
+		"SIZE", "PATH");
+	for (size_t i = 0; i < count; i++)
+		text_upload(out, &list[i]);
 }

@@ -26,4 +26,9 @@ void stats_print_changes(FILE *out, const struct cache_stats *before,
 void stats_format_usage(FILE *out, const char *path,
 			const struct cache_usage *u, bool json);
 
+/* Write the write-back queue of cache_list_uploads() as a table with a
+ * header line, or as one JSON object. */
+void stats_format_uploads(FILE *out, const struct cache_upload *list,
+			  size_t count, bool json);
+
 #endif

@@ -797,9 +797,9 @@ static int cmd_stats(int argc, char **argv)
 
 /*
  * Parse the arguments "[--json] MOUNTPOINT [PATH]" of cmd, --json only
- * where json is not NULL, into the mount root and PATH relative to it,
- * "" without PATH (PATH_MAX bytes each).  Returns EXIT_OK, or the exit
- * status after printing why not.
+ * where json is not NULL and PATH only where path is not NULL, into the
+ * mount root and PATH relative to it, "" without PATH (PATH_MAX bytes
+ * each).  Returns EXIT_OK, or the exit status after printing why not.
  */
 static int parse_mount_path(const char *cmd, int argc, char **argv,
 			    bool *json, char *root, char *path)
@@ -813,7 +813,7 @@ static int parse_mount_path(const char *cmd, int argc, char **argv,
 		else if (argv[i][0] == '-' && argv[i][1] != '\0')
 			return usage_error("%s: unknown option '%s'", cmd,
 					   argv[i]);
-		else if (nargs == 2)
+		else if (nargs == (path ? 2 : 1))
 			return usage_error("%s: unexpected argument '%s'", cmd,
 					   argv[i]);
 		else
@@ -823,6 +823,8 @@ static int parse_mount_path(const char *cmd, int argc, char **argv,
 		return usage_error("%s: missing the mount point", cmd);
 	if (find_mount_root(args[0], root) != 0)
 		return EXIT_UNREACHABLE;
+	if (!path)
+		return EXIT_OK;
 	path[0] = '\0';
 	if (!args[1])
 		return EXIT_OK;
@@ -857,6 +859,18 @@ static int cmd_usage(int argc, char **argv)
 				   "request may be (%d bytes)", path,
 				   REQUEST_LINE_MAX - 11);
 	return ctl_request(root, request);
+}
+
+static int cmd_uploads(int argc, char **argv)
+{
+	char root[PATH_MAX];
+	bool json = false;
+	int status;
+
+	status = parse_mount_path("uploads", argc, argv, &json, root, NULL);
+	if (status != EXIT_OK)
+		return status;
+	return ctl_request(root, json ? "uploads json" : "uploads");
 }
 
 /* set MOUNTPOINT OPTION=VALUE...: one request with the options joined
@@ -906,6 +920,9 @@ static const struct command commands[] = {
 	{ "usage", "usage [--json] MOUNTPOINT [PATH]",
 	  "count the files, chunks and bytes cached at and\n"
 	  "below PATH (default: the whole mount)", cmd_usage },
+	{ "uploads", "uploads [--json] MOUNTPOINT",
+	  "list the files of the write-back queue: state,\n"
+	  "failed attempts, age, size, path, last error", cmd_uploads },
 	{ "set", "set MOUNTPOINT OPTION=VALUE...",
 	  "change ttl, attr_ttl, neg_ttl, dir_ttl, cache_size,\n"
 	  "min_free, max_dirty, writeback_delay or log_level\n"

@@ -1,7 +1,8 @@
 /*
  * test_admin.c - the engine functions behind nearfs-ctl: settings
  * changed while open and the runtime option parser, forgetting cached
- * data and counting it, over a fake origin and the fake clock.
+ * data, counting it, and listing the write-back queue, over a fake origin
+ * and the fake clock.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -409,6 +410,71 @@ static void test_usage_counts_pending_files(void **state)
 	assert_int_equal(u.dirty_bytes, CS + 15);
 }
 
+/* ---- cache_list_uploads ---- */
+
+static void test_uploads_list_states(void **state)
+{
+	struct test_env *env = start_write_back(state);
+	struct cache_upload *list;
+	struct cache_file *open_file;
+	size_t count;
+
+	write_back_file(env->c, "first", 100);
+	fake_clock_advance(5000);
+	write_back_file(env->c, "second", CS + 1);
+	/* Open "first" for writing again: it waits for the close. */
+	assert_int_equal(cache_file_open(env->c, "first", O_RDWR, &open_file,
+					 &(bool){ false }), 0);
+	fake_clock_advance(1000);
+
+	assert_int_equal(cache_list_uploads(env->c, &list, &count), 0);
+	assert_int_equal(count, 2);
+	assert_string_equal(list[0].path, "first");
+	assert_int_equal(list[0].size, 100);
+	assert_int_equal(list[0].age_ms, 6000);
+	assert_int_equal(list[0].state, CACHE_UPLOAD_OPEN);
+	assert_string_equal(list[1].path, "second");
+	assert_int_equal(list[1].size, CS + 1);
+	assert_int_equal(list[1].age_ms, 1000);
+	assert_int_equal(list[1].attempts, 0);
+	assert_int_equal(list[1].last_error, 0);
+	assert_int_equal(list[1].state, CACHE_UPLOAD_QUIET);
+	assert_int_equal(list[1].wait_ms, 3600 * 1000 - 1000);
+	cache_free_uploads(list, count);
+	cache_file_release(open_file);
+}
+
+static void test_uploads_list_failure(void **state)
+{
+	struct test_env *env = start_write_back(state);
+	struct cache_upload *list;
+	size_t count;
+
+	write_back_file(env->c, "denied", 10);
+	fake_fail_next(env->fo, FAKE_WRITE, 1, EACCES);
+	assert_int_equal(cache_flush(env->c, "", NULL, NULL), -EIO);
+	assert_int_equal(cache_list_uploads(env->c, &list, &count), 0);
+	assert_int_equal(count, 1);
+	assert_string_equal(list[0].path, "denied");
+	assert_int_equal(list[0].attempts, 1);
+	assert_int_equal(list[0].last_error, -EACCES);
+	assert_int_equal(list[0].state, CACHE_UPLOAD_RETRY);
+	/* The first retry comes after 1 s, but the quiet time is longer. */
+	assert_int_equal(list[0].wait_ms, 3600 * 1000);
+	cache_free_uploads(list, count);
+}
+
+static void test_uploads_list_empty(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct cache_upload *list;
+	size_t count = 1;
+
+	assert_int_equal(cache_list_uploads(env->c, &list, &count), 0);
+	assert_int_equal(count, 0);
+	cache_free_uploads(list, count);
+}
+
 /* ---- options_parse_runtime ---- */
 
 static void test_runtime_options_apply(void **state)
@@ -507,6 +573,12 @@ int main(void)
 		cmocka_unit_test_teardown(test_usage_counts_cached_bytes,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_usage_counts_pending_files,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_uploads_list_states,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_uploads_list_failure,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_uploads_list_empty,
 					  test_env_teardown),
 		cmocka_unit_test(test_runtime_options_apply),
 		cmocka_unit_test(test_runtime_options_rejected),
