@@ -287,7 +287,7 @@ struct cache_upload {
 	uint64_t size;
 	uint64_t age_ms;	/* since it entered the queue */
 	unsigned attempts;	/* failed uploads in a row */
-	int last_error;		/* negative errno of the last failure, or 0 */
+	int last_error;		/* -errno of the last failure, or 0 */
 	enum cache_upload_state state;
 	uint64_t wait_ms;	/* QUIET and RETRY: until it is due */
 };
@@ -300,6 +300,54 @@ struct cache_upload {
 int cache_list_uploads(struct cache *c, struct cache_upload **out,
 		       size_t *count);
 void cache_free_uploads(struct cache_upload *list, size_t count);
+
+/*
+ * Fetch into the cache what the file at path lacks of [offset,
+ * offset + len), as a read would, but without returning the bytes: runs
+ * of missing chunks go out as one request where the origin streams.
+ * Cached chunks of the range become the most recently used, and are
+ * checked first if they were not since the index loaded.  *missing
+ * receives the bytes of the range that are not cached at the end: the
+ * fetch found no room (min_free), or other reads evicted them.  Fetched
+ * chunks count as misses and bytes_from_origin in the stats.  Returns 0,
+ * -EBUSY for a file whose data is not on the origin yet (open for
+ * writing, or waiting for upload), -EISDIR, or the origin's error.
+ */
+int cache_fetch(struct cache *c, const char *path, uint64_t offset,
+		uint64_t len, uint64_t *missing);
+
+/* Progress of cache_warm(). */
+struct cache_warm_progress {
+	bool listing;		/* the files are still being listed: the
+				 * totals count those found so far */
+	uint64_t files_total, bytes_total;	/* the set being warmed */
+	uint64_t files_done, bytes_done;	/* fetched, or failed */
+	uint64_t files_skipped, bytes_skipped;	/* over cache_size */
+	uint64_t files_failed;	/* a fetch failed, or it was not kept */
+	char error[320];	/* the first failure: "/PATH: reason" */
+};
+
+typedef void (*cache_warm_fn)(void *arg,
+			      const struct cache_warm_progress *p);
+
+/*
+ * Fetch into the cache the files at paths ("" for the root), and every
+ * file below those that are folders, with up to threads threads.  Folders
+ * are listed through the listing cache; symbolic links are not followed.
+ * The sizes are summed first: when they exceed cache_size, the files are
+ * kept in path order while their sum fits, and the others are skipped,
+ * because fetching more than the cache holds would evict what was
+ * fetched first.  fn (may be NULL) is called about twice a second while
+ * the folders are listed (progress.listing set), once the set is known,
+ * about twice a second while it is fetched, and once at the end.
+ * Returns 0 when every file of the set is cached, -EIO when some failed
+ * (progress.error names the first), -ENOSPC when none failed but some
+ * were skipped, or the error of a path that could not be listed, with a
+ * message in err, before anything is fetched.
+ */
+int cache_warm(struct cache *c, const char *const *paths, size_t count,
+	       unsigned threads, cache_warm_fn fn, void *arg, char *err,
+	       size_t errlen);
 
 /* What the cache holds at and below a path: see cache_usage(). */
 struct cache_usage {
@@ -318,7 +366,7 @@ void cache_usage(struct cache *c, const char *path, struct cache_usage *u);
 struct cache_forget_result {
 	uint64_t files;		/* cached versions dropped */
 	uint64_t bytes;		/* their cached bytes */
-	uint64_t kept;		/* files with data not on the origin yet */
+	uint64_t kept;		/* files with data not uploaded yet */
 };
 
 /*

@@ -233,8 +233,16 @@ struct object *store_object_new(struct cache *c, const char *path,
 void store_object_detach(struct cache *c, struct object *obj);
 void store_object_put(struct cache *c, struct object *obj);
 int store_object_open_fd(struct cache *c, struct object *obj);
+/* Read from a pinned object, fetching missing chunks.  With buf NULL it
+ * only fetches them and marks the cached ones recently used, counting no
+ * hits. */
 int store_read(struct cache *c, struct object *obj, void *buf, size_t len,
 	       uint64_t offset);
+/* Fetch what a pinned obj lacks of [offset, offset + len), runs of
+ * missing chunks with one request where the origin streams; see
+ * cache_fetch() for *missing.  Returns 0 or -errno. */
+int store_fetch(struct cache *c, struct object *obj, uint64_t offset,
+		uint64_t len, uint64_t *missing);
 int store_reserve(struct cache *c, uint64_t len);
 /* Write all len bytes of buf at off of a data or shadow file, in pieces
  * (see WRITE_PIECE in store.c).  Returns 0 or -errno. */

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -594,6 +595,119 @@ static bool start_forget(struct ctl_server *s, const char *args,
 	return start_paths(s, args, req, "forget", serve_forget);
 }
 
+/* ---- warm ---- */
+
+/* Threads that fetch the files of one warm. */
+#define WARM_THREADS 4
+
+/* One warm request, for its progress reports. */
+struct warm_report {
+	int fd;			/* the client */
+	bool set_sent;		/* the "set" line went out */
+	uint64_t cache_size;
+	struct cache_warm_progress last;	/* the last report */
+};
+
+/* Send one line to the client of a warm; a client that went away is not
+ * waited for, and the warm goes on. */
+static void warm_send(struct warm_report *wr, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void warm_send(struct warm_report *wr, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		write_all(wr->fd, line, (size_t)n < sizeof(line) ?
+			  (size_t)n : sizeof(line) - 1);
+}
+
+/*
+ * Report the progress of cache_warm(): "listing FILES BYTES" while the
+ * folders are listed, "set FILES BYTES SKIPPED_FILES SKIPPED_BYTES
+ * CACHE_SIZE" once, then "progress FILES_DONE BYTES_DONE FILES_FAILED".
+ */
+static void warm_progress(void *arg, const struct cache_warm_progress *p)
+{
+	struct warm_report *wr = arg;
+
+	wr->last = *p;
+	if (p->listing) {
+		warm_send(wr, "listing %" PRIu64 " %" PRIu64 "\n",
+			  p->files_total, p->bytes_total);
+		return;
+	}
+	if (!wr->set_sent) {
+		wr->set_sent = true;
+		warm_send(wr, "set %" PRIu64 " %" PRIu64 " %" PRIu64 " %"
+			  PRIu64 " %" PRIu64 "\n", p->files_total,
+			  p->bytes_total, p->files_skipped, p->bytes_skipped,
+			  wr->cache_size);
+	}
+	warm_send(wr, "progress %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+		  p->files_done, p->bytes_done, p->files_failed);
+}
+
+/*
+ * "warm COUNT" and COUNT paths: fetch the files at and below the paths
+ * into the cache, with the progress lines of warm_progress(), then "ok",
+ * "error TEXT" when files failed or did not fit in cache_size, or
+ * "error: TEXT" when a path could not be listed and nothing was fetched.
+ */
+static void serve_warm(struct paths_job *job)
+{
+	struct ctl_server *s = job->server;
+	struct warm_report wr = { .fd = job->fd };
+	const struct cache_warm_progress *p = &wr.last;
+	struct cache_stats st;
+	char err[512];
+	int ret;
+
+	cache_get_stats(s->info.cache, &st);
+	wr.cache_size = st.size_max;
+	log_info("control socket: warm of %zu path%s requested", job->count,
+		 job->count == 1 ? "" : "s");
+	ret = cache_warm(s->info.cache, (const char *const *)job->paths,
+			 job->count, WARM_THREADS, warm_progress, &wr, err,
+			 sizeof(err));
+	if (ret == 0) {
+		log_info("control socket: warm done: %" PRIu64 " files (%"
+			 PRIu64 " bytes)", p->files_total, p->bytes_total);
+		warm_send(&wr, "ok\n");
+	} else if (ret == -EIO) {
+		log_warn("control socket: warm: %" PRIu64 " of %" PRIu64
+			 " files failed, the first: %s", p->files_failed,
+			 p->files_total, p->error);
+		warm_send(&wr, "error %" PRIu64 " file%s could not be cached, "
+			  "the first: %s\n", p->files_failed,
+			  p->files_failed == 1 ? "" : "s", p->error);
+	} else if (ret == -ENOSPC) {
+		log_info("control socket: warm done, without %" PRIu64
+			 " files (%" PRIu64 " bytes) over cache_size",
+			 p->files_skipped, p->bytes_skipped);
+		warm_send(&wr, "error %" PRIu64 " file%s (%" PRIu64 " bytes) "
+			  "left out: the set does not fit in cache_size (%"
+			  PRIu64 " bytes)\n", p->files_skipped,
+			  p->files_skipped == 1 ? "" : "s", p->bytes_skipped,
+			  st.size_max);
+	} else {
+		log_warn("control socket: warm failed: %s", err[0] ? err :
+			 strerror(-ret));
+		warm_send(&wr, "error: %s\n", err[0] ? err : strerror(-ret));
+	}
+}
+
+static bool start_warm(struct ctl_server *s, const char *args,
+		       struct ctl_request *req)
+{
+	return start_paths(s, args, req, "warm", serve_warm);
+}
+
 /* ---- open: local copies for the preload library ---- */
 
 /*
@@ -938,6 +1052,8 @@ static const struct ctl_command commands[] = {
 	  .run = cmd_set },
 	{ .name = "forget", .usage = "forget COUNT, then COUNT paths",
 	  .start = start_forget },
+	{ .name = "warm", .usage = "warm COUNT, then COUNT paths",
+	  .start = start_warm },
 	{ .name = "usage", .usage = "usage text|json [PATH]",
 	  .run = cmd_usage },
 	{ .name = "uploads", .usage = "uploads [json]", .run = cmd_uploads },

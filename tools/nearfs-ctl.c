@@ -337,27 +337,33 @@ out_close:
 	return status;
 }
 
-/* ---- flush ---- */
+/* ---- progress of long requests ---- */
 
-/* Seconds without any line from the daemon before a flush gives up
- * waiting; the daemon reports progress about twice a second. */
-#define FLUSH_SILENCE_S 60
+/* Seconds without any line from the daemon before a flush or a warm gives
+ * up waiting; the daemon reports progress about twice a second. */
+#define PROGRESS_SILENCE_S 60
 /* Milliseconds between two progress lines when stdout is not a terminal. */
 #define PLAIN_INTERVAL_MS 1000
 #define BAR_WIDTH 20
 /* Result of a reply line that is not the last one. */
-#define FLUSH_MORE (-1)
+#define REPLY_MORE (-1)
 
-/* Progress of a flush as the daemon reports it, and its display. */
-struct flush_view {
+/*
+ * The progress of a flush or a warm and its display: on a terminal a bar
+ * redrawn in place (percentage, bytes done and total, files, rate, time
+ * left), else a plain line once a second at most.
+ */
+struct progress {
+	const char *label;	/* the command: "flush", "warm" */
 	const char *root;	/* mount root, for messages */
 	bool tty;		/* draw a bar on one line of stdout */
 	bool bar_drawn;		/* the bar line still needs its newline */
-	bool started;		/* a progress line arrived */
-	uint64_t start_ms;	/* when the first progress line arrived */
+	bool status_drawn;	/* a status line waits to be cleared */
+	bool started;		/* a progress report arrived */
+	uint64_t start_ms;	/* when the first report arrived */
 	uint64_t shown_ms;	/* when the last plain line was printed */
-	uint64_t files_total;	/* files left in the first report */
-	uint64_t files_left, bytes_left, bytes_total;
+	uint64_t files_done, files_total;
+	uint64_t bytes_done, bytes_total;
 };
 
 static uint64_t now_ms(void)
@@ -388,124 +394,183 @@ static void format_bytes(double bytes, char *buf, size_t size)
 	snprintf(buf, size, "%.1f %s", bytes, units[i]);
 }
 
-static uint64_t bytes_done(const struct flush_view *v)
+/* Format seconds as "m:ss", or "h:mm:ss" from an hour on. */
+static void format_eta(double seconds, char *buf, size_t size)
 {
-	return v->bytes_total > v->bytes_left ?
-	       v->bytes_total - v->bytes_left : 0;
+	uint64_t s = (uint64_t)(seconds + 0.5);
+
+	if (s >= 3600)
+		snprintf(buf, size, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64,
+			 s / 3600, s % 3600 / 60, s % 60);
+	else
+		snprintf(buf, size, "%" PRIu64 ":%02" PRIu64, s / 60, s % 60);
 }
 
-/* Redraw the bar: percentage, bytes done and total, files left, rate. */
-static void draw_bar(struct flush_view *v)
+/* The rate and time left of the bar, after half a second of progress. */
+static void format_rate(const struct progress *p, char *buf, size_t size)
 {
-	uint64_t done = bytes_done(v);
-	double fraction = v->bytes_total ?
-			  (double)done / (double)v->bytes_total : 1.0;
-	double seconds = (double)(now_ms() - v->start_ms) / 1000.0;
-	int filled = (int)(fraction * BAR_WIDTH);
-	char bar[BAR_WIDTH + 1], done_text[24], total_text[24];
-	char rate_text[32] = "";
+	double seconds = (double)(now_ms() - p->start_ms) / 1000.0;
+	double rate = seconds > 0 ? (double)p->bytes_done / seconds : 0;
+	char rate_text[24], eta[24];
 
+	buf[0] = '\0';
+	if (seconds < 0.5)
+		return;
+	format_bytes(rate, rate_text, sizeof(rate_text));
+	if (rate > 0 && p->bytes_done < p->bytes_total) {
+		format_eta((double)(p->bytes_total - p->bytes_done) / rate,
+			   eta, sizeof(eta));
+		snprintf(buf, size, ", %s/s, ETA %s", rate_text, eta);
+	} else {
+		snprintf(buf, size, ", %s/s", rate_text);
+	}
+}
+
+/* Redraw the bar: percentage, bytes done and total, files, rate, ETA. */
+static void draw_bar(struct progress *p)
+{
+	double fraction = p->bytes_total ?
+			  (double)p->bytes_done / (double)p->bytes_total : 1.0;
+	int filled = (int)(fraction * BAR_WIDTH);
+	char bar[BAR_WIDTH + 1], done[24], total[24], rate[64];
+
+	if (filled > BAR_WIDTH)
+		filled = BAR_WIDTH;
 	memset(bar, '#', (size_t)filled);
 	memset(bar + filled, ' ', (size_t)(BAR_WIDTH - filled));
 	bar[BAR_WIDTH] = '\0';
-
-	format_bytes((double)done, done_text, sizeof(done_text));
-	format_bytes((double)v->bytes_total, total_text, sizeof(total_text));
-	if (seconds >= 0.5) {
-		format_bytes((double)done / seconds, rate_text,
-			     sizeof(rate_text));
-		strcat(rate_text, "/s");
-	}
+	format_bytes((double)p->bytes_done, done, sizeof(done));
+	format_bytes((double)p->bytes_total, total, sizeof(total));
+	format_rate(p, rate, sizeof(rate));
 	/* \033[K clears the rest of the line after a longer earlier one. */
-	printf("\r%3d%% [%s] %s / %s, %" PRIu64 " file%s left%s%s\033[K",
-	       (int)(fraction * 100), bar, done_text, total_text,
-	       v->files_left, v->files_left == 1 ? "" : "s",
-	       rate_text[0] ? ", " : "", rate_text);
+	printf("\r%3d%% [%s] %s / %s, %" PRIu64 "/%" PRIu64 " files%s\033[K",
+	       (int)(fraction * 100), bar, done, total, p->files_done,
+	       p->files_total, rate);
 	fflush(stdout);
-	v->bar_drawn = true;
+	p->bar_drawn = true;
 }
 
-static void print_plain(struct flush_view *v)
+static void print_plain(struct progress *p)
 {
-	char left[24];
+	char done[24], total[24];
 	uint64_t now = now_ms();
 
-	if (v->shown_ms && now - v->shown_ms < PLAIN_INTERVAL_MS)
+	if (p->shown_ms && now - p->shown_ms < PLAIN_INTERVAL_MS)
 		return;
-	v->shown_ms = now;
-	format_bytes((double)v->bytes_left, left, sizeof(left));
-	printf("flush: %" PRIu64 " file%s, %s left\n", v->files_left,
-	       v->files_left == 1 ? "" : "s", left);
+	p->shown_ms = now;
+	format_bytes((double)p->bytes_done, done, sizeof(done));
+	format_bytes((double)p->bytes_total, total, sizeof(total));
+	printf("%s: %" PRIu64 "/%" PRIu64 " files, %s of %s\n", p->label,
+	       p->files_done, p->files_total, done, total);
 	fflush(stdout);
 }
 
-static void show_progress(struct flush_view *v, uint64_t files_left,
-			  uint64_t bytes_left, uint64_t bytes_total)
+static void progress_update(struct progress *p, uint64_t files_done,
+			    uint64_t files_total, uint64_t bytes_done,
+			    uint64_t bytes_total)
 {
-	if (!v->started) {
-		v->started = true;
-		v->start_ms = now_ms();
-		v->files_total = files_left;
+	if (!p->started) {
+		p->started = true;
+		p->start_ms = now_ms();
 	}
-	v->files_left = files_left;
-	v->bytes_left = bytes_left;
-	v->bytes_total = bytes_total;
-	if (v->tty)
-		draw_bar(v);
-	else if (files_left > 0)
-		print_plain(v);
+	p->files_done = files_done;
+	p->files_total = files_total;
+	p->bytes_done = bytes_done;
+	p->bytes_total = bytes_total;
+	if (p->tty)
+		draw_bar(p);
+	else if (files_done < files_total)
+		print_plain(p);
 }
 
-static void end_bar(struct flush_view *v)
+/* Draw the bar a last time and end its line. */
+static void progress_end(struct progress *p)
 {
-	if (!v->bar_drawn)
+	if (!p->bar_drawn)
 		return;
-	draw_bar(v);
+	draw_bar(p);
 	putchar('\n');
-	v->bar_drawn = false;
+	p->bar_drawn = false;
 }
 
-static void print_done(const struct flush_view *v)
+/* Show a line of status in place of the bar: in place on a terminal,
+ * else as a plain line once a second at most. */
+static void progress_status(struct progress *p, const char *text)
+{
+	uint64_t now = now_ms();
+
+	if (p->tty) {
+		printf("\r%s\033[K", text);
+		p->status_drawn = true;
+	} else if (!p->shown_ms || now - p->shown_ms >= PLAIN_INTERVAL_MS) {
+		p->shown_ms = now;
+		printf("%s\n", text);
+	}
+	fflush(stdout);
+}
+
+/* Clear a status line from the terminal before other output. */
+static void progress_clear_status(struct progress *p)
+{
+	if (!p->status_drawn)
+		return;
+	printf("\r\033[K");
+	fflush(stdout);
+	p->status_drawn = false;
+}
+
+/* ---- flush ---- */
+
+static void flush_done(const struct progress *p)
 {
 	char total[24];
 
-	if (v->files_total == 0) {
+	if (p->files_total == 0) {
 		printf("flush: no file was waiting for upload\n");
 		return;
 	}
-	format_bytes((double)v->bytes_total, total, sizeof(total));
-	printf("flush: %" PRIu64 " file%s (%s) uploaded\n", v->files_total,
-	       v->files_total == 1 ? "" : "s", total);
+	format_bytes((double)p->bytes_total, total, sizeof(total));
+	printf("flush: %" PRIu64 " file%s (%s) uploaded\n", p->files_total,
+	       p->files_total == 1 ? "" : "s", total);
 }
 
-/* Act on one reply line.  Returns FLUSH_MORE, or the exit status when the
- * line was the last one. */
-static int flush_line(struct flush_view *v, const char *line)
+/*
+ * Act on one reply line of a flush: "progress FILES_LEFT BYTES_LEFT
+ * BYTES_TOTAL", then "ok" or "error ...".  Returns REPLY_MORE, or the
+ * exit status when the line was the last one.
+ */
+static int flush_line(void *ctx, const char *line)
 {
-	uint64_t files, left, total;
+	struct progress *p = ctx;
+	uint64_t left, bytes_left, total;
 
 	if (sscanf(line, "progress %" SCNu64 " %" SCNu64 " %" SCNu64,
-		   &files, &left, &total) == 3) {
-		show_progress(v, files, left, total);
-		return FLUSH_MORE;
+		   &left, &bytes_left, &total) == 3) {
+		/* The first report counts the files the flush waits for. */
+		uint64_t files = p->started ? p->files_total : left;
+
+		progress_update(p, files > left ? files - left : 0, files,
+				total > bytes_left ? total - bytes_left : 0,
+				total);
+		return REPLY_MORE;
 	}
-	end_bar(v);
+	progress_end(p);
 	if (strcmp(line, "ok") == 0) {
-		print_done(v);
+		flush_done(p);
 		return fflush(stdout) == 0 ? EXIT_OK : EXIT_UNREACHABLE;
 	}
 	if (strncmp(line, "error: ", 7) == 0) {
 		fprintf(stderr, "nearfs-ctl: the daemon of %s rejected the "
-			"flush: %s\n", v->root, line + 7);
+			"flush: %s\n", p->root, line + 7);
 		return EXIT_USAGE;
 	}
 	if (strncmp(line, "error ", 6) == 0) {
-		fprintf(stderr, "nearfs-ctl: flush of %s: %s\n", v->root,
+		fprintf(stderr, "nearfs-ctl: flush of %s: %s\n", p->root,
 			line + 6);
 		return EXIT_INCOMPLETE;
 	}
 	fprintf(stderr, "nearfs-ctl: unexpected reply from the daemon of "
-		"%s: '%s'\n", v->root, line);
+		"%s: '%s'\n", p->root, line);
 	return EXIT_UNREACHABLE;
 }
 
@@ -520,7 +585,7 @@ static void report_cut_reply(const char *root, const char *what, int ret)
 	else if (ret < 0 && errno == EAGAIN)
 		fprintf(stderr, "nearfs-ctl: the daemon of %s sent no "
 			"progress for %d s; the %s may still run there\n",
-			root, FLUSH_SILENCE_S, what);
+			root, PROGRESS_SILENCE_S, what);
 	else
 		fprintf(stderr, "nearfs-ctl: the daemon of %s closed the "
 			"connection before the %s ended: %s\n", root, what,
@@ -528,21 +593,27 @@ static void report_cut_reply(const char *root, const char *what, int ret)
 			"end of file (did the daemon stop?)");
 }
 
-/* Read reply lines until the last one.  Returns the exit status. */
-static int flush_read(int fd, struct flush_view *v)
+/*
+ * Hand the reply lines of a flush or a warm to line() until it returns
+ * an exit status, waiting PROGRESS_SILENCE_S at most for each line.
+ * Returns the exit status.
+ */
+static int follow_reply(struct reader *r, struct progress *p,
+			int (*line)(void *ctx, const char *text), void *ctx)
 {
-	struct reader r = { .fd = fd };
-	char *line;
+	struct timeval silence = { .tv_sec = PROGRESS_SILENCE_S };
+	char *text;
 	int ret;
 
-	while ((ret = reader_next(&r, &line)) == 1) {
-		int status = flush_line(v, line);
+	setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &silence, sizeof(silence));
+	while ((ret = reader_next(r, &text)) == 1) {
+		int status = line(ctx, text);
 
-		if (status != FLUSH_MORE)
+		if (status != REPLY_MORE)
 			return status;
 	}
-	end_bar(v);
-	report_cut_reply(v->root, "flush", ret);
+	progress_end(p);
+	report_cut_reply(p->root, p->label, ret);
 	return EXIT_UNREACHABLE;
 }
 
@@ -596,19 +667,20 @@ static int mount_path(const char *cmd, const char *root, const char *arg,
 /* Send "flush PATH" and follow its progress until the last line. */
 static int flush_run(const char *root, const char *path)
 {
-	struct timeval silence = { .tv_sec = FLUSH_SILENCE_S };
-	struct flush_view view = { .root = root, .tty = isatty(1) };
+	struct progress p = {
+		.label = "flush", .root = root, .tty = isatty(1),
+	};
 	char request[PATH_MAX + 8], found[PATH_MAX], sock[PATH_MAX];
-	int fd, status;
+	struct reader r = { 0 };
+	int status;
 
 	snprintf(request, sizeof(request), "flush%s%s", path[0] ? " " : "",
 		 path);
-	fd = ctl_send(root, request, found, sock);
-	if (fd < 0)
+	r.fd = ctl_send(root, request, found, sock);
+	if (r.fd < 0)
 		return EXIT_UNREACHABLE;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &silence, sizeof(silence));
-	status = flush_read(fd, &view);
-	close(fd);
+	status = follow_reply(&r, &p, flush_line, &p);
+	close(r.fd);
 	return status;
 }
 
@@ -771,6 +843,133 @@ static int cmd_forget(int argc, char **argv)
 	return status;
 }
 
+/* ---- warm ---- */
+
+/* A warm as the daemon reports it: the progress, and what failed. */
+struct warm_view {
+	struct progress p;
+	uint64_t files_failed;
+	uint64_t files_skipped;
+};
+
+/* "set FILES BYTES SKIPPED_FILES SKIPPED_BYTES CACHE_SIZE": the set is
+ * known; say so when it does not fit in cache_size. */
+static void warm_set(struct warm_view *v, uint64_t files, uint64_t bytes,
+		     uint64_t skipped, uint64_t skipped_bytes,
+		     uint64_t cache_size)
+{
+	char all[24], kept[24], left[24], size[24];
+
+	progress_clear_status(&v->p);
+	v->files_skipped = skipped;
+	if (skipped) {
+		format_bytes((double)(bytes + skipped_bytes), all, sizeof(all));
+		format_bytes((double)bytes, kept, sizeof(kept));
+		format_bytes((double)skipped_bytes, left, sizeof(left));
+		format_bytes((double)cache_size, size, sizeof(size));
+		fprintf(stderr, "nearfs-ctl: warm: the files come to %s, more "
+			"than cache_size (%s) of %s: warming %" PRIu64
+			" file%s (%s) and leaving out %" PRIu64 " (%s)\n",
+			all, size, v->p.root, files, files == 1 ? "" : "s",
+			kept, skipped, left);
+	}
+	progress_update(&v->p, 0, files, 0, bytes);
+}
+
+static void warm_done(const struct warm_view *v)
+{
+	const struct progress *p = &v->p;
+	uint64_t cached = p->files_total - v->files_failed;
+	char total[24];
+
+	format_bytes((double)p->bytes_total, total, sizeof(total));
+	if (v->files_failed)
+		printf("warm: %" PRIu64 " of %" PRIu64 " files in the cache\n",
+		       cached, p->files_total);
+	else
+		printf("warm: %" PRIu64 " file%s (%s) in the cache\n", cached,
+		       cached == 1 ? "" : "s", total);
+	if (v->files_skipped)
+		printf("warm: %" PRIu64 " file%s left out, over cache_size\n",
+		       v->files_skipped, v->files_skipped == 1 ? "" : "s");
+}
+
+/* Act on one reply line of a warm (see serve_warm() in fs/ctl.c).
+ * Returns REPLY_MORE, or the exit status when the line was the last. */
+static int warm_line(void *ctx, const char *line)
+{
+	struct warm_view *v = ctx;
+	uint64_t a, b, c, d, e;
+	char text[96], size[24];
+
+	if (sscanf(line, "listing %" SCNu64 " %" SCNu64, &a, &b) == 2) {
+		format_bytes((double)b, size, sizeof(size));
+		snprintf(text, sizeof(text), "warm: listing, %" PRIu64
+			 " files (%s) so far", a, size);
+		progress_status(&v->p, text);
+		return REPLY_MORE;
+	}
+	if (sscanf(line, "set %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+		   " %" SCNu64, &a, &b, &c, &d, &e) == 5) {
+		warm_set(v, a, b, c, d, e);
+		return REPLY_MORE;
+	}
+	if (sscanf(line, "progress %" SCNu64 " %" SCNu64 " %" SCNu64, &a, &b,
+		   &c) == 3) {
+		v->files_failed = c;
+		progress_update(&v->p, a, v->p.files_total, b,
+				v->p.bytes_total);
+		return REPLY_MORE;
+	}
+	progress_clear_status(&v->p);
+	progress_end(&v->p);
+	if (strncmp(line, "error: ", 7) == 0) {
+		fprintf(stderr, "nearfs-ctl: the daemon of %s rejected the "
+			"warm: %s\n", v->p.root, line + 7);
+		return EXIT_USAGE;
+	}
+	if (strcmp(line, "ok") == 0) {
+		warm_done(v);
+		return fflush(stdout) == 0 ? EXIT_OK : EXIT_UNREACHABLE;
+	}
+	if (strncmp(line, "error ", 6) == 0) {
+		warm_done(v);
+		fflush(stdout);
+		fprintf(stderr, "nearfs-ctl: warm of %s: %s\n", v->p.root,
+			line + 6);
+		return EXIT_INCOMPLETE;
+	}
+	fprintf(stderr, "nearfs-ctl: unexpected reply from the daemon of "
+		"%s: '%s'\n", v->p.root, line);
+	return EXIT_UNREACHABLE;
+}
+
+static int cmd_warm(int argc, char **argv)
+{
+	struct warm_view view = { .p = { .label = "warm", .tty = isatty(1) } };
+	struct path_list list;
+	struct reader r;
+	int fd, status;
+
+	if (argc < 1)
+		return usage_error("warm: missing the mount point");
+	if (argc < 2)
+		return usage_error("warm: missing PATH: give the files or "
+				   "folders to fetch, '.' for the whole "
+				   "mount");
+	status = path_list_make("warm", argv[0], argv + 1, argc - 1, &list);
+	if (status == EXIT_OK) {
+		view.p.root = list.root;
+		fd = send_paths("warm", &list, &r, &status);
+		if (fd >= 0) {
+			status = follow_reply(&r, &view.p, warm_line, &view);
+			close(fd);
+		}
+	}
+	path_list_free(&list);
+	return status;
+}
+
 /* ---- commands ---- */
 
 static int cmd_stats(int argc, char **argv)
@@ -913,6 +1112,9 @@ static const struct command commands[] = {
 	  "queue, all or those at or below PATH (inside the\n"
 	  "mount, or relative to its root), and wait for them",
 	  cmd_flush },
+	{ "warm", "warm MOUNTPOINT PATH...",
+	  "fetch files or whole trees into the cache, as far\n"
+	  "as cache_size allows, with a progress bar", cmd_warm },
 	{ "forget", "forget MOUNTPOINT PATH...",
 	  "drop the cached data and metadata of files or\n"
 	  "trees (paths inside the mount, or relative to its\n"

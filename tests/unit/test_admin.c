@@ -1,8 +1,8 @@
 /*
  * test_admin.c - the engine functions behind nearfs-ctl: settings
- * changed while open and the runtime option parser, forgetting cached
- * data, counting it, and listing the write-back queue, over a fake origin
- * and the fake clock.
+ * changed while open and the runtime option parser, warming, forgetting
+ * and counting cached data, and listing the write-back queue, over a
+ * fake origin and the fake clock.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,21 +22,21 @@
 #include "options.h"
 
 #define CS (64u * 1024)
+#define TEMPLATE "cache-tests-admin-XXXXXX"
 /* Real time a poll waits for an upload before the test fails. */
 #define POLL_MS 3000
 
 static struct test_env *start(void **state, uint64_t size_max)
 {
-	return test_env_start(state, "cache-tests-admin-XXXXXX", CS, size_max,
-			      60000);
+	return test_env_start(state, TEMPLATE, CS, size_max, 60000);
 }
 
 /* Open a write-back cache whose uploads wait an hour after each close,
  * so that written files stay pending. */
 static struct test_env *start_write_back(void **state)
 {
-	struct test_env *env = test_env_create(state, "cache-tests-admin-XXXXXX",
-					       CS, 16 * CS, 60000);
+	struct test_env *env = test_env_create(state, TEMPLATE, CS, 16 * CS,
+					       60000);
 
 	env->cfg.write_mode = WRITE_BACK;
 	env->cfg.max_dirty = 16 * CS;
@@ -184,6 +184,149 @@ static void test_set_writeback_delay_moves_upload(void **state)
 	}
 	assert_int_equal(test_stats(env->c).uploads_done, 1);
 	assert_true(fake_exists(env->fo, "new"));
+}
+
+/* ---- cache_warm ---- */
+
+/* The reports of one cache_warm() after its listing. */
+struct warm_log {
+	unsigned calls;
+	struct cache_warm_progress first, last;
+};
+
+static void record_progress(void *arg, const struct cache_warm_progress *p)
+{
+	struct warm_log *log = arg;
+
+	if (p->listing)
+		return;
+	if (log->calls++ == 0)
+		log->first = *p;
+	log->last = *p;
+}
+
+/* Warm path with threads threads, recording the reports in log. */
+static int warm(struct cache *c, const char *path, unsigned threads,
+		struct warm_log *log, char *err, size_t errlen)
+{
+	const char *paths[] = { path };
+
+	memset(log, 0, sizeof(*log));
+	return cache_warm(c, paths, 1, threads, record_progress, log, err,
+			  errlen);
+}
+
+static void test_warm_tree_fills_cache(void **state)
+{
+	struct test_env *env = start(state, 64 * CS);
+	struct warm_log log;
+	struct cache_stats st;
+	char err[256];
+
+	assert_int_equal(fake_put_dir(env->fo, "t"), 0);
+	assert_int_equal(fake_put_dir(env->fo, "t/sub"), 0);
+	test_put_pattern(env->fo, "t/a", 3 * CS + 1, 1);
+	test_put_pattern(env->fo, "t/empty", 0, 2);
+	test_put_pattern(env->fo, "t/sub/b", CS, 3);
+	test_put_pattern(env->fo, "outside", CS, 4);
+	assert_int_equal(warm(env->c, "t", 4, &log, err, sizeof(err)), 0);
+	assert_true(log.calls >= 2);
+	assert_int_equal(log.first.files_total, 3);
+	assert_int_equal(log.first.bytes_total, 4 * CS + 1);
+	assert_int_equal(log.first.files_done, 0);
+	assert_int_equal(log.last.files_done, 3);
+	assert_int_equal(log.last.bytes_done, 4 * CS + 1);
+	assert_int_equal(log.last.files_skipped, 0);
+	assert_int_equal(log.last.files_failed, 0);
+
+	st = test_stats(env->c);
+	assert_int_equal(st.bytes_cached, 4 * CS + 1);
+	assert_int_equal(st.chunks_cached, 5);
+	assert_int_equal(st.hits, 0);
+	assert_int_equal(st.misses, 5);
+	assert_int_equal(st.bytes_from_origin, 4 * CS + 1);
+
+	fake_reset_calls(env->fo);
+	read_all(env->c, "t/a", 3 * CS + 1);
+	read_all(env->c, "t/sub/b", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+}
+
+static void test_warm_streams_runs(void **state)
+{
+	struct test_env *env = test_env_create(state, TEMPLATE, CS, 64 * CS,
+					       60000);
+	struct warm_log log;
+	char err[256];
+
+	fake_enable_stream(env->fo);
+	assert_int_equal(test_env_open(env), 0);
+	test_put_pattern(env->fo, "big", 5 * CS, 1);
+	assert_int_equal(warm(env->c, "big", 4, &log, err, sizeof(err)), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+	assert_int_equal(test_stats(env->c).chunks_cached, 5);
+
+	/* Warm again: nothing to fetch, and no hit counted. */
+	fake_reset_calls(env->fo);
+	assert_int_equal(warm(env->c, "", 4, &log, err, sizeof(err)), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	assert_int_equal(test_stats(env->c).hits, 0);
+	assert_int_equal(log.last.files_done, 1);
+}
+
+static void test_warm_skips_what_does_not_fit(void **state)
+{
+	struct test_env *env = start(state, 4 * CS);
+	struct warm_log log;
+	char err[256];
+
+	assert_int_equal(fake_put_dir(env->fo, "t"), 0);
+	test_put_pattern(env->fo, "t/a", 3 * CS, 1);
+	test_put_pattern(env->fo, "t/b", 2 * CS, 2);
+	test_put_pattern(env->fo, "t/c", CS, 3);
+	assert_int_equal(warm(env->c, "t", 4, &log, err, sizeof(err)), -ENOSPC);
+	assert_int_equal(log.first.files_total, 2);
+	assert_int_equal(log.first.bytes_total, 4 * CS);
+	assert_int_equal(log.last.files_skipped, 1);
+	assert_int_equal(log.last.bytes_skipped, 2 * CS);
+	assert_int_equal(log.last.files_done, 2);
+	assert_int_equal(test_stats(env->c).bytes_cached, 4 * CS);
+	fake_reset_calls(env->fo);
+	read_all(env->c, "t/a", 3 * CS);
+	read_all(env->c, "t/c", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+}
+
+static void test_warm_missing_path(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct warm_log log;
+	char err[256];
+
+	assert_int_equal(warm(env->c, "nope", 4, &log, err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "/nope"));
+	assert_int_equal(log.calls, 0);
+}
+
+static void test_warm_reports_failure(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	struct warm_log log;
+	char err[256];
+
+	test_put_pattern(env->fo, "bad", CS, 1);
+	test_put_pattern(env->fo, "good", CS, 2);
+	/* One thread fetches the files in path order: "bad" first. */
+	fake_fail_next(env->fo, FAKE_READ, 1, EIO);
+	assert_int_equal(warm(env->c, "", 1, &log, err, sizeof(err)), -EIO);
+	assert_int_equal(log.last.files_failed, 1);
+	assert_int_equal(log.last.files_done, 2);
+	assert_non_null(strstr(log.last.error, "/bad: "));
+	assert_true(fake_exists(env->fo, "good"));
+	fake_reset_calls(env->fo);
+	read_all(env->c, "good", CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 }
 
 /* ---- cache_forget ---- */
@@ -559,6 +702,16 @@ int main(void)
 		cmocka_unit_test_teardown(test_set_ttl_revalidates,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_set_writeback_delay_moves_upload,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_warm_tree_fills_cache,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_warm_streams_runs,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_warm_skips_what_does_not_fit,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_warm_missing_path,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_warm_reports_failure,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_forget_file_reads_again,
 					  test_env_teardown),
