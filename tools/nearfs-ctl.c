@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -48,12 +49,16 @@ static const struct command commands[];
 static const size_t ncommands;
 
 /* Print a command and its summary in two columns.  A '\n' in summary
- * starts a continuation line. */
+ * starts a continuation line.  A usage wider than its column gets a line
+ * of its own. */
 static void print_command(FILE *out, const struct command *cmd)
 {
 	const char *line = cmd->summary;
 
-	fprintf(out, "  %-26s", cmd->usage);
+	if (strlen(cmd->usage) > 26)
+		fprintf(out, "  %s\n  %-26s", cmd->usage, "");
+	else
+		fprintf(out, "  %-26s", cmd->usage);
 	while (line) {
 		const char *nl = strchr(line, '\n');
 		int len = nl ? (int)(nl - line) : (int)strlen(line);
@@ -73,12 +78,14 @@ static void print_help(FILE *out)
 		"path inside it.\n\nCommands:\n");
 	for (size_t i = 0; i < ncommands; i++)
 		print_command(out, &commands[i]);
-	fprintf(out, "\nflush shows a progress bar when its output is a "
-		"terminal, else a line per\nsecond at most.\n"
-		"\nExit status: 0 success, 1 usage error, 2 not a nearfs mount "
-		"or the daemon\nis unreachable, 3 some files could not be "
-		"uploaded (flush; the daemon\nkeeps them queued and retries "
-		"them).\n");
+	fprintf(out, "\nflush and warm show a progress bar when their output "
+		"is a terminal, else a\nline per second at most.\n"
+		"\nExit status: 0 success; 1 usage error, or a request the "
+		"daemon rejected;\n2 not a nearfs mount, or the daemon is "
+		"unreachable; 3 part of the work was\nnot done: flush could "
+		"not upload some files (the daemon retries them), warm\nleft "
+		"out files over cache_size or could not fetch some, forget "
+		"kept files\nwhose data is not uploaded yet.\n");
 }
 
 static int usage_error(const char *fmt, ...)
@@ -972,26 +979,122 @@ static int cmd_warm(int argc, char **argv)
 
 /* ---- commands ---- */
 
+/* Set by SIGINT and SIGTERM during stats --watch. */
+static volatile sig_atomic_t watch_stopped;
+
+static void stop_watch(int sig)
+{
+	(void)sig;
+	watch_stopped = 1;
+}
+
+/* Sleep ms milliseconds, or less when a signal stops the watch. */
+static void watch_sleep(uint64_t ms)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ms / 1000),
+		.tv_nsec = (long)(ms % 1000) * 1000000,
+	};
+
+	while (!watch_stopped && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Print the stats every interval_ms until count reports are printed (0:
+ * no limit) or SIGINT or SIGTERM arrives.  On a terminal each text
+ * report replaces the last one; otherwise reports are separated by an
+ * empty line, or in JSON are one object a line.
+ */
+static int watch_stats(const char *path, const char *request,
+		       uint64_t interval_ms, uint64_t count, bool json)
+{
+	struct sigaction sa = { .sa_handler = stop_watch };
+	bool tty = isatty(1) && !json;
+	int status = EXIT_OK;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (uint64_t n = 0; !watch_stopped && (count == 0 || n < count); n++) {
+		if (n > 0)
+			watch_sleep(interval_ms);
+		if (watch_stopped)
+			break;
+		if (tty)
+			printf("\033[H\033[2J");	/* home, clear screen */
+		else if (n > 0 && !json)
+			putchar('\n');
+		status = ctl_request(path, request);
+		if (status != EXIT_OK)
+			break;
+	}
+	return status;
+}
+
+/* Parse the seconds of --watch: a number greater than 0, with a decimal
+ * part if wanted.  Returns milliseconds, or 0 when invalid. */
+static uint64_t parse_interval(const char *text)
+{
+	char *end;
+	double seconds;
+
+	errno = 0;
+	seconds = strtod(text, &end);
+	if (errno || end == text || *end || !(seconds > 0) ||
+	    seconds > 86400.0 * 365)
+		return 0;
+	return seconds * 1000 < 1 ? 1 : (uint64_t)(seconds * 1000);
+}
+
+/* stats [--json] [--watch SECONDS [--count N]] MOUNTPOINT */
 static int cmd_stats(int argc, char **argv)
 {
 	const char *path = NULL;
-	bool json = false;
+	uint64_t interval_ms = 0, count = 0;
+	bool json = false, counted = false;
 
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
+		bool last = i + 1 == argc;
+
+		if (strcmp(argv[i], "--json") == 0) {
 			json = true;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+		} else if (strcmp(argv[i], "--watch") == 0) {
+			if (last || !(interval_ms = parse_interval(argv[++i])))
+				return usage_error("stats: --watch needs the "
+						   "seconds between reports, "
+						   "a number greater than 0, "
+						   "for example --watch 2");
+		} else if (strcmp(argv[i], "--count") == 0) {
+			char *end;
+
+			errno = 0;
+			count = last ? 0 : strtoull(argv[++i], &end, 10);
+			if (last || errno || *end || count == 0 ||
+			    argv[i][0] == '-')
+				return usage_error("stats: --count needs the "
+						   "number of reports, at "
+						   "least 1, for example "
+						   "--count 10");
+			counted = true;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			return usage_error("stats: unknown option '%s'",
 					   argv[i]);
-		else if (path)
+		} else if (path) {
 			return usage_error("stats: unexpected argument '%s'",
 					   argv[i]);
-		else
+		} else {
 			path = argv[i];
+		}
 	}
 	if (!path)
 		return usage_error("stats: missing the mount point");
-	return ctl_request(path, json ? "stats json" : "stats");
+	if (counted && !interval_ms)
+		return usage_error("stats: --count needs --watch SECONDS");
+	if (!interval_ms)
+		return ctl_request(path, json ? "stats json" : "stats");
+	return watch_stats(path, json ? "stats json" : "stats", interval_ms,
+			   count, json);
 }
 
 /*
@@ -1105,8 +1208,10 @@ static int cmd_set(int argc, char **argv)
 }
 
 static const struct command commands[] = {
-	{ "stats", "stats [--json] MOUNTPOINT",
-	  "print the cache counters, as text or JSON", cmd_stats },
+	{ "stats", "stats [--json] [--watch SECONDS [--count N]] MOUNTPOINT",
+	  "print the counters, latencies and settings, as\n"
+	  "text or JSON; with --watch again every SECONDS,\n"
+	  "N times or until interrupted", cmd_stats },
 	{ "flush", "flush MOUNTPOINT [PATH]",
 	  "upload now the files that wait in the write-back\n"
 	  "queue, all or those at or below PATH (inside the\n"
