@@ -100,6 +100,24 @@ static void cmd_stats(struct ctl_server *s, const char *args, FILE *out)
 	free(text);
 }
 
+/* "metrics": the counters in the Prometheus text format. */
+static void cmd_metrics(struct ctl_server *s, const char *args, FILE *out)
+{
+	char *text;
+
+	if (*args) {
+		fprintf(out, "error: invalid argument '%s' to metrics: "
+			"expected nothing\n", args);
+		return;
+	}
+	if (stats_format_metrics(&s->info, &text)) {
+		fputs("error: out of memory\n", out);
+		return;
+	}
+	fputs(text, out);
+	free(text);
+}
+
 /* ---- settings ---- */
 
 /*
@@ -1050,6 +1068,7 @@ static const struct ctl_command commands[] = {
 	{ .name = "flush", .usage = "flush [PATH]", .start = start_flush },
 	{ .name = "set", .usage = "set OPTION=VALUE[,OPTION=VALUE...]",
 	  .run = cmd_set },
+	{ .name = "metrics", .usage = "metrics", .run = cmd_metrics },
 	{ .name = "forget", .usage = "forget COUNT, then COUNT paths",
 	  .start = start_forget },
 	{ .name = "warm", .usage = "warm COUNT, then COUNT paths",

@@ -1,8 +1,10 @@
 /* options.c - parse the nearfs command line and its -o mount options. */
 #include "options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -381,6 +383,54 @@ static int apply_log_level(struct parse_state *ps,
 	return 0;
 }
 
+/*
+ * metrics=ADDRESS:PORT, the address of the HTTP metrics endpoint: an IPv4
+ * address in 127.0.0.0/8 or [::1], because the endpoint has no access
+ * control, and a port from 1 to 65535.
+ */
+static int apply_metrics(struct parse_state *ps, const struct option_def *def,
+			 const char *value)
+{
+	const char *colon = strrchr(value, ':');
+	struct in_addr in4;
+	struct in6_addr in6;
+	char host[INET6_ADDRSTRLEN + 2];
+	uint64_t port;
+	const char *end;
+	size_t len;
+
+	if (!colon || parse_digits(colon + 1, &port, &end) || *end ||
+	    port == 0 || port > 65535)
+		return fail(ps, "invalid metrics address '%s': use ADDRESS:PORT "
+			    "with a port from 1 to 65535, for example %s", value,
+			    def->example);
+	len = (size_t)(colon - value);
+	if (len >= sizeof(host))
+		len = sizeof(host) - 1;
+	memcpy(host, value, len);
+	host[len] = '\0';
+	if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+		memmove(host, host + 1, len - 2);
+		host[len - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &in6) != 1 ||
+		    !IN6_IS_ADDR_LOOPBACK(&in6))
+			goto out_not_loopback;
+	} else if (inet_pton(AF_INET, host, &in4) != 1 ||
+		   (ntohl(in4.s_addr) >> 24) != 127) {
+		goto out_not_loopback;
+	}
+	if (replace_string(ps, &ps->opts->metrics_address, host))
+		return -1;
+	ps->opts->metrics_port = (unsigned)port;
+	return 0;
+
+out_not_loopback:
+	return fail(ps, "invalid metrics address '%s': the endpoint has no "
+		    "access control, so it listens on loopback addresses only: "
+		    "use 127.0.0.1:PORT (or another address in 127.0.0.0/8) or "
+		    "[::1]:PORT, for example %s", value, def->example);
+}
+
 /* uid=N, gid=N (decimal ids) and umask=NNN (octal). */
 static int apply_owner(struct parse_state *ps, const struct option_def *def,
 		       const char *value)
@@ -492,6 +542,10 @@ static const struct option_def nearfs_option_defs[] = {
 	{ "timeout", "DURATION", apply_timeout, FIELD(s3.timeout_ms),
 	  "timeout=30s", "time limit of one S3 request attempt; retries\n"
 	  "stop after three times that (default: 30s)" },
+	{ "metrics", "ADDRESS:PORT", apply_metrics, 0, "metrics=127.0.0.1:9100",
+	  "serve the counters for Prometheus at\n"
+	  "http://ADDRESS:PORT/metrics; ADDRESS in 127.0.0.0/8\n"
+	  "or [::1] (default: off)" },
 };
 
 #define N_OPTION_DEFS (sizeof(nearfs_option_defs) / \
@@ -1155,6 +1209,7 @@ void options_free(struct nearfs_options *opts)
 	free(opts->endpoint);
 	free(opts->region);
 	free(opts->profile);
+	free(opts->metrics_address);
 	if (opts->fuse_argv)
 		for (int i = 0; opts->fuse_argv[i]; i++)
 			free(opts->fuse_argv[i]);

@@ -42,6 +42,11 @@ struct nearfs_options {
 	uint64_t preload_fetch;
 	bool allow_other;	/* FUSE lets other users access the mount */
 
+	/* metrics=: where the HTTP metrics endpoint listens, a loopback
+	 * address without brackets; NULL when off. */
+	char *metrics_address;
+	unsigned metrics_port;
+
 	/* uid=, gid=, umask=: what every file and directory shows, as the
 	 * high-level libfuse API offers them; -1 when not given. */
 	long owner_uid;

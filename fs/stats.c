@@ -24,56 +24,108 @@ static const char *fsync_name(const struct cache_config *cfg)
 
 /* ---- statistics ---- */
 
-/* One number of the report: its name and where it sits in the stats. */
+/*
+ * One number of the report: its name, where it sits in the stats, and
+ * for the Prometheus format its metric.  Rows that share a metric (with
+ * different labels) are adjacent, and the first one carries the help.
+ */
 struct stat_field {
 	const char *name;
 	size_t offset;
 	bool setting;		/* nearfs-ctl set may change it */
+	const char *metric;	/* NULL: not exported */
+	const char *labels;	/* name="value" pairs, or NULL */
+	bool gauge;		/* else a counter */
+	const char *help;
 };
 
-#define STAT_FIELD(field_name, member) \
-	{ .name = field_name, .offset = offsetof(struct cache_stats, member) }
-#define SETTING_FIELD(field_name, member) \
+#define FIELD(field_name, member, ...) \
 	{ .name = field_name, .offset = offsetof(struct cache_stats, member), \
-	  .setting = true }
+	  __VA_ARGS__ }
 
 /* Settings that nearfs-ctl set may change, in the header of the report. */
 static const struct stat_field setting_fields[] = {
-	SETTING_FIELD("writeback_delay_ms", writeback_delay_ms),
-	SETTING_FIELD("ttl_ms", ttl_ms),
-	SETTING_FIELD("attr_ttl_ms", attr_ttl_ms),
-	SETTING_FIELD("neg_ttl_ms", neg_ttl_ms),
-	SETTING_FIELD("dir_ttl_ms", dir_ttl_ms),
-	SETTING_FIELD("min_free", min_free),
-	SETTING_FIELD("min_free_pct", min_free_pct),
+	FIELD("writeback_delay_ms", writeback_delay_ms, .setting = true),
+	FIELD("ttl_ms", ttl_ms, .setting = true),
+	FIELD("attr_ttl_ms", attr_ttl_ms, .setting = true),
+	FIELD("neg_ttl_ms", neg_ttl_ms, .setting = true),
+	FIELD("dir_ttl_ms", dir_ttl_ms, .setting = true),
+	FIELD("min_free", min_free, .setting = true),
+	FIELD("min_free_pct", min_free_pct, .setting = true),
 };
 
 static const struct stat_field stat_fields[] = {
-	STAT_FIELD("hits", hits),
-	STAT_FIELD("misses", misses),
-	STAT_FIELD("bytes_from_cache", bytes_from_cache),
-	STAT_FIELD("bytes_from_origin", bytes_from_origin),
-	STAT_FIELD("bytes_zero_copy", bytes_zero_copy),
-	STAT_FIELD("bytes_to_origin", bytes_to_origin),
-	STAT_FIELD("readaheads", readaheads),
-	STAT_FIELD("chunks_cached", chunks_cached),
-	STAT_FIELD("bytes_cached", bytes_cached),
-	SETTING_FIELD("cache_size", size_max),
-	STAT_FIELD("objects_cached", objects_cached),
-	STAT_FIELD("evictions", evictions),
-	STAT_FIELD("checksum_failures", checksum_failures),
-	STAT_FIELD("revalidations", revalidations),
-	STAT_FIELD("invalidations", invalidations),
-	STAT_FIELD("origin_errors", origin_errors),
-	STAT_FIELD("origin_retries", origin_retries),
-	STAT_FIELD("dirty_bytes", dirty_bytes),
-	SETTING_FIELD("max_dirty", max_dirty),
-	STAT_FIELD("uploads_pending", uploads_pending),
-	STAT_FIELD("uploads_failed", uploads_failed),
-	STAT_FIELD("uploads_done", uploads_done),
-	STAT_FIELD("upload_retries", upload_retries),
-	STAT_FIELD("lends", lends),
-	STAT_FIELD("lends_refused", lends_refused),
+	FIELD("hits", hits, .metric = "nearfs_cache_hits_total",
+	      .help = "Chunk reads served from the cache."),
+	FIELD("misses", misses, .metric = "nearfs_cache_misses_total",
+	      .help = "Chunk reads sent to the origin."),
+	FIELD("bytes_from_cache", bytes_from_cache,
+	      .metric = "nearfs_read_bytes_total",
+	      .labels = "source=\"cache\"",
+	      .help = "Bytes read, by where they came from."),
+	FIELD("bytes_from_origin", bytes_from_origin,
+	      .metric = "nearfs_read_bytes_total",
+	      .labels = "source=\"origin\""),
+	FIELD("bytes_zero_copy", bytes_zero_copy,
+	      .metric = "nearfs_zero_copy_bytes_total",
+	      .help = "Bytes read from the cache without a copy through the "
+		      "daemon."),
+	FIELD("bytes_to_origin", bytes_to_origin,
+	      .metric = "nearfs_written_bytes_total",
+	      .help = "Bytes sent to the origin by writes."),
+	FIELD("readaheads", readaheads,
+	      .metric = "nearfs_readahead_chunks_total",
+	      .help = "Chunks fetched ahead of sequential readers."),
+	FIELD("chunks_cached", chunks_cached, .metric = "nearfs_cache_chunks",
+	      .gauge = true, .help = "Chunks in the cache."),
+	FIELD("bytes_cached", bytes_cached, .metric = "nearfs_cache_bytes",
+	      .gauge = true, .help = "Bytes of the chunks in the cache."),
+	FIELD("cache_size", size_max, .setting = true,
+	      .metric = "nearfs_cache_size_bytes", .gauge = true,
+	      .help = "The budget of the cache: cache_size."),
+	FIELD("objects_cached", objects_cached,
+	      .metric = "nearfs_cache_files", .gauge = true,
+	      .help = "Files with chunks in the cache."),
+	FIELD("evictions", evictions, .metric = "nearfs_evictions_total",
+	      .help = "Chunks evicted to stay within the budget."),
+	FIELD("checksum_failures", checksum_failures,
+	      .metric = "nearfs_checksum_failures_total",
+	      .help = "Cached chunks that failed their check and were "
+		      "fetched again."),
+	FIELD("revalidations", revalidations,
+	      .metric = "nearfs_revalidations_total",
+	      .help = "Version checks of cached files after ttl."),
+	FIELD("invalidations", invalidations,
+	      .metric = "nearfs_invalidations_total",
+	      .help = "Cached files dropped for a newer version."),
+	FIELD("origin_errors", origin_errors,
+	      .metric = "nearfs_origin_errors_total",
+	      .help = "Origin requests that failed after their retries."),
+	FIELD("origin_retries", origin_retries,
+	      .metric = "nearfs_origin_retries_total",
+	      .help = "Origin request attempts that were retried."),
+	FIELD("dirty_bytes", dirty_bytes, .metric = "nearfs_dirty_bytes",
+	      .gauge = true,
+	      .help = "Write-back: bytes of closed files not uploaded yet."),
+	FIELD("max_dirty", max_dirty, .setting = true,
+	      .metric = "nearfs_max_dirty_bytes", .gauge = true,
+	      .help = "Write-back: the limit of dirty bytes, max_dirty."),
+	FIELD("uploads_pending", uploads_pending,
+	      .metric = "nearfs_uploads_pending", .gauge = true,
+	      .help = "Write-back: files waiting for or in upload."),
+	FIELD("uploads_failed", uploads_failed,
+	      .metric = "nearfs_uploads_failed", .gauge = true,
+	      .help = "Write-back: pending files whose last upload failed."),
+	FIELD("uploads_done", uploads_done, .metric = "nearfs_uploads_total",
+	      .help = "Write-back: uploads completed."),
+	FIELD("upload_retries", upload_retries,
+	      .metric = "nearfs_upload_retries_total",
+	      .help = "Write-back: failed upload attempts."),
+	FIELD("lends", lends, .metric = "nearfs_lends_total",
+	      .help = "Descriptors of local copies lent to programs."),
+	FIELD("lends_refused", lends_refused,
+	      .metric = "nearfs_lends_refused_total",
+	      .help = "Requests for a local copy that got none."),
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -222,7 +274,11 @@ static void format_json(const struct ctl_info *info,
 	fputs("}\n", out);
 }
 
-int ctl_format_stats(const struct ctl_info *info, bool json, char **out)
+/* Write the report of st into a new string that the caller frees. */
+static int format_stats(const struct ctl_info *info,
+			void (*write)(const struct ctl_info *info,
+				      const struct cache_stats *st, FILE *out),
+			char **out)
 {
 	struct cache_stats st;
 	size_t len;
@@ -231,17 +287,18 @@ int ctl_format_stats(const struct ctl_info *info, bool json, char **out)
 	mem = open_memstream(out, &len);
 	if (!mem)
 		return -ENOMEM;
-	memset(&st, 0, sizeof(st));
 	cache_get_stats(info->cache, &st);
-	if (json)
-		format_json(info, &st, mem);
-	else
-		format_text(info, &st, mem);
+	write(info, &st, mem);
 	if (fclose(mem) != 0) {
 		free(*out);
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+int ctl_format_stats(const struct ctl_info *info, bool json, char **out)
+{
+	return format_stats(info, json ? format_json : format_text, out);
 }
 
 /* Print "NAME: OLD -> NEW" for each setting of fields that differs. */
@@ -284,6 +341,111 @@ void stats_print_changes(FILE *out, const struct cache_stats *before,
 		fputs("no setting changed\n", out);
 }
 
+
+/* ---- Prometheus metrics ---- */
+
+/* Write s as the value of a label: backslash, double quote and newline
+ * escaped, as the text exposition format requires. */
+static void label_value(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fprintf(out, "\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static void metric_header(FILE *out, const char *name, const char *type,
+			  const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metrics_info(const struct ctl_info *info, FILE *out)
+{
+	const struct cache_config *cfg = cache_config(info->cache);
+
+	metric_header(out, "nearfs_info", "gauge",
+		      "The mount: origin, mount point, cache folder and write "
+		      "mode; always 1.");
+	fputs("nearfs_info{origin=", out);
+	label_value(out, info->origin);
+	fputs(",mountpoint=", out);
+	label_value(out, info->mountpoint);
+	fputs(",cache_dir=", out);
+	label_value(out, cache_path(info->cache));
+	fputs(",write_mode=", out);
+	label_value(out, write_mode_name(cfg->write_mode));
+	fputs("} 1\n", out);
+}
+
+static void metrics_fields(const struct cache_stats *st, FILE *out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(stat_fields); i++) {
+		const struct stat_field *f = &stat_fields[i];
+
+		if (!f->metric)
+			continue;
+		if (f->help)
+			metric_header(out, f->metric,
+				      f->gauge ? "gauge" : "counter", f->help);
+		fprintf(out, "%s%s%s%s %" PRIu64 "\n", f->metric,
+			f->labels ? "{" : "", f->labels ? f->labels : "",
+			f->labels ? "}" : "", field_value(st, f));
+	}
+}
+
+/* The request counts, and their durations as a histogram in seconds. */
+static void metrics_requests(const struct cache_stats *st, FILE *out)
+{
+	const char *hist = "nearfs_origin_request_duration_seconds";
+
+	metric_header(out, "nearfs_origin_requests_total", "counter",
+		      "Requests sent to the origin, by kind.");
+	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++)
+		fprintf(out, "nearfs_origin_requests_total{kind=\"%s\"} %"
+			PRIu64 "\n", origin_request_names[i],
+			st->origin_requests[i]);
+	metric_header(out, hist, "histogram",
+		      "Durations of the origin requests, by kind.");
+	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++) {
+		const struct origin_latency_stats *l = &st->latency[i];
+		const char *kind = origin_request_names[i];
+		uint64_t below = 0;
+
+		for (unsigned b = 0; b + 1 < ORIGIN_LATENCY_BUCKETS; b++) {
+			below += l->buckets[b];
+			fprintf(out, "%s_bucket{kind=\"%s\",le=\"%.6f\"} %"
+				PRIu64 "\n", hist, kind,
+				(double)origin_latency_bound_us(b) / 1e6,
+				below);
+		}
+		fprintf(out, "%s_bucket{kind=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+			hist, kind, l->count);
+		fprintf(out, "%s_sum{kind=\"%s\"} %.6f\n", hist, kind,
+			(double)l->sum_us / 1e6);
+		fprintf(out, "%s_count{kind=\"%s\"} %" PRIu64 "\n", hist, kind,
+			l->count);
+	}
+}
+
+static void format_metrics(const struct ctl_info *info,
+			   const struct cache_stats *st, FILE *out)
+{
+	metrics_info(info, out);
+	metrics_fields(st, out);
+	metrics_requests(st, out);
+}
+
+int stats_format_metrics(const struct ctl_info *info, char **out)
+{
+	return format_stats(info, format_metrics, out);
+}
 
 /* ---- usage ---- */
 

@@ -10,6 +10,16 @@
 
 #include "cache.h"
 
+struct ctl_info;
+
+/*
+ * Format the counters in the Prometheus text exposition format (version
+ * 0.0.4), into a new string that the caller frees: counters named
+ * nearfs_*_total, gauges, and the durations of the origin requests as
+ * the histogram nearfs_origin_request_duration_seconds.  -ENOMEM.
+ */
+int stats_format_metrics(const struct ctl_info *info, char **out);
+
 /* Write s as a JSON string, quotes included. */
 void json_string(FILE *out, const char *s);
 

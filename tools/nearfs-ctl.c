@@ -1163,6 +1163,17 @@ static int cmd_usage(int argc, char **argv)
 	return ctl_request(root, request);
 }
 
+static int cmd_metrics(int argc, char **argv)
+{
+	char root[PATH_MAX];
+	int status;
+
+	status = parse_mount_path("metrics", argc, argv, NULL, root, NULL);
+	if (status != EXIT_OK)
+		return status;
+	return ctl_request(root, "metrics");
+}
+
 static int cmd_uploads(int argc, char **argv)
 {
 	char root[PATH_MAX];
@@ -1212,6 +1223,8 @@ static const struct command commands[] = {
 	  "print the counters, latencies and settings, as\n"
 	  "text or JSON; with --watch again every SECONDS,\n"
 	  "N times or until interrupted", cmd_stats },
+	{ "metrics", "metrics MOUNTPOINT",
+	  "print the counters in the Prometheus text format", cmd_metrics },
 	{ "flush", "flush MOUNTPOINT [PATH]",
 	  "upload now the files that wait in the write-back\n"
 	  "queue, all or those at or below PATH (inside the\n"
