@@ -327,8 +327,9 @@ struct cache_warm_progress {
 	char error[320];	/* the first failure: "/PATH: reason" */
 };
 
-typedef void (*cache_warm_fn)(void *arg,
-			      const struct cache_warm_progress *p);
+/* A progress report of cache_warm().  A non-zero return cancels the
+ * warm: the listing stops, and fetches already started finish. */
+typedef int (*cache_warm_fn)(void *arg, const struct cache_warm_progress *p);
 
 /*
  * Fetch into the cache the files at paths ("" for the root), and every
@@ -340,10 +341,11 @@ typedef void (*cache_warm_fn)(void *arg,
  * fetched first.  fn (may be NULL) is called about twice a second while
  * the folders are listed (progress.listing set), once the set is known,
  * about twice a second while it is fetched, and once at the end.
- * Returns 0 when every file of the set is cached, -EIO when some failed
- * (progress.error names the first), -ENOSPC when none failed but some
- * were skipped, or the error of a path that could not be listed, with a
- * message in err, before anything is fetched.
+ * Returns 0 when every file of the set is cached, -ECANCELED when fn
+ * cancelled it, -EIO when some failed (progress.error names the first),
+ * -ENOSPC when none failed but some were skipped, or the error of a path
+ * that could not be listed, with a message in err, before anything is
+ * fetched.
  */
 int cache_warm(struct cache *c, const char *const *paths, size_t count,
 	       unsigned threads, cache_warm_fn fn, void *arg, char *err,

@@ -70,6 +70,7 @@ struct warm {
 	size_t next_file;	/* the next piece: file and offset */
 	uint64_t next_offset;
 	unsigned running;	/* workers that have not ended */
+	bool cancelled;		/* fn asked to stop: no new piece starts */
 	struct cache_warm_progress progress;
 };
 
@@ -157,7 +158,8 @@ static uint64_t monotonic_ms(void)
 }
 
 /* Report the files found so far, every WARM_REPORT_MS at most, so that
- * the listing of a large tree shows progress too. */
+ * the listing of a large tree shows progress too.  Runs before the
+ * workers start, so w->lock is not needed. */
 static void report_listing(struct warm *w)
 {
 	struct cache_warm_progress p = { .listing = true };
@@ -169,7 +171,8 @@ static void report_listing(struct warm *w)
 	p.files_total = w->count;
 	for (size_t i = 0; i < w->count; i++)
 		p.bytes_total += w->files[i].size;
-	w->fn(w->arg, &p);
+	if (w->fn(w->arg, &p) != 0)
+		w->cancelled = true;
 }
 
 /* Add the file at path, or every file below the folder at path. */
@@ -191,7 +194,7 @@ static int walk_path(struct warm *w, const char *path, char *err,
 	if (!S_ISDIR(attr.mode))
 		return 0;
 	ret = queue_dir(&q, path);
-	while (ret == 0 && q.head < q.count) {
+	while (ret == 0 && q.head < q.count && !w->cancelled) {
 		struct walk wk = { .w = w, .queue = &q, .dir = q.dirs[q.head] };
 
 		ret = cache_readdir(w->c, wk.dir, walk_entry, &wk);
@@ -270,7 +273,7 @@ static bool next_piece(struct warm *w, size_t *index, uint64_t *offset,
 {
 	struct warm_file *f;
 
-	if (w->next_file >= w->count)
+	if (w->next_file >= w->count || w->cancelled)
 		return false;
 	f = &w->files[w->next_file];
 	*index = w->next_file;
@@ -339,17 +342,20 @@ static void *warm_worker(void *arg)
 	return NULL;
 }
 
-/* Call fn with a copy of the progress.  w->lock held, and dropped for
- * the call. */
-static void report(struct warm *w, cache_warm_fn fn, void *arg)
+/* Call fn with a copy of the progress, and stop handing out pieces when
+ * it asks to.  w->lock held, and dropped for the call. */
+static void report(struct warm *w)
 {
 	struct cache_warm_progress copy = w->progress;
+	int stop;
 
-	if (!fn)
+	if (!w->fn)
 		return;
 	pthread_mutex_unlock(&w->lock);
-	fn(arg, &copy);
+	stop = w->fn(w->arg, &copy);
 	pthread_mutex_lock(&w->lock);
+	if (stop)
+		w->cancelled = true;
 }
 
 static void wait_report(pthread_cond_t *cond, pthread_mutex_t *lock)
@@ -366,20 +372,20 @@ static void wait_report(pthread_cond_t *cond, pthread_mutex_t *lock)
 }
 
 /* Fetch the chosen files with up to threads workers, reporting to fn. */
-static void fetch_files(struct warm *w, unsigned threads, cache_warm_fn fn,
-			void *arg)
+static void fetch_files(struct warm *w, unsigned threads)
 {
 	pthread_t *ids = calloc(threads ? threads : 1, sizeof(*ids));
 	unsigned started = 0;
 
 	pthread_mutex_lock(&w->lock);
-	report(w, fn, arg);
-	for (; ids && started < threads && started < w->count; started++) {
+	report(w);
+	for (; ids && !w->cancelled && started < threads &&
+	       started < w->count; started++) {
 		if (pthread_create(&ids[started], NULL, warm_worker, w) != 0)
 			break;
 		w->running++;
 	}
-	if (started == 0) {
+	if (started == 0 && !w->cancelled) {
 		/* No thread: fetch on this one. */
 		w->running++;
 		pthread_mutex_unlock(&w->lock);
@@ -388,7 +394,7 @@ static void fetch_files(struct warm *w, unsigned threads, cache_warm_fn fn,
 	}
 	while (w->running > 0) {
 		wait_report(&w->changed, &w->lock);
-		report(w, fn, arg);
+		report(w);
 	}
 	pthread_mutex_unlock(&w->lock);
 	for (unsigned i = 0; i < started; i++)
@@ -412,22 +418,24 @@ int cache_warm(struct cache *c, const char *const *paths, size_t count,
 		  cfg.chunk_size;
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.changed, NULL);
-	for (size_t i = 0; i < count && ret == 0; i++)
+	for (size_t i = 0; i < count && ret == 0 && !w.cancelled; i++)
 		ret = walk_path(&w, paths[i], err, errlen);
-	if (ret == 0) {
+	if (ret == 0 && !w.cancelled) {
 		sort_unique(&w);
 		choose_files(&w, cfg.size_max);
-		fetch_files(&w, threads, fn, arg);
+		fetch_files(&w, threads);
 		if (fn)
 			fn(arg, &w.progress);
 		if (w.progress.files_failed > WARM_LOG_FAILURES)
 			log_warn("warm: %" PRIu64 " more files failed",
 				 w.progress.files_failed - WARM_LOG_FAILURES);
-		if (w.progress.files_failed)
-			ret = -EIO;
-		else if (w.progress.files_skipped)
-			ret = -ENOSPC;
 	}
+	if (ret == 0 && w.cancelled)
+		ret = -ECANCELED;
+	else if (ret == 0 && w.progress.files_failed)
+		ret = -EIO;
+	else if (ret == 0 && w.progress.files_skipped)
+		ret = -ENOSPC;
 	for (size_t i = 0; i < w.count; i++)
 		free(w.files[i].path);
 	free(w.files);

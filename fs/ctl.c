@@ -620,8 +620,10 @@ static bool start_forget(struct ctl_server *s, const char *args,
 
 /* One warm request, for its progress reports. */
 struct warm_report {
+	struct ctl_server *server;
 	int fd;			/* the client */
 	bool set_sent;		/* the "set" line went out */
+	bool cancelled;		/* warm_cancelled() said so once */
 	uint64_t cache_size;
 	struct cache_warm_progress last;	/* the last report */
 };
@@ -646,19 +648,50 @@ static void warm_send(struct warm_report *wr, const char *fmt, ...)
 }
 
 /*
+ * Whether a warm must stop: its client closed the connection (it sends
+ * nothing after its paths, so a readable socket is at its end), or the
+ * server stops (ctl_stop() wrote to the stop pipe, which nothing reads).
+ */
+static bool warm_cancelled(const struct warm_report *wr)
+{
+	struct pollfd fds[2] = {
+		{ .fd = wr->fd, .events = POLLIN },
+		{ .fd = wr->server->stop_pipe[0], .events = POLLIN },
+	};
+
+	if (poll(fds, 2, 0) <= 0)
+		return false;
+	if (fds[1].revents) {
+		log_info("control socket: the server stops: warm cancelled");
+		return true;
+	}
+	if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		log_info("control socket: the client of a warm went away: "
+			 "warm cancelled");
+		return true;
+	}
+	return false;
+}
+
+/*
  * Report the progress of cache_warm(): "listing FILES BYTES" while the
  * folders are listed, "set FILES BYTES SKIPPED_FILES SKIPPED_BYTES
  * CACHE_SIZE" once, then "progress FILES_DONE BYTES_DONE FILES_FAILED".
+ * Returns non-zero to cancel the warm.
  */
-static void warm_progress(void *arg, const struct cache_warm_progress *p)
+static int warm_progress(void *arg, const struct cache_warm_progress *p)
 {
 	struct warm_report *wr = arg;
 
 	wr->last = *p;
+	if (!wr->cancelled)
+		wr->cancelled = warm_cancelled(wr);
+	if (wr->cancelled)
+		return 1;
 	if (p->listing) {
 		warm_send(wr, "listing %" PRIu64 " %" PRIu64 "\n",
 			  p->files_total, p->bytes_total);
-		return;
+		return 0;
 	}
 	if (!wr->set_sent) {
 		wr->set_sent = true;
@@ -669,6 +702,7 @@ static void warm_progress(void *arg, const struct cache_warm_progress *p)
 	}
 	warm_send(wr, "progress %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
 		  p->files_done, p->bytes_done, p->files_failed);
+	return 0;
 }
 
 /*
@@ -680,7 +714,7 @@ static void warm_progress(void *arg, const struct cache_warm_progress *p)
 static void serve_warm(struct paths_job *job)
 {
 	struct ctl_server *s = job->server;
-	struct warm_report wr = { .fd = job->fd };
+	struct warm_report wr = { .server = s, .fd = job->fd };
 	const struct cache_warm_progress *p = &wr.last;
 	struct cache_stats st;
 	char err[512];
@@ -704,6 +738,12 @@ static void serve_warm(struct paths_job *job)
 		warm_send(&wr, "error %" PRIu64 " file%s could not be cached, "
 			  "the first: %s\n", p->files_failed,
 			  p->files_failed == 1 ? "" : "s", p->error);
+	} else if (ret == -ECANCELED) {
+		log_info("control socket: warm cancelled after %" PRIu64 " of %"
+			 PRIu64 " files", p->files_done, p->files_total);
+		warm_send(&wr, "error the warm was cancelled after %" PRIu64
+			  " of %" PRIu64 " files\n", p->files_done,
+			  p->files_total);
 	} else if (ret == -ENOSPC) {
 		log_info("control socket: warm done, without %" PRIu64
 			 " files (%" PRIu64 " bytes) over cache_size",

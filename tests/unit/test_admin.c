@@ -194,15 +194,16 @@ struct warm_log {
 	struct cache_warm_progress first, last;
 };
 
-static void record_progress(void *arg, const struct cache_warm_progress *p)
+static int record_progress(void *arg, const struct cache_warm_progress *p)
 {
 	struct warm_log *log = arg;
 
 	if (p->listing)
-		return;
+		return 0;
 	if (log->calls++ == 0)
 		log->first = *p;
 	log->last = *p;
+	return 0;
 }
 
 /* Warm path with threads threads, recording the reports in log. */
@@ -327,6 +328,29 @@ static void test_warm_reports_failure(void **state)
 	fake_reset_calls(env->fo);
 	read_all(env->c, "good", CS);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+}
+
+static int cancel_at_once(void *arg, const struct cache_warm_progress *p)
+{
+	(*(unsigned *)arg)++;
+	return p->listing ? 0 : 1;
+}
+
+static void test_warm_cancelled_by_report(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	const char *paths[] = { "" };
+	unsigned reports = 0;
+	char err[256];
+
+	test_put_pattern(env->fo, "a", CS, 1);
+	test_put_pattern(env->fo, "b", CS, 2);
+	assert_int_equal(cache_warm(env->c, paths, 1, 4, cancel_at_once,
+				    &reports, err, sizeof(err)), -ECANCELED);
+	/* The report of the set, and the last one. */
+	assert_int_equal(reports, 2);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	assert_int_equal(test_stats(env->c).bytes_cached, 0);
 }
 
 /* ---- cache_forget ---- */
@@ -712,6 +736,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_warm_missing_path,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_warm_reports_failure,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_warm_cancelled_by_report,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_forget_file_reads_again,
 					  test_env_teardown),
