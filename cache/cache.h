@@ -272,6 +272,55 @@ int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);
 
+/* A request of cache_lend(). */
+struct cache_lend_request {
+	uint64_t size;		/* the version the program opened, as */
+	struct timespec mtime;	/* fstat(2) of its descriptor shows it */
+	uint64_t fetch_max;	/* fetch the missing chunks of files up to
+				 * this size first; 0 never fetches */
+	/* Whether the program may read a file with these attributes; NULL
+	 * allows every file.  Called with the engine lock held, so it must
+	 * not call the engine. */
+	bool (*may_read)(void *arg, const struct origin_attr *attr);
+	void *arg;
+};
+
+/*
+ * Lend a read-only descriptor of the local copy of path, so that a
+ * program can read the file without FUSE.  Only the cached version whose
+ * size and mtime are those of req is lent, and only when every chunk of
+ * it is cached (after fetching the missing ones, if its size is at most
+ * req->fetch_max) and no handle has the file open for writing or waits
+ * for its upload.  The bytes of a lent descriptor never change: eviction
+ * and newer versions unlink its data file instead of changing it.
+ *
+ * Returns 0 with a new O_RDONLY descriptor in *fd, 0 with *fd = -1 and a
+ * static phrase in *reason that says why nothing was lent, or -errno
+ * when the check or a fetch failed.
+ */
+int cache_lend(struct cache *c, const char *path,
+	       const struct cache_lend_request *req, int *fd,
+	       const char **reason);
+
+/* setattr on a path: mode, uid, gid, mtime through `which`
+ * (ORIGIN_ATTR_*), and size when set_size is true. */
+int cache_setattr(struct cache *c, const char *path,
+		  const struct origin_attr *attr, unsigned which,
+		  bool set_size, uint64_t size);
+
+int cache_unlink(struct cache *c, const char *path);
+int cache_mkdir(struct cache *c, const char *path, mode_t mode, uid_t uid,
+		gid_t gid);
+int cache_rmdir(struct cache *c, const char *path);
+int cache_rename(struct cache *c, const char *from, const char *to,
+		 unsigned flags);
+int cache_symlink(struct cache *c, const char *target, const char *path);
+int cache_readlink(struct cache *c, const char *path, char *buf,
+		   size_t size);
+int cache_statfs(struct cache *c, struct statvfs *st);
+
+/* ---- operator commands (nearfs-ctl) ---- */
+
 /* Where a file waiting for upload stands. */
 enum cache_upload_state {
 	CACHE_UPLOAD_OPEN,	/* open for writing: waits for its close */
@@ -384,52 +433,5 @@ struct cache_forget_result {
  */
 int cache_forget(struct cache *c, const char *path,
 		 struct cache_forget_result *result);
-
-/* A request of cache_lend(). */
-struct cache_lend_request {
-	uint64_t size;		/* the version the program opened, as */
-	struct timespec mtime;	/* fstat(2) of its descriptor shows it */
-	uint64_t fetch_max;	/* fetch the missing chunks of files up to
-				 * this size first; 0 never fetches */
-	/* Whether the program may read a file with these attributes; NULL
-	 * allows every file.  Called with the engine lock held, so it must
-	 * not call the engine. */
-	bool (*may_read)(void *arg, const struct origin_attr *attr);
-	void *arg;
-};
-
-/*
- * Lend a read-only descriptor of the local copy of path, so that a
- * program can read the file without FUSE.  Only the cached version whose
- * size and mtime are those of req is lent, and only when every chunk of
- * it is cached (after fetching the missing ones, if its size is at most
- * req->fetch_max) and no handle has the file open for writing or waits
- * for its upload.  The bytes of a lent descriptor never change: eviction
- * and newer versions unlink its data file instead of changing it.
- *
- * Returns 0 with a new O_RDONLY descriptor in *fd, 0 with *fd = -1 and a
- * static phrase in *reason that says why nothing was lent, or -errno
- * when the check or a fetch failed.
- */
-int cache_lend(struct cache *c, const char *path,
-	       const struct cache_lend_request *req, int *fd,
-	       const char **reason);
-
-/* setattr on a path: mode, uid, gid, mtime through `which`
- * (ORIGIN_ATTR_*), and size when set_size is true. */
-int cache_setattr(struct cache *c, const char *path,
-		  const struct origin_attr *attr, unsigned which,
-		  bool set_size, uint64_t size);
-
-int cache_unlink(struct cache *c, const char *path);
-int cache_mkdir(struct cache *c, const char *path, mode_t mode, uid_t uid,
-		gid_t gid);
-int cache_rmdir(struct cache *c, const char *path);
-int cache_rename(struct cache *c, const char *from, const char *to,
-		 unsigned flags);
-int cache_symlink(struct cache *c, const char *target, const char *path);
-int cache_readlink(struct cache *c, const char *path, char *buf,
-		   size_t size);
-int cache_statfs(struct cache *c, struct statvfs *st);
 
 #endif

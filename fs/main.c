@@ -49,13 +49,13 @@ struct daemon {
 	const struct nearfs_options *opts;
 	struct cache *cache;
 	struct nearfs_fs *fs;
+	struct metrics_server *metrics;	/* -o metrics=, or NULL */
 	struct fuse_session *se;
 	bool signals_set;
 	bool mounted;
 	int stop_signal;	/* the signal that ended the FUSE loop, or 0 */
 	struct ctl_server *ctl;
 	struct ctl_info ctl_info;
-	struct metrics_server *metrics;	/* -o metrics=, or NULL */
 	int ready_fd;		/* pipe to the waiting parent, or -1 */
 };
 
