@@ -581,18 +581,20 @@ static int flush_line(void *ctx, const char *line)
 	return EXIT_UNREACHABLE;
 }
 
-/* Report why the reply of the daemon of root ended before its last
- * line, for reader_next() result ret. */
-static void report_cut_reply(const char *root, const char *what, int ret)
+/* Report why the reply of the daemon of root to the request what ended
+ * before its last line, for reader_next() result ret after a receive
+ * timeout of seconds. */
+static void report_cut_reply(const char *root, const char *what, int ret,
+			     int seconds)
 {
 	if (ret == -2)
 		fprintf(stderr, "nearfs-ctl: a reply line of the daemon of %s "
 			"is longer than %zu bytes\n", root,
 			sizeof(((struct reader *)0)->buf));
 	else if (ret < 0 && errno == EAGAIN)
-		fprintf(stderr, "nearfs-ctl: the daemon of %s sent no "
-			"progress for %d s; the %s may still run there\n",
-			root, PROGRESS_SILENCE_S, what);
+		fprintf(stderr, "nearfs-ctl: the daemon of %s sent nothing "
+			"for %d s; the %s may still run there\n", root,
+			seconds, what);
 	else
 		fprintf(stderr, "nearfs-ctl: the daemon of %s closed the "
 			"connection before the %s ended: %s\n", root, what,
@@ -620,7 +622,7 @@ static int follow_reply(struct reader *r, struct progress *p,
 			return status;
 	}
 	progress_end(p);
-	report_cut_reply(p->root, p->label, ret);
+	report_cut_reply(p->root, p->label, ret, PROGRESS_SILENCE_S);
 	return EXIT_UNREACHABLE;
 }
 
@@ -771,7 +773,7 @@ static int send_paths(const char *cmd, const struct path_list *l,
 			fprintf(stderr, "nearfs-ctl: unexpected reply from the "
 				"daemon of %s: '%s'\n", l->root, line);
 		else
-			report_cut_reply(l->root, cmd, ret);
+			report_cut_reply(l->root, cmd, ret, REPLY_TIMEOUT_S);
 		goto out_close;
 	}
 	for (size_t i = 0; i < l->count; i++) {
@@ -811,7 +813,8 @@ static int forget_reply(const char *root, struct reader *r)
 			fprintf(stderr, "nearfs-ctl: unexpected reply from the "
 				"daemon of %s: '%s'\n", root, line);
 		else
-			report_cut_reply(root, "forget", ret);
+			report_cut_reply(root, "forget", ret,
+					 REPLY_TIMEOUT_S);
 		return EXIT_UNREACHABLE;
 	}
 	format_bytes((double)bytes, size, sizeof(size));
