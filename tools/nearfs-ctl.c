@@ -822,9 +822,9 @@ static int forget_reply(const char *root, struct reader *r)
 	       files, files == 1 ? "" : "s", size);
 	if (kept == 0)
 		return EXIT_OK;
-	fprintf(stderr, "nearfs-ctl: forget: kept %" PRIu64 " file%s whose "
-		"data is not uploaded yet; see nearfs-ctl uploads\n", kept,
-		kept == 1 ? "" : "s");
+	fprintf(stderr, "nearfs-ctl: forget of %s: kept %" PRIu64 " file%s "
+		"whose data is not uploaded yet; see nearfs-ctl uploads %s\n",
+		root, kept, kept == 1 ? "" : "s", root);
 	return EXIT_INCOMPLETE;
 }
 

@@ -371,7 +371,7 @@ check "forget keeps data that is not uploaded yet"
 status=0
 "$NEARFS_CTL" forget "$WB" out 2>"$WORK/forget-wb.err" || status=$?
 assert_eq 3 "$status" "exit status of forget of a pending file"
-assert_contains "$(cat "$WORK/forget-wb.err")" "kept 1 file" \
+assert_contains "$(cat "$WORK/forget-wb.err")" "forget of $WB: kept 1 file" \
 	"message of forget of a pending file"
 assert_eq 1 "$(stat_field "$WB" uploads_pending)" "uploads_pending after forget"
 assert_eq 123457 "$(stat_field "$WB" dirty_bytes)" "dirty_bytes after forget"
