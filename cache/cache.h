@@ -321,7 +321,7 @@ int cache_statfs(struct cache *c, struct statvfs *st);
 
 /* ---- operator commands (nearfs-ctl) ---- */
 
-/* Where a file waiting for upload stands. */
+/* The state of a file waiting for upload. */
 enum cache_upload_state {
 	CACHE_UPLOAD_OPEN,	/* open for writing: waits for its close */
 	CACHE_UPLOAD_QUIET,	/* waits for writeback_delay to pass */
@@ -386,7 +386,7 @@ typedef int (*cache_warm_fn)(void *arg, const struct cache_warm_progress *p);
  * are listed through the listing cache; symbolic links are not followed.
  * The sizes are summed first: when they exceed cache_size, the files are
  * kept in path order while their sum fits, and the others are skipped,
- * because fetching more than the cache holds would evict what was
+ * because fetching more than the cache can contain would evict what was
  * fetched first.  fn (may be NULL) is called about twice a second while
  * the folders are listed (progress.listing set), once the set is known,
  * about twice a second while it is fetched, and once at the end.
@@ -400,7 +400,7 @@ int cache_warm(struct cache *c, const char *const *paths, size_t count,
 	       unsigned threads, cache_warm_fn fn, void *arg, char *err,
 	       size_t errlen);
 
-/* What the cache holds at and below a path: see cache_usage(). */
+/* What the cache contains at and below a path: see cache_usage(). */
 struct cache_usage {
 	uint64_t files;		/* files with cached chunks */
 	uint64_t chunks;	/* their cached chunks */
@@ -409,7 +409,7 @@ struct cache_usage {
 	uint64_t dirty_bytes;	/* their sizes */
 };
 
-/* Count what the cache holds at and below path ("" for everything):
+/* Count what the cache contains at and below path ("" for everything):
  * cached chunks of the files there, and the files waiting for upload. */
 void cache_usage(struct cache *c, const char *path, struct cache_usage *u);
 
@@ -421,10 +421,10 @@ struct cache_forget_result {
 };
 
 /*
- * Drop what the cache holds at and below path ("" for everything): the
- * cached versions of files, so that the next read fetches from the
- * origin, and the cached attributes, missing names and listings, so that
- * the next lookup asks the origin.  Data that is not on the origin yet
+ * Drop what the cache contains at and below path ("" for everything).
+ * The cached versions of files go, so that the next read fetches from
+ * the origin, and so do the cached attributes, missing names and
+ * listings, so that the next lookup asks the origin.  Data that is not on the origin yet
  * is never dropped: a file open for writing or waiting for its upload
  * keeps its content and its cached version, and counts in result->kept.
  * Handles open on a dropped version go on reading it until they close.

@@ -238,8 +238,8 @@ int store_object_open_fd(struct cache *c, struct object *obj);
  * hits. */
 int store_read(struct cache *c, struct object *obj, void *buf, size_t len,
 	       uint64_t offset);
-/* Fetch what a pinned obj lacks of [offset, offset + len), runs of
- * missing chunks with one request where the origin streams; see
+/* Fetch what a pinned obj lacks of [offset, offset + len), each run of
+ * missing chunks with one request where the origin streams.  See
  * cache_fetch() for *missing.  Returns 0 or -errno. */
 int store_fetch(struct cache *c, struct object *obj, uint64_t offset,
 		uint64_t len, uint64_t *missing);
@@ -278,7 +278,7 @@ bool store_complete(struct cache *c, struct object *obj);
 int store_lend(struct cache *c, struct object *obj);
 int store_compact(struct cache *c);
 /* Evict the least recently used chunks that no read is using while the
- * cache holds more than size_max.  Lock held. */
+ * cached bytes exceed size_max.  Lock held. */
 void store_shrink(struct cache *c);
 /* Free the memory of every chunk, at close, after the objects. */
 void store_free_chunks(struct cache *c);

@@ -343,7 +343,7 @@ static void *warm_worker(void *arg)
 }
 
 /* Call fn with a copy of the progress, and stop handing out pieces when
- * it asks to.  w->lock held, and dropped for the call. */
+ * it returns non-zero.  w->lock held, and dropped for the call. */
 static void report(struct warm *w)
 {
 	struct cache_warm_progress copy = w->progress;

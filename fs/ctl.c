@@ -352,7 +352,7 @@ out_free:
 /* ---- usage ---- */
 
 /*
- * "usage FORMAT [PATH]", FORMAT text or json: what the cache holds at and
+ * "usage FORMAT [PATH]", FORMAT text or json: what the cache contains at and
  * below PATH, relative to the mount root as for flush.  The format word
  * always comes first, so that any PATH can follow it.
  */
@@ -418,10 +418,10 @@ static const char *parse_number(const char *text, bool negative,
 
 /*
  * A request that names its paths on lines of their own, because they may
- * be many and each up to PATH_MAX long: "NAME COUNT", then, once the
- * server replied "ready", COUNT lines that each contain a path relative
- * to the mount root, as flush takes it ("" or "." for the root).  serve()
- * writes the reply.
+ * be many and each up to PATH_MAX long.  Its line is "NAME COUNT".  Once
+ * the server replied "ready", COUNT lines follow, each with a path
+ * relative to the mount root as flush takes it ("" or "." for the root).
+ * serve() writes the reply.
  */
 struct paths_job {
 	struct ctl_server *server;
@@ -538,7 +538,7 @@ static void *paths_main(void *arg)
 }
 
 /* Start a request with paths on lines of their own, whose request line
- * is "NAME COUNT"; serve() answers it on the job's thread. */
+ * is "NAME COUNT".  serve() writes the reply on the job's thread. */
 static bool start_paths(struct ctl_server *s, const char *args,
 			struct ctl_request *req, const char *name,
 			void (*serve)(struct paths_job *job))
@@ -707,9 +707,10 @@ static int warm_progress(void *arg, const struct cache_warm_progress *p)
 
 /*
  * "warm COUNT" and COUNT paths: fetch the files at and below the paths
- * into the cache, with the progress lines of warm_progress(), then "ok",
- * "error TEXT" when files failed or did not fit in cache_size, or
- * "error: TEXT" when a path could not be listed and nothing was fetched.
+ * into the cache, with the progress lines of warm_progress().  The last
+ * line is "ok", or "error TEXT" when files failed, did not fit in
+ * cache_size or the warm was cancelled, or "error: TEXT" when a path
+ * could not be listed and nothing was fetched.
  */
 static void serve_warm(struct paths_job *job)
 {

@@ -863,7 +863,7 @@ struct warm_view {
 };
 
 /* "set FILES BYTES SKIPPED_FILES SKIPPED_BYTES CACHE_SIZE": the set is
- * known; say so when it does not fit in cache_size. */
+ * known.  Print a warning when it does not fit in cache_size. */
 static void warm_set(struct warm_view *v, uint64_t files, uint64_t bytes,
 		     uint64_t skipped, uint64_t skipped_bytes,
 		     uint64_t cache_size)
@@ -1006,8 +1006,8 @@ static void watch_sleep(uint64_t ms)
 /*
  * Print the stats every interval_ms until count reports are printed (0:
  * no limit) or SIGINT or SIGTERM arrives.  On a terminal each text
- * report replaces the last one; otherwise reports are separated by an
- * empty line, or in JSON are one object a line.
+ * report replaces the last one.  Otherwise text reports are separated by
+ * an empty line, and JSON reports are one object a line.
  */
 static int watch_stats(const char *path, const char *request,
 		       uint64_t interval_ms, uint64_t count, bool json)
