@@ -955,79 +955,6 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 	return 0;
 }
 
-/* Bytes of the chunks of obj that are in the cache.  Lock held. */
-static uint64_t cached_bytes(const struct object *obj)
-{
-	uint64_t bytes = 0;
-
-	for (uint32_t i = 0; i < obj->nchunks; i++)
-		if (obj->chunks[i] && obj->chunks[i]->state == CHUNK_PRESENT)
-			bytes += obj->chunks[i]->len;
-	return bytes;
-}
-
-struct usage_state {
-	const char *path;
-	struct cache_usage *usage;
-};
-
-static void add_usage(void *arg, const char *key, void *value)
-{
-	struct usage_state *us = arg;
-	struct object *obj = value;
-
-	if (obj->ncached == 0 || (strcmp(key, us->path) != 0 &&
-				  !path_is_below(key, us->path)))
-		return;
-	us->usage->files++;
-	us->usage->chunks += obj->ncached;
-	us->usage->bytes += cached_bytes(obj);
-}
-
-void cache_usage(struct cache *c, const char *path, struct cache_usage *u)
-{
-	struct usage_state us = { .path = path, .usage = u };
-
-	memset(u, 0, sizeof(*u));
-	pthread_mutex_lock(&c->lock);
-	htab_for_each(&c->objects, add_usage, &us);
-	wb_usage(c, path, u);
-	pthread_mutex_unlock(&c->lock);
-}
-
-int cache_forget(struct cache *c, const char *path,
-		 struct cache_forget_result *result)
-{
-	struct key_list objects = { 0 }, shadows = { 0 };
-	size_t dropped = 0;
-
-	pthread_mutex_lock(&c->lock);
-	keys_below(&c->shadows, path, &shadows);
-	result->kept += shadows.count;
-	keys_below(&c->objects, path, &objects);
-	for (size_t i = 0; i < objects.count; i++) {
-		char *key = objects.keys[i];
-		struct object *obj = htab_get(&c->objects, key);
-
-		if (!obj || htab_get(&c->shadows, key))
-			continue;
-		result->files++;
-		result->bytes += cached_bytes(obj);
-		store_object_detach(c, obj);
-		/* The dropped paths gather at the front of the list. */
-		objects.keys[i] = objects.keys[dropped];
-		objects.keys[dropped++] = key;
-	}
-	meta_forget_subtree(c, path);
-	pthread_mutex_unlock(&c->lock);
-
-	for (size_t i = 0; i < dropped; i++)
-		cache_notify(c, objects.keys[i]);
-	key_list_free(&objects);
-	key_list_free(&shadows);
-	return 0;
-}
-
 int cache_symlink(struct cache *c, const char *target, const char *path)
 {
 	struct origin_attr attr;
@@ -1126,4 +1053,77 @@ out_unlock:
 	if (*changed)
 		cache_notify(c, path);
 	return ret;
+}
+
+/* Bytes of the chunks of obj that are in the cache.  Lock held. */
+static uint64_t cached_bytes(const struct object *obj)
+{
+	uint64_t bytes = 0;
+
+	for (uint32_t i = 0; i < obj->nchunks; i++)
+		if (obj->chunks[i] && obj->chunks[i]->state == CHUNK_PRESENT)
+			bytes += obj->chunks[i]->len;
+	return bytes;
+}
+
+struct usage_state {
+	const char *path;
+	struct cache_usage *usage;
+};
+
+static void add_usage(void *arg, const char *key, void *value)
+{
+	struct usage_state *us = arg;
+	struct object *obj = value;
+
+	if (obj->ncached == 0 || (strcmp(key, us->path) != 0 &&
+				  !path_is_below(key, us->path)))
+		return;
+	us->usage->files++;
+	us->usage->chunks += obj->ncached;
+	us->usage->bytes += cached_bytes(obj);
+}
+
+void cache_usage(struct cache *c, const char *path, struct cache_usage *u)
+{
+	struct usage_state us = { .path = path, .usage = u };
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_lock(&c->lock);
+	htab_for_each(&c->objects, add_usage, &us);
+	wb_usage(c, path, u);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_forget(struct cache *c, const char *path,
+		 struct cache_forget_result *result)
+{
+	struct key_list objects = { 0 }, shadows = { 0 };
+	size_t dropped = 0;
+
+	pthread_mutex_lock(&c->lock);
+	keys_below(&c->shadows, path, &shadows);
+	result->kept += shadows.count;
+	keys_below(&c->objects, path, &objects);
+	for (size_t i = 0; i < objects.count; i++) {
+		char *key = objects.keys[i];
+		struct object *obj = htab_get(&c->objects, key);
+
+		if (!obj || htab_get(&c->shadows, key))
+			continue;
+		result->files++;
+		result->bytes += cached_bytes(obj);
+		store_object_detach(c, obj);
+		/* The dropped paths gather at the front of the list. */
+		objects.keys[i] = objects.keys[dropped];
+		objects.keys[dropped++] = key;
+	}
+	meta_forget_subtree(c, path);
+	pthread_mutex_unlock(&c->lock);
+
+	for (size_t i = 0; i < dropped; i++)
+		cache_notify(c, objects.keys[i]);
+	key_list_free(&objects);
+	key_list_free(&shadows);
+	return 0;
 }
