@@ -423,13 +423,73 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->objects_cached = c->objects_cached;
 	st->lends = c->lends;
 	st->lends_refused = c->lends_refused;
+	st->ttl_ms = c->cfg.ttl_ms;
+	st->attr_ttl_ms = c->cfg.attr_ttl_ms;
+	st->neg_ttl_ms = c->cfg.neg_ttl_ms;
+	st->dir_ttl_ms = c->cfg.dir_ttl_ms;
+	st->min_free = c->cfg.min_free;
+	st->min_free_pct = c->cfg.min_free_pct;
+	st->writeback_delay_ms = c->cfg.writeback_delay_ms;
 	wb_stats(c, st);
 	pthread_mutex_unlock(&c->lock);
-	for (int i = 0; i < ORIGIN_REQ_MAX; i++)
+	for (int i = 0; i < ORIGIN_REQ_MAX; i++) {
 		st->origin_requests[i] = atomic_load(&oc->requests[i]);
+		origin_latency_read(&oc->latency[i], &st->latency[i]);
+	}
 	st->origin_errors = atomic_load(&oc->errors);
 	st->origin_retries = atomic_load(&oc->retries);
 	st->bytes_to_origin = atomic_load(&oc->bytes_written);
+}
+
+void cache_get_config(struct cache *c, struct cache_config *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->cfg;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_set_config(struct cache *c, const struct cache_config *cfg,
+		     char *err, size_t errlen)
+{
+	if (cfg->size_max < c->cfg.chunk_size) {
+		snprintf(err, errlen, "cache_size %" PRIu64 " is smaller than "
+			 "one chunk (%" PRIu32 " bytes): give at least that",
+			 cfg->size_max, c->cfg.chunk_size);
+		return -EINVAL;
+	}
+	if (c->cfg.write_mode == WRITE_BACK &&
+	    cfg->max_dirty < c->cfg.chunk_size) {
+		snprintf(err, errlen, "max_dirty %" PRIu64 " is smaller than "
+			 "one chunk (%" PRIu32 " bytes): give at least that",
+			 cfg->max_dirty, c->cfg.chunk_size);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->cfg.ttl_ms = cfg->ttl_ms;
+	/* Read without the lock by cache_attr_ttl_ms(), cache_neg_ttl_ms(). */
+	__atomic_store_n(&c->cfg.attr_ttl_ms, cfg->attr_ttl_ms,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&c->cfg.neg_ttl_ms, cfg->neg_ttl_ms,
+			 __ATOMIC_RELAXED);
+	c->cfg.dir_ttl_ms = cfg->dir_ttl_ms;
+	c->cfg.min_free = cfg->min_free;
+	c->cfg.min_free_pct = cfg->min_free_pct;
+	c->cfg.size_max = cfg->size_max;
+	store_shrink(c);
+	c->cfg.max_dirty = cfg->max_dirty;
+	wb_set_delay(c, cfg->writeback_delay_ms);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+uint64_t cache_attr_ttl_ms(const struct cache *c)
+{
+	return __atomic_load_n(&c->cfg.attr_ttl_ms, __ATOMIC_RELAXED);
+}
+
+uint64_t cache_neg_ttl_ms(const struct cache *c)
+{
+	return __atomic_load_n(&c->cfg.neg_ttl_ms, __ATOMIC_RELAXED);
 }
 
 void cache_notify(struct cache *c, const char *path)
@@ -851,39 +911,12 @@ int cache_unlink(struct cache *c, const char *path)
 	return 0;
 }
 
-struct rename_state {
-	const char *from, *to;
-	char **keys;
-	size_t count, alloc;
-};
-
-static void collect_moved(void *arg, const char *key, void *value)
-{
-	struct rename_state *rs = arg;
-
-	(void)value;
-	if (strcmp(key, rs->from) != 0 && !path_is_below(key, rs->from))
-		return;
-	if (rs->count == rs->alloc) {
-		size_t n = rs->alloc ? rs->alloc * 2 : 8;
-		char **k = realloc(rs->keys, n * sizeof(*k));
-
-		if (!k)
-			return;
-		rs->keys = k;
-		rs->alloc = n;
-	}
-	rs->keys[rs->count] = strdup(key);
-	if (rs->keys[rs->count])
-		rs->count++;
-}
-
 /* The new name of key, which is from or below it. */
-static char *moved_path(const struct rename_state *rs, const char *key)
+static char *moved_path(const char *from, const char *to, const char *key)
 {
 	char *p;
 
-	if (asprintf(&p, "%s%s", rs->to, key + strlen(rs->from)) < 0)
+	if (asprintf(&p, "%s%s", to, key + strlen(from)) < 0)
 		return NULL;
 	return p;
 }
@@ -891,15 +924,15 @@ static char *moved_path(const struct rename_state *rs, const char *key)
 /* Move the objects and open files at and below from.  Lock held. */
 static void move_entries(struct cache *c, const char *from, const char *to)
 {
-	struct rename_state rs = { .from = from, .to = to };
+	struct key_list keys = { 0 };
 	struct shadow *sh;
 	struct object *obj;
 
-	htab_for_each(&c->objects, collect_moved, &rs);
-	for (size_t i = 0; i < rs.count; i++) {
-		char *dest = moved_path(&rs, rs.keys[i]);
+	keys_below(&c->objects, from, &keys);
+	for (size_t i = 0; i < keys.count; i++) {
+		char *dest = moved_path(from, to, keys.keys[i]);
 
-		obj = htab_remove(&c->objects, rs.keys[i]);
+		obj = htab_remove(&c->objects, keys.keys[i]);
 		if (dest && obj) {
 			free(obj->path);
 			obj->path = dest;
@@ -909,14 +942,13 @@ static void move_entries(struct cache *c, const char *from, const char *to)
 				store_log_object(c, obj);
 		}
 		free(dest);
-		free(rs.keys[i]);
 	}
-	rs.count = 0;
-	htab_for_each(&c->shadows, collect_moved, &rs);
-	for (size_t i = 0; i < rs.count; i++) {
-		char *dest = moved_path(&rs, rs.keys[i]);
+	key_list_free(&keys);
+	keys_below(&c->shadows, from, &keys);
+	for (size_t i = 0; i < keys.count; i++) {
+		char *dest = moved_path(from, to, keys.keys[i]);
 
-		sh = htab_remove(&c->shadows, rs.keys[i]);
+		sh = htab_remove(&c->shadows, keys.keys[i]);
 		if (dest && sh) {
 			free(sh->path);
 			sh->path = dest;
@@ -925,9 +957,8 @@ static void move_entries(struct cache *c, const char *from, const char *to)
 			wb_moved(c, sh);
 		}
 		free(dest);
-		free(rs.keys[i]);
 	}
-	free(rs.keys);
+	key_list_free(&keys);
 }
 
 /* Drop what was cached at to, which a rename replaces.  Lock held. */
@@ -1105,4 +1136,77 @@ out_unlock:
 	if (*changed)
 		cache_notify(c, path);
 	return ret;
+}
+
+/* Bytes of the chunks of obj that are in the cache.  Lock held. */
+static uint64_t cached_bytes(const struct object *obj)
+{
+	uint64_t bytes = 0;
+
+	for (uint32_t i = 0; i < obj->nchunks; i++)
+		if (obj->chunks[i] && obj->chunks[i]->state == CHUNK_PRESENT)
+			bytes += obj->chunks[i]->len;
+	return bytes;
+}
+
+struct usage_state {
+	const char *path;
+	struct cache_usage *usage;
+};
+
+static void add_usage(void *arg, const char *key, void *value)
+{
+	struct usage_state *us = arg;
+	struct object *obj = value;
+
+	if (obj->ncached == 0 || (strcmp(key, us->path) != 0 &&
+				  !path_is_below(key, us->path)))
+		return;
+	us->usage->files++;
+	us->usage->chunks += obj->ncached;
+	us->usage->bytes += cached_bytes(obj);
+}
+
+void cache_usage(struct cache *c, const char *path, struct cache_usage *u)
+{
+	struct usage_state us = { .path = path, .usage = u };
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_lock(&c->lock);
+	htab_for_each(&c->objects, add_usage, &us);
+	wb_usage(c, path, u);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_forget(struct cache *c, const char *path,
+		 struct cache_forget_result *result)
+{
+	struct key_list objects = { 0 }, shadows = { 0 };
+	size_t dropped = 0;
+
+	pthread_mutex_lock(&c->lock);
+	keys_below(&c->shadows, path, &shadows);
+	result->kept += shadows.count;
+	keys_below(&c->objects, path, &objects);
+	for (size_t i = 0; i < objects.count; i++) {
+		char *key = objects.keys[i];
+		struct object *obj = htab_get(&c->objects, key);
+
+		if (!obj || htab_get(&c->shadows, key))
+			continue;
+		result->files++;
+		result->bytes += cached_bytes(obj);
+		store_object_detach(c, obj);
+		/* The dropped paths gather at the front of the list. */
+		objects.keys[i] = objects.keys[dropped];
+		objects.keys[dropped++] = key;
+	}
+	meta_forget_subtree(c, path);
+	pthread_mutex_unlock(&c->lock);
+
+	for (size_t i = 0; i < dropped; i++)
+		cache_notify(c, objects.keys[i]);
+	key_list_free(&objects);
+	key_list_free(&shadows);
+	return 0;
 }

@@ -66,6 +66,8 @@ struct cache_stats {
 	uint64_t invalidations;	/* cached files dropped for a new version */
 	uint64_t objects_cached;
 	uint64_t origin_requests[ORIGIN_REQ_MAX];
+	/* Durations of the origin requests, by kind. */
+	struct origin_latency_stats latency[ORIGIN_REQ_MAX];
 	uint64_t origin_errors;
 	uint64_t origin_retries;
 	uint64_t bytes_to_origin;	/* body bytes sent by writes */
@@ -79,6 +81,12 @@ struct cache_stats {
 	/* cache_lend(). */
 	uint64_t lends;		/* descriptors lent */
 	uint64_t lends_refused;	/* requests that got no descriptor */
+	/* Settings that cache_set_config() may change; size_max and
+	 * max_dirty are above. */
+	uint64_t ttl_ms, attr_ttl_ms, neg_ttl_ms, dir_ttl_ms;
+	uint64_t min_free;	/* bytes, when min_free_pct is 0 */
+	uint64_t min_free_pct;
+	uint64_t writeback_delay_ms;
 };
 
 struct cache;
@@ -105,9 +113,33 @@ void cache_set_invalidate(struct cache *c, cache_invalidate_fn fn, void *arg);
 
 /* The folder of this origin inside cache_dir. */
 const char *cache_path(const struct cache *c);
+/* The settings.  Read the fields that cache_set_config() changes through
+ * cache_get_config() or the accessors below instead. */
 const struct cache_config *cache_config(const struct cache *c);
 struct origin *cache_origin(const struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *st);
+
+/* Copy the settings in force, as cache_set_config() left them. */
+void cache_get_config(struct cache *c, struct cache_config *out);
+
+/*
+ * Change the settings that may change while the cache is open: ttl_ms,
+ * attr_ttl_ms, neg_ttl_ms, dir_ttl_ms, size_max, min_free, min_free_pct,
+ * max_dirty and writeback_delay_ms are taken from cfg, and its other
+ * fields are ignored.  A lower size_max evicts the least recently used
+ * chunks down to it at once, except chunks being read, which go at a
+ * later eviction.  A new min_free applies from the next fetch on.  A new
+ * writeback_delay moves the upload time of every pending file by the
+ * difference.  Returns 0, or -EINVAL with a message in err when
+ * size_max, or in write-back mode max_dirty, is smaller than one chunk.
+ */
+int cache_set_config(struct cache *c, const struct cache_config *cfg,
+		     char *err, size_t errlen);
+
+/* attr_ttl_ms and neg_ttl_ms as they are now, read without the engine
+ * lock, for the timeouts of replies to the kernel. */
+uint64_t cache_attr_ttl_ms(const struct cache *c);
+uint64_t cache_neg_ttl_ms(const struct cache *c);
 
 /* Attributes of path, from the attribute cache within attr_ttl. */
 int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr);
@@ -323,5 +355,120 @@ int cache_symlink(struct cache *c, const char *target, const char *path);
 int cache_readlink(struct cache *c, const char *path, char *buf,
 		   size_t size);
 int cache_statfs(struct cache *c, struct statvfs *st);
+
+/* ---- operator commands (nearfs-ctl) ---- */
+
+/* The state of a file waiting for upload. */
+enum cache_upload_state {
+	CACHE_UPLOAD_OPEN,	/* open for writing: waits for its close */
+	CACHE_UPLOAD_QUIET,	/* waits for writeback_delay to pass */
+	CACHE_UPLOAD_RETRY,	/* its last upload failed; waits to retry */
+	CACHE_UPLOAD_DUE,	/* waits for an upload thread */
+	CACHE_UPLOAD_SENDING,	/* being uploaded */
+};
+
+/* One file of the write-back queue, from cache_list_uploads(). */
+struct cache_upload {
+	char *path;
+	uint64_t size;
+	uint64_t age_ms;	/* since it entered the queue */
+	unsigned attempts;	/* failed uploads in a row */
+	int last_error;		/* -errno of the last failure, or 0 */
+	enum cache_upload_state state;
+	uint64_t wait_ms;	/* QUIET and RETRY: until it is due */
+};
+
+/*
+ * List the files of the write-back queue, oldest first, into a new array
+ * of *count entries, which the caller frees with cache_free_uploads().
+ * The list is empty in the other write modes.  Returns 0 or -ENOMEM.
+ */
+int cache_list_uploads(struct cache *c, struct cache_upload **out,
+		       size_t *count);
+void cache_free_uploads(struct cache_upload *list, size_t count);
+
+/*
+ * Fetch into the cache what the file at path lacks of [offset,
+ * offset + len), as a read would, but without returning the bytes: runs
+ * of missing chunks go out as one request where the origin streams.
+ * Cached chunks of the range become the most recently used, and are
+ * checked first if they were not since the index loaded.  *missing
+ * receives the bytes of the range that are not cached at the end: the
+ * fetch found no room (min_free), or other reads evicted them.  Fetched
+ * chunks count as misses and bytes_from_origin in the stats.  Returns 0,
+ * -EBUSY for a file whose data is not on the origin yet (open for
+ * writing, or waiting for upload), -EISDIR, or the origin's error.
+ */
+int cache_fetch(struct cache *c, const char *path, uint64_t offset,
+		uint64_t len, uint64_t *missing);
+
+/* Progress of cache_warm(). */
+struct cache_warm_progress {
+	bool listing;		/* the files are still being listed: the
+				 * totals count those found so far */
+	uint64_t files_total, bytes_total;	/* the set being warmed */
+	uint64_t files_done, bytes_done;	/* fetched, or failed */
+	uint64_t files_skipped, bytes_skipped;	/* over cache_size */
+	uint64_t files_failed;	/* a fetch failed, or it was not kept */
+	char error[320];	/* the first failure: "/PATH: reason" */
+};
+
+/* A progress report of cache_warm().  A non-zero return cancels the
+ * warm: the listing stops, and fetches already started finish. */
+typedef int (*cache_warm_fn)(void *arg, const struct cache_warm_progress *p);
+
+/*
+ * Fetch into the cache the files at paths ("" for the root), and every
+ * file below those that are folders, with up to threads threads.  Folders
+ * are listed through the listing cache; symbolic links are not followed.
+ * The sizes are summed first: when they exceed cache_size, the files are
+ * kept in path order while their sum fits, and the others are skipped,
+ * because fetching more than the cache can contain would evict what was
+ * fetched first.  fn (may be NULL) is called about twice a second while
+ * the folders are listed (progress.listing set), once the set is known,
+ * about twice a second while it is fetched, and once at the end.
+ * Returns 0 when every file of the set is cached, -ECANCELED when fn
+ * cancelled it, -EIO when some failed (progress.error names the first),
+ * -ENOSPC when none failed but some were skipped, or the error of a path
+ * that could not be listed, with a message in err, before anything is
+ * fetched.
+ */
+int cache_warm(struct cache *c, const char *const *paths, size_t count,
+	       unsigned threads, cache_warm_fn fn, void *arg, char *err,
+	       size_t errlen);
+
+/* What the cache contains at and below a path: see cache_usage(). */
+struct cache_usage {
+	uint64_t files;		/* files with cached chunks */
+	uint64_t chunks;	/* their cached chunks */
+	uint64_t bytes;		/* the bytes of those chunks */
+	uint64_t dirty_files;	/* files waiting for upload (write-back) */
+	uint64_t dirty_bytes;	/* their sizes */
+};
+
+/* Count what the cache contains at and below path ("" for everything):
+ * cached chunks of the files there, and the files waiting for upload. */
+void cache_usage(struct cache *c, const char *path, struct cache_usage *u);
+
+/* What cache_forget() dropped and kept, added up over its calls. */
+struct cache_forget_result {
+	uint64_t files;		/* cached versions dropped */
+	uint64_t bytes;		/* their cached bytes */
+	uint64_t kept;		/* files with data not uploaded yet */
+};
+
+/*
+ * Drop what the cache contains at and below path ("" for everything).
+ * The cached versions of files go, so that the next read fetches from
+ * the origin, and so do the cached attributes, missing names and
+ * listings, so that the next lookup asks the origin.  Data that is not on the origin yet
+ * is never dropped: a file open for writing or waiting for its upload
+ * keeps its content and its cached version, and counts in result->kept.
+ * Handles open on a dropped version go on reading it until they close.
+ * The invalidate callback is called for each dropped file, so that the
+ * kernel's page cache of it goes too.  Adds to *result.  Returns 0.
+ */
+int cache_forget(struct cache *c, const char *path,
+		 struct cache_forget_result *result);
 
 #endif

@@ -107,6 +107,7 @@ struct shadow {
 	bool pending;		/* journaled, not uploaded yet */
 	bool uploading;
 	uint64_t counted;	/* bytes counted in cache.dirty_bytes */
+	uint64_t queued_ms;	/* when it entered the queue */
 	uint64_t ready_ms;	/* not uploaded before (quiet time) */
 	uint64_t next_try_ms;	/* retry backoff after a failure */
 	unsigned attempts;	/* failed uploads in a row */
@@ -241,8 +242,16 @@ struct object *store_object_new(struct cache *c, const char *path,
 void store_object_detach(struct cache *c, struct object *obj);
 void store_object_put(struct cache *c, struct object *obj);
 int store_object_open_fd(struct cache *c, struct object *obj);
+/* Read from a pinned object, fetching missing chunks.  With buf NULL it
+ * only fetches them and marks the cached ones recently used, counting no
+ * hits. */
 int store_read(struct cache *c, struct object *obj, void *buf, size_t len,
 	       uint64_t offset);
+/* Fetch what a pinned obj lacks of [offset, offset + len), each run of
+ * missing chunks with one request where the origin streams.  See
+ * cache_fetch() for *missing.  Returns 0 or -errno. */
+int store_fetch(struct cache *c, struct object *obj, uint64_t offset,
+		uint64_t len, uint64_t *missing);
 int store_reserve(struct cache *c, uint64_t len);
 /* Write all len bytes of buf at off of a data or shadow file, in pieces
  * (see WRITE_PIECE in store.c).  Returns 0 or -errno. */
@@ -290,6 +299,9 @@ bool store_complete(struct cache *c, struct object *obj);
  * Returns the new descriptor or -errno.  Lock held. */
 int store_lend(struct cache *c, struct object *obj);
 int store_compact(struct cache *c);
+/* Evict the least recently used chunks that no read is using while the
+ * cached bytes exceed size_max.  Lock held. */
+void store_shrink(struct cache *c);
 /* Free the memory of every chunk, at close, after the objects. */
 void store_free_chunks(struct cache *c);
 uint64_t store_live_index_bytes(const struct cache *c);
@@ -314,6 +326,21 @@ void listing_sort(struct listing *l);
 void listing_free(struct listing *l);
 void meta_release(struct cache *c);
 void meta_rename_prefix(struct cache *c, const char *from, const char *to);
+/* Drop the cached attributes, missing names and listings at and below
+ * dir ("" for all).  Lock held. */
+void meta_forget_subtree(struct cache *c, const char *dir);
+
+/* Copies of the keys of a table that are dir or lie below it. */
+struct key_list {
+	const char *dir;
+	char **keys;
+	size_t count, alloc;
+};
+
+/* Append the keys of t at and below dir to out; keys that do not fit in
+ * memory are left out.  Free them with key_list_free(). */
+void keys_below(const struct htab *t, const char *dir, struct key_list *out);
+void key_list_free(struct key_list *list);
 
 /*
  * prefetch.c: the listings of a subtree from one recursive origin
@@ -426,6 +453,12 @@ void wb_moved(struct cache *c, struct shadow *sh);
 void wb_writer_closed(struct cache *c, struct shadow *sh);
 void wb_wait_for_room(struct cache *c, size_t len);
 void wb_stats(struct cache *c, struct cache_stats *st);
+/* Add the pending files at and below path to u.  Lock held. */
+void wb_usage(struct cache *c, const char *path, struct cache_usage *u);
+/* Set writeback_delay_ms, moving the upload time of the pending files by
+ * the difference, and wake the uploaders and the writers that wait for
+ * room under max_dirty.  Lock held. */
+void wb_set_delay(struct cache *c, uint64_t delay_ms);
 
 /* Split path into its parent folder (into buf) and return the name. */
 const char *path_split(const char *path, char *parent, size_t len);

@@ -64,3 +64,18 @@ void log_write(int level, const char *fmt, ...)
 		level = LOG_ERR;
 	fprintf(stderr, "nearfs: %s: %s\n", prefix[level], line);
 }
+
+const char *log_level_name(int level)
+{
+	switch (level) {
+	case LOG_ERR:
+		return "error";
+	case LOG_WARNING:
+		return "warn";
+	case LOG_INFO:
+		return "info";
+	case LOG_DEBUG:
+		return "debug";
+	}
+	return "unknown";
+}

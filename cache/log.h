@@ -27,6 +27,10 @@ void log_copy_to_stderr(int max_level);
 /* Parse "error", "warn", "info" or "debug"; -1 when invalid. */
 int log_level_parse(const char *name);
 
+/* The name of a level as log_level_parse() takes it: "warn" for
+ * LOG_WARNING. */
+const char *log_level_name(int level);
+
 void log_write(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

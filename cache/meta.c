@@ -306,61 +306,63 @@ void meta_listing_remove(struct cache *c, const char *path)
 	c->listing_entries--;
 }
 
-struct collect {
-	const char *dir;
-	char **keys;
-	size_t count, alloc;
-};
-
 static void collect_below(void *arg, const char *key, void *value)
 {
-	struct collect *col = arg;
+	struct key_list *list = arg;
 
 	(void)value;
-	if (!path_is_below(key, col->dir) && strcmp(key, col->dir) != 0)
+	if (!path_is_below(key, list->dir) && strcmp(key, list->dir) != 0)
 		return;
-	if (col->count == col->alloc) {
-		size_t n = col->alloc ? col->alloc * 2 : 16;
-		char **k = realloc(col->keys, n * sizeof(*k));
+	if (list->count == list->alloc) {
+		size_t n = list->alloc ? list->alloc * 2 : 16;
+		char **k = realloc(list->keys, n * sizeof(*k));
 
 		if (!k)
 			return;
-		col->keys = k;
-		col->alloc = n;
+		list->keys = k;
+		list->alloc = n;
 	}
-	col->keys[col->count] = strdup(key);
-	if (col->keys[col->count])
-		col->count++;
+	list->keys[list->count] = strdup(key);
+	if (list->keys[list->count])
+		list->count++;
 }
 
-/* Collect the keys of t at and below dir; the caller frees them. */
-static void collect_keys_below(struct htab *t, const char *dir,
-			       struct collect *col)
+void keys_below(const struct htab *t, const char *dir, struct key_list *out)
 {
-	col->dir = dir;
-	htab_for_each(t, collect_below, col);
+	out->dir = dir;
+	htab_for_each(t, collect_below, out);
+}
+
+void key_list_free(struct key_list *list)
+{
+	for (size_t i = 0; i < list->count; i++)
+		free(list->keys[i]);
+	free(list->keys);
+	list->keys = NULL;
+	list->count = list->alloc = 0;
+}
+
+void meta_forget_subtree(struct cache *c, const char *dir)
+{
+	struct key_list attrs = { 0 }, listings = { 0 };
+
+	note_listing_change(c, dir, true);
+	keys_below(&c->attrs, dir, &attrs);
+	for (size_t i = 0; i < attrs.count; i++)
+		free(htab_remove(&c->attrs, attrs.keys[i]));
+	key_list_free(&attrs);
+	keys_below(&c->listings, dir, &listings);
+	for (size_t i = 0; i < listings.count; i++)
+		drop_listing(c, listings.keys[i]);
+	key_list_free(&listings);
 }
 
 /* After a rename of from to to, cached metadata at and below from is
  * dropped: the next access asks the origin. */
 void meta_rename_prefix(struct cache *c, const char *from, const char *to)
 {
-	struct collect attrs = { 0 }, listings = { 0 };
-
-	note_listing_change(c, from, true);
+	meta_forget_subtree(c, from);
 	note_listing_change(c, to, true);
-	collect_keys_below(&c->attrs, from, &attrs);
-	for (size_t i = 0; i < attrs.count; i++) {
-		free(htab_remove(&c->attrs, attrs.keys[i]));
-		free(attrs.keys[i]);
-	}
-	free(attrs.keys);
-	collect_keys_below(&c->listings, from, &listings);
-	for (size_t i = 0; i < listings.count; i++) {
-		drop_listing(c, listings.keys[i]);
-		free(listings.keys[i]);
-	}
-	free(listings.keys);
 }
 
 static void free_attr(void *arg, const char *key, void *value)

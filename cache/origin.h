@@ -62,8 +62,31 @@ enum origin_request {
 
 extern const char *const origin_request_names[ORIGIN_REQ_MAX];
 
+/*
+ * Buckets of a request duration histogram.  Bucket i counts the
+ * requests that took at most ORIGIN_LATENCY_MIN_US << i microseconds
+ * (origin_latency_bound_us()).  The last bucket also counts the longer
+ * ones.  The bounds run from 16 us to 67 s in powers of two.
+ */
+#define ORIGIN_LATENCY_BUCKETS 24
+#define ORIGIN_LATENCY_MIN_US 16u
+
+/* The durations of the requests of one kind. */
+struct origin_latency {
+	_Atomic uint64_t buckets[ORIGIN_LATENCY_BUCKETS];
+	_Atomic uint64_t sum_us;
+};
+
+/* A copy of a struct origin_latency, for reports. */
+struct origin_latency_stats {
+	uint64_t buckets[ORIGIN_LATENCY_BUCKETS];
+	uint64_t count;		/* the sum of the buckets */
+	uint64_t sum_us;
+};
+
 struct origin_counters {
 	_Atomic uint64_t requests[ORIGIN_REQ_MAX];
+	struct origin_latency latency[ORIGIN_REQ_MAX];
 	_Atomic uint64_t errors;	/* requests that failed after retries */
 	_Atomic uint64_t retries;
 	_Atomic uint64_t bytes_read;	/* body bytes received by read() */
@@ -254,6 +277,43 @@ static inline void origin_count(struct origin *o, enum origin_request kind)
 	atomic_fetch_add_explicit(&o->counters.requests[kind], 1,
 				  memory_order_relaxed);
 }
+
+/* One request being timed, from origin_request_start() to
+ * origin_request_end(). */
+struct origin_timer {
+	enum origin_request kind;
+	struct timespec start;	/* CLOCK_MONOTONIC */
+};
+
+/* Count a request of kind, as origin_count() does, and start its timer. */
+void origin_request_start(struct origin *o, enum origin_request kind,
+			  struct origin_timer *t);
+
+/* Add the time since origin_request_start() to the latency histogram of
+ * the request's kind. */
+void origin_request_end(struct origin *o, const struct origin_timer *t);
+
+/* The upper bound of bucket i in microseconds; UINT64_MAX for the last. */
+uint64_t origin_latency_bound_us(unsigned i);
+
+/* Count one request that took us microseconds. */
+void origin_latency_add(struct origin_latency *h, uint64_t us);
+
+/* Copy h into out.  The buckets are read one by one while requests may
+ * still be counted, so the sum may include a request that the buckets
+ * lack. */
+void origin_latency_read(const struct origin_latency *h,
+			 struct origin_latency_stats *out);
+
+/*
+ * Estimate the q-quantile (0 < q <= 1) of the durations in microseconds,
+ * as Prometheus' histogram_quantile() does: linear interpolation inside
+ * the bucket that contains it, so the estimate lies within that bucket's
+ * bounds (a factor of two).  A quantile in the last bucket is its lower
+ * bound.  Returns 0 without requests.
+ */
+double origin_latency_quantile(const struct origin_latency_stats *s,
+			       double q);
 
 void origin_free(struct origin *o);
 

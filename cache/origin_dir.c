@@ -205,6 +205,15 @@ static int count_error(struct origin *o, int ret)
 	return ret;
 }
 
+/* End the timer of a request and count its error as count_error() does.
+ * Returns ret. */
+static int request_done(struct origin *o, const struct origin_timer *t,
+			int ret)
+{
+	origin_request_end(o, t);
+	return count_error(o, ret);
+}
+
 static void format_version(const struct stat *st, char *out)
 {
 	if (!S_ISREG(st->st_mode)) {
@@ -240,12 +249,13 @@ static int loc_stat(const struct dir_loc *loc, struct stat *st)
 static int dir_stat(struct origin *o, const char *path,
 		    struct origin_attr *attr)
 {
+	struct origin_timer timer;
 	char buf[PATH_MAX];
 	struct dir_loc loc;
 	struct stat st;
 	int ret;
 
-	origin_count(o, ORIGIN_REQ_HEAD);
+	origin_request_start(o, ORIGIN_REQ_HEAD, &timer);
 	ret = loc_open(to_dir(o), path, buf, &loc);
 	if (ret)
 		goto out;
@@ -254,7 +264,7 @@ static int dir_stat(struct origin *o, const char *path,
 		attr_from_stat(&st, attr);
 	loc_close(&loc);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 /* Open path itself with flags, adding O_NOFOLLOW and O_CLOEXEC.  Returns
@@ -305,10 +315,11 @@ static int list_entries(DIR *dir, origin_list_fn fn, void *arg)
 static int dir_list(struct origin *o, const char *path, origin_list_fn fn,
 		    void *arg)
 {
+	struct origin_timer timer;
 	DIR *dir;
 	int fd, ret;
 
-	origin_count(o, ORIGIN_REQ_LIST);
+	origin_request_start(o, ORIGIN_REQ_LIST, &timer);
 	fd = path_open(o, path, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		ret = fd;
@@ -323,7 +334,7 @@ static int dir_list(struct origin *o, const char *path, origin_list_fn fn,
 	ret = list_entries(dir, fn, arg);
 	closedir(dir);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 /* -ESTALE unless the open file still has the requested version. */
@@ -362,10 +373,11 @@ static int read_full(int fd, uint64_t offset, size_t len, void *buf,
 static int dir_read(struct origin *o, const char *path, const char *version,
 		    uint64_t offset, size_t len, void *buf, size_t *done)
 {
+	struct origin_timer timer;
 	bool pinned = version && version[0];
 	int fd, ret;
 
-	origin_count(o, ORIGIN_REQ_GET);
+	origin_request_start(o, ORIGIN_REQ_GET, &timer);
 	*done = 0;
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
 	fd = path_open(o, path, O_RDONLY | O_NONBLOCK);
@@ -390,7 +402,7 @@ static int dir_read(struct origin *o, const char *path, const char *version,
 out_close:
 	close(fd);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 /* Create ".nearfs-tmp-XXXXXX" in dir_fd and store its name in name. */
@@ -561,12 +573,13 @@ static int dir_write(struct origin *o, const char *path, int fd,
 		     uint64_t size, const struct origin_attr *meta,
 		     struct origin_attr *result)
 {
+	struct origin_timer timer;
 	char buf[PATH_MAX];
 	struct dir_loc loc;
 	struct stat st;
 	int ret;
 
-	origin_count(o, ORIGIN_REQ_PUT);
+	origin_request_start(o, ORIGIN_REQ_PUT, &timer);
 	ret = loc_open(to_dir(o), path, buf, &loc);
 	if (ret)
 		goto out;
@@ -583,7 +596,7 @@ static int dir_write(struct origin *o, const char *path, int fd,
 out_close:
 	loc_close(&loc);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 /* Copy the marked chunks of src into dst, at the same offsets. */
@@ -627,13 +640,14 @@ static int dir_write_chunks(struct origin *o, const char *path, int fd,
 			    const struct origin_attr *meta,
 			    struct origin_attr *result)
 {
+	struct origin_timer timer;
 	char buf[PATH_MAX], version[ORIGIN_VERSION_MAX];
 	struct dir_loc loc;
 	struct stat st;
 	uint64_t copied = 0;
 	int dst = -1, ret;
 
-	origin_count(o, ORIGIN_REQ_PUT);
+	origin_request_start(o, ORIGIN_REQ_PUT, &timer);
 	ret = loc_open(to_dir(o), path, buf, &loc);
 	if (ret)
 		goto out;
@@ -666,6 +680,7 @@ out_close:
 		close(dst);
 	loc_close(&loc);
 out:
+	origin_request_end(o, &timer);
 	return ret == -ESTALE ? ret : count_error(o, ret);
 }
 
@@ -699,12 +714,13 @@ static int dir_setattr(struct origin *o, const char *path,
 		       const struct origin_attr *attr, unsigned which,
 		       struct origin_attr *result)
 {
+	struct origin_timer timer;
 	char buf[PATH_MAX];
 	struct dir_loc loc;
 	struct stat st;
 	int ret;
 
-	origin_count(o, ORIGIN_REQ_COPY);
+	origin_request_start(o, ORIGIN_REQ_COPY, &timer);
 	ret = loc_open(to_dir(o), path, buf, &loc);
 	if (ret)
 		goto out;
@@ -715,17 +731,18 @@ static int dir_setattr(struct origin *o, const char *path,
 		attr_from_stat(&st, result);
 	loc_close(&loc);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 /* Run unlinkat(2) with flags on path; the root cannot be removed. */
 static int remove_path(struct origin *o, const char *path, int flags)
 {
+	struct origin_timer timer;
 	char buf[PATH_MAX];
 	struct dir_loc loc;
 	int ret;
 
-	origin_count(o, ORIGIN_REQ_DELETE);
+	origin_request_start(o, ORIGIN_REQ_DELETE, &timer);
 	ret = loc_open(to_dir(o), path, buf, &loc);
 	if (ret)
 		goto out;
@@ -735,7 +752,7 @@ static int remove_path(struct origin *o, const char *path, int flags)
 		ret = -errno;
 	loc_close(&loc);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 static int dir_unlink(struct origin *o, const char *path)
@@ -777,11 +794,12 @@ static int rename_noreplace(const struct dir_loc *from,
 static int dir_rename(struct origin *o, const char *from, const char *to,
 		      unsigned flags)
 {
+	struct origin_timer timer;
 	char from_buf[PATH_MAX], to_buf[PATH_MAX];
 	struct dir_loc from_loc, to_loc;
 	int ret;
 
-	origin_count(o, ORIGIN_REQ_COPY);
+	origin_request_start(o, ORIGIN_REQ_COPY, &timer);
 	ret = loc_open(to_dir(o), from, from_buf, &from_loc);
 	if (ret)
 		goto out;
@@ -799,19 +817,20 @@ static int dir_rename(struct origin *o, const char *from, const char *to,
 out_from:
 	loc_close(&from_loc);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 static int dir_mkdir(struct origin *o, const char *path,
 		     const struct origin_attr *meta)
 {
+	struct origin_timer timer;
 	unsigned valid = meta ? meta->valid : 0;
 	mode_t mode = DEFAULT_DIR_MODE;
 	char buf[PATH_MAX];
 	struct dir_loc loc;
 	int ret;
 
-	origin_count(o, ORIGIN_REQ_PUT);
+	origin_request_start(o, ORIGIN_REQ_PUT, &timer);
 	ret = loc_open(to_dir(o), path, buf, &loc);
 	if (ret)
 		goto out;
@@ -830,7 +849,7 @@ static int dir_mkdir(struct origin *o, const char *path,
 	}
 	loc_close(&loc);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 static int dir_statfs(struct origin *o, struct statvfs *st)
@@ -843,11 +862,12 @@ static int dir_statfs(struct origin *o, struct statvfs *st)
 static int dir_symlink(struct origin *o, const char *target,
 		       const char *path)
 {
+	struct origin_timer timer;
 	char buf[PATH_MAX];
 	struct dir_loc loc;
 	int ret;
 
-	origin_count(o, ORIGIN_REQ_PUT);
+	origin_request_start(o, ORIGIN_REQ_PUT, &timer);
 	ret = loc_open(to_dir(o), path, buf, &loc);
 	if (ret)
 		goto out;
@@ -857,21 +877,22 @@ static int dir_symlink(struct origin *o, const char *target,
 		ret = -errno;
 	loc_close(&loc);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 /* Store the link target in buf, truncated and always terminated. */
 static int dir_readlink(struct origin *o, const char *path, char *buf,
 			size_t size)
 {
+	struct origin_timer timer;
 	char pathbuf[PATH_MAX];
 	struct dir_loc loc;
 	ssize_t n;
 	int ret;
 
-	origin_count(o, ORIGIN_REQ_GET);
 	if (size == 0)
 		return -EINVAL;
+	origin_request_start(o, ORIGIN_REQ_GET, &timer);
 	ret = loc_open(to_dir(o), path, pathbuf, &loc);
 	if (ret)
 		goto out;
@@ -882,7 +903,7 @@ static int dir_readlink(struct origin *o, const char *path, char *buf,
 		buf[n] = '\0';
 	loc_close(&loc);
 out:
-	return count_error(o, ret);
+	return request_done(o, &timer, ret);
 }
 
 static int dir_check(struct origin *o, char *msg, size_t msglen)

@@ -707,6 +707,7 @@ static int attempt_once(struct s3_origin *so, struct s3_request *req,
 	struct s3_response *resp = &req->resp;
 	const char *query = req->query ? req->query : "";
 	struct curl_slist *headers;
+	struct origin_timer timer;
 	CURL *curl;
 	int rc = 0;
 
@@ -734,8 +735,10 @@ static int attempt_once(struct s3_origin *so, struct s3_request *req,
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 
-	origin_count(&so->base, req->kind);
+	/* Every S3 request passes here: this is where it is timed. */
+	origin_request_start(&so->base, req->kind, &timer);
 	resp->curl_code = curl_easy_perform(curl);
+	origin_request_end(&so->base, &timer);
 	if (resp->curl_code != CURLE_OK) {
 		if (req->body && req->body->error)
 			rc = req->body->error;

@@ -703,12 +703,14 @@ static int run_sink(void *arg, uint64_t pos, const void *data, size_t n)
 	return 0;
 }
 
-/* Fetch chunks [first, first + count) of obj, all FETCHING. */
-static void fetch_run(struct cache *c, struct object *obj, uint32_t first,
-		      uint32_t count, const char *path)
+/* Fetch chunks [first, first + count) of obj, all FETCHING.  Returns 0,
+ * or the origin's error when some chunks did not arrive. */
+static int fetch_run(struct cache *c, struct object *obj, uint32_t first,
+		     uint32_t count, const char *path)
 {
 	uint64_t off = (uint64_t)first * c->cfg.chunk_size;
-	uint64_t len = 0, done;
+	uint64_t len = 0, done = 0;
+	int ret = -ENOMEM;
 	struct run r = {
 		.c = c,
 		.obj = obj,
@@ -720,12 +722,27 @@ static void fetch_run(struct cache *c, struct object *obj, uint32_t first,
 	for (uint32_t i = first; i < first + count; i++)
 		len += chunk_length(c, obj, i);
 	if (r.buf)
-		c->origin->ops->read_stream(c->origin, path, obj->attr.version,
-					    off, len, run_sink, &r, &done);
+		ret = c->origin->ops->read_stream(c->origin, path,
+						  obj->attr.version, off, len,
+						  run_sink, &r, &done);
+	/* Shorter than this version: it changed. */
+	if (ret == 0 && r.index < r.end)
+		ret = -ESTALE;
 	/* What did not arrive complete is left to the readers. */
 	for (; r.index < r.end; r.index++)
 		unfetch(c, obj, r.index);
 	free(r.buf);
+	return ret;
+}
+
+/* Fetch chunks [first, first + count) of obj, all FETCHING: a run with
+ * one request, or a single chunk.  Returns 0 or the origin's error. */
+static int fetch_chunks(struct cache *c, struct object *obj, uint32_t first,
+			uint32_t count, const char *path)
+{
+	if (count > 1)
+		return fetch_run(c, obj, first, count, path);
+	return fetch(c, obj, first, path, NULL, 0, 0);
 }
 
 /* Read [skip, skip + n) of chunk index of a pinned object. */
@@ -759,6 +776,12 @@ static int read_chunk(struct cache *c, struct object *obj, uint32_t index,
 			ch->verifying = true;
 			verify(c, obj, ch);
 			continue;
+		}
+		if (!out) {
+			/* store_fetch(): cached, and now recently used. */
+			touch(c, obj, ch);
+			pthread_mutex_unlock(&c->lock);
+			return 0;
 		}
 		ch->readers++;
 		touch(c, obj, ch);
@@ -812,12 +835,112 @@ int store_read(struct cache *c, struct object *obj, void *buf, size_t len,
 
 		if (n > len - done)
 			n = len - done;
-		ret = read_chunk(c, obj, index, (char *)buf + done, skip, n);
+		ret = read_chunk(c, obj, index, buf ? (char *)buf + done : NULL,
+				 skip, n);
 		if (ret < 0)
 			return done ? (int)done : ret;
 		done += n;
 	}
 	return done;
+}
+
+/* Chunks that one request may fetch: a run of RA_RUN_BYTES where the
+ * origin streams, else one. */
+static uint32_t run_chunks_max(const struct cache *c)
+{
+	uint32_t cs = c->cfg.chunk_size;
+
+	return c->origin->ops->read_stream && RA_RUN_BYTES > cs ?
+	       RA_RUN_BYTES / cs : 1;
+}
+
+/* Mark the missing chunks of obj from first on as FETCHING, up to end and
+ * run_max of them in a row.  Returns their count.  Lock held. */
+static uint32_t claim_run(struct cache *c, struct object *obj, uint32_t first,
+			  uint32_t end, uint32_t run_max)
+{
+	uint32_t n = 0;
+
+	while (first + n < end && n < run_max && !obj->chunks[first + n]) {
+		struct chunk *ch = chunk_new(c, obj, first + n,
+					     CHUNK_FETCHING);
+
+		if (!ch)
+			break;
+		obj->chunks[first + n++] = ch;
+	}
+	return n;
+}
+
+/* The offset where chunk index of obj ends. */
+static uint64_t chunk_end(const struct cache *c, const struct object *obj,
+			  uint32_t index)
+{
+	return (uint64_t)index * c->cfg.chunk_size +
+	       chunk_length(c, obj, index);
+}
+
+/* Bytes of the chunks [first, end) of obj that are cached.  Lock held. */
+static uint64_t present_bytes(const struct object *obj, uint32_t first,
+			      uint32_t end)
+{
+	uint64_t bytes = 0;
+
+	for (uint32_t i = first; i < end; i++)
+		if (obj->chunks[i] && obj->chunks[i]->state == CHUNK_PRESENT)
+			bytes += obj->chunks[i]->len;
+	return bytes;
+}
+
+int store_fetch(struct cache *c, struct object *obj, uint64_t offset,
+		uint64_t len, uint64_t *missing)
+{
+	uint32_t cs = c->cfg.chunk_size, run_max = run_chunks_max(c);
+	uint32_t first, end, i;
+	int ret = 0;
+
+	*missing = 0;
+	if (offset >= obj->attr.size || len == 0)
+		return 0;
+	if (len > obj->attr.size - offset)
+		len = obj->attr.size - offset;
+	first = offset / cs;
+	end = (offset + len - 1) / cs + 1;
+	pthread_mutex_lock(&c->lock);
+	for (i = first; i < end && ret == 0 && !obj->detached;) {
+		uint32_t n;
+		char *path;
+
+		if (obj->chunks[i]) {
+			i++;
+			continue;
+		}
+		n = claim_run(c, obj, i, end, run_max);
+		if (n == 0) {
+			ret = -ENOMEM;
+			break;
+		}
+		path = obj->path ? strdup(obj->path) : NULL;
+		ret = obj->path ? -ENOMEM : -ESTALE;
+		pthread_mutex_unlock(&c->lock);
+		if (path)
+			ret = fetch_chunks(c, obj, i, n, path);
+		for (uint32_t k = 0; !path && k < n; k++)
+			unfetch(c, obj, i + k);
+		free(path);
+		pthread_mutex_lock(&c->lock);
+		i += n;
+	}
+	pthread_mutex_unlock(&c->lock);
+	/* Wait for the chunks that others fetch, check those loaded from
+	 * the index, and mark every chunk of the range recently used. */
+	if (ret == 0)
+		ret = store_read(c, obj, NULL, len, offset);
+	pthread_mutex_lock(&c->lock);
+	*missing = chunk_end(c, obj, end - 1) - (uint64_t)first * cs -
+		   present_bytes(obj, first, end);
+	pthread_mutex_unlock(&c->lock);
+	return ret < 0 ? ret : 0;
 }
 
 int store_pin(struct cache *c, struct object *obj, uint64_t offset,
@@ -1094,9 +1217,14 @@ int store_replay(struct cache *c, char *err, size_t errlen)
 	if (ret < 0)
 		return ret;
 	/* A lower cache_size than the last run's takes effect now. */
+	store_shrink(c);
+	return reset;
+}
+
+void store_shrink(struct cache *c)
+{
 	while (c->bytes_cached > c->cfg.size_max && evict_one(c))
 		;
-	return reset;
 }
 
 int store_read_index(struct cache *c, struct recordlog_scan *scan, char *err,
@@ -1176,10 +1304,8 @@ static void ra_run(struct cache *c, struct ra_job *job, const char *path)
 		/* Detached while queued: nothing to read. */
 		for (uint32_t i = 0; i < job->count; i++)
 			unfetch(c, job->obj, job->index + i);
-	} else if (job->count > 1) {
-		fetch_run(c, job->obj, job->index, job->count, path);
 	} else {
-		fetch(c, job->obj, job->index, path, NULL, 0, 0);
+		fetch_chunks(c, job->obj, job->index, job->count, path);
 	}
 }
 
@@ -1255,9 +1381,7 @@ static bool queue_run(struct cache *c, struct object *obj, uint32_t first,
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count)
 {
-	uint32_t cs = c->cfg.chunk_size;
-	uint32_t run_max = c->origin->ops->read_stream && RA_RUN_BYTES > cs ?
-		RA_RUN_BYTES / cs : 1;
+	uint32_t run_max = run_chunks_max(c);
 	uint32_t end = first + count, i = first;
 
 	if (end > obj->nchunks)

@@ -73,6 +73,7 @@ static int make_pending(struct cache *c, struct shadow *sh)
 	c->wb_seq = seq;
 	sh->seq = seq;
 	sh->pending = true;
+	sh->queued_ms = clock_now_ms();
 	sh->refs++;		/* the pending reference */
 	list_add_tail(&c->wb_list, &sh->wb);
 	c->pending_count++;
@@ -446,6 +447,98 @@ void wb_stats(struct cache *c, struct cache_stats *st)
 			st->uploads_failed++;
 }
 
+/* What an operator sees of a pending file.  Lock held. */
+static void describe_upload(const struct shadow *sh, uint64_t now,
+			    struct cache_upload *u)
+{
+	uint64_t at = sh->ready_ms > sh->next_try_ms ? sh->ready_ms :
+						       sh->next_try_ms;
+
+	u->size = sh->size;
+	u->age_ms = now > sh->queued_ms ? now - sh->queued_ms : 0;
+	u->attempts = sh->attempts;
+	u->last_error = sh->last_error;
+	u->wait_ms = 0;
+	if (sh->uploading) {
+		u->state = CACHE_UPLOAD_SENDING;
+	} else if (sh->writers > 0) {
+		u->state = CACHE_UPLOAD_OPEN;
+	} else if (at > now) {
+		u->state = sh->last_error ? CACHE_UPLOAD_RETRY :
+					    CACHE_UPLOAD_QUIET;
+		u->wait_ms = at - now;
+	} else {
+		u->state = CACHE_UPLOAD_DUE;
+	}
+}
+
+int cache_list_uploads(struct cache *c, struct cache_upload **out,
+		       size_t *count)
+{
+	struct cache_upload *list;
+	uint64_t now = clock_now_ms();
+	struct list_node *n;
+	size_t i = 0;
+
+	pthread_mutex_lock(&c->lock);
+	list = calloc(c->pending_count ? c->pending_count : 1, sizeof(*list));
+	for (n = c->wb_list.next; list && n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		list[i].path = strdup(sh->path ? sh->path : "");
+		if (!list[i].path)
+			break;
+		describe_upload(sh, now, &list[i++]);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!list || n != &c->wb_list) {
+		cache_free_uploads(list, i);
+		return -ENOMEM;
+	}
+	*out = list;
+	*count = i;
+	return 0;
+}
+
+void cache_free_uploads(struct cache_upload *list, size_t count)
+{
+	for (size_t i = 0; list && i < count; i++)
+		free(list[i].path);
+	free(list);
+}
+
+void wb_usage(struct cache *c, const char *path, struct cache_usage *u)
+{
+	struct list_node *n;
+
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		if (!matches(sh, path))
+			continue;
+		u->dirty_files++;
+		u->dirty_bytes += sh->size;
+	}
+}
+
+void wb_set_delay(struct cache *c, uint64_t delay_ms)
+{
+	uint64_t old = c->cfg.writeback_delay_ms;
+	struct list_node *n;
+
+	c->cfg.writeback_delay_ms = delay_ms;
+	for (n = c->wb_list.next; n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		/* ready_ms is the last close plus the old delay, or 0 when
+		 * the upload must start at once. */
+		if (sh->ready_ms != 0 && sh->ready_ms >= old)
+			sh->ready_ms = sh->ready_ms - old + delay_ms;
+	}
+	pthread_cond_broadcast(&c->wb_wake);
+	pthread_cond_broadcast(&c->wb_done);
+}
+
 /* Replay: a journaled file becomes a pending shadow again. */
 
 struct replay {
@@ -518,6 +611,8 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 	sh->modified = true;
 	sh->seq = seq;
 	sh->pending = true;
+	/* The journal has no time: the age counts from this start. */
+	sh->queued_ms = clock_now_ms();
 	sh->refs = 1;		/* the pending reference */
 	sh->counted = st.st_size;
 	c->dirty_bytes += st.st_size;

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "nomount.h"
 #include "options.h"
 #include "preload/protocol.h"
+#include "stats.h"
 
 /* Size of the request buffer of commands other than path requests, which
  * may be up to NEARFS_PATH_LINE_MAX; longer request lines are rejected. */
@@ -83,161 +85,6 @@ struct ctl_command {
 	bool path;
 };
 
-/* The fsync= option in its mount syntax: local or origin. */
-static const char *fsync_name(const struct cache_config *cfg)
-{
-	return cfg->fsync_local ? "local" : "origin";
-}
-
-/* ---- statistics ---- */
-
-/* One counter of the report: its name and where it sits in the stats. */
-struct stat_field {
-	const char *name;
-	size_t offset;
-};
-
-#define STAT_FIELD(name, member) { name, offsetof(struct cache_stats, member) }
-
-static const struct stat_field stat_fields[] = {
-	STAT_FIELD("hits", hits),
-	STAT_FIELD("misses", misses),
-	STAT_FIELD("bytes_from_cache", bytes_from_cache),
-	STAT_FIELD("bytes_from_origin", bytes_from_origin),
-	STAT_FIELD("bytes_zero_copy", bytes_zero_copy),
-	STAT_FIELD("bytes_to_origin", bytes_to_origin),
-	STAT_FIELD("readaheads", readaheads),
-	STAT_FIELD("chunks_cached", chunks_cached),
-	STAT_FIELD("bytes_cached", bytes_cached),
-	STAT_FIELD("cache_size", size_max),
-	STAT_FIELD("objects_cached", objects_cached),
-	STAT_FIELD("evictions", evictions),
-	STAT_FIELD("checksum_failures", checksum_failures),
-	STAT_FIELD("revalidations", revalidations),
-	STAT_FIELD("invalidations", invalidations),
-	STAT_FIELD("origin_errors", origin_errors),
-	STAT_FIELD("origin_retries", origin_retries),
-	STAT_FIELD("dirty_bytes", dirty_bytes),
-	STAT_FIELD("max_dirty", max_dirty),
-	STAT_FIELD("uploads_pending", uploads_pending),
-	STAT_FIELD("uploads_failed", uploads_failed),
-	STAT_FIELD("uploads_done", uploads_done),
-	STAT_FIELD("upload_retries", upload_retries),
-	STAT_FIELD("lends", lends),
-	STAT_FIELD("lends_refused", lends_refused),
-};
-
-#define NFIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
-
-static uint64_t field_value(const struct cache_stats *st, size_t i)
-{
-	return *(const uint64_t *)((const char *)st + stat_fields[i].offset);
-}
-
-static double hit_ratio(const struct cache_stats *st)
-{
-	uint64_t total = st->hits + st->misses;
-
-	return total ? (double)st->hits / (double)total : 0.0;
-}
-
-static void format_text(const struct ctl_info *info,
-			const struct cache_stats *st, FILE *out)
-{
-	const struct cache_config *cfg = cache_config(info->cache);
-
-	fprintf(out, "origin: %s\n", info->origin);
-	fprintf(out, "mountpoint: %s\n", info->mountpoint);
-	fprintf(out, "cache_dir: %s\n", cache_path(info->cache));
-	fprintf(out, "write_mode: %s\n", write_mode_name(cfg->write_mode));
-	fprintf(out, "chunk_size: %" PRIu32 "\n", cfg->chunk_size);
-	fprintf(out, "writeback_delay_ms: %" PRIu64 "\n",
-		cfg->writeback_delay_ms);
-	fprintf(out, "fsync: %s\n", fsync_name(cfg));
-	fprintf(out, "pid: %ld\n", (long)getpid());
-	for (size_t i = 0; i < NFIELDS; i++) {
-		fprintf(out, "%s: %" PRIu64 "\n", stat_fields[i].name,
-			field_value(st, i));
-		if (strcmp(stat_fields[i].name, "misses") == 0)
-			fprintf(out, "hit_ratio: %.4f\n", hit_ratio(st));
-	}
-	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++)
-		fprintf(out, "requests.%s: %" PRIu64 "\n",
-			origin_request_names[i], st->origin_requests[i]);
-}
-
-static void json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
-}
-
-static void json_string_field(FILE *out, const char *name, const char *value)
-{
-	fprintf(out, "\"%s\":", name);
-	json_string(out, value);
-	fputc(',', out);
-}
-
-static void format_json(const struct ctl_info *info,
-			const struct cache_stats *st, FILE *out)
-{
-	const struct cache_config *cfg = cache_config(info->cache);
-
-	fputc('{', out);
-	json_string_field(out, "origin", info->origin);
-	json_string_field(out, "mountpoint", info->mountpoint);
-	json_string_field(out, "cache_dir", cache_path(info->cache));
-	json_string_field(out, "write_mode",
-			  write_mode_name(cfg->write_mode));
-	fprintf(out, "\"chunk_size\":%" PRIu32 ",", cfg->chunk_size);
-	fprintf(out, "\"writeback_delay_ms\":%" PRIu64 ",",
-		cfg->writeback_delay_ms);
-	json_string_field(out, "fsync", fsync_name(cfg));
-	fprintf(out, "\"pid\":%ld,", (long)getpid());
-	for (size_t i = 0; i < NFIELDS; i++)
-		fprintf(out, "\"%s\":%" PRIu64 ",", stat_fields[i].name,
-			field_value(st, i));
-	fprintf(out, "\"hit_ratio\":%.4f,", hit_ratio(st));
-	fputs("\"requests\":{", out);
-	for (size_t i = 0; i < ORIGIN_REQ_MAX; i++)
-		fprintf(out, "%s\"%s\":%" PRIu64, i ? "," : "",
-			origin_request_names[i], st->origin_requests[i]);
-	fputs("}}\n", out);
-}
-
-int ctl_format_stats(const struct ctl_info *info, bool json, char **out)
-{
-	struct cache_stats st;
-	size_t len;
-	FILE *mem;
-
-	mem = open_memstream(out, &len);
-	if (!mem)
-		return -ENOMEM;
-	memset(&st, 0, sizeof(st));
-	cache_get_stats(info->cache, &st);
-	if (json)
-		format_json(info, &st, mem);
-	else
-		format_text(info, &st, mem);
-	if (fclose(mem) != 0) {
-		free(*out);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 /* ---- commands ---- */
 
 static void write_all(int fd, const char *buf, size_t len);
@@ -262,6 +109,56 @@ static void cmd_stats(struct ctl_server *s, const char *args, FILE *out)
 	}
 	fputs(text, out);
 	free(text);
+}
+
+/* "metrics": the counters in the Prometheus text format. */
+static void cmd_metrics(struct ctl_server *s, const char *args, FILE *out)
+{
+	char *text;
+
+	if (*args) {
+		fprintf(out, "error: invalid argument '%s' to metrics: "
+			"expected nothing\n", args);
+		return;
+	}
+	if (stats_format_metrics(&s->info, &text)) {
+		fputs("error: out of memory\n", out);
+		return;
+	}
+	fputs(text, out);
+	free(text);
+}
+
+/* ---- settings ---- */
+
+/*
+ * "set OPTION=VALUE[,OPTION=VALUE...]": change settings while mounted,
+ * parsed as the mount options are.  The reply names each setting that
+ * changed, "NAME: OLD -> NEW" with the names of the stats report.
+ */
+static void cmd_set(struct ctl_server *s, const char *args, FILE *out)
+{
+	struct cache *c = s->info.cache;
+	int level_before = log_max_level, level = log_max_level;
+	struct cache_stats before, after;
+	struct cache_config cfg;
+	char err[512];
+
+	/* Buffered commands run on the server thread one at a time, so no
+	 * other set changes cfg between here and cache_set_config(). */
+	cache_get_config(c, &cfg);
+	cache_get_stats(c, &before);
+	if (options_parse_runtime(args, &cfg, &level, err, sizeof(err)) ||
+	    cache_set_config(c, &cfg, err, sizeof(err))) {
+		log_info("control socket: rejected the settings '%s': %s",
+			 args, err);
+		fprintf(out, "error: %s\n", err);
+		return;
+	}
+	log_max_level = level;
+	cache_get_stats(c, &after);
+	log_info("control socket: settings changed: %s", args);
+	stats_print_changes(out, &before, level_before, &after, level);
 }
 
 /* ---- flush ---- */
@@ -461,6 +358,424 @@ out_free:
 	free(job);
 	write_all(fd, msg, strlen(msg));
 	return false;
+}
+
+/* ---- usage ---- */
+
+/*
+ * "usage FORMAT [PATH]", FORMAT text or json: what the cache contains at and
+ * below PATH, relative to the mount root as for flush.  The format word
+ * always comes first, so that any PATH can follow it.
+ */
+static void cmd_usage(struct ctl_server *s, const char *args, FILE *out)
+{
+	const char *space = strchr(args, ' ');
+	size_t len = space ? (size_t)(space - args) : strlen(args);
+	bool json = len == 4 && strncmp(args, "json", 4) == 0;
+	struct cache_usage usage;
+	char *path;
+	int ret;
+
+	if (!json && !(len == 4 && strncmp(args, "text", 4) == 0)) {
+		fprintf(out, "error: invalid usage request '%s': expected "
+			"'usage text [PATH]' or 'usage json [PATH]'\n", args);
+		return;
+	}
+	ret = flush_path(space ? space + 1 : "", &path);
+	if (ret == -EINVAL) {
+		fprintf(out, "error: invalid path '%s' for usage: give a path "
+			"relative to the mount root, without '..'\n",
+			space + 1);
+		return;
+	}
+	if (ret) {
+		fprintf(out, "error: %s\n", strerror(-ret));
+		return;
+	}
+	cache_usage(s->info.cache, path, &usage);
+	stats_format_usage(out, path, &usage, json);
+	free(path);
+}
+
+/* ---- uploads ---- */
+
+/* "uploads [json]": the files of the write-back queue, oldest first. */
+static void cmd_uploads(struct ctl_server *s, const char *args, FILE *out)
+{
+	bool json = strcmp(args, "json") == 0;
+	struct cache_upload *list;
+	size_t count;
+
+	if (!json && *args) {
+		fprintf(out, "error: invalid argument '%s' to uploads: "
+			"expected nothing or 'json'\n", args);
+		return;
+	}
+	if (cache_list_uploads(s->info.cache, &list, &count)) {
+		fputs("error: out of memory\n", out);
+		return;
+	}
+	stats_format_uploads(out, list, count, json);
+	cache_free_uploads(list, count);
+}
+
+/* ---- requests with paths on lines of their own ---- */
+
+/* Paths that one request may name at most. */
+#define PATHS_MAX 100000
+
+static const char *parse_number(const char *text, bool negative,
+				long long *value);
+
+/*
+ * A request that names its paths on lines of their own, because they may
+ * be many and each up to PATH_MAX long.  Its line is "NAME COUNT".  Once
+ * the server replied "ready", COUNT lines follow, each with a path
+ * relative to the mount root as flush takes it ("" or "." for the root).
+ * serve() writes the reply.
+ */
+struct paths_job {
+	struct ctl_server *server;
+	int fd;			/* the client; closed by the job */
+	const char *name;	/* the command, for messages */
+	void (*serve)(struct paths_job *job);
+	size_t count;
+	char **paths;		/* engine paths, count of them */
+};
+
+/* The lines a client sends after its request line. */
+struct line_reader {
+	int fd;
+	size_t len;		/* bytes in buf */
+	char buf[PATH_MAX + 1];
+};
+
+/*
+ * Read the next line, without its newline, into out (size bytes).
+ * Returns 0, -EMSGSIZE for a line that does not fit, -ENODATA at the end
+ * of the stream, -ETIMEDOUT when the client sends nothing for
+ * CLIENT_TIMEOUT_S, or another -errno.
+ */
+static int read_line(struct line_reader *r, char *out, size_t size)
+{
+	for (;;) {
+		char *nl = memchr(r->buf, '\n', r->len);
+		ssize_t n;
+
+		if (nl) {
+			size_t len = (size_t)(nl - r->buf);
+
+			if (len >= size)
+				return -EMSGSIZE;
+			memcpy(out, r->buf, len);
+			out[len] = '\0';
+			r->len -= len + 1;
+			memmove(r->buf, nl + 1, r->len);
+			return 0;
+		}
+		if (r->len == sizeof(r->buf))
+			return -EMSGSIZE;
+		n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		if (n == 0)
+			return -ENODATA;
+		r->len += (size_t)n;
+	}
+}
+
+static void paths_job_free(struct paths_job *job)
+{
+	for (size_t i = 0; job->paths && i < job->count; i++)
+		free(job->paths[i]);
+	free(job->paths);
+	free(job);
+}
+
+/* Send "ready" and read the paths of job.  Returns 0, or -1 with the
+ * reply line for the client in msg. */
+static int read_paths(struct paths_job *job, char *msg, size_t size)
+{
+	struct line_reader *r = calloc(1, sizeof(*r));
+	char *line = malloc(PATH_MAX);
+	int ret = r && line ? 0 : -ENOMEM;
+	size_t i;
+
+	job->paths = calloc(job->count, sizeof(*job->paths));
+	if (!job->paths)
+		ret = -ENOMEM;
+	if (ret == 0) {
+		r->fd = job->fd;
+		write_all(job->fd, "ready\n", 6);
+	}
+	for (i = 0; ret == 0 && i < job->count; i++) {
+		ret = read_line(r, line, PATH_MAX);
+		if (ret == 0)
+			ret = flush_path(line, &job->paths[i]);
+	}
+	if (ret == -EINVAL)
+		snprintf(msg, size, "error: invalid path '%s' for %s: give a "
+			 "path relative to the mount root, without '..'\n",
+			 line, job->name);
+	else if (ret)
+		snprintf(msg, size, "error: reading path %zu of %zu of the "
+			 "%s request failed: %s\n", i, job->count, job->name,
+			 ret == -ENODATA ? "the client closed the connection" :
+			 strerror(-ret));
+	free(line);
+	free(r);
+	return ret ? -1 : 0;
+}
+
+static void *paths_main(void *arg)
+{
+	struct paths_job *job = arg;
+	struct ctl_server *s = job->server;
+	char msg[PATH_MAX + 160];
+
+	if (read_paths(job, msg, sizeof(msg)) == 0) {
+		job->serve(job);
+	} else {
+		log_warn("control socket: rejected a %s request: %s",
+			 job->name, msg + strlen("error: "));
+		write_all(job->fd, msg, strlen(msg));
+	}
+	close(job->fd);
+	paths_job_free(job);
+	jobs_remove(s);
+	return NULL;
+}
+
+/* Start a request with paths on lines of their own, whose request line
+ * is "NAME COUNT".  serve() writes the reply on the job's thread. */
+static bool start_paths(struct ctl_server *s, const char *args,
+			struct ctl_request *req, const char *name,
+			void (*serve)(struct paths_job *job))
+{
+	struct paths_job *job;
+	const char *end;
+	long long count;
+	char msg[160];
+	int ret;
+
+	end = parse_number(args, false, &count);
+	if (!end || *end || count < 1 || count > PATHS_MAX) {
+		snprintf(msg, sizeof(msg), "error: invalid %s request: "
+			 "expected '%s COUNT', COUNT from 1 to %d\n", name,
+			 name, PATHS_MAX);
+		goto out_reply;
+	}
+	job = calloc(1, sizeof(*job));
+	if (!job) {
+		snprintf(msg, sizeof(msg), "error: out of memory\n");
+		goto out_reply;
+	}
+	job->server = s;
+	job->fd = req->fd;
+	job->name = name;
+	job->serve = serve;
+	job->count = (size_t)count;
+	ret = start_job(s, paths_main, job);
+	if (ret == 0)
+		return true;
+	log_err("control socket: cannot start a thread for %s: %s", name,
+		strerror(-ret));
+	snprintf(msg, sizeof(msg), "error: cannot start the %s request: "
+		 "%s\n", name, strerror(-ret));
+	paths_job_free(job);
+out_reply:
+	write_all(req->fd, msg, strlen(msg));
+	return false;
+}
+
+/* ---- forget ---- */
+
+/*
+ * "forget COUNT" and COUNT paths: drop the cached data and metadata at
+ * and below each path, but nothing that is not on the origin yet, and
+ * wait until the kernel dropped its page cache of the dropped files.
+ * The reply is "forgot FILES BYTES KEPT": files and bytes dropped, and
+ * files kept because their data is not uploaded yet.
+ */
+static void serve_forget(struct paths_job *job)
+{
+	struct ctl_server *s = job->server;
+	struct cache_forget_result result = { 0 };
+	char line[96];
+
+	for (size_t i = 0; i < job->count; i++)
+		cache_forget(s->info.cache, job->paths[i], &result);
+	if (s->info.fs)
+		nearfs_fs_wait_invalidations(s->info.fs);
+	log_info("control socket: forget of %zu path%s: dropped %" PRIu64
+		 " files (%" PRIu64 " bytes), kept %" PRIu64 " with data not "
+		 "uploaded yet", job->count, job->count == 1 ? "" : "s",
+		 result.files, result.bytes, result.kept);
+	snprintf(line, sizeof(line), "forgot %" PRIu64 " %" PRIu64 " %" PRIu64
+		 "\n", result.files, result.bytes, result.kept);
+	write_all(job->fd, line, strlen(line));
+}
+
+static bool start_forget(struct ctl_server *s, const char *args,
+			 struct ctl_request *req)
+{
+	return start_paths(s, args, req, "forget", serve_forget);
+}
+
+/* ---- warm ---- */
+
+/* Threads that fetch the files of one warm. */
+#define WARM_THREADS 4
+
+/* One warm request, for its progress reports. */
+struct warm_report {
+	struct ctl_server *server;
+	int fd;			/* the client */
+	bool set_sent;		/* the "set" line went out */
+	bool cancelled;		/* warm_cancelled() said so once */
+	uint64_t cache_size;
+	struct cache_warm_progress last;	/* the last report */
+};
+
+/* Send one line to the client of a warm; a client that went away is not
+ * waited for, and the warm goes on. */
+static void warm_send(struct warm_report *wr, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void warm_send(struct warm_report *wr, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		write_all(wr->fd, line, (size_t)n < sizeof(line) ?
+			  (size_t)n : sizeof(line) - 1);
+}
+
+/*
+ * Whether a warm must stop: its client closed the connection (it sends
+ * nothing after its paths, so a readable socket is at its end), or the
+ * server stops (ctl_stop() wrote to the stop pipe, which nothing reads).
+ */
+static bool warm_cancelled(const struct warm_report *wr)
+{
+	struct pollfd fds[2] = {
+		{ .fd = wr->fd, .events = POLLIN },
+		{ .fd = wr->server->stop_pipe[0], .events = POLLIN },
+	};
+
+	if (poll(fds, 2, 0) <= 0)
+		return false;
+	if (fds[1].revents) {
+		log_info("control socket: the server stops: warm cancelled");
+		return true;
+	}
+	if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		log_info("control socket: the client of a warm went away: "
+			 "warm cancelled");
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Report the progress of cache_warm(): "listing FILES BYTES" while the
+ * folders are listed, "set FILES BYTES SKIPPED_FILES SKIPPED_BYTES
+ * CACHE_SIZE" once, then "progress FILES_DONE BYTES_DONE FILES_FAILED".
+ * Returns non-zero to cancel the warm.
+ */
+static int warm_progress(void *arg, const struct cache_warm_progress *p)
+{
+	struct warm_report *wr = arg;
+
+	wr->last = *p;
+	if (!wr->cancelled)
+		wr->cancelled = warm_cancelled(wr);
+	if (wr->cancelled)
+		return 1;
+	if (p->listing) {
+		warm_send(wr, "listing %" PRIu64 " %" PRIu64 "\n",
+			  p->files_total, p->bytes_total);
+		return 0;
+	}
+	if (!wr->set_sent) {
+		wr->set_sent = true;
+		warm_send(wr, "set %" PRIu64 " %" PRIu64 " %" PRIu64 " %"
+			  PRIu64 " %" PRIu64 "\n", p->files_total,
+			  p->bytes_total, p->files_skipped, p->bytes_skipped,
+			  wr->cache_size);
+	}
+	warm_send(wr, "progress %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+		  p->files_done, p->bytes_done, p->files_failed);
+	return 0;
+}
+
+/*
+ * "warm COUNT" and COUNT paths: fetch the files at and below the paths
+ * into the cache, with the progress lines of warm_progress().  The last
+ * line is "ok", or "error TEXT" when files failed, did not fit in
+ * cache_size or the warm was cancelled, or "error: TEXT" when a path
+ * could not be listed and nothing was fetched.
+ */
+static void serve_warm(struct paths_job *job)
+{
+	struct ctl_server *s = job->server;
+	struct warm_report wr = { .server = s, .fd = job->fd };
+	const struct cache_warm_progress *p = &wr.last;
+	struct cache_stats st;
+	char err[512];
+	int ret;
+
+	cache_get_stats(s->info.cache, &st);
+	wr.cache_size = st.size_max;
+	log_info("control socket: warm of %zu path%s requested", job->count,
+		 job->count == 1 ? "" : "s");
+	ret = cache_warm(s->info.cache, (const char *const *)job->paths,
+			 job->count, WARM_THREADS, warm_progress, &wr, err,
+			 sizeof(err));
+	if (ret == 0) {
+		log_info("control socket: warm done: %" PRIu64 " files (%"
+			 PRIu64 " bytes)", p->files_total, p->bytes_total);
+		warm_send(&wr, "ok\n");
+	} else if (ret == -EIO) {
+		log_warn("control socket: warm: %" PRIu64 " of %" PRIu64
+			 " files failed, the first: %s", p->files_failed,
+			 p->files_total, p->error);
+		warm_send(&wr, "error %" PRIu64 " file%s could not be cached, "
+			  "the first: %s\n", p->files_failed,
+			  p->files_failed == 1 ? "" : "s", p->error);
+	} else if (ret == -ECANCELED) {
+		log_info("control socket: warm cancelled after %" PRIu64 " of %"
+			 PRIu64 " files", p->files_done, p->files_total);
+		warm_send(&wr, "error the warm was cancelled after %" PRIu64
+			  " of %" PRIu64 " files\n", p->files_done,
+			  p->files_total);
+	} else if (ret == -ENOSPC) {
+		log_info("control socket: warm done, without %" PRIu64
+			 " files (%" PRIu64 " bytes) over cache_size",
+			 p->files_skipped, p->bytes_skipped);
+		warm_send(&wr, "error %" PRIu64 " file%s (%" PRIu64 " bytes) "
+			  "left out: the set does not fit in cache_size (%"
+			  PRIu64 " bytes)\n", p->files_skipped,
+			  p->files_skipped == 1 ? "" : "s", p->bytes_skipped,
+			  st.size_max);
+	} else {
+		log_warn("control socket: warm failed: %s", err[0] ? err :
+			 strerror(-ret));
+		warm_send(&wr, "error: %s\n", err[0] ? err : strerror(-ret));
+	}
+}
+
+static bool start_warm(struct ctl_server *s, const char *args,
+		       struct ctl_request *req)
+{
+	return start_paths(s, args, req, "warm", serve_warm);
 }
 
 /* ---- open: local copies for the preload library ---- */
@@ -900,6 +1215,16 @@ static const struct ctl_command path_command = {
 static const struct ctl_command commands[] = {
 	{ .name = "stats", .usage = "stats [json]", .run = cmd_stats },
 	{ .name = "flush", .usage = "flush [PATH]", .start = start_flush },
+	{ .name = "set", .usage = "set OPTION=VALUE[,OPTION=VALUE...]",
+	  .run = cmd_set },
+	{ .name = "metrics", .usage = "metrics", .run = cmd_metrics },
+	{ .name = "forget", .usage = "forget COUNT, then COUNT paths",
+	  .start = start_forget },
+	{ .name = "warm", .usage = "warm COUNT, then COUNT paths",
+	  .start = start_warm },
+	{ .name = "usage", .usage = "usage text|json [PATH]",
+	  .run = cmd_usage },
+	{ .name = "uploads", .usage = "uploads [json]", .run = cmd_uploads },
 	{ .name = NEARFS_LEND_REQUEST,
 	  .usage = NEARFS_LEND_REQUEST " SIZE MTIME_SEC MTIME_NSEC (with a "
 		   "descriptor)",

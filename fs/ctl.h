@@ -39,7 +39,7 @@ struct ctl_info {
 	const char *mountpoint;	/* absolute, as mounted; ROOT without FUSE */
 	/* The mount, which shows the mode, owner and group that "open"
 	 * checks the client's permission against. */
-	const struct nearfs_fs *fs;
+	struct nearfs_fs *fs;
 	uint64_t lend_fetch_max;	/* preload_fetch= */
 	bool allow_other;	/* other users may access the mount */
 	/* The path requests of a root served without FUSE; NULL on a FUSE

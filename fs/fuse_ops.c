@@ -43,8 +43,6 @@ struct nearfs_fs {
 	bool force_uid, force_gid;	/* uid=, gid=: shown for every file */
 	mode_t umask;		/* umask=: bits cleared from every mode */
 	struct timespec mounted;	/* mtime of directories with none */
-	double attr_timeout;	/* seconds, for entries and attributes */
-	double neg_timeout;	/* seconds; 0 disables negative entries */
 	bool read_only;
 
 	pthread_mutex_t open_lock;
@@ -52,8 +50,11 @@ struct nearfs_fs {
 
 	pthread_mutex_t inval_lock;
 	pthread_cond_t inval_cond;
+	pthread_cond_t inval_idle;	/* the queue emptied and the last
+					 * notification was sent */
 	struct inval_item *inval_head;
 	struct inval_item **inval_tail;
+	bool inval_busy;	/* the notifier sends one now */
 	bool notifier_running;
 	bool stopping;		/* set by nearfs_fs_stop() */
 	pthread_t notifier;
@@ -98,6 +99,20 @@ struct dir_handle {
 static struct nearfs_fs *req_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/* Seconds the kernel may keep entries and attributes: attr_ttl, which
+ * nearfs-ctl set may change while mounted. */
+static double attr_timeout(const struct nearfs_fs *fs)
+{
+	return (double)cache_attr_ttl_ms(fs->cache) / 1000.0;
+}
+
+/* Seconds the kernel may keep a missing name (neg_ttl); 0 disables
+ * negative entries. */
+static double neg_timeout(const struct nearfs_fs *fs)
+{
+	return (double)cache_neg_ttl_ms(fs->cache) / 1000.0;
 }
 
 static struct open_file *fi_file(const struct fuse_file_info *fi)
@@ -195,8 +210,8 @@ static int make_entry(struct nearfs_fs *fs, const char *path,
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
 	e->generation = generation;
-	e->attr_timeout = fs->attr_timeout;
-	e->entry_timeout = fs->attr_timeout;
+	e->attr_timeout = attr_timeout(fs);
+	e->entry_timeout = e->attr_timeout;
 	attr_to_stat(fs, ino, attr, &e->attr);
 	return 0;
 }
@@ -414,13 +429,26 @@ static void *notifier_main(void *arg)
 		if (fs->stopping)
 			break;
 		item = inval_pop(fs);
+		fs->inval_busy = true;
 		pthread_mutex_unlock(&fs->inval_lock);
 		inval_notify(fs, item->path);
 		free(item);
 		pthread_mutex_lock(&fs->inval_lock);
+		fs->inval_busy = false;
+		if (!fs->inval_head)
+			pthread_cond_broadcast(&fs->inval_idle);
 	}
 	pthread_mutex_unlock(&fs->inval_lock);
 	return NULL;
+}
+
+void nearfs_fs_wait_invalidations(struct nearfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->inval_lock);
+	while (!fs->stopping && fs->notifier_running &&
+	       (fs->inval_head || fs->inval_busy))
+		pthread_cond_wait(&fs->inval_idle, &fs->inval_lock);
+	pthread_mutex_unlock(&fs->inval_lock);
 }
 
 /* ---- lifecycle ---- */
@@ -450,6 +478,7 @@ static void nf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct nearfs_fs *fs = req_fs(req);
 	struct origin_attr attr;
+	double negative;
 	char *path;
 	int ret;
 
@@ -471,10 +500,11 @@ static void nf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	free(path);
 
 out_reply:
-	if (ret == -ENOENT && fs->neg_timeout > 0) {
+	negative = ret == -ENOENT ? neg_timeout(fs) : 0;
+	if (negative > 0) {
 		struct fuse_entry_param e = {
 			.ino = 0,
-			.entry_timeout = fs->neg_timeout,
+			.entry_timeout = negative,
 		};
 
 		fuse_reply_entry(req, &e);
@@ -540,7 +570,7 @@ static void reply_attr(fuse_req_t req, struct nearfs_fs *fs, fuse_ino_t ino,
 		return;
 	}
 	attr_to_stat(fs, ino, &attr, &st);
-	fuse_reply_attr(req, &st, fs->attr_timeout);
+	fuse_reply_attr(req, &st, attr_timeout(fs));
 }
 
 static void nf_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -1506,12 +1536,11 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
 	fs->uid = getuid();
 	fs->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->mounted);
-	fs->attr_timeout = (double)cfg->attr_ttl_ms / 1000.0;
-	fs->neg_timeout = (double)cfg->neg_ttl_ms / 1000.0;
 	fs->read_only = cfg->read_only;
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->inval_lock, NULL);
 	pthread_cond_init(&fs->inval_cond, NULL);
+	pthread_cond_init(&fs->inval_idle, NULL);
 	fs->inval_tail = &fs->inval_head;
 	cache_set_invalidate(c, on_invalidate, fs);
 	*out = fs;
@@ -1526,7 +1555,9 @@ int nearfs_fs_start(struct nearfs_fs *fs, struct fuse_session *se)
 	ret = pthread_create(&fs->notifier, NULL, notifier_main, fs);
 	if (ret)
 		return -ret;
+	pthread_mutex_lock(&fs->inval_lock);
 	fs->notifier_running = true;
+	pthread_mutex_unlock(&fs->inval_lock);
 	return 0;
 }
 
@@ -1548,6 +1579,7 @@ void nearfs_fs_stop(struct nearfs_fs *fs)
 	pthread_mutex_lock(&fs->inval_lock);
 	fs->stopping = true;
 	pthread_cond_broadcast(&fs->inval_cond);
+	pthread_cond_broadcast(&fs->inval_idle);
 	while ((item = inval_pop(fs)))
 		free(item);
 	pthread_mutex_unlock(&fs->inval_lock);
@@ -1564,6 +1596,7 @@ void nearfs_fs_free(struct nearfs_fs *fs)
 		return;
 	nearfs_fs_stop(fs);
 	inode_table_free(fs->inodes);
+	pthread_cond_destroy(&fs->inval_idle);
 	pthread_cond_destroy(&fs->inval_cond);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_mutex_destroy(&fs->open_lock);

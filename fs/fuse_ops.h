@@ -47,6 +47,14 @@ void nearfs_fs_file_stat(const struct nearfs_fs *fs,
  */
 int nearfs_fs_start(struct nearfs_fs *fs, struct fuse_session *se);
 
+/*
+ * Wait until the kernel has received every page cache invalidation that
+ * the engine reported before this call, so that the next read of those
+ * files reaches the daemon.  Returns at once when the notification
+ * thread does not run.  Must not be called from a FUSE request handler.
+ */
+void nearfs_fs_wait_invalidations(struct nearfs_fs *fs);
+
 /* Set the target of the control link in the root (NEARFS_CTL_LINK of
  * ctl_link.h), the path of the control socket; the string is copied.
  * Call before the session loop starts.  -ENOMEM. */

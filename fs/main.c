@@ -20,6 +20,7 @@
 #include "fuse_ops.h"
 #include "kernel_ra.h"
 #include "log.h"
+#include "metrics.h"
 #include "nomount.h"
 #include "notify.h"
 #include "options.h"
@@ -56,6 +57,7 @@ struct daemon {
 	const struct nearfs_options *opts;
 	struct cache *cache;
 	struct nearfs_fs *fs;
+	struct metrics_server *metrics;	/* -o metrics=, or NULL */
 	struct fuse_session *se;
 	bool signals_set;
 	bool mounted;
@@ -343,6 +345,23 @@ static int services_start(struct daemon *d)
 	return EXIT_OK;
 }
 
+/* Start the HTTP metrics endpoint of -o metrics=, after the control
+ * socket, whose counters it serves. */
+static int metrics_begin(struct daemon *d)
+{
+	char err[512] = "";
+
+	if (!d->opts->metrics_address)
+		return EXIT_OK;
+	if (metrics_start(&d->ctl_info, d->opts->metrics_address,
+			  d->opts->metrics_port, &d->metrics, err,
+			  sizeof(err)) != 0) {
+		log_err("%s", err);
+		return EXIT_MOUNT;
+	}
+	return EXIT_OK;
+}
+
 static int session_run(struct daemon *d)
 {
 	struct fuse_loop_config *cfg;
@@ -472,6 +491,7 @@ static void session_teardown(struct daemon *d)
 static void daemon_teardown(struct daemon *d)
 {
 	session_teardown(d);
+	metrics_stop(d->metrics);
 	ctl_stop(d->ctl);
 	if (d->cache)
 		cache_close(d->cache);
@@ -646,6 +666,8 @@ static int daemon_run(const struct nearfs_options *opts)
 		status = session_mount(&d);
 	if (status == EXIT_OK)
 		status = services_start(&d);
+	if (status == EXIT_OK)
+		status = metrics_begin(&d);
 	daemon_ready(&d, (unsigned char)status);
 	if (status != EXIT_OK)
 		goto out_teardown;

@@ -1,8 +1,10 @@
 /* options.c - parse the nearfs command line and its -o mount options. */
 #include "options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -391,6 +393,54 @@ static int apply_log_level(struct parse_state *ps,
 	return 0;
 }
 
+/*
+ * metrics=ADDRESS:PORT, the address of the HTTP metrics endpoint: an IPv4
+ * address in 127.0.0.0/8 or [::1], because the endpoint has no access
+ * control, and a port from 1 to 65535.
+ */
+static int apply_metrics(struct parse_state *ps, const struct option_def *def,
+			 const char *value)
+{
+	const char *colon = strrchr(value, ':');
+	struct in_addr in4;
+	struct in6_addr in6;
+	char host[INET6_ADDRSTRLEN + 2];
+	uint64_t port;
+	const char *end;
+	size_t len;
+
+	if (!colon || parse_digits(colon + 1, &port, &end) || *end ||
+	    port == 0 || port > 65535)
+		return fail(ps, "invalid metrics address '%s': use ADDRESS:PORT "
+			    "with a port from 1 to 65535, for example %s", value,
+			    def->example);
+	len = (size_t)(colon - value);
+	if (len >= sizeof(host))
+		len = sizeof(host) - 1;
+	memcpy(host, value, len);
+	host[len] = '\0';
+	if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+		memmove(host, host + 1, len - 2);
+		host[len - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &in6) != 1 ||
+		    !IN6_IS_ADDR_LOOPBACK(&in6))
+			goto out_not_loopback;
+	} else if (inet_pton(AF_INET, host, &in4) != 1 ||
+		   (ntohl(in4.s_addr) >> 24) != 127) {
+		goto out_not_loopback;
+	}
+	if (replace_string(ps, &ps->opts->metrics_address, host))
+		return -1;
+	ps->opts->metrics_port = (unsigned)port;
+	return 0;
+
+out_not_loopback:
+	return fail(ps, "invalid metrics address '%s': the endpoint has no "
+		    "access control, so it listens on loopback addresses only: "
+		    "use 127.0.0.1:PORT (or another address in 127.0.0.0/8) or "
+		    "[::1]:PORT, for example %s", value, def->example);
+}
+
 /* uid=N, gid=N (decimal ids) and umask=NNN (octal). */
 static int apply_owner(struct parse_state *ps, const struct option_def *def,
 		       const char *value)
@@ -505,6 +555,10 @@ static const struct option_def nearfs_option_defs[] = {
 	{ "timeout", "DURATION", apply_timeout, FIELD(s3.timeout_ms),
 	  "timeout=30s", "time limit of one S3 request attempt; retries\n"
 	  "stop after three times that (default: 30s)" },
+	{ "metrics", "ADDRESS:PORT", apply_metrics, 0, "metrics=127.0.0.1:9100",
+	  "serve the counters for Prometheus at\n"
+	  "http://ADDRESS:PORT/metrics; ADDRESS in 127.0.0.0/8\n"
+	  "or [::1] (default: off)" },
 };
 
 #define N_OPTION_DEFS (sizeof(nearfs_option_defs) / \
@@ -629,8 +683,10 @@ static int apply_option(struct parse_state *ps, const char *opt)
 	return fail(ps, "unknown option '%.*s'; " SEE_HELP, (int)len, opt);
 }
 
-/* Apply a comma-separated -o list, skipping empty items. */
-static int apply_option_list(struct parse_state *ps, const char *list)
+/* Apply a comma-separated list with apply, skipping empty items. */
+static int apply_option_list(struct parse_state *ps, const char *list,
+			     int (*apply)(struct parse_state *ps,
+					  const char *opt))
 {
 	char *copy = strdup(list);
 	char *save = NULL;
@@ -640,7 +696,7 @@ static int apply_option_list(struct parse_state *ps, const char *list)
 		return fail(ps, "out of memory");
 	for (char *opt = strtok_r(copy, ",", &save); opt && ret == 0;
 	     opt = strtok_r(NULL, ",", &save))
-		ret = apply_option(ps, opt);
+		ret = apply(ps, opt);
 	free(copy);
 	return ret;
 }
@@ -674,12 +730,14 @@ static int apply_short_flags(struct parse_state *ps, int argc, char **argv,
 			break;
 		case 'o':
 			if (c[1])
-				return apply_option_list(ps, c + 1);
+				return apply_option_list(ps, c + 1,
+							 apply_option);
 			if (*index + 1 >= argc)
 				return fail(ps, "missing value after -o: use "
 					    "-o OPTION[,OPTION...]; "
 					    SEE_HELP);
-			return apply_option_list(ps, argv[++*index]);
+			return apply_option_list(ps, argv[++*index],
+						 apply_option);
 		default:
 			return fail(ps, "unknown option '-%c'; " SEE_HELP,
 				    *c);
@@ -1115,6 +1173,60 @@ static int finish(struct parse_state *ps, const char *argv0)
 	return build_fuse_argv(ps, argv0);
 }
 
+/* Options that nearfs-ctl set may change while mounted. */
+static const char *const runtime_options[] = {
+	"ttl", "attr_ttl", "neg_ttl", "dir_ttl", "cache_size", "min_free",
+	"max_dirty", "writeback_delay", "log_level",
+};
+
+/* Apply one item of a runtime list: "name=value". */
+static int apply_runtime_option(struct parse_state *ps, const char *opt)
+{
+	const char *eq = strchr(opt, '=');
+	size_t len = eq ? (size_t)(eq - opt) : strlen(opt);
+	const struct option_def *def = find_def(opt, len);
+	char names[160] = "";
+
+	if (list_has(runtime_options, ARRAY_LEN(runtime_options), opt, len,
+		     NULL))
+		return apply_nearfs_option(ps, def, eq ? eq + 1 : NULL);
+	for (size_t i = 0; i < ARRAY_LEN(runtime_options); i++)
+		snprintf(names + strlen(names), sizeof(names) - strlen(names),
+			 "%s%s", i ? ", " : "", runtime_options[i]);
+	if (def || list_has(fuse_passthrough, ARRAY_LEN(fuse_passthrough),
+			    opt, len, NULL))
+		return fail(ps, "option '%.*s' cannot change while mounted: "
+			    "unmount and mount again with -o %s; these can "
+			    "change: %s", (int)len, opt, opt, names);
+	return fail(ps, "unknown option '%.*s'; these can change while "
+		    "mounted: %s", (int)len, opt, names);
+}
+
+int options_parse_runtime(const char *list, struct cache_config *cfg,
+			  int *log_level, char *err, size_t errlen)
+{
+	struct nearfs_options opts;
+	struct parse_state ps = { .opts = &opts, .err = err, .errlen = errlen };
+	int ret;
+
+	if (errlen)
+		err[0] = '\0';
+	if (strspn(list, ",") == strlen(list))
+		return fail(&ps, "missing OPTION=VALUE, for example ttl=30s");
+	/* The runtime options set numbers only, so opts owns no string. */
+	memset(&opts, 0, sizeof(opts));
+	opts.cache = *cfg;
+	opts.log_level = *log_level;
+	ret = apply_option_list(&ps, list, apply_runtime_option);
+	if (ret == 0)
+		ret = check_sizes(&ps);
+	if (ret)
+		return ret;
+	*cfg = opts.cache;
+	*log_level = opts.log_level;
+	return 0;
+}
+
 int options_parse(int argc, char **argv, struct nearfs_options *opts,
 		  char *err, size_t errlen)
 {
@@ -1148,6 +1260,7 @@ void options_free(struct nearfs_options *opts)
 	free(opts->endpoint);
 	free(opts->region);
 	free(opts->profile);
+	free(opts->metrics_address);
 	if (opts->fuse_argv)
 		for (int i = 0; opts->fuse_argv[i]; i++)
 			free(opts->fuse_argv[i]);

@@ -45,6 +45,11 @@ struct nearfs_options {
 	uint64_t preload_fetch;
 	bool allow_other;	/* FUSE lets other users access the mount */
 
+	/* metrics=: where the HTTP metrics endpoint listens, a loopback
+	 * address without brackets; NULL when off. */
+	char *metrics_address;
+	unsigned metrics_port;
+
 	/* uid=, gid=, umask=: what every file and directory shows, as the
 	 * high-level libfuse API offers them; -1 when not given. */
 	long owner_uid;
@@ -67,6 +72,18 @@ int options_parse(int argc, char **argv, struct nearfs_options *opts,
 		  char *err, size_t errlen);
 
 void options_free(struct nearfs_options *opts);
+
+/*
+ * Apply list, "OPTION=VALUE[,OPTION=VALUE...]" as in -o, to cfg and
+ * *log_level, for options that may change while mounted: ttl, attr_ttl,
+ * neg_ttl, dir_ttl, cache_size, min_free, max_dirty, writeback_delay and
+ * log_level.  Values are parsed and checked as at mount time.  Returns 0,
+ * or -1 with a message in err, leaving cfg and *log_level unchanged,
+ * for an unknown option, one that cannot change while mounted, or an
+ * invalid value.
+ */
+int options_parse_runtime(const char *list, struct cache_config *cfg,
+			  int *log_level, char *err, size_t errlen);
 
 /* Print the usage text to stdout. */
 void options_print_help(const char *argv0);

@@ -395,6 +395,47 @@ static void test_owner_options(void **state)
 	assert_int_equal(opts.umask, 027);
 }
 
+static void test_metrics_address(void **state)
+{
+	assert_int_equal(parse_opt("ro"), 0);
+	assert_null(opts.metrics_address);
+	assert_int_equal(parse_opt("metrics=127.0.0.1:9100"), 0);
+	assert_string_equal(opts.metrics_address, "127.0.0.1");
+	assert_int_equal(opts.metrics_port, 9100);
+	assert_int_equal(parse_opt("metrics=127.1.2.3:1"), 0);
+	assert_string_equal(opts.metrics_address, "127.1.2.3");
+	assert_int_equal(opts.metrics_port, 1);
+	assert_int_equal(parse_opt("metrics=[::1]:65535"), 0);
+	assert_string_equal(opts.metrics_address, "::1");
+	assert_int_equal(opts.metrics_port, 65535);
+}
+
+static void test_metrics_address_invalid(void **state)
+{
+	static const struct {
+		const char *option;
+		const char *fragment;
+	} cases[] = {
+		{ "metrics=10.0.0.1:9100", "listens on loopback addresses only" },
+		{ "metrics=0.0.0.0:9100", "listens on loopback addresses only" },
+		{ "metrics=[::]:9100", "listens on loopback addresses only" },
+		{ "metrics=[::2]:9100", "listens on loopback addresses only" },
+		{ "metrics=localhost:9100", "use 127.0.0.1:PORT" },
+		{ "metrics=::1:9100", "or [::1]:PORT" },
+		{ "metrics=127.0.0.1", "a port from 1 to 65535" },
+		{ "metrics=127.0.0.1:0", "a port from 1 to 65535" },
+		{ "metrics=127.0.0.1:65536", "a port from 1 to 65535" },
+		{ "metrics=127.0.0.1:http", "a port from 1 to 65535" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (parse_opt(cases[i].option) == 0)
+			fail_msg("'%s' was accepted", cases[i].option);
+		assert_error_contains(cases[i].fragment);
+		assert_error_contains("for example metrics=127.0.0.1:9100");
+	}
+}
+
 static void test_endpoint_from_env(void **state)
 {
 	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566", 1);
@@ -901,6 +942,8 @@ int main(void)
 		TEST(test_write_back_options),
 		TEST(test_write_back_options_other_modes),
 		TEST(test_owner_options),
+		TEST(test_metrics_address),
+		TEST(test_metrics_address_invalid),
 		TEST(test_endpoint_from_env),
 		TEST(test_flags),
 		TEST(test_help_and_version),
