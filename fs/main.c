@@ -622,6 +622,8 @@ static int nomount_run(struct daemon *d)
 		status = cache_start(d);
 	if (status == EXIT_OK)
 		status = root_publish(d);
+	if (status == EXIT_OK)
+		status = metrics_begin(d);
 	daemon_ready(d, (unsigned char)status);
 	if (status != EXIT_OK)
 		goto out_teardown;

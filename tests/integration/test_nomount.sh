@@ -135,7 +135,9 @@ ROOT=$WORK/not/there/root
 check "the daemon serves a root that does not exist and publishes it"
 listen_datagrams "$WORK/notify.sock" "$WORK/notify.log"
 NEARFS_ENV=(NOTIFY_SOCKET="$WORK/notify.sock")
-start_nomount s3://data "$ROOT/" "chunk_size=1M,cache_size=8M,readahead=0"
+METRICS_PORT=$(free_port)
+start_nomount s3://data "$ROOT/" \
+	"chunk_size=1M,cache_size=8M,readahead=0,metrics=127.0.0.1:$METRICS_PORT"
 NEARFS_ENV=()
 [ ! -e "$WORK/not" ] || fail "the daemon created $WORK/not"
 wait_for_line "$WORK/notify.log" "^READY=1"
@@ -150,6 +152,8 @@ assert_eq "mountpoint: $ROOT" \
 assert_eq "pid: $NM_PID" \
 	"$("$NEARFS_CTL" stats "$ROOT/dir/big.bin" | grep '^pid:')" \
 	"nearfs-ctl stats of a path below the root"
+assert_contains "$(curl -sS "http://127.0.0.1:$METRICS_PORT/metrics")" \
+	"mountpoint=\"$ROOT\"" "metrics served over HTTP"
 
 check "a second daemon for the same root is rejected"
 status=0
