@@ -332,7 +332,7 @@ struct cache_lend_request {
  * and newer versions unlink its data file instead of changing it.
  *
  * Returns 0 with a new O_RDONLY descriptor in *fd, 0 with *fd = -1 and a
- * static phrase in *reason that says why nothing was lent, or -errno
+ * static phrase in *reason that explains why nothing was lent, or -errno
  * when the check or a fetch failed.
  */
 int cache_lend(struct cache *c, const char *path,
@@ -437,7 +437,7 @@ int cache_warm(struct cache *c, const char *const *paths, size_t count,
 	       unsigned threads, cache_warm_fn fn, void *arg, char *err,
 	       size_t errlen);
 
-/* What the cache contains at and below a path: see cache_usage(). */
+/* The cached content at and below a path, as cache_usage() counts it. */
 struct cache_usage {
 	uint64_t files;		/* files with cached chunks */
 	uint64_t chunks;	/* their cached chunks */
@@ -450,7 +450,7 @@ struct cache_usage {
  * cached chunks of the files there, and the files waiting for upload. */
 void cache_usage(struct cache *c, const char *path, struct cache_usage *u);
 
-/* What cache_forget() dropped and kept, added up over its calls. */
+/* Totals of cache_forget(): files dropped and kept, summed over calls. */
 struct cache_forget_result {
 	uint64_t files;		/* cached versions dropped */
 	uint64_t bytes;		/* their cached bytes */
@@ -460,9 +460,9 @@ struct cache_forget_result {
 /*
  * Drop what the cache contains at and below path ("" for everything).
  * The cached versions of files go, so that the next read fetches from
- * the origin, and so do the cached attributes, missing names and
- * listings, so that the next lookup asks the origin.  Data that is not on the origin yet
- * is never dropped: a file open for writing or waiting for its upload
+ * the origin.  The cached attributes, missing names and listings go too,
+ * so that the next lookup sends a request.  Data that is not on the
+ * origin yet is never dropped: a file open for writing or waiting for its upload
  * keeps its content and its cached version, and counts in result->kept.
  * Handles open on a dropped version go on reading it until they close.
  * The invalidate callback is called for each dropped file, so that the

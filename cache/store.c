@@ -337,10 +337,10 @@ void store_object_detach(struct cache *c, struct object *obj)
 
 /*
  * Give up a lent object in place of punching its chunks: unlink its data
- * file, forget the chunks that no read is using and detach it from its
+ * file, drop the chunks that no read is using and detach it from its
  * path, so that the next open of the path makes a new object.  Programs
- * that hold a lent descriptor keep the inode and its bytes, and its disk
- * space is released when the last of them closes it.  Lock held; obj may
+ * with a lent descriptor keep the inode and its bytes.  Its disk space is
+ * released when the last of them closes it.  Lock held; obj may
  * be freed.  Returns the number of chunks forgotten.
  */
 static uint32_t drop_lent(struct cache *c, struct object *obj)

@@ -6,7 +6,7 @@
  * it: each component but the last must be a directory, unlink fails on
  * directories and rmdir on files.  Here the daemon receives whole paths,
  * so it makes those checks itself, with cache_getattr() of the components,
- * which the attribute cache answers after the first time.
+ * which the attribute cache serves after the first time.
  */
 #include "nomount.h"
 

@@ -46,8 +46,8 @@ else
 	SCALE=${BENCH_SCALE:-1}
 	FIO_SECONDS=10
 fi
-# A warm pass of 512 MiB takes under 0.1 s, too short for one timing to
-# mean much; read_warm reads the file this many times in one timing.
+# A warm pass of 512 MiB takes under 0.1 s, which is too short for one
+# timing to mean much, so read_warm reads the file this many times.
 WARM_PASSES=4
 DELAY_MS=${BENCH_DELAY_MS:-25}
 CONN_MBPS=${BENCH_CONN_MBPS:-100}

@@ -20,7 +20,7 @@
  * commits nothing: when it closes them, only its copies go.  Before an
  * exec, the handle of a file that the new program inherits is made to
  * survive the exec as well, so that the daemon commits the file when
- * the last process that holds the handle closes it (protocol.h), which
+ * the last process with the handle closes it (protocol.h), which
  * is after the new program's writes.
  */
 #include <errno.h>

@@ -417,7 +417,7 @@ static int openat_2_with(openat_2_fn *real, int dirfd, const char *path,
 #define CREAT_FLAGS (O_CREAT | O_WRONLY | O_TRUNC)
 
 /* Write opens are never swapped.  open_done() runs for them all the
- * same, so that the table forgets a stale entry of the new descriptor. */
+ * same, so that the table drops a stale entry of the new descriptor. */
 static int creat_with(creat_fn *real, const char *path, mode_t mode)
 {
 	struct nomount_target t;

@@ -461,8 +461,8 @@ op_rename_over_written() {
 	else
 		cp "$WORK/empty" "$ORIGIN_DIR/was-empty.bin"
 	fi
-	# Back mode holds the written file for upload when the rename
-	# replaces it.
+	# In back mode the written file is still waiting for its upload
+	# when the rename replaces it.
 	on_both sh -c 'printf patch >>"$ROOT/was-empty.bin"'
 	on_both sh -c 'echo replacement >"$ROOT/replacement.txt"'
 	on_both sh -c 'mv "$ROOT/replacement.txt" "$ROOT/was-empty.bin"'

@@ -43,7 +43,7 @@ SUM_SIZE = 64                    # hex SHA-256 of the payload
 
 
 class Corrupt(Exception):
-    """A file holds bytes that no writer wrote."""
+    """A file contains bytes that no writer wrote."""
 
 
 def parse_size(text):

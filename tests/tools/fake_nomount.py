@@ -15,7 +15,7 @@ A read-only path-open lends a copy of the file in STATE/copies (mode
 and lends a read-write file in STATE/copies with the current content
 (empty after O_TRUNC).  The server copies that file over the origin file
 at "fsync", at "close" and when the handle ends.  Each request line is
-appended to STATE/requests.  When STATE/commit_errno holds a number,
+appended to STATE/requests.  When STATE/commit_errno contains a number,
 "fsync" and "close" reply "err NUMBER" instead of committing.
 """
 import argparse

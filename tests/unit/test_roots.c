@@ -160,7 +160,7 @@ static void test_publish_rejects_served_root(void **state)
 	roots_unpublish(sock);
 	assert_int_equal(access(path, F_OK), -1);
 	close(fd);
-	/* Nobody listens any more: the root counts as free. */
+	/* No daemon listens any more, so the root counts as free. */
 	assert_int_equal(roots_find(dir, "/data"), 0);
 }
 
