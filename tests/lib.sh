@@ -511,6 +511,26 @@ else:
 print(value)' "$2"
 }
 
+# connects_added LOG VAR=VALUE... -- COMMAND...: how many more connect
+# calls COMMAND makes with the variables set than without them.  Programs
+# connect to system services of their own (bash asks nscd or userdb for
+# the user's name), so only the difference tells what a library added.
+# The traced run's calls are left in LOG.
+connects_added() {
+	local log=$1 envs=() plain added
+	shift
+	while [ "$1" != "--" ]; do
+		envs+=("$1")
+		shift
+	done
+	shift
+	strace -f -qq -e trace=connect -o "$log.plain" "$@" >/dev/null
+	strace -f -qq -e trace=connect -o "$log" env "${envs[@]}" "$@" >/dev/null
+	plain=$(grep -c 'connect(' "$log.plain" || true)
+	added=$(grep -c 'connect(' "$log" || true)
+	echo $((added - plain))
+}
+
 require_fuse() {
 	[ -c /dev/fuse ] ||
 		fail "/dev/fuse is missing: load the fuse module (modprobe" \

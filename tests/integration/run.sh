@@ -7,7 +7,8 @@
 #
 # NEARFS_TESTS is an extended regular expression matched against the test
 # names (test_s3_read, ...).  Prints PASS, FAIL or SKIP per test, the log
-# of each failure, and ends with "N passed, N failed"; exits 1 when a
+# of each failure, the first FAIL line of each failure again at the end
+# (a long log may be cut), and "N passed, N failed"; exits 1 when a
 # test failed.  A test that exits 77 is skipped (counted apart).  Needs
 # build/nearfs, /dev/fuse and permission to mount (root, or a user
 # allowed to use fusermount3).
@@ -34,6 +35,7 @@ passed=0
 failed=0
 skipped=0
 failed_names=()
+failed_lines=()
 
 run_one() {
 	local test=$1 name start status log
@@ -59,7 +61,9 @@ run_one() {
 		fi
 		sed 's/^/    /' "$log"
 		failed=$((failed + 1))
-		failed_names+=("$name") ;;
+		failed_names+=("$name")
+		failed_lines+=("$name: $(grep -m 1 'FAIL:' "$log" ||
+			tail -n 1 "$log")") ;;
 	esac
 }
 
@@ -78,6 +82,7 @@ if [ "$skipped" -gt 0 ]; then
 fi
 if [ "$failed" -gt 0 ]; then
 	echo "failed: ${failed_names[*]}"
+	printf '  %s\n' "${failed_lines[@]}"
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

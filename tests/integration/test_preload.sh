@@ -356,11 +356,8 @@ check_not_lent "cat of a relative path off the mount" \
 if command -v strace >/dev/null; then
 	check "paths off the mount connect to no socket"
 	strace_connects() {
-		local log=$WORK/strace.log
-		strace -f -qq -e trace=connect -o "$log" \
-			env "${PRELOAD_ENV[@]}" LD_PRELOAD="$PRELOAD_LIB" "$@" \
-			>/dev/null
-		grep -c 'connect(' "$log" || true
+		connects_added "$WORK/strace.log" "${PRELOAD_ENV[@]}" \
+			LD_PRELOAD="$PRELOAD_LIB" -- "$@"
 	}
 	assert_eq 0 "$(strace_connects cat "$SRC/big.bin")" \
 		"connect calls of cat of an absolute path off the mount"
