@@ -513,8 +513,8 @@ print(value)' "$2"
 
 # connects_added LOG VAR=VALUE... -- COMMAND...: how many more connect
 # calls COMMAND makes with the variables set than without them.  Programs
-# connect to system services of their own (bash asks nscd or userdb for
-# the user's name), so only the difference tells what a library added.
+# connect to system services of their own (bash looks up the user's name
+# through nscd or userdb), so only the difference shows what a library added.
 # The traced run's calls are left in LOG.
 connects_added() {
 	local log=$1 envs=() plain added

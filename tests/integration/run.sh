@@ -6,9 +6,10 @@
 #   NEARFS_TESTS='s3_read|dir' tests/integration/run.sh
 #
 # NEARFS_TESTS is an extended regular expression matched against the test
-# names (test_s3_read, ...).  Prints PASS, FAIL or SKIP per test, the log
-# of each failure, the first FAIL line of each failure again at the end
-# (a long log may be cut), and "N passed, N failed"; exits 1 when a
+# names (test_s3_read, ...).  Prints PASS, FAIL or SKIP per test and the
+# log of each failure.  Because a long log may be cut, it then repeats
+# the first FAIL line of each failure and ends with "N passed, N
+# failed".  Exits 1 when a
 # test failed.  A test that exits 77 is skipped (counted apart).  Needs
 # build/nearfs, /dev/fuse and permission to mount (root, or a user
 # allowed to use fusermount3).
