@@ -9,8 +9,8 @@
 # names (test_s3_read, ...).  Prints PASS, FAIL or SKIP per test and the
 # log of each failure.  Because a long log may be cut, it then repeats
 # the first FAIL line of each failure and ends with "N passed, N
-# failed".  Exits 1 when a
-# test failed.  A test that exits 77 is skipped (counted apart).  Needs
+# failed".  Exits 1 when a test failed.  A test that exits 77 is skipped
+# (counted apart).  Needs
 # build/nearfs, /dev/fuse and permission to mount (root, or a user
 # allowed to use fusermount3).
 set -uo pipefail
