@@ -458,6 +458,50 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 }
 
 /*
+ * Make a read-only handle see what the writers of this mount wrote to its
+ * file, as every descriptor of a local file does.  A version that a local
+ * commit replaced leads to the version the commit made.  A shadow whose
+ * base is that version is read in its place.  A version replaced on the
+ * origin, unlinked or replaced by a rename has no successor, so the
+ * handle keeps reading what it opened.  Lock held.
+ */
+static void follow_local_writes(struct cache_file *f)
+{
+	struct cache *c = f->c;
+	struct object *obj = f->obj;
+	struct shadow *sh;
+
+	if (f->sh || !obj)
+		return;
+	while (obj->rewritten_as)
+		obj = obj->rewritten_as;
+	if (obj != f->obj) {
+		obj->refs++;
+		store_object_put(c, f->obj);
+		f->obj = obj;
+	}
+	sh = obj->path ? htab_get(&c->shadows, obj->path) : NULL;
+	if (sh && sh->base == obj) {
+		sh->refs++;
+		__atomic_store_n(&f->sh, sh, __ATOMIC_RELEASE);
+	}
+}
+
+/* Return the shadow f reads, following local writes first. */
+static struct shadow *file_shadow(struct cache_file *f)
+{
+	struct shadow *sh = __atomic_load_n(&f->sh, __ATOMIC_ACQUIRE);
+
+	if (sh || f->writable)
+		return sh;
+	pthread_mutex_lock(&f->c->lock);
+	follow_local_writes(f);
+	sh = f->sh;
+	pthread_mutex_unlock(&f->c->lock);
+	return sh;
+}
+
+/*
  * Take a reference on the version f reads now.  Reads of one handle may
  * run in parallel, and one of them may switch f to a new version and drop
  * the old one while another still reads it.
@@ -483,11 +527,12 @@ static void unpin_version(struct cache_file *f, struct object *obj)
 ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			uint64_t offset)
 {
+	struct shadow *sh = file_shadow(f);
 	struct object *obj;
 	ssize_t n;
 
-	if (f->sh)
-		return read_shadow(f->c, f->sh, buf, len, offset);
+	if (sh)
+		return read_shadow(f->c, sh, buf, len, offset);
 	obj = pin_version(f);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		n = store_read(f->c, obj, buf, len, offset);
@@ -574,7 +619,7 @@ int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 	struct object *obj;
 	int ret;
 
-	if (f->sh)
+	if (file_shadow(f))
 		return 0;
 	obj = pin_version(f);
 	ret = store_pin(f->c, obj, offset, len, fd, n);
@@ -664,6 +709,8 @@ int cache_file_getattr(struct cache_file *f, struct origin_attr *attr)
 	struct cache *c = f->c;
 
 	pthread_mutex_lock(&c->lock);
+	if (!f->writable)
+		follow_local_writes(f);
 	if (f->sh) {
 		*attr = f->sh->attr;
 		attr->size = f->sh->size;
@@ -720,6 +767,17 @@ static uint32_t add_chunks(struct cache *c, struct object *obj, int src_fd,
 	return i;
 }
 
+/* Record that a commit of this mount replaced old with obj, for the
+ * handles that still read old.  Lock held; obj must have its data file
+ * open, which the reference taken here keeps open. */
+static void link_rewrite(struct object *old, struct object *obj)
+{
+	if (old == obj || old->rewritten_as || old->refs == 0)
+		return;
+	old->rewritten_as = obj;
+	obj->refs++;
+}
+
 /*
  * Copy the committed shadow into a new cached version of path with the
  * attributes the origin returned.  Chunks that do not fit the budget are
@@ -736,6 +794,7 @@ void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 	pthread_mutex_lock(&c->lock);
 	old = htab_get(&c->objects, path);
 	if (old) {
+		old->refs++;	/* kept until linked to its successor */
 		store_object_detach(c, old);
 		changed = true;
 	}
@@ -748,6 +807,10 @@ void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 			obj = NULL;
 		}
 	}
+	if (old && obj)
+		link_rewrite(old, obj);
+	if (old)
+		store_object_put(c, old);
 	cache_record_created(c, path, attr);
 	pthread_mutex_unlock(&c->lock);
 	if (changed)
@@ -818,8 +881,10 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 
 	pthread_mutex_lock(&c->lock);
 	prev = htab_get(&c->objects, path);
-	if (prev)
-		store_object_detach(c, prev);	/* the shadow may pin it */
+	if (prev) {
+		prev->refs++;	/* kept until linked to its successor */
+		store_object_detach(c, prev);
+	}
 	obj = store_object_new(c, path, attr);
 	if (obj) {
 		store_data_path(c, obj->id, rel, sizeof(rel));
@@ -830,6 +895,8 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 	if (!obj || renameat(c->root_fd, sh->file, c->root_fd, rel) < 0) {
 		if (obj)
 			store_object_detach(c, obj);
+		if (prev)
+			store_object_put(c, prev);
 		pthread_mutex_unlock(&c->lock);
 		goto out_fallback;
 	}
@@ -837,6 +904,10 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 	obj->checked_ms = clock_now_ms();
 	obj->fd = sh->fd;
 	obj->refs++;		/* the shadow's base */
+	if (prev)
+		link_rewrite(prev, obj);
+	if (old && old != prev)
+		link_rewrite(old, obj);
 	sh->base = obj;
 	sh->fd = fd;
 	free(sh->file);
@@ -848,6 +919,8 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 	sh->modified = false;
 	if (old)
 		store_object_put(c, old);
+	if (prev)
+		store_object_put(c, prev);
 	cache_record_created(c, path, attr);
 	pthread_mutex_unlock(&c->lock);
 	register_chunks(c, obj);

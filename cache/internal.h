@@ -64,6 +64,10 @@ struct object {
 	bool detached;		/* replaced or removed; freed at refs 0 */
 	bool lent;		/* a program holds a read-only descriptor of
 				 * the data file: never punched (LENT) */
+	/* The version a commit of this mount made in its place, held while
+	 * this one lives, so that handles still reading it follow the
+	 * writes (file.c: follow_local_writes()). */
+	struct object *rewritten_as;
 };
 
 /*

@@ -318,6 +318,8 @@ static void object_destroy(struct cache *c, struct object *obj)
 		unlinkat(c->root_fd, rel, 0);
 	if (obj->logged && c->index)
 		index_log_object_del(c->index, obj->id);
+	if (obj->rewritten_as)
+		store_object_put(c, obj->rewritten_as);
 	free(obj->chunks);
 	free(obj->path);
 	free(obj);

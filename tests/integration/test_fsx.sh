@@ -4,21 +4,21 @@
 # directory) in each write mode (through, back, around), with chunk_size
 # 64K so that most operations touch a chunk boundary.
 #
-# Each pass runs FSX_OPS operations (default 300) with a fixed seed, and
-# then with a random seed that the log prints.  NEARFS_FSX_SEED replaces
+# Each pass runs FSX_OPS operations (default 300) with the fixed seeds
+# FSX_SEEDS (default 1 and 2), and then with a random seed that the log
+# prints.  NEARFS_FSX_SEED replaces
 # the random seed, to repeat a failed run; fsx.py prints the command that
 # repeats one pass alone.
 . "$(dirname "$0")/../lib.sh"
 
 FSX=$NEARFS_ROOT/tests/tools/fsx.py
 OPS=${FSX_OPS:-300}
-FIXED_SEEDS=${FSX_SEEDS:-1}
+FIXED_SEEDS=${FSX_SEEDS:-1 2}
 RANDOM_SEED=${NEARFS_FSX_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
-# Flags for fsx.py.  --no-stale-readers avoids a known fault: a
-# read-only descriptor opened before a writer reads the old version, and
-# after one read through it the writer's own reads stop at the old size.
-# FSX_FLAGS= (empty) tests that case too.
-FSX_FLAGS=${FSX_FLAGS---no-stale-readers}
+# Flags for fsx.py, for example --no-stale-readers to close read-only
+# descriptors before each write.  Seed 2 over S3 in write-through mode
+# reads through a descriptor opened before a writer.
+FSX_FLAGS=${FSX_FLAGS-}
 RUN=0
 
 # run_fsx KIND MODE SEED: one fsx.py run on a fresh origin, cache and

@@ -233,6 +233,92 @@ static void test_write_read_after_commit_sees_new(void **state)
 	free(want);
 }
 
+/* A read-only handle opened before a writer reads what the writer wrote,
+ * past the old end too, during the write and after the commit. */
+static void test_write_earlier_reader_sees_writes(void **state)
+{
+	struct test_env *env = start(state);
+	size_t size = 2 * CS;
+	char *want = put_pattern(env->fo, "e", size, 12);
+	struct origin_attr attr;
+	struct cache_file *r, *w;
+	char buf[8] = "";
+
+	r = test_open_file(env->c, "e", O_RDONLY);
+	assert_int_equal(cache_file_read(r, buf, 4, 0), 4);
+	assert_memory_equal(buf, want, 4);
+	w = test_open_file(env->c, "e", O_RDWR);
+	assert_int_equal(cache_file_write(w, "grown", 5, size), 5);
+	assert_int_equal(cache_file_write(w, "head", 4, 0), 4);
+
+	assert_int_equal(cache_file_getattr(r, &attr), 0);
+	assert_int_equal(attr.size, size + 5);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(cache_file_read(r, buf, 8, size), 5);
+	assert_memory_equal(buf, "grown", 5);
+	assert_int_equal(cache_file_read(r, buf, 4, 0), 4);
+	assert_memory_equal(buf, "head", 4);
+
+	assert_int_equal(cache_file_commit(w), 0);
+	cache_file_release(w);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(cache_file_read(r, buf, 8, size), 5);
+	assert_memory_equal(buf, "grown", 5);
+	cache_file_release(r);
+	free(want);
+}
+
+/* A read-only handle follows a truncation by path, and then the commit
+ * of a later writer. */
+static void test_write_earlier_reader_sees_truncate(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr = { 0 };
+	char *want = put_pattern(env->fo, "k", 3 * CS, 13);
+	struct cache_file *r, *w;
+	char buf[16] = "";
+
+	r = test_open_file(env->c, "k", O_RDONLY);
+	assert_int_equal(cache_file_read(r, buf, 16, CS), 16);
+	assert_memory_equal(buf, want + CS, 16);
+	assert_int_equal(cache_setattr(env->c, "k", &attr, 0, true, 10), 0);
+	assert_int_equal(cache_file_getattr(r, &attr), 0);
+	assert_int_equal(attr.size, 10);
+	assert_int_equal(cache_file_read(r, buf, 16, CS), 0);
+	assert_int_equal(cache_file_read(r, buf, 16, 0), 10);
+	assert_memory_equal(buf, want, 10);
+
+	w = test_open_file(env->c, "k", O_WRONLY);
+	assert_int_equal(cache_file_write(w, "0123456789abcdef", 16, 0), 16);
+	assert_int_equal(cache_file_commit(w), 0);
+	cache_file_release(w);
+	assert_int_equal(cache_file_read(r, buf, 16, 0), 16);
+	assert_memory_equal(buf, "0123456789abcdef", 16);
+	cache_file_release(r);
+	free(want);
+}
+
+/* A file replaced by a rename is another file: its reader keeps the
+ * bytes it opened. */
+static void test_write_reader_of_replaced_file(void **state)
+{
+	struct test_env *env = start(state);
+	char *old = put_pattern(env->fo, "p", CS, 14);
+	char *new = put_pattern(env->fo, "q", CS, 15);
+	struct cache_file *r;
+	char buf[16] = "";
+
+	r = test_open_file(env->c, "p", O_RDONLY);
+	assert_int_equal(cache_file_read(r, buf, 16, 0), 16);
+	assert_int_equal(cache_rename(env->c, "q", "p", 0), 0);
+	assert_int_equal(cache_file_read(r, buf, 16, 100), 16);
+	assert_memory_equal(buf, old + 100, 16);
+	cache_file_release(r);
+	test_assert_cache_has(env->c, "p", new, CS);
+	free(old);
+	free(new);
+}
+
 static void test_write_truncate_down_up(void **state)
 {
 	static const uint64_t cuts[] = { 1000, CS, CS + 4000 };
@@ -445,6 +531,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_write_partial_overwrite_uncached,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_read_after_commit_sees_new,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_earlier_reader_sees_writes,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_write_earlier_reader_sees_truncate, test_env_teardown),
+		cmocka_unit_test_teardown(test_write_reader_of_replaced_file,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_truncate_down_up,
 					  test_env_teardown),
