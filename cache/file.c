@@ -71,6 +71,8 @@ struct shadow *shadow_new(struct cache *c, const char *path,
 		goto out_close;
 	pthread_mutex_init(&sh->lock, NULL);
 	sh->refs = 1;
+	if (base && !base->shadow)
+		base->shadow = sh;
 	return sh;
 out_close:
 	if (base)
@@ -100,13 +102,19 @@ void shadow_put(struct cache *c, struct shadow *sh)
 			meta_listing_remove(c, sh->path);
 		}
 	}
-	if (sh->base)
+	if (sh->base) {
+		if (sh->base->shadow == sh)
+			sh->base->shadow = NULL;
 		store_object_put(c, sh->base);
+		sh->base = NULL;
+	}
 	shadow_free(c, sh, false);
 }
 
 void shadow_free(struct cache *c, struct shadow *sh, bool keep_file)
 {
+	if (sh->base && sh->base->shadow == sh)
+		sh->base->shadow = NULL;
 	pthread_mutex_destroy(&sh->lock);
 	close(sh->fd);
 	if (!keep_file && sh->file)
@@ -460,10 +468,15 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 /*
  * Make a read-only handle see what the writers of this mount wrote to its
  * file, as every descriptor of a local file does.  A version that a local
- * commit replaced leads to the version the commit made.  A shadow whose
- * base is that version is read in its place.  A version replaced on the
- * origin, unlinked or replaced by a rename has no successor, so the
- * handle keeps reading what it opened.  Lock held.
+ * commit replaced leads to the version the commit made, and the shadow
+ * that writes on top of that version is read in its place, also after a
+ * rename or an unlink of the file.  A version replaced on the origin,
+ * unlinked or replaced by a rename has no successor, so the handle keeps
+ * reading what it opened.  Lock held.
+ *
+ * NOTE: in write-around mode a commit leaves no cached successor, so a
+ * handle that did not read while the writer was open keeps the old
+ * version after the writer closed.
  */
 static void follow_local_writes(struct cache_file *f)
 {
@@ -480,8 +493,8 @@ static void follow_local_writes(struct cache_file *f)
 		store_object_put(c, f->obj);
 		f->obj = obj;
 	}
-	sh = obj->path ? htab_get(&c->shadows, obj->path) : NULL;
-	if (sh && sh->base == obj) {
+	sh = obj->shadow;
+	if (sh) {
 		sh->refs++;
 		__atomic_store_n(&f->sh, sh, __ATOMIC_RELEASE);
 	}
@@ -908,6 +921,9 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 		link_rewrite(prev, obj);
 	if (old && old != prev)
 		link_rewrite(old, obj);
+	if (old && old->shadow == sh)
+		old->shadow = NULL;
+	obj->shadow = sh;
 	sh->base = obj;
 	sh->fd = fd;
 	free(sh->file);
@@ -1084,6 +1100,30 @@ void cache_file_release(struct cache_file *f)
 		store_object_put(c, f->obj);
 	pthread_mutex_unlock(&c->lock);
 	free(f);
+}
+
+int cache_file_dup(struct cache_file *f, struct cache_file **out)
+{
+	struct cache *c = f->c;
+	struct cache_file *g;
+
+	if (f->writable)
+		return -EBADF;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->c = c;
+	pthread_mutex_lock(&c->lock);
+	follow_local_writes(f);
+	g->obj = f->obj;
+	if (g->obj)
+		g->obj->refs++;
+	g->sh = f->sh;
+	if (g->sh)
+		g->sh->refs++;
+	pthread_mutex_unlock(&c->lock);
+	*out = g;
+	return 0;
 }
 
 static int truncate_path(struct cache *c, const char *path, uint64_t size)

@@ -68,6 +68,8 @@ struct object {
 	 * this one lives, so that handles still reading it follow the
 	 * writes (file.c: follow_local_writes()). */
 	struct object *rewritten_as;
+	/* The shadow that writes on top of this version, while it lives. */
+	struct shadow *shadow;
 };
 
 /*

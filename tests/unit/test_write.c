@@ -298,6 +298,36 @@ static void test_write_earlier_reader_sees_truncate(void **state)
 	free(want);
 }
 
+/* A reader of a file that is being written follows the writer also
+ * after another file was renamed over the name: both descriptors are
+ * of the replaced file. */
+static void test_write_reader_follows_renamed_over(void **state)
+{
+	struct test_env *env = start(state);
+	char *old = put_pattern(env->fo, "b", CS, 16);
+	char *other = put_pattern(env->fo, "c", CS, 17);
+	struct origin_attr attr;
+	struct cache_file *r, *w;
+	char buf[8] = "";
+
+	r = test_open_file(env->c, "b", O_RDONLY);
+	assert_int_equal(cache_file_read(r, buf, 4, 0), 4);
+	w = test_open_file(env->c, "b", O_RDWR);
+	assert_int_equal(cache_file_write(w, "first", 5, CS), 5);
+	assert_int_equal(cache_rename(env->c, "c", "b", 0), 0);
+	assert_int_equal(cache_file_write(w, "again", 5, CS + 5), 5);
+
+	assert_int_equal(cache_file_getattr(r, &attr), 0);
+	assert_int_equal(attr.size, CS + 10);
+	assert_int_equal(cache_file_read(r, buf, 8, CS + 2), 8);
+	assert_memory_equal(buf, "rstagain", 8);
+	cache_file_release(w);
+	cache_file_release(r);
+	test_assert_cache_has(env->c, "b", other, CS);
+	free(old);
+	free(other);
+}
+
 /* A file replaced by a rename is another file: its reader keeps the
  * bytes it opened. */
 static void test_write_reader_of_replaced_file(void **state)
@@ -536,6 +566,9 @@ int main(int argc, char **argv)
 					  test_env_teardown),
 		cmocka_unit_test_teardown(
 			test_write_earlier_reader_sees_truncate, test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_write_reader_follows_renamed_over,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_write_reader_of_replaced_file,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_truncate_down_up,
