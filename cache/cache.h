@@ -272,6 +272,10 @@ int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);
 
+/* Open a second read-only handle on what the read-only handle f reads,
+ * the same version or shadow.  -EBADF for a handle open for writing. */
+int cache_file_dup(struct cache_file *f, struct cache_file **out);
+
 /*
  * Hand the content of f, open for writing, to a program that reads and
  * writes it through a descriptor of its own instead of through f.  The

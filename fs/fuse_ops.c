@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "ctl_link.h"
 #include "inode.h"
@@ -31,6 +32,8 @@ struct inval_item {
 	struct inval_item *next;
 	char path[];
 };
+
+#define PATH_LOCKS 64	/* a power of two */
 
 struct nearfs_fs {
 	struct cache *cache;
@@ -58,6 +61,11 @@ struct nearfs_fs {
 	bool notifier_running;
 	bool stopping;		/* set by nearfs_fs_stop() */
 	pthread_t notifier;
+
+	/* A rename holds the locks of both paths for writing, and a
+	 * lookup holds its path's for reading, so that a lookup never
+	 * pairs one file's attributes with another file's inode. */
+	pthread_rwlock_t path_locks[PATH_LOCKS];
 };
 
 /*
@@ -474,6 +482,73 @@ static void nf_init(void *userdata, struct fuse_conn_info *conn)
 
 /* ---- names ---- */
 
+static pthread_rwlock_t *path_lock(struct nearfs_fs *fs, const char *path)
+{
+	return &fs->path_locks[XXH3_64bits(path, strlen(path)) &
+			       (PATH_LOCKS - 1)];
+}
+
+/* Take the path locks of a rename, in a fixed order. */
+static void lock_rename(struct nearfs_fs *fs, const char *from,
+			const char *to)
+{
+	pthread_rwlock_t *a = path_lock(fs, from), *b = path_lock(fs, to);
+
+	if (a > b) {
+		pthread_rwlock_t *t = a;
+
+		a = b;
+		b = t;
+	}
+	pthread_rwlock_wrlock(a);
+	if (b != a)
+		pthread_rwlock_wrlock(b);
+}
+
+static void unlock_rename(struct nearfs_fs *fs, const char *from,
+			  const char *to)
+{
+	pthread_rwlock_t *a = path_lock(fs, from), *b = path_lock(fs, to);
+
+	pthread_rwlock_unlock(a);
+	if (b != a)
+		pthread_rwlock_unlock(b);
+}
+
+/*
+ * Copy the path of ino and take its path lock for reading, so that no
+ * rename puts another file at the path before the caller's request to the
+ * cache returns: the reply must describe the file of ino.  The caller
+ * unlocks with unlock_path() and frees *path.
+ */
+static int lock_inode_path(struct nearfs_fs *fs, fuse_ino_t ino, char **path)
+{
+	for (;;) {
+		char *again;
+		int ret = inode_path(fs->inodes, ino, path);
+
+		if (ret)
+			return ret;
+		pthread_rwlock_rdlock(path_lock(fs, *path));
+		ret = inode_path(fs->inodes, ino, &again);
+		if (ret == 0 && strcmp(again, *path) == 0) {
+			free(again);
+			return 0;
+		}
+		/* Renamed meanwhile: look again. */
+		pthread_rwlock_unlock(path_lock(fs, *path));
+		free(*path);
+		if (ret)
+			return ret;
+		free(again);
+	}
+}
+
+static void unlock_path(struct nearfs_fs *fs, const char *path)
+{
+	pthread_rwlock_unlock(path_lock(fs, path));
+}
+
 static void nf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct nearfs_fs *fs = req_fs(req);
@@ -494,9 +569,11 @@ static void nf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	/* NOTE: a rename of an ancestor between child_path() and the
 	 * reply (the kernel does not lock ancestors for a lookup) leaves
 	 * the entry under its old path until the kernel forgets it. */
+	pthread_rwlock_rdlock(path_lock(fs, path));
 	ret = cache_getattr(fs->cache, path, &attr);
 	if (ret == 0)
 		reply_entry(req, fs, path, &attr);
+	pthread_rwlock_unlock(path_lock(fs, path));
 	free(path);
 
 out_reply:
@@ -531,6 +608,11 @@ static void nf_forget_multi(fuse_req_t req, size_t count,
 
 /* ---- attributes ---- */
 
+static int getattr_pin(void *pin, void *arg)
+{
+	return cache_file_getattr(pin, arg);
+}
+
 static int get_attr(struct nearfs_fs *fs, fuse_ino_t ino,
 		    struct fuse_file_info *fi, struct origin_attr *attr)
 {
@@ -540,17 +622,23 @@ static int get_attr(struct nearfs_fs *fs, fuse_ino_t ino,
 
 	if (fi && fi->fh)
 		return cache_file_getattr(fi_file(fi)->file, attr);
-	ret = inode_path(fs->inodes, ino, &path);
+	ret = lock_inode_path(fs, ino, &path);
 	if (ret == 0) {
 		if (is_ctl_link(fs, path))
 			ctl_link_attr(fs, attr);
 		else
 			ret = cache_getattr(fs->cache, path, attr);
+		unlock_path(fs, path);
 		free(path);
 		return ret;
 	}
+	if (ret != -ENOENT)
+		return ret;
+	/* A file replaced by a rename: the version it was. */
+	if (inode_copy_pin(fs->inodes, ino, getattr_pin, attr) == 0)
+		return 0;
 	/* fstat(2) of an unlinked file arrives without a handle. */
-	if (ret != -ENOENT || !(of = open_file_find(fs, ino)))
+	if (!(of = open_file_find(fs, ino)))
 		return ret;
 	ret = cache_file_getattr(of->file, attr);
 	open_file_put(fs, of);
@@ -636,7 +724,7 @@ static int do_setattr(struct nearfs_fs *fs, fuse_ino_t ino,
 	if (!which && !set_size)
 		return 0;
 
-	ret = inode_path(fs->inodes, ino, &path);
+	ret = lock_inode_path(fs, ino, &path);
 	if (ret)
 		return ret;
 	if (is_ctl_link(fs, path))
@@ -644,6 +732,7 @@ static int do_setattr(struct nearfs_fs *fs, fuse_ino_t ino,
 	else
 		ret = cache_setattr(fs->cache, path, &attr, which, set_size,
 				    (uint64_t)st->st_size);
+	unlock_path(fs, path);
 	free(path);
 	return ret;
 }
@@ -823,12 +912,41 @@ static void nf_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	remove_entry(req, parent, name, true);
 }
 
+/*
+ * Keep the content of the regular file at path, which a rename is about to
+ * replace, for the inode number the kernel has for it.  The kernel may send an
+ * open or getattr of that inode after the rename: without the pin it would
+ * reach the new file under the old inode, whose page cache and size are
+ * the old file's, or fail with ENOENT.  Best effort: without a pin the
+ * inode behaves as an unlinked one.
+ */
+static void pin_replaced(struct nearfs_fs *fs, const char *path)
+{
+	struct origin_attr attr;
+	struct cache_file *file;
+	bool changed;
+
+	if (!inode_find(fs->inodes, path) ||
+	    cache_getattr(fs->cache, path, &attr) != 0 || !S_ISREG(attr.mode))
+		return;
+	if (cache_file_open(fs->cache, path, O_RDONLY, &file, &changed) != 0)
+		return;
+	if (inode_pin(fs->inodes, path, file) != 0)
+		cache_file_release(file);
+}
+
+static int copy_pin(void *pin, void *arg)
+{
+	return cache_file_dup(pin, arg);
+}
+
 static void nf_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
 	struct nearfs_fs *fs = req_fs(req);
 	char *from = NULL, *to = NULL;
+	void *pin;
 	int ret;
 
 	ret = new_entry_path(fs, parent, name, -EPERM, &from);
@@ -839,10 +957,19 @@ static void nf_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = -EPERM;
 	if (ret)
 		goto out_free;
+	lock_rename(fs, from, to);
+	if (!(flags & RENAME_EXCHANGE))
+		pin_replaced(fs, to);
 	ret = cache_rename(fs->cache, from, to, flags);
-	if (ret)
+	if (ret) {
+		pin = inode_unpin(fs->inodes, to);
+		if (pin)
+			cache_file_release(pin);
+		unlock_rename(fs, from, to);
 		goto out_free;
+	}
 	ret = inode_rename(fs->inodes, from, to, flags & RENAME_EXCHANGE);
+	unlock_rename(fs, from, to);
 	if (ret)
 		log_warn("rename of '%s' to '%s' succeeded, but the inode "
 			 "table could not follow it: %s; the old names stay "
@@ -895,6 +1022,7 @@ static int do_open(struct nearfs_fs *fs, fuse_ino_t ino, const char *path,
 static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct nearfs_fs *fs = req_fs(req);
+	struct cache_file *file;
 	char *path;
 	int ret;
 
@@ -902,13 +1030,26 @@ static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	ret = inode_path(fs->inodes, ino, &path);
+	ret = lock_inode_path(fs, ino, &path);
+	if (ret == -ENOENT && (fi->flags & O_ACCMODE) == O_RDONLY &&
+	    inode_copy_pin(fs->inodes, ino, copy_pin, &file) == 0) {
+		/* The file was replaced by a rename: open what it was. */
+		ret = open_file_new(fs, ino, file, false, fi);
+		if (ret) {
+			cache_file_release(file);
+			goto out_reply;
+		}
+		fi->keep_cache = 1;
+		goto out_open;
+	}
 	if (ret)
 		goto out_reply;
 	ret = do_open(fs, ino, path, fi);
+	unlock_path(fs, path);
 	free(path);
 	if (ret)
 		goto out_reply;
+out_open:
 	/* The kernel calls no release after a failed open reply. */
 	if (fuse_reply_open(req, fi) != 0)
 		open_file_free(fs, fi_file(fi));
@@ -1519,6 +1660,11 @@ void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
 		fs->umask = umask;
 }
 
+static void release_pin(void *pin)
+{
+	cache_file_release(pin);
+}
+
 int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
 {
 	const struct cache_config *cfg = cache_config(c);
@@ -1532,6 +1678,7 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
 		free(fs);
 		return ret;
 	}
+	inode_table_set_unpin(fs->inodes, release_pin);
 	fs->cache = c;
 	fs->uid = getuid();
 	fs->gid = getgid();
@@ -1539,6 +1686,8 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
 	fs->read_only = cfg->read_only;
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->inval_lock, NULL);
+	for (size_t i = 0; i < PATH_LOCKS; i++)
+		pthread_rwlock_init(&fs->path_locks[i], NULL);
 	pthread_cond_init(&fs->inval_cond, NULL);
 	pthread_cond_init(&fs->inval_idle, NULL);
 	fs->inval_tail = &fs->inval_head;
@@ -1588,6 +1737,7 @@ void nearfs_fs_stop(struct nearfs_fs *fs)
 		pthread_join(fs->notifier, NULL);
 		fs->notifier_running = false;
 	}
+	inode_unpin_all(fs->inodes);
 }
 
 void nearfs_fs_free(struct nearfs_fs *fs)
@@ -1600,6 +1750,8 @@ void nearfs_fs_free(struct nearfs_fs *fs)
 	pthread_cond_destroy(&fs->inval_cond);
 	pthread_mutex_destroy(&fs->inval_lock);
 	pthread_mutex_destroy(&fs->open_lock);
+	for (size_t i = 0; i < PATH_LOCKS; i++)
+		pthread_rwlock_destroy(&fs->path_locks[i]);
 	free(fs->ctl_path);
 	free(fs);
 }

@@ -21,6 +21,7 @@ struct inode {
 	char *path;
 	bool linked;		/* in the path hash */
 	struct inode *next;	/* chain of the path hash */
+	void *pin;		/* see inode_pin(), or NULL */
 };
 
 struct inode_table {
@@ -35,6 +36,7 @@ struct inode_table {
 	uint64_t nbuckets;	/* a power of two */
 	uint64_t nlinked;
 	uint64_t count;
+	void (*unpin)(void *pin);
 };
 
 #define INITIAL_SLOTS 1024
@@ -191,14 +193,25 @@ out_free:
 	return NULL;
 }
 
-static void node_free(struct inode_table *t, struct inode *node)
+/* Free node and return its pin, which the caller gives to t->unpin once
+ * the mutex is released. */
+static void *node_free(struct inode_table *t, struct inode *node)
 {
+	void *pin = node->pin;
+
 	hash_remove(t, node);
 	t->slots[node->ino] = NULL;
 	t->count--;
 	ino_release(t, node->ino);
 	free(node->path);
 	free(node);
+	return pin;
+}
+
+static void unpin(struct inode_table *t, void *pin)
+{
+	if (pin && t->unpin)
+		t->unpin(pin);
 }
 
 int inode_table_new(struct inode_table **out)
@@ -235,6 +248,7 @@ void inode_table_free(struct inode_table *t)
 		return;
 	for (uint64_t i = 0; t->slots && i < t->nslots; i++) {
 		if (t->slots[i]) {
+			unpin(t, t->slots[i]->pin);
 			free(t->slots[i]->path);
 			free(t->slots[i]);
 		}
@@ -273,6 +287,7 @@ out_unlock:
 void inode_forget(struct inode_table *t, uint64_t ino, uint64_t n)
 {
 	struct inode *node;
+	void *pin = NULL;
 
 	if (ino == INODE_ROOT)
 		return;
@@ -280,12 +295,82 @@ void inode_forget(struct inode_table *t, uint64_t ino, uint64_t n)
 	if (ino >= t->nslots || !(node = t->slots[ino]))
 		goto out_unlock;
 	if (n >= node->nlookup)
-		node_free(t, node);
+		pin = node_free(t, node);
 	else
 		node->nlookup -= n;
 
 out_unlock:
 	pthread_mutex_unlock(&t->lock);
+	unpin(t, pin);
+}
+
+void inode_table_set_unpin(struct inode_table *t, void (*fn)(void *pin))
+{
+	t->unpin = fn;
+}
+
+int inode_pin(struct inode_table *t, const char *path, void *pin)
+{
+	struct inode *node;
+	int ret = 0;
+
+	pthread_mutex_lock(&t->lock);
+	node = hash_find(t, path);
+	if (!node)
+		ret = -ENOENT;
+	else if (node->pin)
+		ret = -EEXIST;
+	else
+		node->pin = pin;
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+void *inode_unpin(struct inode_table *t, const char *path)
+{
+	struct inode *node;
+	void *pin = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	node = hash_find(t, path);
+	if (node) {
+		pin = node->pin;
+		node->pin = NULL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return pin;
+}
+
+void inode_unpin_all(struct inode_table *t)
+{
+	for (;;) {
+		void *pin = NULL;
+
+		pthread_mutex_lock(&t->lock);
+		for (uint64_t i = 0; i < t->nslots && !pin; i++) {
+			if (t->slots[i] && t->slots[i]->pin) {
+				pin = t->slots[i]->pin;
+				t->slots[i]->pin = NULL;
+			}
+		}
+		pthread_mutex_unlock(&t->lock);
+		if (!pin)
+			return;
+		unpin(t, pin);
+	}
+}
+
+int inode_copy_pin(struct inode_table *t, uint64_t ino,
+		   int (*copy)(void *pin, void *arg), void *arg)
+{
+	struct inode *node;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	if (ino < t->nslots && (node = t->slots[ino]) && node->pin)
+		ret = copy(node->pin, arg);
+	pthread_mutex_unlock(&t->lock);
+	return ret;
 }
 
 int inode_path(struct inode_table *t, uint64_t ino, char **path)

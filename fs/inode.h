@@ -66,6 +66,32 @@ int inode_rename(struct inode_table *t, const char *from, const char *to,
  */
 void inode_unlink(struct inode_table *t, const char *path, bool tree);
 
+/*
+ * Pins: an entry may carry one opaque pin, an open handle of the file it
+ * names, so that the inode keeps its content after a rename replaces the
+ * file at its path.  The table hands each pin to the function set with
+ * inode_table_set_unpin() when its entry is freed, outside the table's
+ * mutex.  Lock order: the table's mutex comes before any lock that
+ * copy() of inode_copy_pin() takes.
+ */
+void inode_table_set_unpin(struct inode_table *t, void (*unpin)(void *pin));
+
+/* Attach pin to the linked entry of path.  -ENOENT when the kernel does
+ * not know path, -EEXIST when the entry has a pin: the caller keeps pin. */
+int inode_pin(struct inode_table *t, const char *path, void *pin);
+
+/* Detach the pin of path's linked entry and return it, or NULL. */
+void *inode_unpin(struct inode_table *t, const char *path);
+
+/* Detach every pin and give it to the unpin function.  Call it while the
+ * pinned handles can still be released, before the cache closes. */
+void inode_unpin_all(struct inode_table *t);
+
+/* Return copy(pin, arg) for the pin of ino, called with the table's
+ * mutex held so that the pin stays alive; -ENOENT when ino has none. */
+int inode_copy_pin(struct inode_table *t, uint64_t ino,
+		   int (*copy)(void *pin, void *arg), void *arg);
+
 /* Number of entries, the root included (for tests and statistics). */
 uint64_t inode_count(struct inode_table *t);
 

@@ -6,18 +6,17 @@
 # is checked on the mount, again after a remount with the same cache,
 # and in the origin.
 #
-# CONCURRENT_PASSES lists the passes as ORIGIN/MODE, with ORIGIN s3 or
-# dir and MODE a write mode (default "s3/through s3/back").
-# CONCURRENT_ROUNDS sets the rounds per writer (default 15), and
-# NEARFS_CONCURRENT_SEED the seed (default: random, printed).
+# Each pass also runs tests/tools/replace_race.py: six threads replace
+# one file by rename and read it back whole.
 #
-# NOTE: over a directory origin (dir/through, dir/back) readers of a file
-# that another thread replaces by rename read a mix of two versions now
-# and then, and an open of the name can fail with ENOENT.  Those passes
-# are left out by default until that is fixed.
+# CONCURRENT_PASSES lists the passes as ORIGIN/MODE, with ORIGIN s3 or
+# dir and MODE a write mode (default "s3/through s3/back dir/through
+# dir/back").  CONCURRENT_ROUNDS sets the rounds per writer (default 15),
+# and NEARFS_CONCURRENT_SEED the seed (default: random, printed).
 . "$(dirname "$0")/../lib.sh"
 
 TOOL=$NEARFS_ROOT/tests/tools/concurrent_rw.py
+RACE=$NEARFS_ROOT/tests/tools/replace_race.py
 ROUNDS=${CONCURRENT_ROUNDS:-15}
 SEED=${NEARFS_CONCURRENT_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 ARGS=(--seed "$SEED" --processes 3 --threads 3 --rounds "$ROUNDS"
@@ -64,6 +63,12 @@ run_pass() {
 	tool run "$mnt/work"
 	tool verify "$mnt/work"
 
+	check "$kind/$mode: readers of a file replaced by rename"
+	mkdir "$mnt/race"
+	assert_eq "reads 480, bad 0, errors 0" \
+		"$(python3 "$RACE" "$mnt/race" --threads 6 --rounds 80 \
+			--seed "$SEED")" "replace_race.py reads, seed $SEED"
+
 	check "$kind/$mode: every byte after a remount"
 	unmount_nearfs "$mnt"
 	mount_nearfs "$origin" "$mnt" "$opts"
@@ -82,6 +87,6 @@ run_pass() {
 start_s3
 s3 mb data
 log "seed $SEED (NEARFS_CONCURRENT_SEED=$SEED repeats it)"
-for pass in ${CONCURRENT_PASSES:-s3/through s3/back}; do
+for pass in ${CONCURRENT_PASSES:-s3/through s3/back dir/through dir/back}; do
 	run_pass "${pass%/*}" "${pass#*/}"
 done
