@@ -239,3 +239,27 @@ assert_eq 2 "$(line_count "$LOG" "failed after retries: HTTP 503 SlowDown")" \
 assert_eq 1 "$(line_count "$LOG" "failed after retries: HTTP 503 SlowDown ($((FAILED - 2)) similar messages suppressed)")" \
 	"summary line of the suppressed failures"
 
+# ---- a recovered write-back journal
+
+check "recovered journal: one line with the pending uploads and bytes"
+WB_ORIGIN=$WORK/wb-origin
+WB_MNT=$WORK/wb-mnt
+mkdir -p "$WB_ORIGIN"
+WB_OPTS="cache_dir=$WORK/cache-wb,write_mode=back,writeback_delay=1h"
+mount_nearfs "$WB_ORIGIN" "$WB_MNT" "$WB_OPTS"
+for size in 1000 2000 3000; do
+	random_file "$WB_MNT/w$size.bin" "$size"
+done
+kill_nearfs "$WB_MNT"
+assert_eq "" "$(ls "$WB_ORIGIN")" "origin files before the journal replay"
+mount_nearfs "$WB_ORIGIN" "$WB_MNT" "$WB_OPTS"
+LOG=${NEARFS_LOG[$WB_MNT]}
+unmount_nearfs "$WB_MNT"
+assert_eq 1 "$(count_lines "$LOG" "^nearfs: info: recovered the write-back journal $WORK/cache-wb/.*/journal: 3 pending uploads, 6000 bytes$")" \
+	"recovered journal lines"
+assert_eq 1 "$(count_lines "$LOG" "recovered the write-back journal")" \
+	"lines that name the recovered journal"
+for size in 1000 2000 3000; do
+	assert_eq "$size" "$(stat -c %s "$WB_ORIGIN/w$size.bin")" \
+		"size of w$size.bin uploaded after the replay"
+done
