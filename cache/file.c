@@ -1094,8 +1094,10 @@ int cache_setattr(struct cache *c, const char *path,
 	pthread_mutex_lock(&c->lock);
 	apply_attr(c, path, attr, which);
 	sh = htab_get(&c->shadows, path);
-	if (local_only && sh && sh->pending)
+	if (local_only && sh && sh->pending) {
+		sh->attr.size = sh->size;
 		journal_put(c->journal, sh->seq, sh->path, &sh->attr);
+	}
 	obj = htab_get(&c->objects, path);
 	if (!local_only && obj && result.size == obj->attr.size) {
 		/* S3 gives the same bytes a new ETag. */

@@ -129,6 +129,7 @@ int wb_commit(struct cache *c, struct shadow *sh)
 		if (ret < 0)
 			goto out_unlock;
 	}
+	sh->attr.size = sh->size;
 	ret = journal_put(c->journal, sh->seq, sh->path, &sh->attr);
 	if (ret < 0) {
 		log_err("cannot record %s in the write-back journal: %s",
@@ -591,6 +592,12 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 		free(name);
 		return;
 	}
+	if (meta->size != JOURNAL_SIZE_UNKNOWN &&
+	    meta->size != (uint64_t)st.st_size)
+		log_limited(LOG_WARNING, "the write-back journal recorded %"
+			    PRIu64 " bytes for %s, but %s/%s has %" PRIu64
+			    ": the file is uploaded as it is now", meta->size,
+			    path, c->root, name, (uint64_t)st.st_size);
 	sh = calloc(1, sizeof(*sh));
 	if (!sh) {
 		close(fd);
