@@ -889,8 +889,8 @@ static int commit_to_origin(struct cache *c, struct shadow *sh)
 
 	ret = shadow_upload(c, sh, path, &sh->attr, sh->size, &result);
 	if (ret < 0) {
-		log_err("cannot store %s on the origin: %s", path,
-			strerror(-ret));
+		log_limited(LOG_ERR, "cannot store %s on the origin: %s", path,
+			    strerror(-ret));
 		goto out_free;
 	}
 	sh->dirty = false;
