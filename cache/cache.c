@@ -644,8 +644,8 @@ int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
 	obj = htab_get(&c->objects, path);
 	if (ret < 0 && ret != -ENOENT && obj) {
 		/* The origin is unreachable: keep serving the copy. */
-		log_warn("cannot check %s on the origin (%s): using the "
-			 "cached version", path, strerror(-ret));
+		log_limited(LOG_WARNING, "cannot check %s on the origin (%s): "
+			    "using the cached version", path, strerror(-ret));
 		*attr = obj->attr;
 		ret = 0;
 		dropped = false;
@@ -1131,8 +1131,8 @@ out_pin:
 out_unlock:
 	pthread_mutex_unlock(&c->lock);
 	if (offline)
-		log_warn("cannot check %s on the origin: using the cached "
-			 "version", path);
+		log_limited(LOG_WARNING, "cannot check %s on the origin: "
+			    "using the cached version", path);
 	if (*changed)
 		cache_notify(c, path);
 	return ret;

@@ -978,8 +978,8 @@ static int commit_to_origin(struct cache *c, struct shadow *sh)
 
 	ret = shadow_upload(c, sh, path, &sh->attr, sh->size, &result);
 	if (ret < 0) {
-		log_err("cannot store %s on the origin: %s", path,
-			strerror(-ret));
+		log_limited(LOG_ERR, "cannot store %s on the origin: %s", path,
+			    strerror(-ret));
 		goto out_free;
 	}
 	sh->dirty = false;
@@ -1207,8 +1207,10 @@ int cache_setattr(struct cache *c, const char *path,
 	pthread_mutex_lock(&c->lock);
 	apply_attr(c, path, attr, which);
 	sh = htab_get(&c->shadows, path);
-	if (local_only && sh && sh->pending)
+	if (local_only && sh && sh->pending) {
+		sh->attr.size = sh->size;
 		journal_put(c->journal, sh->seq, sh->path, &sh->attr);
+	}
 	obj = htab_get(&c->objects, path);
 	if (!local_only && obj && result.size == obj->attr.size) {
 		/* S3 gives the same bytes a new ETag. */

@@ -237,6 +237,8 @@ struct cache {
 	/* Counters for cache_get_stats(), under lock. */
 	uint64_t hits, misses, bytes_from_cache, bytes_from_origin;
 	uint64_t evictions, checksum_failures, revalidations;
+	/* Reservations failed since eviction pressure began, or 0. */
+	uint64_t pressure_failures;
 	uint64_t bytes_zero_copy;
 	uint64_t invalidations;
 	uint64_t lends, lends_refused;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,20 @@
 #define JOURNAL_MAGIC "NEARFSJL"
 #define JOURNAL_PARAM 0u
 
+/*
+ * Version 1 wrote REC_PUT records, version 2 writes REC_PUT_SIZE, which
+ * adds the size of dirty/SEQ.  A version 1 journal replays with sizes
+ * unknown, and its compaction at open rewrites it as version 2.  Until
+ * then (when that compaction fails) new PUTs go to it as REC_PUT, so
+ * that the nearfs version that wrote it can still replay it.
+ */
+#define JOURNAL_OLDEST_VERSION 1
+
 enum record_type {
 	REC_PUT = 1,
 	REC_MOVE,
 	REC_DONE,
+	REC_PUT_SIZE,
 };
 
 /* Fixed part of a PUT record.  The path follows: path_len bytes, no NUL. */
@@ -35,6 +46,14 @@ struct put_record {
 	uint32_t mtime_nsec;
 	uint32_t mode, uid, gid, valid;
 	uint32_t path_len;
+};
+
+/* Fixed part of a PUT_SIZE record: a PUT with the bytes of dirty/SEQ
+ * (JOURNAL_SIZE_UNKNOWN for an entry replayed from REC_PUT).  The path
+ * follows as in PUT. */
+struct put_size_record {
+	struct put_record put;
+	uint64_t size;
 };
 
 /* Fixed part of a MOVE record.  The path follows as in PUT. */
@@ -65,6 +84,7 @@ struct replay_state {
 static const struct recordlog_kind journal_kind = {
 	.magic = JOURNAL_MAGIC,
 	.version = JOURNAL_FORMAT_VERSION,
+	.oldest_version = JOURNAL_OLDEST_VERSION,
 	.what = "write-back journal",
 	.fix = "the pending uploads it lists are kept; use the nearfs "
 	       "version that wrote it to upload them, or move the cache "
@@ -98,24 +118,32 @@ static char *path_dup(const char *src, uint32_t len, int *error)
 	return path;
 }
 
-static int replay_put(struct replay_state *st, const char *p, uint32_t len)
+/* Replay a PUT record, or a PUT_SIZE record when sized is set. */
+static int replay_put(struct replay_state *st, const char *p, uint32_t len,
+		      bool sized)
 {
+	size_t fixed = sized ? sizeof(struct put_size_record) :
+			       sizeof(struct put_record);
+	uint64_t size = JOURNAL_SIZE_UNKNOWN;
 	struct put_record r;
 	struct pending *e;
 	char key[17];
 	int error = 0;
 
-	if (len < sizeof(r))
+	if (len < fixed)
 		return -EINVAL;
 	memcpy(&r, p, sizeof(r));
-	if (sizeof(r) + (uint64_t)r.path_len != len)
+	if (sized)
+		memcpy(&size, p + offsetof(struct put_size_record, size),
+		       sizeof(size));
+	if (fixed + (uint64_t)r.path_len != len)
 		return -EINVAL;
 	if (r.seq > st->max_seq)
 		st->max_seq = r.seq;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		goto out_nomem;
-	e->path = path_dup(p + sizeof(r), r.path_len, &error);
+	e->path = path_dup(p + fixed, r.path_len, &error);
 	if (!e->path) {
 		free(e);
 		if (error)
@@ -129,6 +157,7 @@ static int replay_put(struct replay_state *st, const char *p, uint32_t len)
 	e->meta.valid = r.valid;
 	e->meta.mtime.tv_sec = r.mtime_sec;
 	e->meta.mtime.tv_nsec = r.mtime_nsec;
+	e->meta.size = size;
 	seq_key(r.seq, key);
 	pending_free(htab_remove(&st->map, key));
 	if (htab_put(&st->map, key, e) < 0) {
@@ -199,7 +228,9 @@ static int replay_one(void *arg, uint8_t type, const char *payload,
 		return 0;
 	switch (type) {
 	case REC_PUT:
-		return replay_put(st, payload, len);
+		return replay_put(st, payload, len, false);
+	case REC_PUT_SIZE:
+		return replay_put(st, payload, len, true);
 	case REC_MOVE:
 		return replay_move(st, payload, len);
 	case REC_DONE:
@@ -247,21 +278,26 @@ static int append_put(struct journal *j, uint64_t seq, const char *path,
 		      const struct origin_attr *meta)
 {
 	size_t path_len = strlen(path);
-	struct put_record r = {
-		.seq = seq,
-		.mtime_sec = meta->mtime.tv_sec,
-		.mtime_nsec = meta->mtime.tv_nsec,
-		.mode = meta->mode, .uid = meta->uid, .gid = meta->gid,
-		.valid = meta->valid,
-		.path_len = path_len,
+	struct put_size_record r = {
+		.put = {
+			.seq = seq,
+			.mtime_sec = meta->mtime.tv_sec,
+			.mtime_nsec = meta->mtime.tv_nsec,
+			.mode = meta->mode, .uid = meta->uid, .gid = meta->gid,
+			.valid = meta->valid,
+			.path_len = path_len,
+		},
+		.size = meta->size,
 	};
+	bool sized = recordlog_version(j->log) >= 2;
+	size_t fixed = sized ? sizeof(r) : sizeof(r.put);
 
 	if (path_len == 0)
 		return -EINVAL;
-	if (sizeof(r) + path_len > RECORDLOG_PAYLOAD_MAX)
+	if (fixed + path_len > RECORDLOG_PAYLOAD_MAX)
 		return -ENAMETOOLONG;
-	return recordlog_append(j->log, REC_PUT, &r, sizeof(r), path,
-				path_len, NULL, 0);
+	return recordlog_append(j->log, sized ? REC_PUT_SIZE : REC_PUT, &r,
+				fixed, path, path_len, NULL, 0);
 }
 
 /*
@@ -305,7 +341,8 @@ static int check_param(const char *path, char *err, size_t errlen)
 	n = pread(fd, &h, sizeof(h), 0);
 	close(fd);
 	if (n != sizeof(h) || memcmp(h.magic, JOURNAL_MAGIC, 8) != 0 ||
-	    h.version != JOURNAL_FORMAT_VERSION || h.param == JOURNAL_PARAM)
+	    h.version < JOURNAL_OLDEST_VERSION ||
+	    h.version > JOURNAL_FORMAT_VERSION || h.param == JOURNAL_PARAM)
 		return 0;
 	snprintf(err, errlen, "write-back journal %s has header parameter "
 		 "%u, expected %u (damaged header): %s", path, h.param,

@@ -6,9 +6,15 @@
  * the journal maps SEQ to the origin path and the metadata to store with
  * it.  Records (over recordlog.h):
  *
- *   PUT  seq, metadata, path   dirty/SEQ is to be stored at path
+ *   PUT  seq, metadata, size, path
+ *                              dirty/SEQ, of size bytes at the last
+ *                              close, is to be stored at path
  *   MOVE seq, path             a rename moved it before the upload
  *   DONE seq                   uploaded, or dropped by an unlink
+ *
+ * The size lets `nearfs-ctl verify` check dirty/SEQ.  No checksum of
+ * the content is stored, because computing one would read the whole
+ * file again at every close.
  *
  * Replay is idempotent: a PUT of a known seq replaces it, a MOVE or DONE
  * of an unknown seq is ignored.  A torn last record is cut.  Records are
@@ -23,11 +29,16 @@
 #include "origin.h"
 #include "recordlog.h"
 
-#define JOURNAL_FORMAT_VERSION 1
+/* Version 2 added the size to PUT.  Version 1 journals still replay. */
+#define JOURNAL_FORMAT_VERSION 2
+
+/* The size of a pending file that a version 1 journal listed. */
+#define JOURNAL_SIZE_UNKNOWN UINT64_MAX
 
 struct journal;
 
-/* Called once per pending file after replay, in increasing seq order. */
+/* Called once per pending file after replay, in increasing seq order.
+ * meta->size is the recorded size of dirty/SEQ, or JOURNAL_SIZE_UNKNOWN. */
 typedef void (*journal_pending_fn)(void *arg, uint64_t seq,
 				   const char *path,
 				   const struct origin_attr *meta);
@@ -55,7 +66,8 @@ int journal_read(const char *path, journal_pending_fn fn, void *arg,
 /* The largest seq ever replayed or written; new files use larger ones. */
 uint64_t journal_max_seq(const struct journal *j);
 
-/* Append a record.  0 or a negative errno. */
+/* Append a record.  meta->size of a PUT is the size of dirty/SEQ.  0 or
+ * a negative errno. */
 int journal_put(struct journal *j, uint64_t seq, const char *path,
 		const struct origin_attr *meta);
 int journal_move(struct journal *j, uint64_t seq, const char *path);

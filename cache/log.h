@@ -10,6 +10,7 @@
 #define NEARFS_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 extern int log_max_level;	/* LOG_ERR .. LOG_DEBUG */
@@ -38,6 +39,54 @@ void log_write(int level, const char *fmt, ...)
 	do {							\
 		if ((level) <= log_max_level)			\
 			log_write((level), __VA_ARGS__);	\
+	} while (0)
+
+/*
+ * Rate limiting.  A call site of log_limited() writes its first message
+ * and starts a window of LOG_LIMIT_WINDOW_MS on clock_now_ms().  Repeats
+ * inside the window are counted, not written.  The first message after
+ * the window is written with " (N similar messages suppressed)" appended
+ * and starts the next window.  log_flush_suppressed() writes what is
+ * still counted.  Messages above log_max_level are neither written nor
+ * counted.
+ */
+#define LOG_LIMIT_WINDOW_MS 10000
+
+/* The state of one rate-limited call site; zero-initialized. */
+struct log_limit {
+	bool started;
+	uint64_t window_start_ms;
+	uint64_t suppressed;	/* messages not written in this window */
+	char *last;		/* the last of them, for the flush */
+	int last_level;
+	bool listed;		/* on the list of sites to flush */
+	struct log_limit *next;
+};
+
+void log_write_limited(struct log_limit *limit, int level, const char *fmt,
+		       ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * For each site with suppressed messages, write the last of them with
+ * the count of the others, and start its window again.  The daemon calls
+ * this before its stop line.
+ */
+void log_flush_suppressed(void);
+
+/*
+ * Send every line to fn instead of stderr and syslog, with its level
+ * and without the "nearfs: LEVEL: " prefix; NULL restores the normal
+ * output.  For tests.
+ */
+typedef void (*log_output_fn)(void *arg, int level, const char *line);
+void log_set_output(log_output_fn fn, void *arg);
+
+#define log_limited(level, ...)						\
+	do {								\
+		static struct log_limit nf_log_limit_;			\
+		if ((level) <= log_max_level)				\
+			log_write_limited(&nf_log_limit_, (level),	\
+					  __VA_ARGS__);			\
 	} while (0)
 
 #define log_err(...)	nf_log(LOG_ERR, __VA_ARGS__)

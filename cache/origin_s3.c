@@ -78,6 +78,13 @@ struct s3_origin {
 	unsigned list_max_keys;	/* 0: the server's default */
 	atomic_bool bucket_missing_logged;
 
+	/* A retry burst: attempts keep failing with errors that are
+	 * retried.  Its start and its end are logged once each, and the
+	 * retries in between are counted under burst_lock. */
+	pthread_mutex_t burst_lock;
+	atomic_bool burst;
+	uint64_t burst_retries;
+
 	pthread_mutex_t pool_lock;
 	CURL **pool;		/* idle easy handles */
 	size_t pool_len;
@@ -815,8 +822,9 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 	case 416:
 		return -ERANGE;
 	case 403:
-		log_warn("s3: %s %s: access denied (%s)", req->method,
-			 request_target(req), code[0] ? code : "403");
+		log_limited(LOG_WARNING, "s3: %s %s: access denied (%s)",
+			    req->method, request_target(req),
+			    code[0] ? code : "403");
 		return -EACCES;
 	default:
 		break;
@@ -825,9 +833,9 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 		return -EFBIG;
 	if (!strcmp(code, "KeyTooLongError"))
 		return -ENAMETOOLONG;
-	log_warn("s3: %s %s failed: HTTP %ld %s%s%s", req->method,
-		 request_target(req), status, code, code[0] ? ": " : "",
-		 resp->message);
+	log_limited(LOG_WARNING, "s3: %s %s failed: HTTP %ld %s%s%s",
+		    req->method, request_target(req), status, code,
+		    code[0] ? ": " : "", resp->message);
 	if (status == 400)
 		return -EINVAL;
 	return -EIO;
@@ -841,14 +849,57 @@ static uint64_t monotonic_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Retries are logged at most once every 10 s, whatever the traffic. */
-static bool may_log_retry(void)
+/* Note an attempt that failed with an error that is retried, and log the
+ * start of a burst. */
+static void burst_note_failure(struct s3_origin *so,
+			       const struct s3_request *req, int rc)
 {
-	static _Atomic uint64_t last_ms;
-	uint64_t now = monotonic_ms(), last = atomic_load(&last_ms);
+	char error[CURL_ERROR_SIZE + 96];
 
-	return (last == 0 || now - last >= 10000) &&
-	       atomic_compare_exchange_strong(&last_ms, &last, now);
+	if (atomic_load(&so->burst))
+		return;
+	if (rc)
+		snprintf(error, sizeof(error), "%s", req->resp.curl_error[0] ?
+			 req->resp.curl_error : strerror(-rc));
+	else
+		snprintf(error, sizeof(error), "HTTP %ld %s", req->resp.status,
+			 req->resp.code);
+	pthread_mutex_lock(&so->burst_lock);
+	if (!atomic_load(&so->burst)) {
+		atomic_store(&so->burst, true);
+		so->burst_retries = 0;
+		log_warn("s3: origin %s (bucket %s) is failing: %s %s: %s. "
+			 "Requests are retried, and one line follows when it "
+			 "answers again", so->endpoint, so->bucket,
+			 req->method, request_target(req), error);
+	}
+	pthread_mutex_unlock(&so->burst_lock);
+}
+
+static void burst_count_retry(struct s3_origin *so)
+{
+	if (!atomic_load(&so->burst))
+		return;
+	pthread_mutex_lock(&so->burst_lock);
+	if (atomic_load(&so->burst))
+		so->burst_retries++;
+	pthread_mutex_unlock(&so->burst_lock);
+}
+
+/* Note an attempt that got a response which is not retried, and log the
+ * end of a burst. */
+static void burst_note_answer(struct s3_origin *so)
+{
+	if (!atomic_load(&so->burst))
+		return;
+	pthread_mutex_lock(&so->burst_lock);
+	if (atomic_load(&so->burst)) {
+		atomic_store(&so->burst, false);
+		log_info("s3: origin %s (bucket %s) answered again after %"
+			 PRIu64 " retries", so->endpoint, so->bucket,
+			 so->burst_retries);
+	}
+	pthread_mutex_unlock(&so->burst_lock);
 }
 
 /*
@@ -880,6 +931,7 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 	for (unsigned attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
 		if (attempt) {
 			atomic_fetch_add(&so->base.counters.retries, 1);
+			burst_count_retry(so);
 			backoff(attempt);
 		}
 		uint64_t sent_ms = monotonic_ms();
@@ -893,35 +945,28 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 			  rc ? req->resp.curl_error : "HTTP ",
 			  rc ? 0L : req->resp.status, attempt + 1,
 			  monotonic_ms() - sent_ms);
-		if (!retry)
+		if (!retry) {
+			if (rc == 0)
+				burst_note_answer(so);
 			break;
+		}
+		burst_note_failure(so, req, rc);
 		/* Each attempt may take timeout; no new one starts once
 		 * three times that has passed. */
 		if (monotonic_ms() - start_ms >= 3 * so->timeout_ms)
 			break;
-		if (attempt != 0 || !may_log_retry())
-			continue;
-		if (rc)
-			log_info("s3: %s %s at %s: %s; retrying",
-				 req->method, request_target(req),
-				 so->endpoint, req->resp.curl_error);
-		else
-			log_info("s3: %s %s at %s: HTTP %ld %s; retrying",
-				 req->method, request_target(req),
-				 so->endpoint, req->resp.status,
-				 req->resp.code);
 	}
 	if (rc) {
-		log_warn("s3: %s %s at %s failed: %s", req->method,
-			 request_target(req), so->endpoint,
-			 req->resp.curl_error[0] ? req->resp.curl_error :
-			 strerror(-rc));
+		log_limited(LOG_WARNING, "s3: %s %s at %s failed: %s",
+			    req->method, request_target(req), so->endpoint,
+			    req->resp.curl_error[0] ? req->resp.curl_error :
+			    strerror(-rc));
 		if (rc != -ENOMEM && !(req->body && req->body->error))
 			rc = -EIO;
 	} else if (retry) {
-		log_warn("s3: %s %s failed after retries: HTTP %ld %s",
-			 req->method, request_target(req), req->resp.status,
-			 req->resp.code);
+		log_limited(LOG_WARNING, "s3: %s %s failed after retries: "
+			    "HTTP %ld %s", req->method, request_target(req),
+			    req->resp.status, req->resp.code);
 		rc = -EIO;
 	} else {
 		rc = status_to_errno(so, req);
@@ -2466,10 +2511,15 @@ static void s3_free(struct origin *o)
 
 	if (!so)
 		return;
+	if (atomic_load(&so->burst))
+		log_warn("s3: origin %s (bucket %s) still failed at close, "
+			 "after %" PRIu64 " retries", so->endpoint, so->bucket,
+			 so->burst_retries);
 	for (size_t i = 0; i < so->pool_len; i++)
 		curl_easy_cleanup(so->pool[i]);
 	free(so->pool);
 	pthread_mutex_destroy(&so->pool_lock);
+	pthread_mutex_destroy(&so->burst_lock);
 	if (!so->anonymous)
 		s3_creds_free(&so->creds);
 	free(so->bucket);
@@ -2646,6 +2696,7 @@ int origin_s3_new(const struct s3_config *cfg, struct origin **out,
 		return -ENOMEM;
 	so->base.ops = &s3_ops;
 	pthread_mutex_init(&so->pool_lock, NULL);
+	pthread_mutex_init(&so->burst_lock, NULL);
 	so->anonymous = true;	/* until credentials are loaded */
 	so->read_only = cfg->read_only;
 	so->bucket = strdup(cfg->bucket);

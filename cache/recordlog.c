@@ -33,6 +33,7 @@ struct recordlog {
 	int fd;
 	int compact_fd;		/* target of a compaction, or -1 */
 	uint32_t param;
+	uint32_t version;	/* of the file's header */
 	uint64_t size;		/* bytes in the file */
 	bool failed;		/* an append failed; logged once */
 	char *buf;		/* one record being formed */
@@ -88,6 +89,11 @@ int recordlog_sync(struct recordlog *log)
 uint64_t recordlog_size(const struct recordlog *log)
 {
 	return log->size;
+}
+
+uint32_t recordlog_version(const struct recordlog *log)
+{
+	return log->compact_fd >= 0 ? log->kind->version : log->version;
 }
 
 /* Replay the records of buf; returns the length of the valid prefix. */
@@ -148,12 +154,14 @@ static int read_file(int fd, char **buf, size_t *size)
 	return 0;
 }
 
-/* Check the header of the file at path and store its parameter in
- * *param.  Returns 0, or -EPROTO with a message in err. */
+/* Check the header of the file at path and store its version and
+ * parameter.  Returns 0, or -EPROTO with a message in err. */
 static int read_header(const char *path, const struct recordlog_kind *kind,
-		       const char *buf, size_t size, uint32_t *param,
-		       char *err, size_t errlen)
+		       const char *buf, size_t size, uint32_t *version,
+		       uint32_t *param, char *err, size_t errlen)
 {
+	uint32_t oldest = kind->oldest_version ? kind->oldest_version :
+						  kind->version;
 	struct file_header fh;
 
 	if (size < sizeof(fh) ||
@@ -163,12 +171,20 @@ static int read_header(const char *path, const struct recordlog_kind *kind,
 		return -EPROTO;
 	}
 	memcpy(&fh, buf, sizeof(fh));
-	if (fh.version != kind->version) {
-		snprintf(err, errlen, "%s %s has format version %u, but this "
-			 "nearfs reads version %u: %s", kind->what, path,
-			 fh.version, kind->version, kind->fix);
+	if (fh.version < oldest || fh.version > kind->version) {
+		if (oldest == kind->version)
+			snprintf(err, errlen, "%s %s has format version %u, but "
+				 "this nearfs reads version %u: %s",
+				 kind->what, path, fh.version, kind->version,
+				 kind->fix);
+		else
+			snprintf(err, errlen, "%s %s has format version %u, but "
+				 "this nearfs reads versions %u to %u: %s",
+				 kind->what, path, fh.version, oldest,
+				 kind->version, kind->fix);
 		return -EPROTO;
 	}
+	*version = fh.version;
 	*param = fh.param;
 	return 0;
 }
@@ -178,6 +194,7 @@ static int start_empty(struct recordlog *log)
 	if (ftruncate(log->fd, 0) < 0)
 		return -errno;
 	log->size = sizeof(struct file_header);
+	log->version = log->kind->version;
 	return write_header(log, log->fd);
 }
 
@@ -203,8 +220,8 @@ static int load(struct recordlog *log, recordlog_replay_fn fn, void *arg,
 		ret = start_empty(log);
 		goto out_free;
 	}
-	ret = read_header(log->path, log->kind, buf, size, &param, err,
-			  errlen);
+	ret = read_header(log->path, log->kind, buf, size, &log->version,
+			  &param, err, errlen);
 	if (ret < 0)
 		goto out_free;
 	if (param != log->param) {
@@ -291,8 +308,8 @@ int recordlog_read(const char *path, const struct recordlog_kind *kind,
 	}
 	scan->size = size;
 	if (size >= sizeof(struct file_header)) {
-		ret = read_header(path, kind, buf, size, &scan->param, err,
-				  errlen);
+		ret = read_header(path, kind, buf, size, &scan->version,
+				  &scan->param, err, errlen);
 		if (ret == 0 && fn)
 			scan->valid = replay_all(fn, arg, buf, size);
 	}
@@ -381,6 +398,7 @@ int recordlog_compact_end(struct recordlog *log, int ok)
 	close(log->fd);
 	log->fd = fd;
 	log->size = st.st_size;
+	log->version = log->kind->version;
 	log->failed = false;
 out_free:
 	free(p);

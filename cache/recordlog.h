@@ -22,6 +22,8 @@
 struct recordlog_kind {
 	const char *magic;	/* exactly 8 characters */
 	uint32_t version;	/* format version this build writes */
+	uint32_t oldest_version;	/* oldest version it reads; 0: only
+					 * version */
 	const char *what;	/* "cache index", for messages */
 	const char *fix;	/* what to do with a file of another version */
 };
@@ -35,8 +37,10 @@ struct recordlog;
 /*
  * Open or create the file at path and replay it through fn.  When the
  * file was written with another param, *param_changed is set and the
- * file starts empty.  Returns 0, or a negative errno with a message in
- * err (-EPROTO for a bad magic or an unknown format version).
+ * file starts empty.  A file of an older version that kind reads keeps
+ * its header until a compaction rewrites it.  Returns 0, or a negative
+ * errno with a message in err (-EPROTO for a bad magic or an unknown
+ * format version).
  */
 int recordlog_open(const char *path, const struct recordlog_kind *kind,
 		   uint32_t param, recordlog_replay_fn fn, void *arg,
@@ -46,6 +50,7 @@ void recordlog_close(struct recordlog *log);
 
 /* The result of recordlog_read() on a file. */
 struct recordlog_scan {
+	uint32_t version;	/* the header's format version */
 	uint32_t param;		/* the header's parameter */
 	uint64_t valid;		/* bytes of the header and of the records
 				 * replayed; 0 when the header is torn */
@@ -80,6 +85,11 @@ int recordlog_sync(struct recordlog *log);
 
 /* Bytes in the file. */
 uint64_t recordlog_size(const struct recordlog *log);
+
+/* The format version of the file that appends go to: the version read
+ * from its header, or kind->version once it was started empty or
+ * compacted. */
+uint32_t recordlog_version(const struct recordlog *log);
 
 /*
  * Start a compact copy: later appends go to a new file until

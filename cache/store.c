@@ -434,7 +434,7 @@ static bool below_min_free(struct cache *c, uint64_t len)
 	return avail < need + len;
 }
 
-int store_reserve(struct cache *c, uint64_t len)
+static int reserve_room(struct cache *c, uint64_t len)
 {
 	if (len > c->cfg.size_max)
 		return -ENOSPC;
@@ -446,6 +446,50 @@ int store_reserve(struct cache *c, uint64_t len)
 			return -ENOSPC;
 	c->bytes_cached += len;
 	return 0;
+}
+
+/*
+ * Log the start and the end of eviction pressure, once each.  Pressure
+ * is a stretch of reservations that fail because nothing is left to
+ * evict: files waiting for upload or other data fill the cache disk, or
+ * every cached chunk is being read.  Lock held.
+ */
+static void note_pressure(struct cache *c, uint64_t len, int ret)
+{
+	struct statvfs st;
+	uint64_t avail = 0;
+
+	if (ret == 0 && c->pressure_failures == 0)
+		return;
+	if (ret == 0) {
+		log_info("cache %s has room again after %" PRIu64 " chunks "
+			 "were not cached: %" PRIu64 " bytes cached of "
+			 "cache_size %" PRIu64, c->root, c->pressure_failures,
+			 c->bytes_cached, c->cfg.size_max);
+		c->pressure_failures = 0;
+		return;
+	}
+	if (c->pressure_failures++ > 0)
+		return;
+	if (fstatvfs(c->root_fd, &st) == 0)
+		avail = (uint64_t)st.f_bavail * st.f_frsize;
+	log_warn("cache %s has no room for %" PRIu64 " bytes and nothing to "
+		 "evict: %" PRIu64 " bytes cached of cache_size %" PRIu64
+		 ", %" PRIu64 " bytes free on its disk (min_free %" PRIu64
+		 "%s), %" PRIu64 " bytes waiting for upload.  Reads are "
+		 "served from the origin without caching until there is room",
+		 c->root, len, c->bytes_cached, c->cfg.size_max, avail,
+		 c->cfg.min_free_pct ? (uint64_t)c->cfg.min_free_pct :
+		 c->cfg.min_free, c->cfg.min_free_pct ? "%" : " bytes",
+		 c->dirty_bytes);
+}
+
+int store_reserve(struct cache *c, uint64_t len)
+{
+	int ret = reserve_room(c, len);
+
+	note_pressure(c, len, ret);
+	return ret;
 }
 
 int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,

@@ -36,6 +36,7 @@ const char *const verify_kind_names[VERIFY_KIND_MAX] = {
 	[VERIFY_INDEX] = "index",
 	[VERIFY_JOURNAL] = "journal",
 	[VERIFY_DIRTY] = "dirty",
+	[VERIFY_SIZE] = "size",
 };
 
 /* The action of the repair for a problem. */
@@ -417,6 +418,27 @@ static void check_tmp(struct verify *v)
 	for_each_entry(v, "tmp", check_tmp_file);
 }
 
+/* Compare the size of a pending file with the one the journal records
+ * (none in a version 1 journal).  The file is kept whatever it holds. */
+static void check_pending_size(struct verify *v, const char *name,
+			       const char *path, uint64_t recorded,
+			       uint64_t size)
+{
+	struct problem *p;
+
+	if (recorded == JOURNAL_SIZE_UNKNOWN || recorded == size)
+		return;
+	p = add_problem(v, VERIFY_SIZE, FIX_KEEP, name, "the journal records "
+			"%" PRIu64 " bytes for %s, but the file has %" PRIu64
+			" bytes (%" PRIu64 " bytes %s)", recorded, path, size,
+			size < recorded ? recorded - size : size - recorded,
+			size < recorded ? "shorter" : "longer");
+	if (p)
+		p->keep_reason = "kept: verify never removes a pending "
+				 "upload, and the next mount uploads the "
+				 "file as it is now";
+}
+
 static void check_pending(void *arg, uint64_t seq, const char *path,
 			  const struct origin_attr *meta)
 {
@@ -425,7 +447,6 @@ static void check_pending(void *arg, uint64_t seq, const char *path,
 	struct problem *p;
 	struct stat st;
 
-	(void)meta;
 	if (!name || htab_put(&v->listed, name, v) < 0) {
 		v->error = -ENOMEM;
 		free(name);
@@ -442,6 +463,7 @@ static void check_pending(void *arg, uint64_t seq, const char *path,
 					   st.st_size);
 			free(file);
 		}
+		check_pending_size(v, name, path, meta->size, st.st_size);
 		free(name);
 		return;
 	}

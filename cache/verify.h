@@ -8,7 +8,8 @@
  * names.  It holds the folder's lock for the whole run, so no daemon can
  * start on it meanwhile.  The repair drops what is broken and writes the
  * index back through the engine's compaction; it never removes a file
- * that the journal lists as still to be uploaded.  The engine prints
+ * that the journal lists as still to be uploaded, also when its size
+ * differs from the one the journal records.  The engine prints
  * nothing: problems go to the caller's callbacks.
  */
 #ifndef NEARFS_VERIFY_H
@@ -30,6 +31,8 @@ enum verify_kind {
 	VERIFY_JOURNAL,		/* the journal is torn, damaged or lists a
 				 * missing file */
 	VERIFY_DIRTY,		/* a file in dirty/ the journal does not list */
+	VERIFY_SIZE,		/* a pending file in dirty/ is shorter or
+				 * longer than the journal records */
 	VERIFY_KIND_MAX
 };
 

@@ -129,6 +129,7 @@ int wb_commit(struct cache *c, struct shadow *sh)
 		if (ret < 0)
 			goto out_unlock;
 	}
+	sh->attr.size = sh->size;
 	ret = journal_put(c->journal, sh->seq, sh->path, &sh->attr);
 	if (ret < 0) {
 		log_err("cannot record %s in the write-back journal: %s",
@@ -170,11 +171,11 @@ static void upload_failed(struct cache *c, struct shadow *sh,
 	sh->tried_gen = c->flush_gen;
 	c->upload_retries++;
 	if (sh->attempts == 1 || sh->attempts % 10 == 0 || is_permanent(err))
-		nf_log(is_permanent(err) ? LOG_ERR : LOG_WARNING,
-		       "cannot upload %s (attempt %u): %s; it stays in the "
-		       "write-back journal and is retried in %" PRIu64 " s",
-		       path, sh->attempts, strerror(-err),
-		       backoff_ms(sh->attempts) / 1000);
+		log_limited(is_permanent(err) ? LOG_ERR : LOG_WARNING,
+			    "cannot upload %s (attempt %u): %s; it stays in "
+			    "the write-back journal and is retried in %" PRIu64
+			    " s", path, sh->attempts, strerror(-err),
+			    backoff_ms(sh->attempts) / 1000);
 	pthread_cond_broadcast(&c->wb_done);
 }
 
@@ -582,15 +583,21 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 
 	fd = name ? openat(c->root_fd, name, O_RDWR | O_CLOEXEC) : -1;
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		log_err("the write-back journal lists %s, but %s/%s is "
-			"missing: that change cannot be uploaded", path,
-			c->root, name ? name : "dirty/?");
+		log_limited(LOG_ERR, "the write-back journal lists %s, but "
+			    "%s/%s is missing: that change cannot be uploaded",
+			    path, c->root, name ? name : "dirty/?");
 		remember_dropped(r, seq);
 		if (fd >= 0)
 			close(fd);
 		free(name);
 		return;
 	}
+	if (meta->size != JOURNAL_SIZE_UNKNOWN &&
+	    meta->size != (uint64_t)st.st_size)
+		log_limited(LOG_WARNING, "the write-back journal recorded %"
+			    PRIu64 " bytes for %s, but %s/%s has %" PRIu64
+			    ": the file is uploaded as it is now", meta->size,
+			    path, c->root, name, (uint64_t)st.st_size);
 	sh = calloc(1, sizeof(*sh));
 	if (!sh) {
 		close(fd);
@@ -653,9 +660,9 @@ int wb_open(struct cache *c, char *err, size_t errlen)
 		journal_done(c->journal, r.lost[i]);
 	free(r.lost);
 	if (c->pending_count)
-		log_info("write-back journal: %" PRIu64 " files (%" PRIu64
-			 " bytes) still to upload", c->pending_count,
-			 c->dirty_bytes);
+		log_info("recovered the write-back journal %s/journal: %"
+			 PRIu64 " pending uploads, %" PRIu64 " bytes", c->root,
+			 c->pending_count, c->dirty_bytes);
 
 	for (; c->wb_nthreads < WB_THREADS; c->wb_nthreads++) {
 		ret = pthread_create(&c->wb_threads[c->wb_nthreads], NULL,

@@ -496,6 +496,8 @@ static void daemon_teardown(struct daemon *d)
 	if (d->cache)
 		cache_close(d->cache);
 	nearfs_fs_free(d->fs);
+	/* The counts of rate-limited lines come before the stop line. */
+	log_flush_suppressed();
 }
 
 static void log_write_mode(const struct cache_config *cfg)

@@ -488,6 +488,58 @@ PY
 	fail "no listener bound to $address within 10 s"
 }
 
+# start_fault_proxy [ARG...]: start tests/tools/fault_proxy.py in front
+# of the server of start_s3, with the extra arguments, and wait until it
+# writes its stats.  Sets PROXY_URL, PROXY_STATS (the stats file) and
+# CONTROL (the control file of proxy_set).
+start_fault_proxy() {
+	local port i
+	CONTROL=$WORK/proxy-control.json
+	PROXY_STATS=$WORK/proxy-stats.json
+	port=$(free_port)
+	python3 "$NEARFS_ROOT/tests/tools/fault_proxy.py" --port "$port" \
+		--upstream "${NEARFS_TEST_ENDPOINT#http://}" "$@" \
+		--control "$CONTROL" --stats "$PROXY_STATS" \
+		>"$WORK/proxy.log" 2>&1 &
+	CLEANUP_PIDS+=("$!")
+	for i in $(seq 100); do
+		[ -s "$PROXY_STATS" ] && break
+		sleep 0.1
+	done
+	[ -s "$PROXY_STATS" ] ||
+		fail "fault_proxy.py did not start: $(cat "$WORK/proxy.log")"
+	PROXY_URL=http://127.0.0.1:$port
+}
+
+# proxy_field NAME: a value of the proxy's stats ("requests",
+# "faults.reset", "statuses.412"; 0 for a status never seen).
+proxy_field() {
+	python3 - "$PROXY_STATS" "$1" <<'PY'
+import json, sys
+value = json.load(open(sys.argv[1]))
+for part in sys.argv[2].split("."):
+    value = value.get(part, 0)
+print(value)
+PY
+}
+
+# proxy_set JSON: replace the proxy's control file and wait until the
+# proxy has applied it.
+proxy_set() {
+	local before i
+	before=$(proxy_field reloads)
+	echo "$1" >"$CONTROL.tmp"
+	mv "$CONTROL.tmp" "$CONTROL"
+	for i in $(seq 100); do
+		[ "$(proxy_field reloads)" -gt "$before" ] && {
+			log "proxy settings: $1"
+			return 0
+		}
+		sleep 0.05
+	done
+	fail "fault_proxy.py did not apply $1: $(tail -n 5 "$WORK/proxy.log")"
+}
+
 # stats_json MNT: the output of nearfs-ctl stats --json.
 stats_json() {
 	"$NEARFS_CTL" stats --json "$1"

@@ -9,59 +9,14 @@
 # the proxy log in the failure output names it.
 . "$(dirname "$0")/../lib.sh"
 
-PROXY=$NEARFS_ROOT/tests/tools/fault_proxy.py
 SEED=${NEARFS_FAULT_SEED:-1}
 REF=$WORK/ref
-CONTROL=$WORK/proxy-control.json
-PROXY_STATS=$WORK/proxy-stats.json
 mkdir -p "$REF"
 
 start_s3
 s3 mb data
-
-PROXY_PORT=$(free_port)
-python3 "$PROXY" --port "$PROXY_PORT" \
-	--upstream "${NEARFS_TEST_ENDPOINT#http://}" --seed "$SEED" \
-	--control "$CONTROL" --stats "$PROXY_STATS" \
-	>"$WORK/proxy.log" 2>&1 &
-CLEANUP_PIDS+=("$!")
-for _ in $(seq 100); do
-	[ -s "$PROXY_STATS" ] && break
-	sleep 0.1
-done
-[ -s "$PROXY_STATS" ] ||
-	fail "fault_proxy.py did not start: $(cat "$WORK/proxy.log")"
-PROXY_URL=http://127.0.0.1:$PROXY_PORT
+start_fault_proxy --seed "$SEED"
 log "fault proxy at $PROXY_URL, seed $SEED"
-
-# proxy_field NAME: a value of the proxy's stats ("requests",
-# "faults.reset", "statuses.412"; 0 for a status never seen).
-proxy_field() {
-	python3 - "$PROXY_STATS" "$1" <<'PY'
-import json, sys
-value = json.load(open(sys.argv[1]))
-for part in sys.argv[2].split("."):
-    value = value.get(part, 0)
-print(value)
-PY
-}
-
-# proxy_set JSON: replace the proxy's control file and wait until the
-# proxy has applied it.
-proxy_set() {
-	local before i
-	before=$(proxy_field reloads)
-	echo "$1" >"$CONTROL.tmp"
-	mv "$CONTROL.tmp" "$CONTROL"
-	for i in $(seq 100); do
-		[ "$(proxy_field reloads)" -gt "$before" ] && {
-			log "proxy settings: $1"
-			return 0
-		}
-		sleep 0.05
-	done
-	fail "fault_proxy.py did not apply $1: $(tail -n 5 "$WORK/proxy.log")"
-}
 
 # expect_eio WHAT COMMAND...: COMMAND fails with "Input/output error"
 # within 60 s.

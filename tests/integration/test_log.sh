@@ -2,7 +2,9 @@
 # test_log.sh - where the daemon logs and how much: stderr in the
 # foreground, syslog in the background, one info line at the start and
 # one at the stop, log_level=error hiding them, an invalid log_level
-# rejected with the valid choices.
+# rejected with the valid choices.  A retry burst against S3, made by
+# tests/tools/fault_proxy.py, logs one line at its start and one at its
+# end, and its failed requests are rate-limited.
 #
 # glibc's syslog(3) always writes to /dev/log.  So the syslog part runs
 # this script again in a private mount namespace (unshare -m), whose /dev
@@ -178,3 +180,86 @@ NEARFS_TEST_LOG_PART=syslog unshare -m --propagation private \
 	bash "$0" >"$WORK/syslog-part.log" 2>&1 || status=$?
 sed 's/^/    /' "$WORK/syslog-part.log"
 assert_eq 0 "$status" "exit status of the syslog part"
+
+# ---- a retry burst against S3
+
+# line_count LOG PATTERN: as count_lines, for a fixed string PATTERN.
+line_count() {
+	grep -cF -- "$2" "$1" || true
+}
+
+start_s3
+s3 mb data
+for i in 1 2 3 4 5 6; do
+	random_file "$WORK/r$i.bin" 5000
+	s3 put data "r$i.bin" "$WORK/r$i.bin"
+done
+start_fault_proxy --seed 1
+S3MNT=$WORK/s3mnt
+
+check "retry burst: one line at its start, one at its end"
+mount_nearfs s3://data "$S3MNT" \
+	"endpoint=$PROXY_URL,cache_dir=$WORK/cache-s3,chunk_size=1M,readahead=0"
+LOG=${NEARFS_LOG[$S3MNT]}
+ls "$S3MNT" >/dev/null
+GETS_BEFORE=$(proxy_field counts.GET)
+proxy_set '{"rates": {"error503": 1.0}, "kinds": ["GET"]}'
+pids=()
+for i in 1 2 3 4 5 6; do
+	cat "$S3MNT/r$i.bin" >/dev/null 2>"$WORK/r$i.err" &
+	pids+=("$!")
+done
+for pid in "${pids[@]}"; do
+	if wait "$pid"; then
+		fail "a read succeeded while every GET failed with 503"
+	fi
+done
+FAULTS=$(proxy_field faults.error503)
+GETS=$(($(proxy_field counts.GET) - GETS_BEFORE))
+assert_eq "$GETS" "$FAULTS" "GET attempts, all answered 503"
+# Each GET is tried 5 times before the read fails.
+assert_eq 0 $((FAULTS % 5)) "503 answers modulo 5 attempts per request"
+FAILED=$((FAULTS / 5))
+assert_num "$FAILED" -ge 6 "requests that failed after 5 attempts"
+proxy_set '{"rates": {}}'
+assert_eq "$(sha256 "$WORK/r1.bin")" "$(sha256 "$S3MNT/r1.bin")" \
+	"sha256 of r1.bin once the origin answers again"
+unmount_nearfs "$S3MNT"
+assert_eq 1 "$(line_count "$LOG" "nearfs: warning: s3: origin $PROXY_URL (bucket data) is failing: GET r")" \
+	"lines at the start of the burst"
+assert_eq 1 "$(line_count "$LOG" ": HTTP 503 SlowDown. Requests are retried")" \
+	"start lines that name the error"
+assert_eq 1 "$(line_count "$LOG" "nearfs: info: s3: origin $PROXY_URL (bucket data) answered again after $((FAILED * 4)) retries")" \
+	"lines at the end of the burst, with 4 retries per failed request"
+assert_eq 0 "$(line_count "$LOG" "retrying")" "lines per retry"
+# The first failure passes, the other ones are counted within 10 s and
+# written as one line at the stop.
+assert_eq 2 "$(line_count "$LOG" "failed after retries: HTTP 503 SlowDown")" \
+	"lines of requests that failed after retries"
+assert_eq 1 "$(line_count "$LOG" "failed after retries: HTTP 503 SlowDown ($((FAILED - 2)) similar messages suppressed)")" \
+	"summary line of the suppressed failures"
+
+# ---- a recovered write-back journal
+
+check "recovered journal: one line with the pending uploads and bytes"
+WB_ORIGIN=$WORK/wb-origin
+WB_MNT=$WORK/wb-mnt
+mkdir -p "$WB_ORIGIN"
+WB_OPTS="cache_dir=$WORK/cache-wb,write_mode=back,writeback_delay=1h"
+mount_nearfs "$WB_ORIGIN" "$WB_MNT" "$WB_OPTS"
+for size in 1000 2000 3000; do
+	random_file "$WB_MNT/w$size.bin" "$size"
+done
+kill_nearfs "$WB_MNT"
+assert_eq "" "$(ls "$WB_ORIGIN")" "origin files before the journal replay"
+mount_nearfs "$WB_ORIGIN" "$WB_MNT" "$WB_OPTS"
+LOG=${NEARFS_LOG[$WB_MNT]}
+unmount_nearfs "$WB_MNT"
+assert_eq 1 "$(count_lines "$LOG" "^nearfs: info: recovered the write-back journal $WORK/cache-wb/.*/journal: 3 pending uploads, 6000 bytes$")" \
+	"recovered journal lines"
+assert_eq 1 "$(count_lines "$LOG" "recovered the write-back journal")" \
+	"lines that name the recovered journal"
+for size in 1000 2000 3000; do
+	assert_eq "$size" "$(stat -c %s "$WB_ORIGIN/w$size.bin")" \
+		"size of w$size.bin uploaded after the replay"
+done

@@ -4,7 +4,8 @@
 # the folder while no daemon ran, and --repair removes it.  The next
 # mount then fetches the dropped chunks again and serves the bucket's
 # bytes.  verify rejects a folder that a daemon uses, and keeps a pending
-# write-back upload, which the next mount uploads.
+# write-back upload, which the next mount uploads, also when its file is
+# shorter or longer than the journal records.
 . "$(dirname "$0")/../lib.sh"
 
 SRC=$WORK/src
@@ -167,3 +168,51 @@ mount_nearfs s3://data/wb "$MNT" "$WB_OPTS"
 assert_eq "$(sha256 "$WORK/new.bin")" "$(object_sha data wb/new.bin)" \
 	"wb/new.bin in the bucket after the next mount"
 unmount_nearfs "$MNT"
+
+check "a pending file of another size than the journal records is kept"
+SZ_CACHE=$WORK/cache-size
+SZ_OPTS="cache_dir=$SZ_CACHE,chunk_size=1M,write_mode=back,writeback_delay=1h"
+mount_nearfs s3://data/sz "$MNT" "$SZ_OPTS"
+random_file "$WORK/a.bin" 3000
+random_file "$WORK/b.bin" 7000
+write_file "$WORK/a.bin" "$MNT/a.bin"
+write_file "$WORK/b.bin" "$MNT/b.bin"
+kill_nearfs "$MNT"
+sz_folder=$(find "$SZ_CACHE" -mindepth 1 -maxdepth 1 -type d)
+# a.bin was closed first, so it is dirty/...1 and b.bin dirty/...2.
+truncate -s 1000 "$sz_folder/dirty/0000000000000001"
+head -c 500 /dev/zero >>"$sz_folder/dirty/0000000000000002"
+status=$(run_verify "$WORK/size.out" "$SZ_CACHE")
+cat "$WORK/size.out"
+assert_eq 1 "$status" "exit status of verify with pending files of other sizes"
+assert_eq 2 "$(count_kind "$WORK/size.out" size)" "size lines"
+assert_eq "size: $sz_folder/dirty/0000000000000001: the journal records 3000 bytes for a.bin, but the file has 1000 bytes (2000 bytes shorter)" \
+	"$(grep '0000000000000001: ' "$WORK/size.out" | grep '^size: ')" \
+	"the size line of a.bin"
+assert_eq "size: $sz_folder/dirty/0000000000000002: the journal records 7000 bytes for b.bin, but the file has 7500 bytes (500 bytes longer)" \
+	"$(grep '0000000000000002: ' "$WORK/size.out" | grep '^size: ')" \
+	"the size line of b.bin"
+assert_eq 2 "$(grep -c '^pending: ' "$WORK/size.out")" "pending lines"
+assert_contains "$(tail -n 1 "$WORK/size.out")" \
+	"2 uploads pending (8500 bytes); 2 problems (size 2)" "summary"
+status=$(run_verify "$WORK/size-repair.out" --repair "$SZ_CACHE")
+cat "$WORK/size-repair.out"
+assert_eq 1 "$status" "exit status of verify --repair"
+assert_eq 2 "$(grep -c '^size: .*; kept: verify never removes a pending upload, and the next mount uploads the file as it is now$' "$WORK/size-repair.out")" \
+	"size lines that say the files are kept"
+assert_contains "$(tail -n 1 "$WORK/size-repair.out")" "0 repaired, 2 kept" \
+	"summary of the repair"
+assert_eq 1000 "$(stat -c %s "$sz_folder/dirty/0000000000000001")" \
+	"size of dirty/...1 after the repair"
+assert_eq 7500 "$(stat -c %s "$sz_folder/dirty/0000000000000002")" \
+	"size of dirty/...2 after the repair"
+mount_nearfs s3://data/sz "$MNT" "$SZ_OPTS"
+"$NEARFS_CTL" flush "$MNT" >"$WORK/flush.out" 2>&1 ||
+	fail "nearfs-ctl flush: $(cat "$WORK/flush.out")"
+s3 get data sz/a.bin >"$WORK/a.out"
+s3 get data sz/b.bin >"$WORK/b.out"
+assert_eq 1000 "$(stat -c %s "$WORK/a.out")" "size of sz/a.bin in the bucket"
+assert_eq 7500 "$(stat -c %s "$WORK/b.out")" "size of sz/b.bin in the bucket"
+unmount_nearfs "$MNT"
+assert_eq 0 "$(run_verify "$WORK/size-after.out" "$SZ_CACHE")" \
+	"exit status of verify after the uploads"

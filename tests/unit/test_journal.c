@@ -19,9 +19,12 @@
 #define VERSION_OFFSET 8	/* after the 8-byte magic of the header */
 #define HEADER_SIZE 16		/* magic, version, param */
 /* Fixed parts of the records as journal.c lays them out. */
-#define PUT_FIXED 40
+#define PUT_SIZE_FIXED 48
 #define MOVE_FIXED 16
-#define REC_DONE 3		/* record type of DONE in journal.c */
+/* Record types in journal.c. */
+#define REC_PUT 1		/* of format version 1, without the size */
+#define REC_DONE 3
+#define REC_PUT_SIZE 4
 #define MAX_SEEN 64
 
 /* The pending entries one journal_open() reported. */
@@ -117,6 +120,7 @@ static struct origin_attr meta_of(unsigned n)
 		.mode = 0100600 | n, .uid = 1000 + n, .gid = 2000 + n,
 		.mtime = { .tv_sec = 1700000000 + n, .tv_nsec = 1000 * n },
 		.valid = n,
+		.size = 1000 * n + 7,
 	};
 
 	return m;
@@ -130,7 +134,8 @@ static void put(struct env *env, uint64_t seq, const char *path,
 	assert_int_equal(journal_put(env->j, seq, path, &m), 0);
 }
 
-static void assert_meta(const struct origin_attr *got, unsigned n)
+/* Check every field of meta_of(n) but the size. */
+static void assert_meta_fields(const struct origin_attr *got, unsigned n)
 {
 	struct origin_attr want = meta_of(n);
 
@@ -140,6 +145,12 @@ static void assert_meta(const struct origin_attr *got, unsigned n)
 	assert_int_equal(got->valid, want.valid);
 	assert_int_equal(got->mtime.tv_sec, want.mtime.tv_sec);
 	assert_int_equal(got->mtime.tv_nsec, want.mtime.tv_nsec);
+}
+
+static void assert_meta(const struct origin_attr *got, unsigned n)
+{
+	assert_meta_fields(got, n);
+	assert_int_equal(got->size, meta_of(n).size);
 }
 
 static void assert_entry(const struct env *env, size_t i, uint64_t seq,
@@ -252,12 +263,15 @@ static int ignore_record(void *arg, uint8_t type, const char *payload,
 	return 0;
 }
 
-/* Append one record to the journal file with the record log directly. */
-static void append_raw(struct env *env, uint8_t type, const void *payload,
-		       size_t len)
+/* Append one record of two parts (b may be NULL) to the journal file
+ * with the record log directly.  A missing file is created with format
+ * version `version`. */
+static void append_record(struct env *env, uint32_t version, uint8_t type,
+			  const void *a, size_t alen, const void *b,
+			  size_t blen)
 {
-	static const struct recordlog_kind kind = {
-		.magic = "NEARFSJL", .version = JOURNAL_FORMAT_VERSION,
+	const struct recordlog_kind kind = {
+		.magic = "NEARFSJL", .version = version, .oldest_version = 1,
 		.what = "write-back journal", .fix = "none",
 	};
 	struct recordlog *log;
@@ -268,9 +282,87 @@ static void append_raw(struct env *env, uint8_t type, const void *payload,
 					NULL, &log, &changed, err,
 					sizeof(err)), 0);
 	assert_int_equal(changed, 0);
-	assert_int_equal(recordlog_append(log, type, payload, len, NULL, 0,
-					  NULL, 0), 0);
+	assert_int_equal(recordlog_append(log, type, a, alen, b, blen, NULL,
+					  0), 0);
 	recordlog_close(log);
+}
+
+static void append_raw(struct env *env, uint8_t type, const void *payload,
+		       size_t len)
+{
+	append_record(env, JOURNAL_FORMAT_VERSION, type, payload, len, NULL,
+		      0);
+}
+
+/* A PUT record of format version 1, as journal.c lays it out. */
+struct v1_put {
+	uint64_t seq;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t mode, uid, gid, valid;
+	uint32_t path_len;
+};
+
+/* Append a version 1 PUT of meta_of(n), creating a version 1 journal
+ * when there is none. */
+static void append_v1_put(struct env *env, uint64_t seq, const char *path,
+			  unsigned n)
+{
+	struct origin_attr m = meta_of(n);
+	struct v1_put r = {
+		.seq = seq,
+		.mtime_sec = m.mtime.tv_sec, .mtime_nsec = m.mtime.tv_nsec,
+		.mode = m.mode, .uid = m.uid, .gid = m.gid, .valid = m.valid,
+		.path_len = strlen(path),
+	};
+
+	assert_int_equal(sizeof(r), 40);
+	append_record(env, 1, REC_PUT, &r, sizeof(r), path, strlen(path));
+}
+
+static uint32_t header_version(const struct env *env)
+{
+	uint32_t version = 0;
+	int fd = open(env->path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &version, sizeof(version), VERSION_OFFSET),
+			 sizeof(version));
+	close(fd);
+	return version;
+}
+
+/* Records of each type, as count_types_v1() found them. */
+struct type_counts {
+	unsigned n[8];
+};
+
+static int count_type(void *arg, uint8_t type, const char *payload,
+		      uint32_t len)
+{
+	struct type_counts *counts = arg;
+
+	assert_true(type < 8);
+	counts->n[type]++;
+	return 0;
+}
+
+/* Count the records of the journal file with a reader of format
+ * version 1 only, as the nearfs version that wrote version 1 reads it. */
+static struct type_counts count_types_v1(const struct env *env)
+{
+	static const struct recordlog_kind kind = {
+		.magic = "NEARFSJL", .version = 1,
+		.what = "write-back journal", .fix = "none",
+	};
+	struct type_counts counts = { { 0 } };
+	struct recordlog_scan scan;
+	char err[256];
+
+	assert_int_equal(recordlog_read(env->path, &kind, count_type, &counts,
+					&scan, err, sizeof(err)), 0);
+	assert_int_equal(scan.valid, scan.size);
+	return counts;
 }
 
 static void test_journal_malformed_record_ends_replay(void **state)
@@ -340,8 +432,7 @@ static void test_journal_unknown_version(void **state)
 	assert_int_equal(env->seen.count, 0);
 	snprintf(want, sizeof(want), "version %u", version);
 	assert_non_null(strstr(err, want));
-	snprintf(want, sizeof(want), "version %u", JOURNAL_FORMAT_VERSION);
-	assert_non_null(strstr(err, want));
+	assert_non_null(strstr(err, "reads versions 1 to 2"));
 	assert_non_null(strstr(err, "pending uploads"));
 
 	after = slurp(env->path, &after_size);
@@ -349,6 +440,87 @@ static void test_journal_unknown_version(void **state)
 	assert_memory_equal(after, before, before_size);
 	free(before);
 	free(after);
+}
+
+static void test_journal_records_size(void **state)
+{
+	struct env *env = *state;
+	struct origin_attr m = meta_of(1);
+
+	reopen(env);
+	m.size = 0;
+	assert_int_equal(journal_put(env->j, 1, "/empty", &m), 0);
+	m.size = 5000;
+	assert_int_equal(journal_put(env->j, 2, "/five", &m), 0);
+	m.size = 6000;
+	assert_int_equal(journal_put(env->j, 2, "/five", &m), 0);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_int_equal(env->seen.meta[0].size, 0);
+	assert_int_equal(env->seen.meta[1].size, 6000);
+	assert_int_equal(header_version(env), 2);
+	/* The compaction kept the sizes. */
+	reopen(env);
+	assert_int_equal(env->seen.meta[0].size, 0);
+	assert_int_equal(env->seen.meta[1].size, 6000);
+}
+
+static void test_journal_replays_version_1(void **state)
+{
+	struct env *env = *state;
+	uint64_t seq = 1;
+
+	append_v1_put(env, 1, "/a", 1);
+	append_v1_put(env, 2, "/b", 2);
+	append_record(env, 1, REC_DONE, &seq, sizeof(seq), NULL, 0);
+	assert_int_equal(header_version(env), 1);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_int_equal(env->seen.seq[0], 2);
+	assert_string_equal(env->seen.path[0], "/b");
+	assert_meta_fields(&env->seen.meta[0], 2);
+	assert_true(env->seen.meta[0].size == JOURNAL_SIZE_UNKNOWN);
+	/* The compaction at open rewrote it as version 2. */
+	assert_int_equal(header_version(env), 2);
+
+	put(env, 3, "/c", 3);
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_true(env->seen.meta[0].size == JOURNAL_SIZE_UNKNOWN);
+	assert_entry(env, 1, 3, "/c", 3);
+}
+
+static void test_journal_version_1_uncompacted(void **state)
+{
+	struct env *env = *state;
+	struct type_counts counts;
+	char new_path[128];
+
+	append_v1_put(env, 1, "/a", 1);
+	/* A folder in the way of journal.new makes the compaction fail. */
+	snprintf(new_path, sizeof(new_path), "%s.new", env->path);
+	assert_int_equal(mkdir(new_path, 0700), 0);
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_int_equal(header_version(env), 1);
+	put(env, 2, "/b", 2);
+	journal_close(env->j);
+	env->j = NULL;
+
+	/* Only record types of version 1 went to the version 1 file. */
+	counts = count_types_v1(env);
+	assert_int_equal(counts.n[REC_PUT], 2);
+	assert_int_equal(counts.n[REC_PUT_SIZE], 0);
+
+	assert_int_equal(rmdir(new_path), 0);
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_true(env->seen.meta[0].size == JOURNAL_SIZE_UNKNOWN);
+	assert_true(env->seen.meta[1].size == JOURNAL_SIZE_UNKNOWN);
+	assert_meta_fields(&env->seen.meta[1], 2);
+	assert_int_equal(header_version(env), 2);
 }
 
 static void test_journal_max_seq(void **state)
@@ -397,7 +569,7 @@ static void test_journal_compaction_shrinks(void **state)
 	assert_int_equal(journal_max_seq(env->j), 2001);
 	/* The header and one PUT with its 16-byte record header. */
 	assert_int_equal(file_size(env->path),
-			 HEADER_SIZE + 16 + PUT_FIXED + strlen("/kept"));
+			 HEADER_SIZE + 16 + PUT_SIZE_FIXED + strlen("/kept"));
 }
 
 static char *long_path(size_t len)
@@ -415,7 +587,7 @@ static char *long_path(size_t len)
 static void test_journal_long_paths(void **state)
 {
 	struct env *env = *state;
-	size_t max = RECORDLOG_PAYLOAD_MAX - PUT_FIXED;
+	size_t max = RECORDLOG_PAYLOAD_MAX - PUT_SIZE_FIXED;
 	char *longest = long_path(max), *too_long = long_path(max + 1);
 	char *move_too_long = long_path(RECORDLOG_PAYLOAD_MAX - MOVE_FIXED + 1);
 	struct origin_attr m = meta_of(1);
@@ -454,6 +626,12 @@ int main(int argc, char **argv)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_max_seq, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_journal_records_size,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_replays_version_1,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_version_1_uncompacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_compaction_shrinks,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_long_paths, setup,

@@ -432,6 +432,64 @@ static void test_store_unstorable_chunk_frees_budget(void **state)
 	free(buf);
 }
 
+/* The lines the engine logged while a test captured them. */
+struct log_lines {
+	unsigned count;
+	char line[16][512];
+};
+
+static void capture_line(void *arg, int level, const char *line)
+{
+	struct log_lines *lines = arg;
+
+	(void)level;
+	assert_true(lines->count < 16);
+	snprintf(lines->line[lines->count], sizeof(lines->line[0]), "%s",
+		 line);
+	lines->count++;
+}
+
+static void test_store_pressure_logged_once(void **state)
+{
+	struct test_env *env = test_env_create(state,
+					       "cache-tests-store-XXXXXX", CS,
+					       16 * CS, 60000);
+	struct log_lines lines = { 0 };
+	struct cache_config cfg;
+	char err[256];
+
+	/* No disk keeps all of itself free, so nothing can be cached. */
+	env->cfg.min_free_pct = 100;
+	assert_int_equal(test_env_open(env), 0);
+	test_put_pattern(env->fo, "f", 4 * CS, 61);
+	log_max_level = LOG_INFO;
+	log_set_output(capture_line, &lines);
+
+	for (uint32_t i = 0; i < 4; i++)
+		read_chunk_ok(env->c, "f", i, 61);
+	assert_int_equal(test_stats(env->c).chunks_cached, 0);
+	assert_int_equal(lines.count, 1);
+	assert_non_null(strstr(lines.line[0], "has no room for 65536 bytes "
+			       "and nothing to evict: 0 bytes cached of "
+			       "cache_size 1048576"));
+	assert_non_null(strstr(lines.line[0], "(min_free 100%)"));
+
+	cache_get_config(env->c, &cfg);
+	cfg.min_free_pct = 0;
+	cfg.min_free = 0;
+	assert_int_equal(cache_set_config(env->c, &cfg, err, sizeof(err)), 0);
+	read_chunk_ok(env->c, "f", 0, 61);
+	read_chunk_ok(env->c, "f", 1, 61);
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
+	assert_int_equal(lines.count, 2);
+	assert_non_null(strstr(lines.line[1], "has room again after 4 chunks "
+			       "were not cached: 65536 bytes cached of "
+			       "cache_size 1048576"));
+
+	log_set_output(NULL, NULL);
+	log_max_level = LOG_ERR;
+}
+
 /* An argument runs only the tests whose names match it (cmocka pattern). */
 /* Open the cache with readahead of four chunks. */
 static struct test_env *start_readahead(void **state)
@@ -669,6 +727,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(
 			test_store_unstorable_chunk_frees_budget,
 			test_env_teardown),
+		cmocka_unit_test_teardown(test_store_pressure_logged_once,
+					  test_env_teardown),
 	};
 
 	if (argc > 1)

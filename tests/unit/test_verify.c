@@ -31,6 +31,8 @@ struct seen {
 	unsigned pending;
 	char pending_path[256];
 	char last_file[PATH_MAX];
+	char last_message[512];
+	char last_outcome[256];
 };
 
 static void on_problem(void *arg, const struct verify_problem *p)
@@ -41,6 +43,9 @@ static void on_problem(void *arg, const struct verify_problem *p)
 	if (p->repaired)
 		s->repaired++;
 	snprintf(s->last_file, sizeof(s->last_file), "%s", p->file);
+	snprintf(s->last_message, sizeof(s->last_message), "%s", p->message);
+	snprintf(s->last_outcome, sizeof(s->last_outcome), "%s",
+		 p->outcome ? p->outcome : "");
 }
 
 static void on_pending(void *arg, const char *path, const char *file,
@@ -387,6 +392,87 @@ static void test_verify_torn_journal_keeps_dirty(void **state)
 	assert_int_equal(r.counts.pending, 2);
 }
 
+static off_t size_of(const char *root, const char *rel)
+{
+	struct stat st;
+
+	assert_int_equal(stat(in_root(root, rel), &st), 0);
+	return st.st_size;
+}
+
+static void test_verify_pending_size_mismatch(void **state)
+{
+	struct test_env *env;
+	char root[PATH_MAX], want[2 * PATH_MAX], tail[50];
+	struct run r;
+	void *data;
+	size_t len;
+	int fd;
+
+	env = fill(state, root, sizeof(root));
+	/* new.txt (5000 bytes) is dirty/...1, gone.txt (100) dirty/...2. */
+	assert_int_equal(truncate(in_root(root, "dirty/0000000000000001"),
+				  4000), 0);
+	fd = open(in_root(root, "dirty/0000000000000002"),
+		  O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	memset(tail, 'x', sizeof(tail));
+	assert_int_equal(write(fd, tail, sizeof(tail)), 50);
+	close(fd);
+
+	r = run_verify(root, false);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(r.counts.problems[VERIFY_SIZE], 2);
+	assert_int_equal(total_problems(&r.counts), 2);
+	assert_int_equal(r.counts.pending, 2);
+	assert_int_equal(r.counts.pending_bytes, 4000 + 150);
+	snprintf(want, sizeof(want), "%s/dirty/0000000000000002", root);
+	assert_string_equal(r.seen.last_file, want);
+	assert_string_equal(r.seen.last_message,
+			    "the journal records 100 bytes for gone.txt, but "
+			    "the file has 150 bytes (50 bytes longer)");
+	assert_string_equal(r.seen.last_outcome, "");
+	assert_string_equal(verify_kind_names[VERIFY_SIZE], "size");
+
+	r = run_verify(root, true);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(r.counts.problems[VERIFY_SIZE], 2);
+	assert_int_equal(r.counts.repaired, 0);
+	assert_int_equal(r.counts.kept, 2);
+	assert_int_equal(r.seen.repaired, 0);
+	assert_string_equal(r.seen.last_outcome,
+			    "kept: verify never removes a pending upload, and "
+			    "the next mount uploads the file as it is now");
+	assert_int_equal(size_of(root, "dirty/0000000000000001"), 4000);
+	assert_int_equal(size_of(root, "dirty/0000000000000002"), 150);
+
+	/* The next start uploads the files as they are. */
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
+	assert_int_equal(fake_get_file(env->fo, "new.txt", &data, &len), 0);
+	assert_int_equal(len, 4000);
+	free(data);
+	assert_int_equal(fake_get_file(env->fo, "gone.txt", &data, &len), 0);
+	assert_int_equal(len, 150);
+	free(data);
+}
+
+static void test_verify_pending_shorter_message(void **state)
+{
+	char root[PATH_MAX];
+	struct run r;
+
+	fill(state, root, sizeof(root));
+	assert_int_equal(truncate(in_root(root, "dirty/0000000000000001"), 0),
+			 0);
+	r = run_verify(root, false);
+	assert_int_equal(r.counts.problems[VERIFY_SIZE], 1);
+	assert_int_equal(total_problems(&r.counts), 1);
+	assert_string_equal(r.seen.last_message,
+			    "the journal records 5000 bytes for new.txt, but "
+			    "the file has 0 bytes (5000 bytes shorter)");
+}
+
 static void test_verify_rejects_locked(void **state)
 {
 	struct test_env *env;
@@ -423,6 +509,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_verify_torn_index,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_torn_journal_keeps_dirty,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_verify_pending_size_mismatch,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_verify_pending_shorter_message,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_rejects_locked,
 					  test_env_teardown),
