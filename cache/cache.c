@@ -261,6 +261,7 @@ struct cache *cache_alloc(const struct cache_config *cfg)
 		return NULL;
 	c->cfg = *cfg;
 	c->cfg.dir = NULL;	/* the caller's string; use c->root */
+	c->cache_dir = cfg->dir ? strdup(cfg->dir) : NULL;
 	c->root_fd = c->lock_fd = -1;
 	c->next_id = 1;
 	list_init(&c->lru);
@@ -377,6 +378,7 @@ void cache_close(struct cache *c)
 	pthread_cond_destroy(&c->fetched);
 	pthread_cond_destroy(&c->prefetched);
 	free(c->root);
+	free(c->cache_dir);
 	free(c);
 }
 
@@ -418,6 +420,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->size_max = c->cfg.size_max;
 	st->evictions = c->evictions;
 	st->checksum_failures = c->checksum_failures;
+	st->cache_dir_errors = c->cache_dir_errors;
+	st->cache_dir_full = c->space_short;
 	st->revalidations = c->revalidations;
 	st->invalidations = c->invalidations;
 	st->objects_cached = c->objects_cached;

@@ -62,6 +62,8 @@ struct cache_stats {
 	uint64_t size_max;
 	uint64_t evictions;	/* chunks evicted */
 	uint64_t checksum_failures;
+	uint64_t cache_dir_errors;	/* writes into cache_dir that failed */
+	uint64_t cache_dir_full;	/* 1 while they fail, else 0 */
 	uint64_t revalidations;	/* cheap version checks made */
 	uint64_t invalidations;	/* cached files dropped for a new version */
 	uint64_t objects_cached;

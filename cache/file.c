@@ -137,6 +137,68 @@ static void set_chunk(struct shadow *sh, uint32_t i)
 		sh->have[i / 8] |= 1u << (i % 8);
 }
 
+/*
+ * Make room in cache_dir after a write of len bytes into a shadow failed
+ * with err: evict cached chunks and, in write-back mode, wait for an
+ * upload of a pending file to end.  Returns whether the write is worth
+ * another try.  sh->lock held.
+ */
+static bool make_room(struct cache *c, size_t len, int err)
+{
+	bool freed;
+
+	if (err != -ENOSPC && err != -EDQUOT)
+		return false;
+	pthread_mutex_lock(&c->lock);
+	freed = store_evict_bytes(c, len);
+	pthread_mutex_unlock(&c->lock);
+	if (!freed && c->cfg.write_mode == WRITE_BACK)
+		freed = wb_wait_for_upload(c);
+	return freed;
+}
+
+static void note_shadow_error(struct cache *c, int err)
+{
+	pthread_mutex_lock(&c->lock);
+	store_note_write_error(c, "a file open for writing", err);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Write all of buf at off of the shadow file, making room as
+ * make_room() does.  Returns 0 or -errno.  sh->lock held. */
+static int shadow_write_all(struct cache *c, struct shadow *sh,
+			    const void *buf, size_t len, uint64_t off)
+{
+	int ret;
+
+	while ((ret = store_pwrite(sh->fd, buf, len, off)) < 0)
+		if (!make_room(c, len, ret)) {
+			note_shadow_error(c, ret);
+			return ret;
+		}
+	return 0;
+}
+
+/* pwrite() into the shadow file, making room as make_room() does.
+ * Returns the bytes written or -errno.  sh->lock held. */
+static ssize_t shadow_pwrite(struct cache *c, struct shadow *sh,
+			     const void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	while ((n = pwrite(sh->fd, buf, len, off)) < 0) {
+		int err = -errno;
+
+		if (err == -EINTR)
+			continue;
+		if (!make_room(c, len, err)) {
+			note_shadow_error(c, err);
+			return err;
+		}
+	}
+	return n;
+}
+
 /* Copy chunk i of the base version into the shadow.  sh->lock held. */
 static int materialize(struct cache *c, struct shadow *sh, uint32_t i)
 {
@@ -159,7 +221,7 @@ static int materialize(struct cache *c, struct shadow *sh, uint32_t i)
 		return -ENOMEM;
 	ret = store_read(c, sh->base, buf, len, start);
 	if (ret >= 0)
-		ret = store_pwrite(sh->fd, buf, len, start);
+		ret = shadow_write_all(c, sh, buf, len, start);
 	free(buf);
 	if (ret < 0)
 		return ret;
@@ -675,11 +737,9 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 			goto out_unlock;
 		}
 	}
-	n = pwrite(sh->fd, buf, len, offset);
-	if (n < 0) {
-		n = -errno;
+	n = shadow_pwrite(f->c, sh, buf, len, offset);
+	if (n < 0)
 		goto out_unlock;
-	}
 	shadow_mark_changed(f->c, sh, offset, offset + n);
 	if (offset + n > sh->size)
 		sh->size = offset + n;
@@ -759,23 +819,30 @@ static uint32_t add_chunks(struct cache *c, struct object *obj, int src_fd,
 		pthread_mutex_lock(&c->lock);
 		ret = store_reserve(c, len);
 		if (ret == 0 && !copy)
-			store_insert_chunk(c, obj, i, len,
-					   XXH3_64bits(buf, len));
+			ret = store_insert_chunk(c, obj, i, len,
+						 XXH3_64bits(buf, len));
 		pthread_mutex_unlock(&c->lock);
 		if (ret < 0)
 			break;
 		if (!copy)
 			continue;
 		/* No chunk write happens with cache.lock held. */
-		if (store_pwrite(obj->fd, buf, len, off) < 0) {
-			pthread_mutex_lock(&c->lock);
-			c->bytes_cached -= len;
-			pthread_mutex_unlock(&c->lock);
-			break;
-		}
+		ret = store_pwrite(obj->fd, buf, len, off);
 		pthread_mutex_lock(&c->lock);
-		store_insert_chunk(c, obj, i, len, XXH3_64bits(buf, len));
+		if (ret < 0) {
+			store_note_write_error(c, "a chunk into its data file",
+					       ret);
+			c->bytes_cached -= len;
+		} else {
+			ret = store_insert_chunk(c, obj, i, len,
+						 XXH3_64bits(buf, len));
+		}
+		/* Free what a failed copy wrote: the chunk is not cached. */
+		if (ret < 0)
+			store_punch_range(c, obj, off, len);
 		pthread_mutex_unlock(&c->lock);
+		if (ret < 0)
+			break;
 	}
 	return i;
 }

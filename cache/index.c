@@ -49,17 +49,15 @@ static const struct recordlog_kind index_kind = {
 	       "empty cache",
 };
 
-static void append(struct index *idx, uint8_t type, const void *a,
-		   size_t alen, const void *b, size_t blen, const void *c,
-		   size_t clen)
+static int append(struct index *idx, uint8_t type, const void *a,
+		  size_t alen, const void *b, size_t blen, const void *c,
+		  size_t clen)
 {
-	/* A lost record costs a fetch after a restart, not data. */
-	recordlog_append(idx->log, type, a, alen, b, blen, c, clen);
+	return recordlog_append(idx->log, type, a, alen, b, blen, c, clen);
 }
 
-void index_log_object(struct index *idx, uint64_t id, const char *path,
-		      const struct origin_attr *attr,
-		      int64_t checked_wall_ms)
+int index_log_object(struct index *idx, uint64_t id, const char *path,
+		     const struct origin_attr *attr, int64_t checked_wall_ms)
 {
 	struct object_record r = {
 		.id = id, .size = attr->size,
@@ -72,40 +70,40 @@ void index_log_object(struct index *idx, uint64_t id, const char *path,
 		.path_len = strlen(path),
 	};
 
-	append(idx, REC_OBJECT, &r, sizeof(r), attr->version, r.version_len,
+	return append(idx, REC_OBJECT, &r, sizeof(r), attr->version, r.version_len,
 	       path, r.path_len);
 }
 
-void index_log_object_del(struct index *idx, uint64_t id)
+int index_log_object_del(struct index *idx, uint64_t id)
 {
-	append(idx, REC_OBJECT_DEL, &id, sizeof(id), NULL, 0, NULL, 0);
+	return append(idx, REC_OBJECT_DEL, &id, sizeof(id), NULL, 0, NULL, 0);
 }
 
-void index_log_chunk(struct index *idx, uint64_t id, uint32_t index,
-		     uint32_t len, uint64_t sum)
+int index_log_chunk(struct index *idx, uint64_t id, uint32_t index,
+		    uint32_t len, uint64_t sum)
 {
 	struct chunk_record r = { id, index, len, sum };
 
-	append(idx, REC_CHUNK, &r, sizeof(r), NULL, 0, NULL, 0);
+	return append(idx, REC_CHUNK, &r, sizeof(r), NULL, 0, NULL, 0);
 }
 
-void index_log_chunk_del(struct index *idx, uint64_t id, uint32_t index)
+int index_log_chunk_del(struct index *idx, uint64_t id, uint32_t index)
 {
 	struct chunk_record r = { .id = id, .index = index };
 
-	append(idx, REC_CHUNK_DEL, &r, sizeof(r), NULL, 0, NULL, 0);
+	return append(idx, REC_CHUNK_DEL, &r, sizeof(r), NULL, 0, NULL, 0);
 }
 
-void index_log_touch(struct index *idx, uint64_t id, uint32_t index)
+int index_log_touch(struct index *idx, uint64_t id, uint32_t index)
 {
 	struct chunk_record r = { .id = id, .index = index };
 
-	append(idx, REC_TOUCH, &r, sizeof(r), NULL, 0, NULL, 0);
+	return append(idx, REC_TOUCH, &r, sizeof(r), NULL, 0, NULL, 0);
 }
 
-void index_log_lent(struct index *idx, uint64_t id)
+int index_log_lent(struct index *idx, uint64_t id)
 {
-	append(idx, REC_LENT, &id, sizeof(id), NULL, 0, NULL, 0);
+	return append(idx, REC_LENT, &id, sizeof(id), NULL, 0, NULL, 0);
 }
 
 static int replay_object(const struct index_replay *r, const char *p,
@@ -222,6 +220,11 @@ void index_close(struct index *idx)
 		return;
 	recordlog_close(idx->log);
 	free(idx);
+}
+
+bool index_lost(const struct index *idx)
+{
+	return recordlog_lost(idx->log);
 }
 
 uint64_t index_file_size(const struct index *idx)

@@ -23,6 +23,7 @@
 #ifndef NEARFS_INDEX_H
 #define NEARFS_INDEX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -74,16 +75,25 @@ int index_read_chunk_size(const char *path, uint32_t *chunk_size, char *err,
  * file's size: the caller compacts when the file is mostly garbage. */
 uint64_t index_file_size(const struct index *idx);
 
-/* checked_wall_ms: CLOCK_REALTIME milliseconds of the last check. */
-void index_log_object(struct index *idx, uint64_t id, const char *path,
-		      const struct origin_attr *attr,
-		      int64_t checked_wall_ms);
-void index_log_object_del(struct index *idx, uint64_t id);
-void index_log_chunk(struct index *idx, uint64_t id, uint32_t index,
-		     uint32_t len, uint64_t sum);
-void index_log_chunk_del(struct index *idx, uint64_t id, uint32_t index);
-void index_log_touch(struct index *idx, uint64_t id, uint32_t index);
-void index_log_lent(struct index *idx, uint64_t id);
+/*
+ * Append one record.  Each returns 0 or a negative errno (-ENOSPC on a
+ * full disk).  A record that could not be appended leaves the file as it
+ * was, and index_lost() true until the next compaction.
+ * checked_wall_ms: CLOCK_REALTIME milliseconds of the last check.
+ */
+int index_log_object(struct index *idx, uint64_t id, const char *path,
+		     const struct origin_attr *attr, int64_t checked_wall_ms);
+int index_log_object_del(struct index *idx, uint64_t id);
+int index_log_chunk(struct index *idx, uint64_t id, uint32_t index,
+		    uint32_t len, uint64_t sum);
+int index_log_chunk_del(struct index *idx, uint64_t id, uint32_t index);
+int index_log_touch(struct index *idx, uint64_t id, uint32_t index);
+int index_log_lent(struct index *idx, uint64_t id);
+
+/* Whether a record could not be appended since the index was opened or
+ * last compacted: the file then differs from the engine's state until
+ * store_compact() rewrites it. */
+bool index_lost(const struct index *idx);
 
 /*
  * Start writing a compact copy: later index_log_* calls go to a new file

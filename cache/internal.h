@@ -180,6 +180,7 @@ struct cache {
 	struct cache_config cfg;
 	struct origin *origin;
 	char *root;		/* cache_dir/<origin folder> */
+	char *cache_dir;	/* cache_dir, for messages; may be NULL */
 	int root_fd;
 	int lock_fd;		/* flock(2) held while open */
 	struct index *index;
@@ -242,6 +243,16 @@ struct cache {
 	uint64_t bytes_zero_copy;
 	uint64_t invalidations;
 	uint64_t lends, lends_refused;
+
+	/* Space shortage in cache_dir (store.c), under lock. */
+	bool space_short;	/* a write failed, and no later one found
+				 * room (store_note_write_ok()) */
+	bool short_logged;	/* this shortage was logged */
+	uint64_t short_logged_ms;	/* when a shortage was last logged */
+	bool compacting;	/* store_compact() runs: failures are its own */
+	uint64_t cache_dir_errors;	/* writes into cache_dir that failed */
+	uint64_t index_repair_ms;	/* last rewrite of an index that
+					 * lost records, or 0 */
 };
 
 /* store.c: objects, chunks, eviction. */
@@ -264,11 +275,33 @@ int store_reserve(struct cache *c, uint64_t len);
 /* Write all len bytes of buf at off of a data or shadow file, in pieces
  * (see WRITE_PIECE in store.c).  Returns 0 or -errno. */
 int store_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* Register chunk index of obj, whose bytes are in its data file and
+ * whose len bytes store_reserve() granted.  When its index record cannot
+ * be written it releases the reservation, registers nothing and returns
+ * -errno; an existing FETCHING entry is then the caller's to remove. */
 int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 		       uint32_t len, uint64_t sum);
 void store_data_path(const struct cache *c, uint64_t id, char *buf,
 		     size_t len);
-void store_log_object(struct cache *c, struct object *obj);
+/* Punch [off, off + len) out of the data file of obj, unless it was
+ * lent.  Lock held. */
+void store_punch_range(struct cache *c, struct object *obj, uint64_t off,
+		       uint64_t len);
+/* Evict the least recently used chunks that no read is using until len
+ * bytes are freed or none is left, to make room on a full cache_dir.
+ * Returns whether any was evicted.  Lock held. */
+bool store_evict_bytes(struct cache *c, uint64_t len);
+/* Log an OBJECT record and mark obj logged.  Returns 0 or -errno. */
+int store_log_object(struct cache *c, struct object *obj);
+/* Report a write into cache_dir that failed with err (negative errno):
+ * the first of a shortage logs the fix, the others only count.  Lock
+ * held. */
+void store_note_write_error(struct cache *c, const char *what, int err);
+/* Report the result of an index append (0 or -errno).  Lock held. */
+void store_index_result(struct cache *c, int ret);
+/* Report a write into cache_dir that worked: ends a shortage, and
+ * rewrites the index and the journal if they lost records.  Lock held. */
+void store_note_write_ok(struct cache *c);
 int store_replay(struct cache *c, char *err, size_t errlen);
 /* Replay the index into c as store_replay() does, but without changing
  * any file (see index_read() for scan).  c->index stays NULL. */
@@ -458,6 +491,11 @@ int wb_commit(struct cache *c, struct shadow *sh);
 int wb_upload(struct cache *c, struct shadow *sh);
 void wb_cancel(struct cache *c, struct shadow *sh);
 void wb_moved(struct cache *c, struct shadow *sh);
+/* Rewrite the journal from the queue if it lost records.  Lock held. */
+void wb_repair_journal(struct cache *c);
+/* Have the pending files uploaded now, and wait up to a few seconds for
+ * one upload to end.  Returns whether one ended.  Lock not held. */
+bool wb_wait_for_upload(struct cache *c);
 void wb_writer_closed(struct cache *c, struct shadow *sh);
 void wb_wait_for_room(struct cache *c, size_t len);
 void wb_stats(struct cache *c, struct cache_stats *st);

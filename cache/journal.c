@@ -496,6 +496,21 @@ int journal_done(struct journal *j, uint64_t seq)
 				NULL, 0);
 }
 
+bool journal_lost(const struct journal *j)
+{
+	return recordlog_lost(j->log);
+}
+
+int journal_rewrite_begin(struct journal *j)
+{
+	return recordlog_compact_begin(j->log);
+}
+
+int journal_rewrite_end(struct journal *j, int ok)
+{
+	return recordlog_compact_end(j->log, ok);
+}
+
 int journal_sync(struct journal *j)
 {
 	return recordlog_sync(j->log);

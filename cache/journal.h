@@ -23,6 +23,7 @@
 #ifndef NEARFS_JOURNAL_H
 #define NEARFS_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,20 @@ int journal_put(struct journal *j, uint64_t seq, const char *path,
 		const struct origin_attr *meta);
 int journal_move(struct journal *j, uint64_t seq, const char *path);
 int journal_done(struct journal *j, uint64_t seq);
+
+/* Whether a record could not be appended since the journal was opened
+ * or last rewritten: the file then lacks records. */
+bool journal_lost(const struct journal *j);
+
+/*
+ * Rewrite the journal from the caller's state: after
+ * journal_rewrite_begin(), journal_put() appends to a new file, which
+ * journal_rewrite_end() syncs and renames over the journal, or drops
+ * when ok is 0 or an append failed.  A failure keeps the old file.
+ * Both return 0 or a negative errno.
+ */
+int journal_rewrite_begin(struct journal *j);
+int journal_rewrite_end(struct journal *j, int ok);
 
 /* fdatasync the journal.  0 or -errno. */
 int journal_sync(struct journal *j);

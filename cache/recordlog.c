@@ -35,7 +35,12 @@ struct recordlog {
 	uint32_t param;
 	uint32_t version;	/* of the file's header */
 	uint64_t size;		/* bytes in the file */
-	bool failed;		/* an append failed; logged once */
+	uint64_t compact_size;	/* bytes in the compaction target */
+	bool failed;		/* the last append failed; logged once */
+	int compact_error;	/* of the first failed append to the
+				 * compaction target, or 0 */
+	bool lost;		/* records were lost since the last
+				 * compaction (recordlog_lost()) */
 	char *buf;		/* one record being formed */
 };
 
@@ -44,16 +49,37 @@ static uint64_t record_sum(uint8_t type, const void *payload, uint32_t len)
 	return XXH3_64bits_withSeed(payload, len, type);
 }
 
+/* Write len bytes of buf at off, *done of them before an error.  Returns
+ * 0 or -errno: a full disk writes what fits and then fails. */
+static int write_at(int fd, const char *buf, size_t len, uint64_t off,
+		    size_t *done)
+{
+	*done = 0;
+	while (*done < len) {
+		ssize_t n = pwrite(fd, buf + *done, len - *done, off + *done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		*done += n;
+	}
+	return 0;
+}
+
 int recordlog_append(struct recordlog *log, uint8_t type, const void *a,
 		     size_t alen, const void *b, size_t blen, const void *c,
 		     size_t clen)
 {
 	char *buf = log->buf;
 	struct record_header h = { .type = type };
-	int fd = log->compact_fd >= 0 ? log->compact_fd : log->fd;
+	bool compacting = log->compact_fd >= 0;
+	int fd = compacting ? log->compact_fd : log->fd;
+	uint64_t *end = compacting ? &log->compact_size : &log->size;
 	size_t len = alen + blen + clen;
 	char *p = buf + sizeof(h);
-	ssize_t n;
+	size_t n;
+	int ret;
 
 	if (len > RECORDLOG_PAYLOAD_MAX)
 		return -E2BIG;
@@ -66,19 +92,37 @@ int recordlog_append(struct recordlog *log, uint8_t type, const void *a,
 	h.sum = record_sum(type, p, len);
 	memcpy(buf, &h, sizeof(h));
 
-	n = write(fd, buf, sizeof(h) + len);
-	if (n != (ssize_t)(sizeof(h) + len)) {
-		int ret = n < 0 ? -errno : -EIO;
-
-		if (!log->failed)
+	ret = write_at(fd, buf, sizeof(h) + len, *end, &n);
+	if (ret < 0) {
+		/* A short write on a full disk leaves part of a record.
+		 * Cut it off, or every record appended after it would be
+		 * lost at the next replay. */
+		if (n > 0 && ftruncate(fd, *end) < 0)
+			log_err("cannot cut a partial record off the %s %s: "
+				"%s", log->kind->what, log->path,
+				strerror(errno));
+		if (compacting) {
+			if (!log->compact_error)
+				log->compact_error = ret;
+			return ret;
+		}
+		log->lost = true;
+		/* Callers report a full disk themselves, with the fix. */
+		if (!log->failed && ret != -ENOSPC && ret != -EDQUOT)
 			log_err("cannot append to the %s %s: %s",
 				log->kind->what, log->path, strerror(-ret));
 		log->failed = true;
 		return ret;
 	}
-	if (fd == log->fd)
-		log->size += n;
+	*end += n;
+	if (!compacting)
+		log->failed = false;
 	return 0;
+}
+
+bool recordlog_lost(const struct recordlog *log)
+{
+	return log->lost;
 }
 
 int recordlog_sync(struct recordlog *log)
@@ -366,9 +410,9 @@ int recordlog_compact_begin(struct recordlog *log)
 	free(p);
 	if (log->compact_fd < 0)
 		return -errno;
+	log->compact_size = sizeof(struct file_header);
+	log->compact_error = 0;
 	ret = write_header(log, log->compact_fd);
-	if (ret == 0 && lseek(log->compact_fd, 0, SEEK_END) < 0)
-		ret = -errno;
 	if (ret < 0) {
 		close(log->compact_fd);
 		log->compact_fd = -1;
@@ -388,9 +432,11 @@ int recordlog_compact_end(struct recordlog *log, int ok)
 		close(fd);
 		return -ENOMEM;
 	}
-	if (!ok || log->failed || fsync(fd) < 0 || fstat(fd, &st) < 0 ||
-	    rename(p, log->path) < 0) {
-		ret = ok ? -EIO : 0;
+	if (!ok || log->compact_error || fsync(fd) < 0 ||
+	    fstat(fd, &st) < 0 || rename(p, log->path) < 0) {
+		ret = 0;
+		if (ok)
+			ret = log->compact_error ? log->compact_error : -EIO;
 		unlink(p);
 		close(fd);
 		goto out_free;
@@ -400,6 +446,7 @@ int recordlog_compact_end(struct recordlog *log, int ok)
 	log->size = st.st_size;
 	log->version = log->kind->version;
 	log->failed = false;
+	log->lost = false;
 out_free:
 	free(p);
 	return ret;

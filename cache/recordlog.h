@@ -14,6 +14,7 @@
 #ifndef NEARFS_RECORDLOG_H
 #define NEARFS_RECORDLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,11 +75,20 @@ int recordlog_read(const char *path, const struct recordlog_kind *kind,
 int recordlog_read_param(const char *path, const struct recordlog_kind *kind,
 			 uint32_t *param, char *err, size_t errlen);
 
-/* Append a record made of up to three parts (b and c may be NULL).
- * Returns 0 or a negative errno; the first failure is logged. */
+/*
+ * Append a record made of up to three parts (b and c may be NULL).
+ * Returns 0 or a negative errno.  A failed append leaves the file as it
+ * was, also after a short write on a full disk.  The first failure in a
+ * row is logged, except ENOSPC and EDQUOT, which the caller reports.
+ */
 int recordlog_append(struct recordlog *log, uint8_t type, const void *a,
 		     size_t alen, const void *b, size_t blen, const void *c,
 		     size_t clen);
+
+/* Whether an append failed since the log was opened or last compacted:
+ * the file then lacks records, and a compaction from the caller's state
+ * makes it whole again. */
+bool recordlog_lost(const struct recordlog *log);
 
 /* Make the appended records durable (fdatasync).  0 or -errno. */
 int recordlog_sync(struct recordlog *log);

@@ -34,6 +34,7 @@
 #include "clock.h"
 #include "index.h"
 #include "internal.h"
+#include "journal.h"
 #include "log.h"
 
 /* A TOUCH record is logged at most this often per chunk. */
@@ -189,13 +190,108 @@ struct object *store_object_new(struct cache *c, const char *path,
 	return obj;
 }
 
-void store_log_object(struct cache *c, struct object *obj)
+int store_log_object(struct cache *c, struct object *obj)
 {
 	int64_t age = clock_now_ms() - obj->checked_ms;
+	int ret;
 
-	index_log_object(c->index, obj->id, obj->path ? obj->path : "",
-			 &obj->attr, obj->checked_ms ? clock_wall_ms() - age : 0);
+	ret = index_log_object(c->index, obj->id, obj->path ? obj->path : "",
+			       &obj->attr,
+			       obj->checked_ms ? clock_wall_ms() - age : 0);
+	store_index_result(c, ret);
+	/* A record that is lost is written by the next compaction. */
 	obj->logged = true;
+	return ret;
+}
+
+/*
+ * Space shortage in cache_dir.  The first failure to write there (a data
+ * file, the index, the journal, a shadow) or to keep min_free logs one
+ * line with the fix, and the rest of the shortage is only counted in
+ * cache_dir_errors.  A write that works once min_free and
+ * SHORTAGE_END_CHUNKS chunks are free ends the shortage, logs that, and
+ * has the index and the journal rewritten if they lost records.
+ */
+
+/* Rewrite an index or journal that lost records at most this often. */
+#define INDEX_REPAIR_INTERVAL_MS 1000
+/* A shortage ends once min_free and this many chunks are free. */
+#define SHORTAGE_END_CHUNKS 2
+#define SHORTAGE_LOG_INTERVAL_MS (60 * 1000)
+
+static bool below_min_free(struct cache *c, uint64_t len);
+
+static bool is_no_space(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT;
+}
+
+void store_note_write_error(struct cache *c, const char *what, int err)
+{
+	const char *dir = c->cache_dir ? c->cache_dir : c->root;
+	uint64_t now = clock_now_ms();
+
+	c->cache_dir_errors++;
+	if (c->space_short)
+		return;
+	c->space_short = true;
+	/* A shortage that ends and comes back is logged once a minute. */
+	c->short_logged = !c->short_logged_ms ||
+			  now - c->short_logged_ms >= SHORTAGE_LOG_INTERVAL_MS;
+	if (!c->short_logged)
+		return;
+	c->short_logged_ms = now ? now : 1;
+	if (is_no_space(err))
+		log_err("cache_dir %s is full: cannot write %s (%s). Until "
+			"there is room, reads are served from the origin "
+			"without caching and writes that need local space "
+			"fail with ENOSPC: free space on that filesystem, "
+			"lower cache_size, or raise min_free to leave room "
+			"for other programs", dir, what, strerror(-err));
+	else
+		log_err("cache_dir %s: cannot write %s (%s). Reads are served "
+			"from the origin without caching meanwhile: check the "
+			"disk", dir, what, strerror(-err));
+}
+
+void store_index_result(struct cache *c, int ret)
+{
+	/* A failed compaction leaves the old index as it was. */
+	if (ret < 0 && ret != -E2BIG && !c->compacting)
+		store_note_write_error(c, "the cache index", ret);
+}
+
+void store_note_write_ok(struct cache *c)
+{
+	bool index_short = c->index && index_lost(c->index);
+	bool journal_short = c->journal && journal_lost(c->journal);
+	uint64_t now;
+
+	/* One write that fits ends no shortage: wait for real room. */
+	if (c->space_short && below_min_free(c, SHORTAGE_END_CHUNKS *
+					     (uint64_t)c->cfg.chunk_size))
+		return;
+	if (c->space_short) {
+		c->space_short = false;
+		c->index_repair_ms = 0;
+		if (c->short_logged)
+			log_info("cache_dir %s has room again: caching resumes "
+				 "(%" PRIu64 " writes failed in all)",
+				 c->cache_dir ? c->cache_dir : c->root,
+				 c->cache_dir_errors);
+	}
+	if (!index_short && !journal_short)
+		return;
+	now = clock_now_ms();
+	if (c->index_repair_ms && now - c->index_repair_ms <
+				  INDEX_REPAIR_INTERVAL_MS)
+		return;
+	c->index_repair_ms = now ? now : 1;
+	if (index_short && store_compact(c) == 0)
+		log_info("rewrote the cache index of %s, which lost records "
+			 "while cache_dir was full", c->root);
+	if (journal_short)
+		wb_repair_journal(c);
 }
 
 /* The monotonic time of a check made at checked_wall_ms, or 0 (never
@@ -255,9 +351,9 @@ int store_object_open_fd(struct cache *c, struct object *obj)
 	return fd;
 }
 
-static void punch(struct cache *c, struct object *obj, struct chunk *ch)
+void store_punch_range(struct cache *c, struct object *obj, uint64_t off,
+			uint64_t len)
 {
-	uint64_t off = (uint64_t)ch->index * c->cfg.chunk_size;
 	int fd;
 
 	if (obj->lent)
@@ -266,12 +362,19 @@ static void punch(struct cache *c, struct object *obj, struct chunk *ch)
 	if (fd < 0)
 		return;
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
-		      ch->len) < 0)
-		log_debug("cannot punch chunk %u of %s: %s", ch->index,
+		      len) < 0)
+		log_debug("cannot punch bytes %" PRIu64 "-%" PRIu64 " of %s: "
+			  "%s", off, off + len - 1,
 			  obj->path ? obj->path : "(removed)",
 			  strerror(errno));
 	if (fd != obj->fd)
 		close(fd);
+}
+
+static void punch(struct cache *c, struct object *obj, struct chunk *ch)
+{
+	store_punch_range(c, obj, (uint64_t)ch->index * c->cfg.chunk_size,
+			  ch->len);
 }
 
 /* Forget chunk index of obj; the caller punched or never wrote it. */
@@ -285,7 +388,9 @@ static void chunk_remove(struct cache *c, struct object *obj, uint32_t index)
 		c->chunks_cached--;
 		obj->ncached--;
 		if (obj->logged && c->index)
-			index_log_chunk_del(c->index, obj->id, index);
+			store_index_result(c, index_log_chunk_del(c->index,
+								  obj->id,
+								  index));
 	}
 	obj->chunks[index] = NULL;
 	chunk_free(c, ch);
@@ -317,7 +422,7 @@ static void object_destroy(struct cache *c, struct object *obj)
 	if (!c->keep_files)
 		unlinkat(c->root_fd, rel, 0);
 	if (obj->logged && c->index)
-		index_log_object_del(c->index, obj->id);
+		store_index_result(c, index_log_object_del(c->index, obj->id));
 	if (obj->rewritten_as)
 		store_object_put(c, obj->rewritten_as);
 	free(obj->chunks);
@@ -418,6 +523,15 @@ static bool evict_one(struct cache *c)
 	return false;
 }
 
+bool store_evict_bytes(struct cache *c, uint64_t len)
+{
+	uint64_t before = c->bytes_cached;
+
+	while (before - c->bytes_cached < len && evict_one(c))
+		;
+	return c->bytes_cached < before;
+}
+
 static bool below_min_free(struct cache *c, uint64_t len)
 {
 	struct statvfs st;
@@ -442,8 +556,11 @@ static int reserve_room(struct cache *c, uint64_t len)
 		if (!evict_one(c))
 			return -ENOSPC;
 	while (below_min_free(c, len))
-		if (!evict_one(c))
+		if (!evict_one(c)) {
+			store_note_write_error(c, "a chunk: the free space is "
+					       "below min_free", -ENOSPC);
 			return -ENOSPC;
+		}
 	c->bytes_cached += len;
 	return 0;
 }
@@ -496,11 +613,29 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 		       uint32_t len, uint64_t sum)
 {
 	struct chunk *ch = obj->chunks[index];
+	int ret;
 
+	/* A chunk the index does not list would be lost at the next
+	 * start, and its bytes would stay behind in the data file. */
+	ret = 0;
+	if (!obj->logged) {
+		ret = store_log_object(c, obj);
+		if (ret < 0)
+			obj->logged = false;	/* the next chunk tries again */
+	}
+	if (ret == 0) {
+		ret = index_log_chunk(c->index, obj->id, index, len, sum);
+		store_index_result(c, ret);
+	}
+	if (ret < 0) {
+		c->bytes_cached -= len;
+		return ret;
+	}
 	if (!ch) {
 		ch = chunk_new(c, obj, index, CHUNK_PRESENT);
 		if (!ch) {
 			c->bytes_cached -= len;
+			index_log_chunk_del(c->index, obj->id, index);
 			return -ENOMEM;
 		}
 		obj->chunks[index] = ch;
@@ -513,9 +648,7 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 	list_add_tail(&c->lru, &ch->lru);
 	c->chunks_cached++;
 	obj->ncached++;
-	if (!obj->logged)
-		store_log_object(c, obj);
-	index_log_chunk(c->index, obj->id, index, len, sum);
+	store_note_write_ok(c);
 	return 0;
 }
 
@@ -527,6 +660,8 @@ static void touch(struct cache *c, struct object *obj, struct chunk *ch)
 	list_add_tail(&c->lru, &ch->lru);
 	if (now - ch->touched_s >= TOUCH_INTERVAL_S) {
 		ch->touched_s = now;
+		/* A lost TOUCH only ages the chunk in the next start's LRU:
+		 * no shortage to report. */
 		index_log_touch(c->index, obj->id, ch->index);
 	}
 }
@@ -657,22 +792,36 @@ static void store_fetched(struct cache *c, struct object *obj,
 	uint64_t off = (uint64_t)index * c->cfg.chunk_size;
 	uint64_t sum = XXH3_64bits(buf, len);
 	bool reserved, stored;
+	int ret = 0;
 
 	pthread_mutex_lock(&c->lock);
 	c->misses++;
 	c->bytes_from_origin += len;
 	reserved = store_reserve(c, len) == 0;
-	stored = reserved && store_object_open_fd(c, obj) >= 0;
+	stored = false;
+	if (reserved) {
+		ret = store_object_open_fd(c, obj);
+		stored = ret >= 0;
+	}
 	pthread_mutex_unlock(&c->lock);
-	if (stored && store_pwrite(obj->fd, buf, len, off) < 0)
-		stored = false;
+	if (stored)
+		ret = store_pwrite(obj->fd, buf, len, off);
 
 	pthread_mutex_lock(&c->lock);
-	if (stored) {
-		store_insert_chunk(c, obj, index, len, sum);
-	} else {
-		if (reserved)
-			c->bytes_cached -= len;
+	if (ret < 0) {
+		store_note_write_error(c, stored ? "a chunk into its data file"
+						 : "a data file", ret);
+		stored = false;
+	}
+	if (stored && store_insert_chunk(c, obj, index, len, sum) < 0)
+		stored = false;	/* it released the reservation */
+	else if (!stored && reserved)
+		c->bytes_cached -= len;
+	if (!stored) {
+		/* Free the blocks of what was written, and serve the chunk
+		 * from the origin. */
+		if (ret < 0 || reserved)
+			store_punch_range(c, obj, off, len);
 		chunk_remove(c, obj, index);
 	}
 	pthread_cond_broadcast(&c->fetched);
@@ -1087,7 +1236,7 @@ int store_lend(struct cache *c, struct object *obj)
 		obj->lent = true;
 		if (!obj->logged)
 			store_log_object(c, obj);
-		index_log_lent(c->index, obj->id);
+		store_index_result(c, index_log_lent(c->index, obj->id));
 	}
 	return fd;
 }
@@ -1307,6 +1456,7 @@ int store_compact(struct cache *c)
 
 	if (ret < 0)
 		return ret;
+	c->compacting = true;
 	htab_for_each(&c->objects, compact_object, c);
 	for (n = c->lru.next; n != &c->lru; n = n->next) {
 		struct chunk *ch = list_entry(n, struct chunk, lru);
@@ -1315,6 +1465,7 @@ int store_compact(struct cache *c)
 			index_log_chunk(c->index, ch->obj->id, ch->index,
 					ch->len, ch->sum);
 	}
+	c->compacting = false;
 	return index_compact_end(c->index, 1);
 }
 

@@ -42,6 +42,8 @@
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
+/* A writer short of space waits this long for an upload to end. */
+#define UPLOAD_WAIT_S 5
 
 char *wb_dirty_name(uint64_t seq)
 {
@@ -86,8 +88,12 @@ static int make_pending(struct cache *c, struct shadow *sh)
 static void leave_queue(struct cache *c, struct shadow *sh)
 {
 	char *name;
+	int ret = journal_done(c->journal, sh->seq);
 
-	journal_done(c->journal, sh->seq);
+	/* NOTE: until wb_repair_journal() rewrites the journal, a restart
+	 * replays the PUT of this file and logs its dirty/ file as missing. */
+	if (ret < 0)
+		store_note_write_error(c, "the write-back journal", ret);
 	if (asprintf(&name, "tmp/w%d-%" PRIu64, (int)getpid(),
 		     c->next_tmp++) >= 0) {
 		if (renameat(c->root_fd, sh->file, c->root_fd, name) == 0) {
@@ -110,6 +116,7 @@ static void leave_queue(struct cache *c, struct shadow *sh)
 
 int wb_commit(struct cache *c, struct shadow *sh)
 {
+	bool journaled;
 	int ret = 0;
 
 	if (!sh->dirty)
@@ -131,16 +138,27 @@ int wb_commit(struct cache *c, struct shadow *sh)
 	}
 	sh->attr.size = sh->size;
 	ret = journal_put(c->journal, sh->seq, sh->path, &sh->attr);
-	if (ret < 0) {
-		log_err("cannot record %s in the write-back journal: %s",
-			sh->path, strerror(-ret));
-		goto out_unlock;
-	}
+	journaled = ret == 0;
+	if (journaled)
+		store_note_write_ok(c);
+	else
+		store_note_write_error(c, "the write-back journal", ret);
 	c->dirty_bytes += sh->size - sh->counted;
 	sh->counted = sh->size;
 	sh->ready_ms = clock_now_ms() + c->cfg.writeback_delay_ms;
 	sh->dirty = false;
 	pthread_cond_broadcast(&c->wb_wake);
+	pthread_mutex_unlock(&c->lock);
+	if (journaled)
+		return 0;
+	/*
+	 * A crash would lose a file that the journal does not list, so
+	 * store it on the origin now, as write-through does.  When that
+	 * fails too, the close gets the journal's error.  The file stays
+	 * queued and is retried, and wb_repair_journal() records it once
+	 * the journal can be written again.
+	 */
+	return wb_upload(c, sh) < 0 ? ret : 0;
 out_unlock:
 	pthread_mutex_unlock(&c->lock);
 	return ret;
@@ -237,8 +255,40 @@ void wb_cancel(struct cache *c, struct shadow *sh)
 
 void wb_moved(struct cache *c, struct shadow *sh)
 {
-	if (sh->pending && sh->path)
-		journal_move(c->journal, sh->seq, sh->path);
+	int ret;
+
+	if (!sh->pending || !sh->path)
+		return;
+	/* TODO: a crash before wb_repair_journal() rewrites the journal
+	 * uploads the file under its old path. */
+	ret = journal_move(c->journal, sh->seq, sh->path);
+	if (ret < 0)
+		store_note_write_error(c, "the write-back journal", ret);
+}
+
+void wb_repair_journal(struct cache *c)
+{
+	struct list_node *n;
+	int ret;
+
+	if (!c->journal || !journal_lost(c->journal))
+		return;
+	ret = journal_rewrite_begin(c->journal);
+	for (n = c->wb_list.next; ret == 0 && n != &c->wb_list; n = n->next) {
+		struct shadow *sh = list_entry(n, struct shadow, wb);
+
+		if (sh->path)
+			ret = journal_put(c->journal, sh->seq, sh->path,
+					  &sh->attr);
+	}
+	if (ret == 0)
+		ret = journal_rewrite_end(c->journal, 1);
+	else
+		journal_rewrite_end(c->journal, 0);
+	if (ret == 0)
+		log_info("rewrote the write-back journal of %s, which lost "
+			 "records while cache_dir was full: %" PRIu64
+			 " files pending", c->root, c->pending_count);
 }
 
 void wb_writer_closed(struct cache *c, struct shadow *sh)
@@ -363,6 +413,27 @@ void wb_wait_for_room(struct cache *c, size_t len)
 		timed_wait(&c->wb_done, &c->lock, 1000);
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+bool wb_wait_for_upload(struct cache *c)
+{
+	uint64_t done;
+	bool progress = false;
+
+	pthread_mutex_lock(&c->lock);
+	done = c->uploads_done;
+	for (int i = 0; i < UPLOAD_WAIT_S && !progress && !c->wb_stop &&
+			has_uploadable(c); i++) {
+		/* Upload now rather than after the quiet time. */
+		for (struct list_node *n = c->wb_list.next;
+		     n != &c->wb_list; n = n->next)
+			list_entry(n, struct shadow, wb)->ready_ms = 0;
+		pthread_cond_broadcast(&c->wb_wake);
+		timed_wait(&c->wb_done, &c->lock, 1000);
+		progress = c->uploads_done != done;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return progress;
 }
 
 static bool matches(const struct shadow *sh, const char *path)
@@ -686,6 +757,9 @@ void wb_close(struct cache *c)
 	for (unsigned i = 0; i < c->wb_nthreads; i++)
 		pthread_join(c->wb_threads[i], NULL);
 	c->wb_nthreads = 0;
+	pthread_mutex_lock(&c->lock);
+	wb_repair_journal(c);
+	pthread_mutex_unlock(&c->lock);
 	if (c->pending_count)
 		log_debug("%" PRIu64 " files stay in the write-back journal "
 			  "of %s", c->pending_count, c->root);

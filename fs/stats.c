@@ -92,6 +92,14 @@ static const struct stat_field stat_fields[] = {
 	      .metric = "nearfs_checksum_failures_total",
 	      .help = "Cached chunks that failed their check and were "
 		      "fetched again."),
+	FIELD("cache_dir_errors", cache_dir_errors,
+	      .metric = "nearfs_cache_dir_errors_total",
+	      .help = "Writes into cache_dir that failed (a full disk, "
+		      "min_free), whose data was served or stored without "
+		      "the cache."),
+	FIELD("cache_dir_full", cache_dir_full, .metric = "nearfs_cache_dir_full",
+	      .gauge = true,
+	      .help = "1 while writes into cache_dir fail, else 0."),
 	FIELD("revalidations", revalidations,
 	      .metric = "nearfs_revalidations_total",
 	      .help = "Version checks of cached files after ttl."),

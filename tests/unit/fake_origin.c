@@ -1,6 +1,7 @@
 /* fake_origin.c - the in-memory origin and test helpers of fake_origin.h. */
 #include "fake_origin.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1058,6 +1059,46 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 {
 	remove(path);
 	return 0;
+}
+
+int test_fill_file(const char *path, int *fd)
+{
+	char want[PATH_MAX], link[300], got[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int full, saved;
+
+	assert_non_null(realpath(path, want));
+	d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	*fd = -1;
+	while (*fd < 0 && (de = readdir(d))) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		n = readlink(link, got, sizeof(got) - 1);
+		if (n <= 0)
+			continue;
+		got[n] = '\0';
+		if (strcmp(got, want) == 0)
+			*fd = atoi(de->d_name);
+	}
+	closedir(d);
+	if (*fd < 0)
+		fail_msg("no descriptor of %s is open", want);
+	saved = dup(*fd);
+	full = open("/dev/full", O_RDWR);
+	assert_true(saved >= 0);
+	assert_true(full >= 0);
+	assert_true(dup2(full, *fd) == *fd);
+	close(full);
+	return saved;
+}
+
+void test_unfill_file(int fd, int saved)
+{
+	assert_true(dup2(saved, fd) == fd);
+	close(saved);
 }
 
 void test_remove_tree(const char *path)

@@ -135,6 +135,16 @@ int test_make_temp_dir(const char *name_template, char *path, size_t len);
 /* Remove a folder and everything below it. */
 void test_remove_tree(const char *path);
 
+/*
+ * Point the descriptor that this process has open on path (the cache
+ * index, the journal) at /dev/full, where every write fails with ENOSPC
+ * as on a full disk.  Returns a copy of the original descriptor for
+ * test_unfill_file(), which puts it back.  Fails the test when no
+ * descriptor has path open.
+ */
+int test_fill_file(const char *path, int *fd);
+void test_unfill_file(int fd, int saved);
+
 /* Copy the file at from to to, replacing it, failing the test unless
  * that works. */
 void test_copy_file(const char *from, const char *to);

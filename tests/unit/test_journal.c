@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,6 +84,8 @@ static int teardown(void **state)
 
 	journal_close(env->j);
 	seen_reset(&env->seen);
+	setrlimit(RLIMIT_FSIZE, &(struct rlimit){ RLIM_INFINITY,
+						   RLIM_INFINITY });
 	d = opendir(env->dir);
 	if (d) {
 		while ((de = readdir(d))) {
@@ -608,6 +612,86 @@ static void test_journal_long_paths(void **state)
 	free(move_too_long);
 }
 
+/*
+ * Limit the size of the files this process writes to bytes, or lift the
+ * limit with RLIM_INFINITY.  A write that would pass the limit writes
+ * what fits and then fails with EFBIG, as a write on a full disk writes
+ * what fits and then fails with ENOSPC.
+ */
+static void limit_file_size(rlim_t bytes)
+{
+	struct rlimit rl = { bytes, RLIM_INFINITY };
+
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static void test_journal_short_write_leaves_no_torn_record(void **state)
+{
+	struct env *env = *state;
+	struct origin_attr m = meta_of(2);
+	off_t before;
+
+	reopen(env);
+	put(env, 1, "a", 1);
+	before = file_size(env->path);
+	/* Half of the next PUT fits. */
+	limit_file_size(before + (PUT_SIZE_FIXED + 8) / 2);
+	assert_int_equal(journal_put(env->j, 2, "lost/b", &m), -EFBIG);
+	limit_file_size(RLIM_INFINITY);
+	assert_int_equal(file_size(env->path), before);
+	assert_true(journal_lost(env->j));
+	/* Appends after the failed one must survive a replay. */
+	put(env, 3, "c", 3);
+	reopen(env);
+	assert_int_equal(env->seen.count, 2);
+	assert_entry(env, 0, 1, "a", 1);
+	assert_entry(env, 1, 3, "c", 3);
+}
+
+static void test_journal_rewrite_after_failed_append(void **state)
+{
+	struct env *env = *state;
+	struct origin_attr m = meta_of(1);
+
+	reopen(env);
+	put(env, 1, "a", 1);
+	put(env, 2, "b", 2);
+	limit_file_size(file_size(env->path));
+	assert_int_equal(journal_done(env->j, 1), -EFBIG);
+	limit_file_size(RLIM_INFINITY);
+	/* The caller's state, in which seq 1 is done. */
+	assert_int_equal(journal_rewrite_begin(env->j), 0);
+	m = meta_of(2);
+	assert_int_equal(journal_put(env->j, 2, "b", &m), 0);
+	assert_int_equal(journal_rewrite_end(env->j, 1), 0);
+	assert_false(journal_lost(env->j));
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 2, "b", 2);
+}
+
+static void test_journal_rewrite_fails_when_full(void **state)
+{
+	struct env *env = *state;
+	struct origin_attr m = meta_of(1);
+
+	reopen(env);
+	put(env, 1, "a", 1);
+	limit_file_size(file_size(env->path));
+	assert_int_equal(journal_done(env->j, 1), -EFBIG);
+	/* The new file has room for its header only. */
+	assert_int_equal(journal_rewrite_begin(env->j), 0);
+	assert_int_equal(journal_put(env->j, 2, "a-much-longer-path", &m),
+			 -EFBIG);
+	assert_int_equal(journal_rewrite_end(env->j, 1), -EFBIG);
+	limit_file_size(RLIM_INFINITY);
+	assert_true(journal_lost(env->j));
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 1, "a", 1);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -634,6 +718,14 @@ int main(int argc, char **argv)
 			test_journal_version_1_uncompacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_compaction_shrinks,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_short_write_leaves_no_torn_record, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_rewrite_after_failed_append, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_rewrite_fails_when_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_long_paths, setup,
 						teardown),
 	};

@@ -490,6 +490,85 @@ static void test_store_pressure_logged_once(void **state)
 	log_max_level = LOG_ERR;
 }
 
+/* The path of name in the cache folder of c, which the caller frees. */
+static char *cache_file_path(struct cache *c, const char *name)
+{
+	char *path;
+
+	assert_true(asprintf(&path, "%s/%s", cache_path(c), name) > 0);
+	return path;
+}
+
+static void test_store_index_full_serves_uncached(void **state)
+{
+	struct test_env *env = start(state, 16 * CS);
+	char *index = cache_file_path(env->c, "index");
+	struct cache_stats st;
+	int fd, saved;
+
+	test_put_pattern(env->fo, "f", 2 * CS, 61);
+	saved = test_fill_file(index, &fd);
+	/* The bytes come from the origin, and no chunk is registered that
+	 * the index does not list. */
+	read_chunk_ok(env->c, "f", 0, 61);
+	read_chunk_ok(env->c, "f", 1, 61);
+	st = test_stats(env->c);
+	assert_int_equal(st.chunks_cached, 0);
+	assert_int_equal(st.bytes_cached, 0);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.cache_dir_full, 1);
+	assert_true(st.cache_dir_errors >= 2);
+
+	/* Room again: the next reads are cached and listed. */
+	test_unfill_file(fd, saved);
+	read_chunk_ok(env->c, "f", 0, 61);
+	read_chunk_ok(env->c, "f", 1, 61);
+	st = test_stats(env->c);
+	assert_int_equal(st.chunks_cached, 2);
+	assert_int_equal(st.cache_dir_full, 0);
+	read_chunk_ok(env->c, "f", 1, 61);
+	assert_int_equal(test_stats(env->c).hits, 1);
+
+	test_env_close(env);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
+	read_chunk_ok(env->c, "f", 0, 61);
+	assert_int_equal(test_stats(env->c).misses, 0);
+	free(index);
+}
+
+static void test_store_index_rewritten_after_lost_evictions(void **state)
+{
+	struct test_env *env = start(state, 2 * CS);
+	char *index = cache_file_path(env->c, "index");
+	int fd, saved;
+
+	test_put_pattern(env->fo, "a", 2 * CS, 62);
+	test_put_pattern(env->fo, "b", 2 * CS, 63);
+	read_chunk_ok(env->c, "a", 0, 62);
+	read_chunk_ok(env->c, "a", 1, 62);
+	/* Reading b evicts a, whose CHUNK_DEL records are lost. */
+	saved = test_fill_file(index, &fd);
+	read_chunk_ok(env->c, "b", 0, 63);
+	assert_int_equal(test_stats(env->c).cache_dir_full, 1);
+	test_unfill_file(fd, saved);
+	read_chunk_ok(env->c, "b", 0, 63);
+	read_chunk_ok(env->c, "b", 1, 63);
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
+
+	/* A crash now, without the compaction at close, must find b and
+	 * not the evicted chunks of a. */
+	test_copy_file(index, "index.crash");
+	test_env_close(env);
+	test_copy_file("index.crash", index);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
+	read_chunk_ok(env->c, "a", 0, 62);
+	read_chunk_ok(env->c, "b", 1, 63);
+	assert_int_equal(test_stats(env->c).checksum_failures, 0);
+	free(index);
+}
+
 /* An argument runs only the tests whose names match it (cmocka pattern). */
 /* Open the cache with readahead of four chunks. */
 static struct test_env *start_readahead(void **state)
@@ -708,6 +787,11 @@ int main(int argc, char **argv)
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_read_fd_cached_range,
 					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_index_full_serves_uncached,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_store_index_rewritten_after_lost_evictions,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_sequential,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_not_random,

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -542,10 +543,73 @@ static void test_write_second_commit_uploads_both(void **state)
 	free(want);
 }
 
+/* The path of the one file in the tmp/ folder of c: the shadow of the
+ * only file open for writing.  The caller frees it. */
+static char *shadow_file(struct cache *c)
+{
+	char *dir, *path = NULL;
+	struct dirent *de;
+	DIR *d;
+
+	assert_true(asprintf(&dir, "%s/tmp", cache_path(c)) > 0);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			assert_null(path);
+			assert_true(asprintf(&path, "%s/%s", dir,
+					     de->d_name) > 0);
+		}
+	closedir(d);
+	free(dir);
+	assert_non_null(path);
+	return path;
+}
+
+static void test_write_full_disk_evicts_then_fails(void **state)
+{
+	struct test_env *env = start(state);
+	char *cached = put_pattern(env->fo, "cached", 2 * CS, 30);
+	char *buf = malloc(CS);
+	struct cache_file *f;
+	struct cache_stats st;
+	char *shadow;
+	int fd, saved;
+
+	assert_non_null(buf);
+	assert_int_equal(test_read_path(env->c, "cached", buf, CS, 0), CS);
+	assert_int_equal(test_read_path(env->c, "cached", buf, CS, CS), CS);
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
+
+	assert_int_equal(cache_file_create(env->c, "new", 0644, getuid(),
+					   getgid(), &f), 0);
+	shadow = shadow_file(env->c);
+	saved = test_fill_file(shadow, &fd);
+	/* The write evicts what it can to make room, then gives up. */
+	assert_int_equal(cache_file_write(f, cached, CS, 0), -ENOSPC);
+	st = test_stats(env->c);
+	assert_int_equal(st.chunks_cached, 0);
+	assert_int_equal(st.evictions, 2);
+	assert_int_equal(st.cache_dir_full, 1);
+	assert_true(st.cache_dir_errors >= 1);
+	test_unfill_file(fd, saved);
+
+	/* With room again the same write works and reaches the origin. */
+	assert_int_equal(cache_file_write(f, cached, CS, 0), CS);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	test_assert_origin_has(env->fo, "new", cached, CS);
+	free(shadow);
+	free(buf);
+	free(cached);
+}
+
 /* An argument runs only the tests whose names match it (cmocka pattern). */
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_write_full_disk_evicts_then_fails,
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_create_commit_stores_bytes,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_failed_commit_keeps_old,

@@ -891,6 +891,73 @@ static void test_writeback_replay_duplicate_path(void **state)
 	assert_int_equal(dirty_files(env->c), 0);
 }
 
+/* The path of the journal of c, which the caller frees. */
+static char *journal_path(struct cache *c)
+{
+	char *path;
+
+	assert_true(asprintf(&path, "%s/journal", cache_path(c)) > 0);
+	return path;
+}
+
+static void test_writeback_journal_full_uploads_at_close(void **state)
+{
+	struct test_env *env = start_open(state, 60000);
+	char *journal = journal_path(env->c);
+	char *want = pattern(CS + 7, 40);
+	struct cache_stats st;
+	int fd, saved;
+
+	saved = test_fill_file(journal, &fd);
+	/* Not in the journal, the file would not survive a crash: the
+	 * close stores it on the origin, as write-through does. */
+	assert_int_equal(commit_new(env->c, "a", want, CS + 7), 0);
+	test_assert_origin_has(env->fo, "a", want, CS + 7);
+	st = test_stats(env->c);
+	assert_int_equal(st.uploads_pending, 0);
+	assert_int_equal(st.uploads_done, 1);
+	assert_true(st.cache_dir_errors >= 1);
+	test_unfill_file(fd, saved);
+	test_assert_cache_has(env->c, "a", want, CS + 7);
+	free(want);
+	free(journal);
+}
+
+static void test_writeback_journal_full_origin_down(void **state)
+{
+	struct test_env *env = start_open(state, 60000);
+	char *journal = journal_path(env->c);
+	char *b = pattern(100, 41), *c = pattern(200, 42);
+	struct cache_stats st;
+	int fd, saved;
+
+	saved = test_fill_file(journal, &fd);
+	fake_fail_next(env->fo, FAKE_WRITE, 1000, EIO);
+	/* Neither in the journal nor on the origin: the close fails. */
+	assert_int_equal(commit_new(env->c, "b", b, 100), -ENOSPC);
+	st = test_stats(env->c);
+	assert_int_equal(st.uploads_pending, 1);
+	assert_false(fake_exists(env->fo, "b"));
+
+	/* The next record that fits rewrites the journal from the queue,
+	 * so b is listed too, and both survive a restart. */
+	test_unfill_file(fd, saved);
+	assert_int_equal(commit_new(env->c, "c", c, 200), 0);
+	test_env_close(env);
+	assert_int_equal(test_env_open(env), 0);
+	st = test_stats(env->c);
+	assert_int_equal(st.uploads_pending, 2);
+	assert_int_equal(st.dirty_bytes, 300);
+
+	fake_fail_next(env->fo, FAKE_WRITE, 0, 0);
+	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
+	test_assert_origin_has(env->fo, "b", b, 100);
+	test_assert_origin_has(env->fo, "c", c, 200);
+	free(b);
+	free(c);
+	free(journal);
+}
+
 #define WB_TEST(name) cmocka_unit_test_teardown(name, teardown)
 
 /* An argument runs only the tests whose names match it (cmocka pattern). */
@@ -914,6 +981,8 @@ int main(int argc, char **argv)
 		WB_TEST(test_writeback_read_during_slow_upload),
 		WB_TEST(test_writeback_rmdir_pending_child),
 		WB_TEST(test_writeback_rename_onto_pending_dir),
+		WB_TEST(test_writeback_journal_full_uploads_at_close),
+		WB_TEST(test_writeback_journal_full_origin_down),
 		/* Last: when the replay crashes, cmocka goes on after the
 		 * signal with the cache's locks in an unknown state. */
 		WB_TEST(test_writeback_replay_duplicate_path),
