@@ -548,13 +548,17 @@ static bool below_min_free(struct cache *c, uint64_t len)
 	return avail < need + len;
 }
 
-static int reserve_room(struct cache *c, uint64_t len)
+/* Make room for len bytes.  *budget tells whether a failure came from
+ * cache_size; the shortage of free disk space is logged apart. */
+static int reserve_room(struct cache *c, uint64_t len, bool *budget)
 {
+	*budget = true;
 	if (len > c->cfg.size_max)
 		return -ENOSPC;
 	while (c->bytes_cached + len > c->cfg.size_max)
 		if (!evict_one(c))
 			return -ENOSPC;
+	*budget = false;
 	while (below_min_free(c, len))
 		if (!evict_one(c)) {
 			store_note_write_error(c, "a chunk: the free space is "
@@ -567,9 +571,9 @@ static int reserve_room(struct cache *c, uint64_t len)
 
 /*
  * Log the start and the end of eviction pressure, once each.  Pressure
- * is a stretch of reservations that fail because nothing is left to
- * evict: files waiting for upload or other data fill the cache disk, or
- * every cached chunk is being read.  Lock held.
+ * is a stretch of reservations that fail at cache_size because nothing
+ * is left to evict: every cached chunk is being read or lent.  A disk
+ * below min_free is logged by store_note_write_error().  Lock held.
  */
 static void note_pressure(struct cache *c, uint64_t len, int ret)
 {
@@ -603,9 +607,11 @@ static void note_pressure(struct cache *c, uint64_t len, int ret)
 
 int store_reserve(struct cache *c, uint64_t len)
 {
-	int ret = reserve_room(c, len);
+	bool budget;
+	int ret = reserve_room(c, len, &budget);
 
-	note_pressure(c, len, ret);
+	if (ret == 0 || budget)
+		note_pressure(c, len, ret);
 	return ret;
 }
 

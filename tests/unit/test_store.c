@@ -453,38 +453,42 @@ static void test_store_pressure_logged_once(void **state)
 {
 	struct test_env *env = test_env_create(state,
 					       "cache-tests-store-XXXXXX", CS,
-					       16 * CS, 60000);
+					       2 * CS, 60000);
+	struct cache_read_pin pins[2];
 	struct log_lines lines = { 0 };
-	struct cache_config cfg;
-	char err[256];
+	struct cache_file *f;
+	size_t n;
+	int fd;
 
-	/* No disk keeps all of itself free, so nothing can be cached. */
-	env->cfg.min_free_pct = 100;
 	assert_int_equal(test_env_open(env), 0);
 	test_put_pattern(env->fo, "f", 4 * CS, 61);
+	read_chunk_ok(env->c, "f", 0, 61);
+	read_chunk_ok(env->c, "f", 1, 61);
+	/* Reads in progress pin both cached chunks: nothing to evict. */
+	f = test_open_file(env->c, "f", O_RDONLY);
+	for (uint32_t i = 0; i < 2; i++)
+		assert_int_equal(cache_file_read_fd(f, (uint64_t)i * CS, CS,
+						    &fd, &n, &pins[i]), 1);
 	log_max_level = LOG_INFO;
 	log_set_output(capture_line, &lines);
 
-	for (uint32_t i = 0; i < 4; i++)
-		read_chunk_ok(env->c, "f", i, 61);
-	assert_int_equal(test_stats(env->c).chunks_cached, 0);
+	read_chunk_ok(env->c, "f", 2, 61);
+	read_chunk_ok(env->c, "f", 3, 61);
+	read_chunk_ok(env->c, "f", 2, 61);
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
 	assert_int_equal(lines.count, 1);
 	assert_non_null(strstr(lines.line[0], "has no room for 65536 bytes "
-			       "and nothing to evict: 0 bytes cached of "
-			       "cache_size 1048576"));
-	assert_non_null(strstr(lines.line[0], "(min_free 100%)"));
+			       "and nothing to evict: 131072 bytes cached of "
+			       "cache_size 131072"));
 
-	cache_get_config(env->c, &cfg);
-	cfg.min_free_pct = 0;
-	cfg.min_free = 0;
-	assert_int_equal(cache_set_config(env->c, &cfg, err, sizeof(err)), 0);
-	read_chunk_ok(env->c, "f", 0, 61);
-	read_chunk_ok(env->c, "f", 1, 61);
-	assert_int_equal(test_stats(env->c).chunks_cached, 2);
+	for (uint32_t i = 0; i < 2; i++)
+		cache_read_unpin(env->c, &pins[i]);
+	cache_file_release(f);
+	read_chunk_ok(env->c, "f", 3, 61);
 	assert_int_equal(lines.count, 2);
-	assert_non_null(strstr(lines.line[1], "has room again after 4 chunks "
-			       "were not cached: 65536 bytes cached of "
-			       "cache_size 1048576"));
+	assert_non_null(strstr(lines.line[1], "has room again after 3 chunks "
+			       "were not cached: 131072 bytes cached of "
+			       "cache_size 131072"));
 
 	log_set_output(NULL, NULL);
 	log_max_level = LOG_ERR;
