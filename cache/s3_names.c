@@ -35,16 +35,20 @@ const char *s3_name_invalid(const char *name)
 	if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
 		return "'.', '..' or an empty path component is not a file "
 		       "name";
+	if (strchr(name, '/'))
+		return "the name contains '/', which a listing with the "
+		       "delimiter '/' never returns";
 	if (strlen(name) > NAME_MAX)
 		return "a path component is longer than NAME_MAX (255 bytes)";
 	return NULL;
 }
 
-const char *s3_entry_name(const char *key, const char *list_prefix,
-			  const char **reason)
+/* Return the part of key after list_prefix.  NULL sets *reason, unless
+ * key is list_prefix itself, the directory's marker. */
+static const char *key_rest(const char *key, const char *list_prefix,
+			    const char **reason)
 {
 	size_t plen = strlen(list_prefix);
-	const char *name;
 
 	*reason = NULL;
 	if (!key) {
@@ -55,16 +59,25 @@ const char *s3_entry_name(const char *key, const char *list_prefix,
 		*reason = "outside the mounted prefix";
 		return NULL;
 	}
-	name = key + plen;
-	if (!*name)
-		return NULL;	/* the directory's own marker */
+	return key[plen] ? key + plen : NULL;
+}
+
+const char *s3_entry_name(const char *key, const char *list_prefix,
+			  const char **reason)
+{
+	const char *name = key_rest(key, list_prefix, reason);
+
+	if (!name)
+		return NULL;
 	*reason = s3_name_invalid(name);
 	return *reason ? NULL : name;
 }
 
+/* Each component is checked on its own: the path as a whole may be
+ * longer than NAME_MAX. */
 char *s3_tree_path(char *key, const char *list_prefix, const char **reason)
 {
-	char *rel = (char *)s3_entry_name(key, list_prefix, reason);
+	char *rel = (char *)key_rest(key, list_prefix, reason);
 	char *p, *slash;
 
 	if (!rel)

@@ -3,10 +3,10 @@
  *
  * Below the mount prefix P, the origin path "a/b" (origin.h) is the key
  * "P/a/b", or "a/b" without a prefix.  A directory's key ends in "/".
- * Listed keys go the other way.  A key is shown only when its path
- * components below the listed prefix are valid file names: non-empty,
- * not "." or ".." and at most NAME_MAX bytes.  Other keys are hidden,
- * because no path can carry them.
+ * Listed keys go the other way.  A key is shown only when every path
+ * component below the listed prefix is a valid file name: non-empty, not
+ * "." or "..", free of '/' and at most NAME_MAX bytes.  Other keys are
+ * hidden, because no path can carry them.
  */
 #ifndef NEARFS_S3_NAMES_H
 #define NEARFS_S3_NAMES_H
