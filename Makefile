@@ -154,6 +154,49 @@ check: deps
 	$(Q)tests/run-unit.sh $(UNIT_BIN)
 	$(Q)tests/integration/run.sh
 
+# make fuzz: build the libFuzzer harnesses tests/fuzz/fuzz_*.c and run
+# each for FUZZ_SECONDS (default 30) over its corpus in
+# tests/fuzz/corpus/NAME (docs/reliability.md).  The engine and the
+# option parser are built again with clang, coverage and the sanitizers
+# into build-fuzz/, apart from build/.  A crash, a leak or a failed
+# property assertion makes the run fail.
+FZ := build-fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer -D_GNU_SOURCE \
+	-D_FILE_OFFSET_BITS=64 -DNEARFS_VERSION='"$(VERSION)"' -pthread \
+	-Icache -Ifs $(FUZZ_SAN) $(PKG_CFLAGS)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FZ)/%,$(FUZZ_SRC))
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FZ)/%.o,$(CACHE_SRC) fs/options.c \
+	fs/roots.c)
+
+.PHONY: fuzz fuzz-build clean-fuzz
+
+$(FZ)/%.o: %.c $(wildcard cache/*.h fs/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FZ)/libnearfs-fuzz.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FZ)/libnearfs-fuzz.a
+	@$(if $(Q),echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(FZ)/libnearfs-fuzz.a $(PKG_LIBS) -lm
+
+fuzz-build: $(FUZZ_BIN)
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf $(FZ)
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BIN)
+
 # The random (tests/tools/fsx.py) and concurrent tests, long; see
 # tests/soak.sh for the variables.
 soak: deps

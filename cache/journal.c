@@ -104,8 +104,13 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
-/* Copy len bytes of src into a string, or return NULL if it is empty,
- * contains a NUL or cannot be allocated (then *error is -ENOMEM). */
+static bool seq_valid(uint64_t seq)
+{
+	return seq >= 1 && seq <= JOURNAL_SEQ_MAX;
+}
+
+/* Copy len bytes of src into a string, or return NULL if they are not a
+ * valid origin path or cannot be allocated (then *error is -ENOMEM). */
 static char *path_dup(const char *src, uint32_t len, int *error)
 {
 	char *path;
@@ -113,8 +118,14 @@ static char *path_dup(const char *src, uint32_t len, int *error)
 	if (len == 0 || memchr(src, '\0', len))
 		return NULL;
 	path = strndup(src, len);
-	if (!path)
+	if (!path) {
 		*error = -ENOMEM;
+		return NULL;
+	}
+	if (origin_path_check(path) < 0) {
+		free(path);
+		return NULL;
+	}
 	return path;
 }
 
@@ -136,10 +147,13 @@ static int replay_put(struct replay_state *st, const char *p, uint32_t len,
 	if (sized)
 		memcpy(&size, p + offsetof(struct put_size_record, size),
 		       sizeof(size));
-	if (fixed + (uint64_t)r.path_len != len)
+	if (fixed + (uint64_t)r.path_len != len || !seq_valid(r.seq))
 		return -EINVAL;
+	/* Its dirty file may exist even when the rest is invalid. */
 	if (r.seq > st->max_seq)
 		st->max_seq = r.seq;
+	if (r.mtime_nsec >= 1000000000)
+		return -EINVAL;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		goto out_nomem;
@@ -182,7 +196,7 @@ static int replay_move(struct replay_state *st, const char *p, uint32_t len)
 	if (len < sizeof(r))
 		return -EINVAL;
 	memcpy(&r, p, sizeof(r));
-	if (sizeof(r) + (uint64_t)r.path_len != len)
+	if (sizeof(r) + (uint64_t)r.path_len != len || !seq_valid(r.seq))
 		return -EINVAL;
 	if (r.seq > st->max_seq)
 		st->max_seq = r.seq;
@@ -212,6 +226,8 @@ static int replay_done(struct replay_state *st, const char *p, uint32_t len)
 	if (len != sizeof(seq))
 		return -EINVAL;
 	memcpy(&seq, p, sizeof(seq));
+	if (!seq_valid(seq))
+		return -EINVAL;
 	if (seq > st->max_seq)
 		st->max_seq = seq;
 	seq_key(seq, key);
@@ -291,8 +307,12 @@ static int append_put(struct journal *j, uint64_t seq, const char *path,
 	};
 	bool sized = recordlog_version(j->log) >= 2;
 	size_t fixed = sized ? sizeof(r) : sizeof(r.put);
+	int ret = origin_path_check(path);
 
-	if (path_len == 0)
+	if (ret < 0)
+		return ret;
+	if (!seq_valid(seq) || meta->mtime.tv_nsec < 0 ||
+	    meta->mtime.tv_nsec >= 1000000000)
 		return -EINVAL;
 	if (fixed + path_len > RECORDLOG_PAYLOAD_MAX)
 		return -ENAMETOOLONG;
@@ -471,6 +491,8 @@ static void note_seq(struct journal *j, uint64_t seq)
 int journal_put(struct journal *j, uint64_t seq, const char *path,
 		const struct origin_attr *meta)
 {
+	if (!seq_valid(seq))
+		return -EINVAL;
 	note_seq(j, seq);
 	return append_put(j, seq, path, meta);
 }
@@ -479,10 +501,13 @@ int journal_move(struct journal *j, uint64_t seq, const char *path)
 {
 	size_t path_len = strlen(path);
 	struct move_record r = { .seq = seq, .path_len = path_len };
+	int ret = origin_path_check(path);
 
-	note_seq(j, seq);
-	if (path_len == 0)
+	if (!seq_valid(seq))
 		return -EINVAL;
+	note_seq(j, seq);
+	if (ret < 0)
+		return ret;
 	if (sizeof(r) + path_len > RECORDLOG_PAYLOAD_MAX)
 		return -ENAMETOOLONG;
 	return recordlog_append(j->log, REC_MOVE, &r, sizeof(r), path,
@@ -491,6 +516,8 @@ int journal_move(struct journal *j, uint64_t seq, const char *path)
 
 int journal_done(struct journal *j, uint64_t seq)
 {
+	if (!seq_valid(seq))
+		return -EINVAL;
 	note_seq(j, seq);
 	return recordlog_append(j->log, REC_DONE, &seq, sizeof(seq), NULL, 0,
 				NULL, 0);

@@ -17,8 +17,11 @@
  * file again at every close.
  *
  * Replay is idempotent: a PUT of a known seq replaces it, a MOVE or DONE
- * of an unknown seq is ignored.  A torn last record is cut.  Records are
- * written without fsync; journal_sync() makes them durable.
+ * of an unknown seq is ignored.  A torn last record is cut, and so is
+ * everything from a record that no append makes: a seq outside 1 to
+ * JOURNAL_SEQ_MAX, a path that origin_path_check() rejects, or a
+ * modification time of 10^9 nanoseconds or more.  Records are written
+ * without fsync; journal_sync() makes them durable.
  */
 #ifndef NEARFS_JOURNAL_H
 #define NEARFS_JOURNAL_H
@@ -35,6 +38,10 @@
 
 /* The size of a pending file that a version 1 journal listed. */
 #define JOURNAL_SIZE_UNKNOWN UINT64_MAX
+
+/* The largest seq of a record, far below UINT64_MAX, so that the seq
+ * after the largest one replayed never wraps to 0. */
+#define JOURNAL_SEQ_MAX ((uint64_t)INT64_MAX)
 
 struct journal;
 
@@ -68,7 +75,9 @@ int journal_read(const char *path, journal_pending_fn fn, void *arg,
 uint64_t journal_max_seq(const struct journal *j);
 
 /* Append a record.  meta->size of a PUT is the size of dirty/SEQ.  0 or
- * a negative errno. */
+ * a negative errno: -EINVAL for a seq outside 1 to JOURNAL_SEQ_MAX, an
+ * invalid nanosecond count, or a path that origin_path_check() rejects,
+ * which may also return -ENAMETOOLONG. */
 int journal_put(struct journal *j, uint64_t seq, const char *path,
 		const struct origin_attr *meta);
 int journal_move(struct journal *j, uint64_t seq, const char *path);

@@ -1,9 +1,11 @@
 /*
  * origin.c - what every origin shares: request names, request timing,
- * sinks, freeing.
+ * sinks, freeing, the check of paths.
  */
 #include "origin.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -105,4 +107,24 @@ void origin_free(struct origin *o)
 {
 	if (o)
 		o->ops->free(o);
+}
+
+int origin_path_check(const char *path)
+{
+	const char *p = path;
+
+	if (strlen(path) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	for (;;) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return -EINVAL;
+		if (n > NAME_MAX)
+			return -ENAMETOOLONG;
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
 }

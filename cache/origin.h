@@ -317,4 +317,13 @@ double origin_latency_quantile(const struct origin_latency_stats *s,
 
 void origin_free(struct origin *o);
 
+/*
+ * Check the origin path of a file or directory other than the root (see
+ * the top of this file).  Returns 0, -EINVAL for an empty path, a leading
+ * or trailing slash, or an empty, "." or ".." component, or
+ * -ENAMETOOLONG for a path of PATH_MAX bytes or more or a component
+ * longer than NAME_MAX.
+ */
+int origin_path_check(const char *path);
+
 #endif

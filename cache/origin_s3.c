@@ -20,6 +20,7 @@
 #include "htab.h"
 #include "log.h"
 #include "s3_creds.h"
+#include "s3_names.h"
 #include "s3_sign.h"
 #include "s3_xml.h"
 
@@ -218,21 +219,11 @@ static void copy_unquoted(char *dst, size_t dstlen, const char *src)
 	dst[n] = '\0';
 }
 
-/*
- * Return the object key of path: prefix + "/" + path, or path alone
- * without a prefix, with a trailing "/" when dir_slash is set (the
- * root then becomes "prefix/", or "" without a prefix).  malloc'ed.
- */
+/* Return the object key of path below the mount prefix (s3_key_of()). */
 static char *key_of(const struct s3_origin *so, const char *path,
 		    bool dir_slash)
 {
-	const char *slash = dir_slash ? "/" : "";
-
-	if (!*so->prefix)
-		return str_printf("%s%s", path, *path ? slash : "");
-	if (!*path)
-		return str_printf("%s%s", so->prefix, slash);
-	return str_printf("%s/%s%s", so->prefix, path, slash);
+	return s3_key_of(so->prefix, path, dir_slash);
 }
 
 /* Append "&name=value" (value SigV4-encoded) to a query string. */
@@ -1196,15 +1187,9 @@ out_free:
 	return rc;
 }
 
-/*
- * Decode a key or prefix of an encoding-type=url listing.  Returns NULL
- * for an invalid escape or a NUL byte ("%00"), which no path can carry.
- */
 static char *decode_listed(const char *encoded)
 {
-	if (strstr(encoded, "%00"))
-		return NULL;
-	return s3_url_decode(encoded);
+	return s3_decode_listed(encoded);
 }
 
 /* ---- stat ------------------------------------------------------------- */
@@ -1316,40 +1301,17 @@ out:
 		log_debug("s3: key %s is hidden: %s", encoded, reason);
 }
 
-/* Whether one path component of a listed key can be an entry name; logs
- * the keys it rejects. */
-static bool name_is_valid(const char *name, const char *encoded)
-{
-	if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) {
-		log_skipped(encoded, "'.', '..' or an empty path component "
-			    "is not a file name");
-		return false;
-	}
-	if (strlen(name) > NAME_MAX) {
-		log_skipped(encoded, "a path component is longer than "
-			    "NAME_MAX (255 bytes)");
-		return false;
-	}
-	return true;
-}
-
 /* Return the entry name of a listed key below prefix, or NULL (with a
  * log line) when no path component can carry it. */
 static const char *entry_name(const char *key, const char *prefix,
 			      const char *encoded)
 {
-	size_t plen = strlen(prefix);
-	const char *name;
+	const char *reason;
+	const char *name = s3_entry_name(key, prefix, &reason);
 
-	if (!key || strncmp(key, prefix, plen)) {
-		log_skipped(encoded, key ? "outside the mounted prefix" :
-			    "a NUL byte cannot be in a file name");
-		return NULL;
-	}
-	name = key + plen;
-	if (!*name)
-		return NULL;	/* the directory's own marker */
-	return name_is_valid(name, encoded) ? name : NULL;
+	if (reason)
+		log_skipped(encoded, reason);
+	return name;
 }
 
 static void file_attr(const struct s3_list_entry *entry,
@@ -1557,34 +1519,16 @@ static int s3_list_page(struct origin *o, const char *dir,
 	return rc;
 }
 
-/*
- * Map a decoded key of a recursive listing below prefix to the path that
- * the delimited listings imply, in place.  Each component must be a
- * valid entry name: at the first one that is not, the path ends with the
- * directory above it ("a/./x" gives "a/").  Returns NULL when nothing is
- * left.
- */
+/* Map a decoded key of a recursive listing to its path (s3_tree_path()),
+ * logging the keys it hides or cuts. */
 static char *tree_path(char *key, const char *prefix, const char *encoded)
 {
-	char *rel = (char *)entry_name(key, prefix, encoded);
-	char *p, *slash;
-	bool valid;
+	const char *reason;
+	char *path = s3_tree_path(key, prefix, &reason);
 
-	if (!rel)
-		return NULL;
-	for (p = rel; (slash = strchr(p, '/')); p = slash + 1) {
-		*slash = '\0';
-		valid = name_is_valid(p, encoded);
-		*slash = '/';
-		if (!valid)
-			break;
-	}
-	if (!slash && (!*p || name_is_valid(p, encoded)))
-		return rel;
-	if (p == rel)
-		return NULL;
-	*p = '\0';	/* keep "dir/" up to the invalid component */
-	return rel;
+	if (reason)
+		log_skipped(encoded, reason);
+	return path;
 }
 
 struct tree_target {

@@ -446,13 +446,16 @@ static int apply_owner(struct parse_state *ps, const struct option_def *def,
 		       const char *value)
 {
 	int base = strcmp(def->name, "umask") == 0 ? 8 : 10;
+	const char *digits = base == 8 ? "01234567" : "0123456789";
 	unsigned long max = base == 8 ? 0777 : 0xfffffffeUL;
-	char *end;
-	unsigned long n;
+	/* strtoul() alone would also take leading blanks and a sign. */
+	bool digits_only = value[0] && !value[strspn(value, digits)];
+	unsigned long n = 0;
 
 	errno = 0;
-	n = strtoul(value, &end, base);
-	if (errno || *end || end == value || value[0] == '-' || n > max)
+	if (digits_only)
+		n = strtoul(value, NULL, base);
+	if (!digits_only || errno || n > max)
 		return fail(ps, "invalid %s '%s': use %s", def->name, value,
 			    base == 8 ? "an octal mask such as umask=022" :
 			    "a numeric id such as uid=1000");

@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 PACKAGES=(build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
 	libexpat1-dev libxxhash-dev libcmocka-dev libssl-dev attr python3 strace
 	groff-base man-db)
+# clang and the libFuzzer runtime build the harnesses of make fuzz.  On
+# Debian 12, libclang_rt.fuzzer-x86_64.a comes with libclang-rt-14-dev.
+PACKAGES+=(clang libclang-rt-14-dev)
 S3RVER_VERSION=3.7.1
 S3RVER_PREFIX=tests/.s3rver
 

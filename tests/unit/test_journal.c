@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -21,10 +22,12 @@
 #define VERSION_OFFSET 8	/* after the 8-byte magic of the header */
 #define HEADER_SIZE 16		/* magic, version, param */
 /* Fixed parts of the records as journal.c lays them out. */
+#define PUT_FIXED 40		/* of format version 1 */
 #define PUT_SIZE_FIXED 48
 #define MOVE_FIXED 16
-/* Record types in journal.c. */
+/* Record types of journal.c. */
 #define REC_PUT 1		/* of format version 1, without the size */
+#define REC_MOVE 2
 #define REC_DONE 3
 #define REC_PUT_SIZE 4
 #define MAX_SEEN 64
@@ -195,19 +198,19 @@ static void test_journal_append_and_replay(void **state)
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 0);
-	put(env, 4, "/d", 4);
-	put(env, 1, "/a", 1);
-	put(env, 2, "/b", 2);
-	put(env, 3, "/dir/c", 3);
-	assert_int_equal(journal_move(env->j, 2, "/moved/b"), 0);
+	put(env, 4, "d", 4);
+	put(env, 1, "a", 1);
+	put(env, 2, "b", 2);
+	put(env, 3, "dir/c", 3);
+	assert_int_equal(journal_move(env->j, 2, "moved/b"), 0);
 	assert_int_equal(journal_done(env->j, 3), 0);
 	assert_int_equal(journal_sync(env->j), 0);
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 3);
-	assert_entry(env, 0, 1, "/a", 1);
-	assert_entry(env, 1, 2, "/moved/b", 2);
-	assert_entry(env, 2, 4, "/d", 4);
+	assert_entry(env, 0, 1, "a", 1);
+	assert_entry(env, 1, 2, "moved/b", 2);
+	assert_entry(env, 2, 4, "d", 4);
 }
 
 static void test_journal_torn_last_record(void **state)
@@ -215,21 +218,21 @@ static void test_journal_torn_last_record(void **state)
 	struct env *env = *state;
 
 	reopen(env);
-	put(env, 1, "/a", 1);
-	put(env, 2, "/b", 2);
+	put(env, 1, "a", 1);
+	put(env, 2, "b", 2);
 	journal_close(env->j);
 	env->j = NULL;
 	assert_int_equal(truncate(env->path, file_size(env->path) - 3), 0);
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 1);
-	assert_entry(env, 0, 1, "/a", 1);
+	assert_entry(env, 0, 1, "a", 1);
 
-	put(env, 3, "/c", 3);
+	put(env, 3, "c", 3);
 	reopen(env);
 	assert_int_equal(env->seen.count, 2);
-	assert_entry(env, 0, 1, "/a", 1);
-	assert_entry(env, 1, 3, "/c", 3);
+	assert_entry(env, 0, 1, "a", 1);
+	assert_entry(env, 1, 3, "c", 3);
 }
 
 static void test_journal_garbage_tail(void **state)
@@ -240,8 +243,8 @@ static void test_journal_garbage_tail(void **state)
 	int fd;
 
 	reopen(env);
-	put(env, 1, "/a", 1);
-	put(env, 2, "/b", 2);
+	put(env, 1, "a", 1);
+	put(env, 2, "b", 2);
 	journal_close(env->j);
 	env->j = NULL;
 	fd = open(env->path, O_WRONLY | O_APPEND);
@@ -252,13 +255,13 @@ static void test_journal_garbage_tail(void **state)
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 2);
-	assert_entry(env, 0, 1, "/a", 1);
-	assert_entry(env, 1, 2, "/b", 2);
+	assert_entry(env, 0, 1, "a", 1);
+	assert_entry(env, 1, 2, "b", 2);
 
 	assert_int_equal(journal_done(env->j, 1), 0);
 	reopen(env);
 	assert_int_equal(env->seen.count, 1);
-	assert_entry(env, 0, 2, "/b", 2);
+	assert_entry(env, 0, 2, "b", 2);
 }
 
 static int ignore_record(void *arg, uint8_t type, const char *payload,
@@ -375,7 +378,7 @@ static void test_journal_malformed_record_ends_replay(void **state)
 	uint64_t seq = 1;
 
 	reopen(env);
-	put(env, 1, "/a", 1);
+	put(env, 1, "a", 1);
 	journal_close(env->j);
 	env->j = NULL;
 	/* A DONE with a 3-byte payload, then a valid DONE of seq 1 that
@@ -385,7 +388,7 @@ static void test_journal_malformed_record_ends_replay(void **state)
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 1);
-	assert_entry(env, 0, 1, "/a", 1);
+	assert_entry(env, 0, 1, "a", 1);
 }
 
 static void test_journal_replay_idempotent(void **state)
@@ -393,21 +396,21 @@ static void test_journal_replay_idempotent(void **state)
 	struct env *env = *state;
 
 	reopen(env);
-	put(env, 5, "/first", 1);
-	put(env, 5, "/second", 2);
-	put(env, 6, "/z", 3);
-	assert_int_equal(journal_move(env->j, 40, "/unknown"), 0);
+	put(env, 5, "first", 1);
+	put(env, 5, "second", 2);
+	put(env, 6, "z", 3);
+	assert_int_equal(journal_move(env->j, 40, "unknown"), 0);
 	assert_int_equal(journal_done(env->j, 41), 0);
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 2);
-	assert_entry(env, 0, 5, "/second", 2);
-	assert_entry(env, 1, 6, "/z", 3);
+	assert_entry(env, 0, 5, "second", 2);
+	assert_entry(env, 1, 6, "z", 3);
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 2);
-	assert_entry(env, 0, 5, "/second", 2);
-	assert_entry(env, 1, 6, "/z", 3);
+	assert_entry(env, 0, 5, "second", 2);
+	assert_entry(env, 1, 6, "z", 3);
 }
 
 static void test_journal_unknown_version(void **state)
@@ -420,7 +423,7 @@ static void test_journal_unknown_version(void **state)
 	int fd;
 
 	reopen(env);
-	put(env, 1, "/a", 1);
+	put(env, 1, "a", 1);
 	journal_close(env->j);
 	env->j = NULL;
 	fd = open(env->path, O_WRONLY);
@@ -453,11 +456,11 @@ static void test_journal_records_size(void **state)
 
 	reopen(env);
 	m.size = 0;
-	assert_int_equal(journal_put(env->j, 1, "/empty", &m), 0);
+	assert_int_equal(journal_put(env->j, 1, "empty", &m), 0);
 	m.size = 5000;
-	assert_int_equal(journal_put(env->j, 2, "/five", &m), 0);
+	assert_int_equal(journal_put(env->j, 2, "five", &m), 0);
 	m.size = 6000;
-	assert_int_equal(journal_put(env->j, 2, "/five", &m), 0);
+	assert_int_equal(journal_put(env->j, 2, "five", &m), 0);
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 2);
@@ -475,25 +478,25 @@ static void test_journal_replays_version_1(void **state)
 	struct env *env = *state;
 	uint64_t seq = 1;
 
-	append_v1_put(env, 1, "/a", 1);
-	append_v1_put(env, 2, "/b", 2);
+	append_v1_put(env, 1, "a", 1);
+	append_v1_put(env, 2, "b", 2);
 	append_record(env, 1, REC_DONE, &seq, sizeof(seq), NULL, 0);
 	assert_int_equal(header_version(env), 1);
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 1);
 	assert_int_equal(env->seen.seq[0], 2);
-	assert_string_equal(env->seen.path[0], "/b");
+	assert_string_equal(env->seen.path[0], "b");
 	assert_meta_fields(&env->seen.meta[0], 2);
 	assert_true(env->seen.meta[0].size == JOURNAL_SIZE_UNKNOWN);
 	/* The compaction at open rewrote it as version 2. */
 	assert_int_equal(header_version(env), 2);
 
-	put(env, 3, "/c", 3);
+	put(env, 3, "c", 3);
 	reopen(env);
 	assert_int_equal(env->seen.count, 2);
 	assert_true(env->seen.meta[0].size == JOURNAL_SIZE_UNKNOWN);
-	assert_entry(env, 1, 3, "/c", 3);
+	assert_entry(env, 1, 3, "c", 3);
 }
 
 static void test_journal_version_1_uncompacted(void **state)
@@ -502,14 +505,14 @@ static void test_journal_version_1_uncompacted(void **state)
 	struct type_counts counts;
 	char new_path[128];
 
-	append_v1_put(env, 1, "/a", 1);
+	append_v1_put(env, 1, "a", 1);
 	/* A folder in the way of journal.new makes the compaction fail. */
 	snprintf(new_path, sizeof(new_path), "%s.new", env->path);
 	assert_int_equal(mkdir(new_path, 0700), 0);
 	reopen(env);
 	assert_int_equal(env->seen.count, 1);
 	assert_int_equal(header_version(env), 1);
-	put(env, 2, "/b", 2);
+	put(env, 2, "b", 2);
 	journal_close(env->j);
 	env->j = NULL;
 
@@ -533,8 +536,8 @@ static void test_journal_max_seq(void **state)
 
 	reopen(env);
 	assert_int_equal(journal_max_seq(env->j), 0);
-	put(env, 3, "/a", 1);
-	put(env, 7, "/b", 2);
+	put(env, 3, "a", 1);
+	put(env, 7, "b", 2);
 	assert_int_equal(journal_max_seq(env->j), 7);
 	assert_int_equal(journal_done(env->j, 7), 0);
 	assert_int_equal(journal_max_seq(env->j), 7);
@@ -542,10 +545,10 @@ static void test_journal_max_seq(void **state)
 	reopen(env);
 	assert_int_equal(journal_max_seq(env->j), 7);
 	assert_int_equal(env->seen.count, 1);
-	assert_entry(env, 0, 3, "/a", 1);
+	assert_entry(env, 0, 3, "a", 1);
 
 	/* A MOVE or DONE of an unknown seq still counts as used. */
-	assert_int_equal(journal_move(env->j, 9, "/c"), 0);
+	assert_int_equal(journal_move(env->j, 9, "c"), 0);
 	assert_int_equal(journal_max_seq(env->j), 9);
 	assert_int_equal(journal_done(env->j, 12), 0);
 	reopen(env);
@@ -559,31 +562,31 @@ static void test_journal_compaction_shrinks(void **state)
 
 	reopen(env);
 	for (uint64_t seq = 1; seq <= 2000; seq++) {
-		snprintf(path, sizeof(path), "/dir/file-%llu",
+		snprintf(path, sizeof(path), "dir/file-%llu",
 			 (unsigned long long)seq);
 		put(env, seq, path, 1);
 		assert_int_equal(journal_done(env->j, seq), 0);
 	}
-	put(env, 2001, "/kept", 5);
+	put(env, 2001, "kept", 5);
 	assert_true(file_size(env->path) > 100000);
 
 	reopen(env);
 	assert_int_equal(env->seen.count, 1);
-	assert_entry(env, 0, 2001, "/kept", 5);
+	assert_entry(env, 0, 2001, "kept", 5);
 	assert_int_equal(journal_max_seq(env->j), 2001);
 	/* The header and one PUT with its 16-byte record header. */
 	assert_int_equal(file_size(env->path),
-			 HEADER_SIZE + 16 + PUT_SIZE_FIXED + strlen("/kept"));
+			 HEADER_SIZE + 16 + PUT_SIZE_FIXED + strlen("kept"));
 }
 
+/* A valid origin path of len bytes: names of 99 letters joined by '/'. */
 static char *long_path(size_t len)
 {
 	char *p = malloc(len + 1);
 
 	assert_non_null(p);
-	p[0] = '/';
-	for (size_t i = 1; i < len; i++)
-		p[i] = 'a' + i % 26;
+	for (size_t i = 0; i < len; i++)
+		p[i] = i % 100 == 99 && i + 1 < len ? '/' : 'a' + i % 26;
 	p[len] = '\0';
 	return p;
 }
@@ -591,25 +594,168 @@ static char *long_path(size_t len)
 static void test_journal_long_paths(void **state)
 {
 	struct env *env = *state;
-	size_t max = RECORDLOG_PAYLOAD_MAX - PUT_SIZE_FIXED;
-	char *longest = long_path(max), *too_long = long_path(max + 1);
-	char *move_too_long = long_path(RECORDLOG_PAYLOAD_MAX - MOVE_FIXED + 1);
+	char *longest = long_path(PATH_MAX - 1);
+	char *too_long = long_path(PATH_MAX);
+	char name_max[NAME_MAX + 2];
 	struct origin_attr m = meta_of(1);
 
+	memset(name_max, 'n', NAME_MAX + 1);
+	name_max[NAME_MAX + 1] = '\0';
 	reopen(env);
 	assert_int_equal(journal_put(env->j, 1, longest, &m), 0);
 	assert_int_equal(journal_put(env->j, 2, longest + 1, &m), 0);
-	assert_true(journal_put(env->j, 3, too_long, &m) < 0);
-	assert_true(journal_move(env->j, 2, move_too_long) < 0);
-	assert_true(journal_put(env->j, 4, "", &m) < 0);
+	assert_int_equal(journal_put(env->j, 3, too_long, &m), -ENAMETOOLONG);
+	assert_int_equal(journal_move(env->j, 2, too_long), -ENAMETOOLONG);
+	assert_int_equal(journal_put(env->j, 4, name_max, &m), -ENAMETOOLONG);
+	name_max[NAME_MAX] = '\0';
+	assert_int_equal(journal_put(env->j, 5, name_max, &m), 0);
 
 	reopen(env);
-	assert_int_equal(env->seen.count, 2);
+	assert_int_equal(env->seen.count, 3);
 	assert_entry(env, 0, 1, longest, 1);
 	assert_entry(env, 1, 2, longest + 1, 1);
+	assert_entry(env, 2, 5, name_max, 1);
 	free(longest);
 	free(too_long);
-	free(move_too_long);
+}
+
+/* Appends reject what replay would take for damage. */
+static void test_journal_append_rejects_invalid(void **state)
+{
+	static const char *const paths[] = {
+		"", "/a", "a/", "a//b", ".", "..", "../up", "a/./b", "a/../b",
+	};
+	struct env *env = *state;
+	struct origin_attr m = meta_of(1);
+
+	reopen(env);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (journal_put(env->j, 1, paths[i], &m) != -EINVAL)
+			fail_msg("journal_put of '%s' not rejected", paths[i]);
+		if (journal_move(env->j, 1, paths[i]) != -EINVAL)
+			fail_msg("journal_move to '%s' not rejected", paths[i]);
+	}
+	assert_int_equal(journal_put(env->j, 0, "a", &m), -EINVAL);
+	assert_int_equal(journal_put(env->j, JOURNAL_SEQ_MAX + 1, "a", &m),
+			 -EINVAL);
+	assert_int_equal(journal_done(env->j, 0), -EINVAL);
+	assert_int_equal(journal_done(env->j, UINT64_MAX), -EINVAL);
+	assert_int_equal(journal_move(env->j, 0, "a"), -EINVAL);
+	m.mtime.tv_nsec = 1000000000;
+	assert_int_equal(journal_put(env->j, 1, "a", &m), -EINVAL);
+	assert_int_equal(journal_max_seq(env->j), 1);
+	m.mtime.tv_nsec = 999999999;
+	assert_int_equal(journal_put(env->j, JOURNAL_SEQ_MAX, "a", &m), 0);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_int_equal(env->seen.seq[0], JOURNAL_SEQ_MAX);
+	assert_int_equal(env->seen.meta[0].mtime.tv_nsec, 999999999);
+	assert_int_equal(journal_max_seq(env->j), JOURNAL_SEQ_MAX);
+}
+
+/* The fixed part of a PUT record as journal.c lays it out. */
+struct raw_put {
+	uint64_t seq;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t mode, uid, gid, valid;
+	uint32_t path_len;
+};
+
+/* Append a PUT record of seq and path with the given nanoseconds. */
+static void append_raw_put(struct env *env, uint64_t seq, uint32_t nsec,
+			   const char *path)
+{
+	struct raw_put r = {
+		.seq = seq, .mtime_sec = 0x6553f100, .mtime_nsec = nsec,
+		.mode = 0x5b0007, .uid = 1000, .gid = 1000, .valid = 15,
+		.path_len = strlen(path),
+	};
+	char buf[sizeof(r) + 64];
+
+	assert_int_equal(sizeof(r), PUT_FIXED);
+	assert_true(strlen(path) <= 64);
+	memcpy(buf, &r, sizeof(r));
+	memcpy(buf + sizeof(r), path, strlen(path));
+	append_raw(env, REC_PUT, buf, sizeof(r) + strlen(path));
+}
+
+/*
+ * A record with a valid checksum that no append makes ends the replay
+ * like a torn one, so no entry names a path outside the origin, a seq
+ * that would wrap, or an invalid time.  The first case is the record
+ * the fuzzer of the journal found: a PUT of "first" with 0x81a4cd15
+ * nanoseconds.
+ */
+static void test_journal_invalid_record_ends_replay(void **state)
+{
+	static const struct {
+		uint64_t seq;
+		uint32_t nsec;
+		const char *path;
+		uint64_t max_seq;	/* a seq in range counts as used */
+	} puts[] = {
+		{ 5, 0x81a4cd15, "first", 5 },
+		{ 5, 1000000000, "first", 5 },
+		{ 5, 0, "../up", 5 },
+		{ 5, 0, "/etc/passwd", 5 },
+		{ 5, 0, "a//b", 5 },
+		{ 5, 0, "a/", 5 },
+		{ 0, 0, "zero", 1 },
+		{ UINT64_MAX, 0, "wraps", 1 },
+		{ JOURNAL_SEQ_MAX + 1, 0, "above", 1 },
+	};
+	struct env *env = *state;
+	uint64_t done_seq = 1;
+
+	for (size_t i = 0; i < sizeof(puts) / sizeof(puts[0]); i++) {
+		unlink(env->path);
+		reopen(env);
+		put(env, 1, "a", 1);
+		journal_close(env->j);
+		env->j = NULL;
+		append_raw_put(env, puts[i].seq, puts[i].nsec, puts[i].path);
+		append_raw(env, REC_DONE, &done_seq, sizeof(done_seq));
+
+		reopen(env);
+		if (env->seen.count != 1)
+			fail_msg("case %zu: %zu entries", i, env->seen.count);
+		assert_entry(env, 0, 1, "a", 1);
+		assert_int_equal(journal_max_seq(env->j), puts[i].max_seq);
+		assert_int_equal(file_size(env->path),
+				 HEADER_SIZE + 16 + PUT_SIZE_FIXED + 1);
+	}
+}
+
+static void test_journal_invalid_move_and_done(void **state)
+{
+	struct env *env = *state;
+	struct {
+		uint64_t seq;
+		uint32_t path_len;
+		uint32_t pad;
+		char path[8];
+	} move = { .seq = 1, .path_len = 5 };
+	uint64_t done_seq = JOURNAL_SEQ_MAX + 1;
+
+	assert_int_equal(offsetof(__typeof__(move), path), MOVE_FIXED);
+	memcpy(move.path, "../up", 5);
+	reopen(env);
+	put(env, 1, "a", 1);
+	journal_close(env->j);
+	env->j = NULL;
+	append_raw(env, REC_MOVE, &move, MOVE_FIXED + 5);
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 1, "a", 1);
+
+	journal_close(env->j);
+	env->j = NULL;
+	append_raw(env, REC_DONE, &done_seq, sizeof(done_seq));
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_int_equal(journal_max_seq(env->j), 1);
 }
 
 /*
@@ -726,6 +872,13 @@ int main(int argc, char **argv)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_journal_rewrite_fails_when_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_append_rejects_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_invalid_record_ends_replay, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_invalid_move_and_done, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_long_paths, setup,
 						teardown),
 	};

@@ -638,6 +638,10 @@ static void test_invalid_values(void **state)
 		{ "uid=abc", "invalid uid 'abc': use a numeric id" },
 		{ "gid=-1", "invalid gid '-1'" },
 		{ "umask=999", "invalid umask '999': use an octal mask" },
+		{ "umask=+22", "invalid umask '+22': use an octal mask" },
+		{ "uid= 1000", "invalid uid ' 1000': use a numeric id" },
+		{ "gid=+100", "invalid gid '+100'" },
+		{ "uid=99999999999999999999", "invalid uid" },
 		{ "_netdev=1", "unknown option '_netdev'" },
 	};
 
