@@ -20,7 +20,16 @@ LIBDIR ?= $(PREFIX)/lib
 MANDIR ?= $(PREFIX)/share/man
 VERSION := 0.1.0
 
+# Sanitizer builds get their own folder, so a normal build in build/ is
+# kept: SANITIZE=address,undefined builds in build-asan/, SANITIZE=thread
+# in build-tsan/.
+ifeq ($(SANITIZE),)
 B := build
+else ifneq ($(findstring thread,$(SANITIZE)),)
+B := build-tsan
+else
+B := build-asan
+endif
 PKGS := fuse3 libcurl expat libxxhash libcrypto
 
 # Recursive '=' so that pkg-config runs only when a recipe needs it; the
@@ -33,8 +42,11 @@ WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-DNEARFS_VERSION='"$(VERSION)"' -pthread -Icache -Ifs $(WARN)
+# -fno-sanitize-recover makes every UBSan finding abort the program, so
+# the tests fail on it.
 ifneq ($(SANITIZE),)
-BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 ALL_CFLAGS = $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
@@ -146,13 +158,14 @@ deps:
 unit: all $(UNIT_BIN)
 	$(Q)tests/run-unit.sh $(UNIT_BIN)
 
+# NEARFS_BUILD tells the integration tests which build folder to test.
 integration: all
-	$(Q)tests/integration/run.sh
+	$(Q)NEARFS_BUILD=$(B) tests/integration/run.sh
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
 	$(Q)tests/run-unit.sh $(UNIT_BIN)
-	$(Q)tests/integration/run.sh
+	$(Q)NEARFS_BUILD=$(B) tests/integration/run.sh
 
 # make fuzz: build the libFuzzer harnesses tests/fuzz/fuzz_*.c and run
 # each for FUZZ_SECONDS (default 30) over its corpus in

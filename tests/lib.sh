@@ -21,9 +21,16 @@
 set -eEuo pipefail
 
 NEARFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Overridable, to test another build (a sanitizer build, for example).
-NEARFS_BIN=${NEARFS_BIN:-$NEARFS_ROOT/build/nearfs}
-NEARFS_CTL=${NEARFS_CTL:-$NEARFS_ROOT/build/nearfs-ctl}
+# The build folder under test: NEARFS_BUILD=build-asan (relative to the
+# repository, or absolute) tests a sanitizer build.  NEARFS_BIN and
+# NEARFS_CTL override single programs.
+NEARFS_BUILD=${NEARFS_BUILD:-build}
+case $NEARFS_BUILD in
+/*) ;;
+*) NEARFS_BUILD=$NEARFS_ROOT/$NEARFS_BUILD ;;
+esac
+NEARFS_BIN=${NEARFS_BIN:-$NEARFS_BUILD/nearfs}
+NEARFS_CTL=${NEARFS_CTL:-$NEARFS_BUILD/nearfs-ctl}
 S3CLI=$NEARFS_ROOT/tests/tools/s3cli.py
 . "$NEARFS_ROOT/tests/net.sh"
 TEST_NAME=$(basename "$0" .sh)
