@@ -134,6 +134,17 @@ $(PRELOAD_LIB): $(PRELOAD_OBJ) fs/preload/preload.map
 		-Wl,--version-script=fs/preload/preload.map -Wl,-z,defs \
 		-o $@ $(PRELOAD_OBJ) -ldl
 
+# preload_probe runs only with LD_PRELOAD=libnearfs-preload.so.  A
+# sanitizer runtime must be the first library of a program, and the
+# preload library comes before it, so an instrumented probe crashes at
+# start; the probe is built without sanitizers, as the library is.
+$(B)/tools/preload_probe: tests/tools/preload_probe.c
+	@mkdir -p $(B)/tools
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(filter-out -fsanitize=% -fno-sanitize-recover=%,\
+		$(ALL_CFLAGS)) $(filter-out -fsanitize=%,$(LDFLAGS)) \
+		-o $@ $< -ldl
+
 # The unit tests of the mountinfo parser and of the path functions
 # include their sources.
 $(B)/test_preload_mountinfo: fs/preload/mountinfo.c fs/preload/mountinfo.h
