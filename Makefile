@@ -150,6 +150,20 @@ $(B)/tools/preload_probe: tests/tools/preload_probe.c
 $(B)/test_preload_mountinfo: fs/preload/mountinfo.c fs/preload/mountinfo.h
 $(B)/test_preload_paths: fs/preload/paths.c fs/preload/paths.h
 
+# make lint: cppcheck over the daemon, the cache engine and the tools.
+# readdirCalled is suppressed because the readdir_r it recommends is
+# deprecated since glibc 2.24, and readdir is thread-safe on a stream
+# that one thread uses.
+CPPCHECK ?= cppcheck
+CPPCHECK_FLAGS := --enable=warning,portability,performance \
+	--error-exitcode=1 --inline-suppr --quiet --std=c11 --library=posix \
+	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DNEARFS_VERSION='"$(VERSION)"' \
+	-Icache -Ifs -Ifs/preload --suppress=readdirCalled
+
+.PHONY: lint
+lint:
+	$(Q)$(CPPCHECK) $(CPPCHECK_FLAGS) fs cache tools
+
 .PHONY: install-preload uninstall-preload
 install: install-preload
 uninstall: uninstall-preload
