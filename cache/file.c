@@ -1105,9 +1105,16 @@ out_unlock:
 int cache_file_flush(struct cache_file *f)
 {
 	struct shadow *sh = f->sh;
+	bool untouched;
 
-	if (sh && f->writable && !sh->base && sh->write_gen == 0 &&
-	    sh->size == 0 && sh->commit_gen == UINT64_MAX)
+	if (!sh || !f->writable)
+		return 0;
+	/* Another handle's commit changes these fields under sh->lock. */
+	pthread_mutex_lock(&sh->lock);
+	untouched = !sh->base && sh->write_gen == 0 && sh->size == 0 &&
+		sh->commit_gen == UINT64_MAX;
+	pthread_mutex_unlock(&sh->lock);
+	if (untouched)
 		return 0;
 	return cache_file_commit(f);
 }
