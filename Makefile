@@ -235,6 +235,23 @@ fuzz: deps
 	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BIN)
 
+# make check-tsan: the tests that run threads concurrently, built with
+# ThreadSanitizer in build-tsan/.  The cache engine starts readahead and
+# upload threads in every unit program, so all of them run.  TSAN_TESTS
+# selects the integration tests (a regular expression, as NEARFS_TESTS).
+# All six passes of test_write_modes.sh take longer than its 600 s limit
+# under TSan on 2 cores, so it runs the S3 passes only.
+TSAN_TESTS ?= concurrent|fsx|write_modes|writeback|s3_read|faults|ctl
+TSAN_WRITE_MODES ?= s3/through s3/back
+.PHONY: check-tsan
+check-tsan: deps
+	$(Q)$(MAKE) --no-print-directory SANITIZE=thread all \
+		$(patsubst $(B)/%,build-tsan/%,$(UNIT_BIN))
+	$(Q)tests/run-unit.sh $(patsubst $(B)/%,build-tsan/%,$(UNIT_BIN))
+	$(Q)NEARFS_BUILD=build-tsan NEARFS_TESTS='$(TSAN_TESTS)' \
+		WRITE_MODES_PASSES='$(TSAN_WRITE_MODES)' \
+		tests/integration/run.sh
+
 # The random (tests/tools/fsx.py) and concurrent tests, long; see
 # tests/soak.sh for the variables.
 soak: deps
