@@ -44,8 +44,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/nearfs-$TEST_NAME.XXXXXX")
 
 # Sanitizer reports of every program the test starts (a daemon in the
 # background too) go to files in $SANITIZER_LOGS, and cleanup fails the
-# test when one exists, so a report is never lost with a daemon's
-# stderr.  Programs built without sanitizers ignore these variables.
+# test when one exists, so a daemon's report does not stay unread in its
+# log.  Programs built without sanitizers ignore these variables.
 # The library first in the list of a program that LD_PRELOAD loads is
 # libnearfs-preload.so, not the ASan runtime: verify_asan_link_order=0
 # lets instrumented test tools run with it.
