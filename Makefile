@@ -300,4 +300,4 @@ uninstall:
 		$(DESTDIR)$(UNITDIR)/nearfs@.service
 
 clean:
-	rm -rf $(B)
+	rm -rf build build-asan build-tsan
