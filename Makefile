@@ -2,6 +2,10 @@
 #
 #   make            build build/nearfs and build/nearfs-ctl
 #   make check      install what the tests need, then run every test
+#   make check SANITIZE=address,undefined
+#                   the same with ASan and UBSan, built in build-asan/
+#   make check-tsan the threaded tests with TSan, built in build-tsan/
+#   make lint       cppcheck over fs/, cache/ and tools/
 #   make soak       long random and concurrent tests (tests/soak.sh):
 #                   SOAK_OPS operations per fsx run (default 5000),
 #                   SOAK_SEEDS fixed seeds (default "1 2 3"),
