@@ -741,9 +741,13 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 	if (n < 0)
 		goto out_unlock;
 	shadow_mark_changed(f->c, sh, offset, offset + n);
+	/* getattr and listings read the size and mtime under the cache
+	 * lock only. */
+	pthread_mutex_lock(&f->c->lock);
 	if (offset + n > sh->size)
 		sh->size = offset + n;
 	shadow_touch(sh);
+	pthread_mutex_unlock(&f->c->lock);
 out_unlock:
 	pthread_mutex_unlock(&sh->lock);
 	return n;
@@ -770,8 +774,10 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 	if (ret == 0) {
 		/* The bytes cut off read as zeros if the file grows again. */
 		shadow_mark_changed(f->c, sh, size, sh->size);
+		pthread_mutex_lock(&f->c->lock);
 		sh->size = size;
 		shadow_touch(sh);
+		pthread_mutex_unlock(&f->c->lock);
 	}
 	pthread_mutex_unlock(&sh->lock);
 	return ret;
