@@ -376,16 +376,21 @@ static ssize_t read_unlocked(struct shadow *sh, void *buf, size_t len,
 static ssize_t read_shadow(struct cache *c, struct shadow *sh, void *buf,
 			   size_t len, uint64_t offset)
 {
+	bool uploading;
 	ssize_t n;
 	int ret;
 
 	/*
 	 * A file waiting for upload is complete and the uploader holds its
 	 * lock without changing it, so a reader need not wait for the
-	 * upload to end.
+	 * upload to end.  pending, and dirty while pending, change under
+	 * c->lock.
 	 */
 	if (pthread_mutex_trylock(&sh->lock) != 0) {
-		if (sh->pending && !sh->dirty)
+		pthread_mutex_lock(&c->lock);
+		uploading = sh->pending && !sh->dirty;
+		pthread_mutex_unlock(&c->lock);
+		if (uploading)
 			return read_unlocked(sh, buf, len, offset);
 		pthread_mutex_lock(&sh->lock);
 	}
