@@ -2,6 +2,10 @@
 #
 #   make            build build/nearfs and build/nearfs-ctl
 #   make check      install what the tests need, then run every test
+#   make check SANITIZE=address,undefined
+#                   the same with ASan and UBSan, built in build-asan/
+#   make check-tsan the threaded tests with TSan, built in build-tsan/
+#   make lint       cppcheck over fs/, cache/ and tools/
 #   make soak       long random and concurrent tests (tests/soak.sh):
 #                   SOAK_OPS operations per fsx run (default 5000),
 #                   SOAK_SEEDS fixed seeds (default "1 2 3"),
@@ -20,7 +24,16 @@ LIBDIR ?= $(PREFIX)/lib
 MANDIR ?= $(PREFIX)/share/man
 VERSION := 0.1.0
 
+# Sanitizer builds get their own folder, so a normal build in build/ is
+# kept: SANITIZE=address,undefined builds in build-asan/, SANITIZE=thread
+# in build-tsan/.
+ifeq ($(SANITIZE),)
 B := build
+else ifneq ($(findstring thread,$(SANITIZE)),)
+B := build-tsan
+else
+B := build-asan
+endif
 PKGS := fuse3 libcurl expat libxxhash libcrypto
 
 # Recursive '=' so that pkg-config runs only when a recipe needs it; the
@@ -33,9 +46,15 @@ WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-DNEARFS_VERSION='"$(VERSION)"' -pthread -Icache -Ifs $(WARN)
+# -fno-sanitize-recover makes every UBSan finding abort the program, so
+# the tests fail on it.
 ifneq ($(SANITIZE),)
-BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
+# Sanitized programs run about two to three times slower, so each
+# integration test gets 1200 s in place of 600 s.
+export NEARFS_TEST_TIMEOUT ?= 1200
 endif
 ALL_CFLAGS = $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 
@@ -122,10 +141,35 @@ $(PRELOAD_LIB): $(PRELOAD_OBJ) fs/preload/preload.map
 		-Wl,--version-script=fs/preload/preload.map -Wl,-z,defs \
 		-o $@ $(PRELOAD_OBJ) -ldl
 
+# preload_probe runs only with LD_PRELOAD=libnearfs-preload.so.  A
+# sanitizer runtime must be the first library of a program, and the
+# preload library comes before it, so an instrumented probe crashes at
+# start; the probe is built without sanitizers, as the library is.
+$(B)/tools/preload_probe: tests/tools/preload_probe.c
+	@mkdir -p $(B)/tools
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(filter-out -fsanitize=% -fno-sanitize-recover=%,\
+		$(ALL_CFLAGS)) $(filter-out -fsanitize=%,$(LDFLAGS)) \
+		-o $@ $< -ldl
+
 # The unit tests of the mountinfo parser and of the path functions
 # include their sources.
 $(B)/test_preload_mountinfo: fs/preload/mountinfo.c fs/preload/mountinfo.h
 $(B)/test_preload_paths: fs/preload/paths.c fs/preload/paths.h
+
+# make lint: cppcheck over the daemon, the cache engine and the tools.
+# readdirCalled is suppressed because the readdir_r it recommends is
+# deprecated since glibc 2.24, and readdir is thread-safe on a stream
+# that one thread uses.
+CPPCHECK ?= cppcheck
+CPPCHECK_FLAGS := --enable=warning,portability,performance \
+	--error-exitcode=1 --inline-suppr --quiet --std=c11 --library=posix \
+	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DNEARFS_VERSION='"$(VERSION)"' \
+	-Icache -Ifs -Ifs/preload --suppress=readdirCalled
+
+.PHONY: lint
+lint:
+	$(Q)$(CPPCHECK) $(CPPCHECK_FLAGS) fs cache tools
 
 .PHONY: install-preload uninstall-preload
 install: install-preload
@@ -146,13 +190,14 @@ deps:
 unit: all $(UNIT_BIN)
 	$(Q)tests/run-unit.sh $(UNIT_BIN)
 
+# NEARFS_BUILD tells the integration tests which build folder to test.
 integration: all
-	$(Q)tests/integration/run.sh
+	$(Q)NEARFS_BUILD=$(B) tests/integration/run.sh
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
 	$(Q)tests/run-unit.sh $(UNIT_BIN)
-	$(Q)tests/integration/run.sh
+	$(Q)NEARFS_BUILD=$(B) tests/integration/run.sh
 
 # make fuzz: build the libFuzzer harnesses tests/fuzz/fuzz_*.c and run
 # each for FUZZ_SECONDS (default 30) over its corpus in
@@ -196,6 +241,24 @@ clean-fuzz:
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BIN)
+
+# make check-tsan: the tests that run threads concurrently, built with
+# ThreadSanitizer in build-tsan/.  The cache engine starts readahead and
+# upload threads in every unit program, so all of them run.  TSAN_TESTS
+# selects the integration tests (a regular expression, as NEARFS_TESTS).
+# All six passes of test_write_modes.sh take longer than its 600 s limit
+# under TSan on 2 cores, so it runs the S3 passes only.
+TSAN_TESTS ?= concurrent|fsx|write_modes|writeback|s3_read|faults|ctl
+TSAN_WRITE_MODES ?= s3/through s3/back
+.PHONY: check-tsan
+check-tsan: deps
+	$(Q)$(MAKE) --no-print-directory SANITIZE=thread all \
+		$(patsubst $(B)/%,build-tsan/%,$(UNIT_BIN))
+	$(Q)tests/run-unit.sh $(patsubst $(B)/%,build-tsan/%,$(UNIT_BIN))
+	$(Q)NEARFS_BUILD=build-tsan NEARFS_TESTS='$(TSAN_TESTS)' \
+		WRITE_MODES_PASSES='$(TSAN_WRITE_MODES)' \
+		NEARFS_TEST_TIMEOUT=$${NEARFS_TEST_TIMEOUT:-1200} \
+		tests/integration/run.sh
 
 # The random (tests/tools/fsx.py) and concurrent tests, long; see
 # tests/soak.sh for the variables.
@@ -241,4 +304,4 @@ uninstall:
 		$(DESTDIR)$(UNITDIR)/nearfs@.service
 
 clean:
-	rm -rf $(B)
+	rm -rf build build-asan build-tsan

@@ -102,8 +102,9 @@ struct cache_file;
 typedef void (*cache_invalidate_fn)(void *arg, const char *path);
 
 /*
- * Open the cache for an origin.  The engine takes ownership of origin.
- * On failure, err receives a message that names the value and the fix.
+ * Open the cache for an origin.  The engine takes ownership of origin
+ * when this succeeds; on failure origin stays the caller's, and err
+ * receives a message that names the value and the fix.
  */
 int cache_open(const struct cache_config *cfg, struct origin *origin,
 	       struct cache **out, char *err, size_t errlen);

@@ -78,10 +78,13 @@ int cache_file_import(struct cache_file *f, bool last)
 	 * whatever lies past it is gone. */
 	if (sh->base_limit > (uint64_t)st.st_size)
 		sh->base_limit = st.st_size;
+	shadow_mark_changed(c, sh, 0, st.st_size);
+	/* getattr and listings read the size and mtime under c->lock. */
+	pthread_mutex_lock(&c->lock);
 	sh->size = st.st_size;
-	shadow_mark_changed(c, sh, 0, sh->size);
 	shadow_touch(sh);
 	sh->attr.mtime = st.st_mtim;
+	pthread_mutex_unlock(&c->lock);
 	if (last) {
 		f->exported = false;
 		sh->exported--;

@@ -376,16 +376,21 @@ static ssize_t read_unlocked(struct shadow *sh, void *buf, size_t len,
 static ssize_t read_shadow(struct cache *c, struct shadow *sh, void *buf,
 			   size_t len, uint64_t offset)
 {
+	bool uploading;
 	ssize_t n;
 	int ret;
 
 	/*
 	 * A file waiting for upload is complete and the uploader holds its
 	 * lock without changing it, so a reader need not wait for the
-	 * upload to end.
+	 * upload to end.  pending, and dirty while pending, change under
+	 * c->lock.
 	 */
 	if (pthread_mutex_trylock(&sh->lock) != 0) {
-		if (sh->pending && !sh->dirty)
+		pthread_mutex_lock(&c->lock);
+		uploading = sh->pending && !sh->dirty;
+		pthread_mutex_unlock(&c->lock);
+		if (uploading)
 			return read_unlocked(sh, buf, len, offset);
 		pthread_mutex_lock(&sh->lock);
 	}
@@ -741,9 +746,13 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 	if (n < 0)
 		goto out_unlock;
 	shadow_mark_changed(f->c, sh, offset, offset + n);
+	/* getattr and listings read the size and mtime under the cache
+	 * lock only. */
+	pthread_mutex_lock(&f->c->lock);
 	if (offset + n > sh->size)
 		sh->size = offset + n;
 	shadow_touch(sh);
+	pthread_mutex_unlock(&f->c->lock);
 out_unlock:
 	pthread_mutex_unlock(&sh->lock);
 	return n;
@@ -770,8 +779,10 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 	if (ret == 0) {
 		/* The bytes cut off read as zeros if the file grows again. */
 		shadow_mark_changed(f->c, sh, size, sh->size);
+		pthread_mutex_lock(&f->c->lock);
 		sh->size = size;
 		shadow_touch(sh);
+		pthread_mutex_unlock(&f->c->lock);
 	}
 	pthread_mutex_unlock(&sh->lock);
 	return ret;
@@ -1105,9 +1116,16 @@ out_unlock:
 int cache_file_flush(struct cache_file *f)
 {
 	struct shadow *sh = f->sh;
+	bool untouched;
 
-	if (sh && f->writable && !sh->base && sh->write_gen == 0 &&
-	    sh->size == 0 && sh->commit_gen == UINT64_MAX)
+	if (!sh || !f->writable)
+		return 0;
+	/* Another handle's commit changes these fields under sh->lock. */
+	pthread_mutex_lock(&sh->lock);
+	untouched = !sh->base && sh->write_gen == 0 && sh->size == 0 &&
+		sh->commit_gen == UINT64_MAX;
+	pthread_mutex_unlock(&sh->lock);
+	if (untouched)
 		return 0;
 	return cache_file_commit(f);
 }

@@ -184,6 +184,9 @@ int index_open(const char *path, uint32_t chunk_size,
 	struct index *idx = calloc(1, sizeof(*idx));
 	int ret;
 
+	/* replay_index() in store.c passes a NULL reset only together with
+	 * a scan, and then calls index_read() instead. */
+	/* cppcheck-suppress ctunullpointer */
 	*reset = 0;
 	if (!idx)
 		return -ENOMEM;

@@ -476,7 +476,8 @@ int shadow_materialize_all(struct cache *c, struct shadow *sh);
  * origin.  sh->lock held. */
 void shadow_mark_changed(struct cache *c, struct shadow *sh, uint64_t offset,
 			 uint64_t end);
-/* Count a change of the shadow's content made now.  sh->lock held. */
+/* Count a change of the shadow's content made now.  sh->lock and c->lock
+ * held, because getattr reads the mtime under c->lock only. */
 void shadow_touch(struct shadow *sh);
 void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 		    const struct origin_attr *attr);

@@ -281,6 +281,8 @@ static int path_open(struct origin *o, const char *path, int flags)
 	fd = openat(loc.fd, loc.name, flags | O_NOFOLLOW | O_CLOEXEC);
 	ret = fd < 0 ? -errno : fd;
 	loc_close(&loc);
+	/* The caller owns the descriptor returned in ret. */
+	/* cppcheck-suppress resourceLeak */
 	return ret;
 }
 

@@ -1453,7 +1453,7 @@ static int list_pages(struct s3_origin *so, const char *dir,
 {
 	char *prefix = key_of(so, dir, true);
 	char *token = NULL, *next;
-	int rc;
+	int rc = 0;
 
 	if (!prefix)
 		return -ENOMEM;
@@ -2041,7 +2041,7 @@ static int setattr_dir(struct s3_origin *so, const char *path,
 {
 	char *dirkey = key_of(so, path, true);
 	struct s3_request req;
-	struct origin_attr cur;
+	struct origin_attr cur = { 0 };
 	int rc;
 
 	if (!dirkey)

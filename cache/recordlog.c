@@ -336,6 +336,9 @@ int recordlog_read(const char *path, const struct recordlog_kind *kind,
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int ret;
 
+	/* replay() in journal.c passes a NULL scan only together with a
+	 * journal, and then calls recordlog_open() instead. */
+	/* cppcheck-suppress ctunullpointer */
 	memset(scan, 0, sizeof(*scan));
 	if (fd < 0) {
 		ret = -errno;

@@ -49,6 +49,8 @@ static const char *home_dir(void)
 
 	if (home && *home)
 		return home;
+	/* Only origin setup calls this, before the daemon starts threads. */
+	/* cppcheck-suppress getpwuidCalled */
 	pw = getpwuid(getuid());
 	return pw && pw->pw_dir ? pw->pw_dir : NULL;
 }

@@ -98,9 +98,11 @@ void kernel_readahead_raise(const char *mountpoint, unsigned kib)
 	log_debug("kernel readahead of %s set to %u KiB", mountpoint, kib);
 }
 
+/* The thread's own copy of the mountpoint: main() frees the options
+ * at exit while the detached thread may still read them. */
 struct raise_args {
-	const char *mountpoint;
 	unsigned kib;
+	char mountpoint[];
 };
 
 static void *raise_when_ready(void *arg)
@@ -117,13 +119,14 @@ static void *raise_when_ready(void *arg)
 
 void kernel_readahead_raise_later(const char *mountpoint, unsigned kib)
 {
-	struct raise_args *a = malloc(sizeof(*a));
+	size_t len = strlen(mountpoint) + 1;
+	struct raise_args *a = malloc(sizeof(*a) + len);
 	pthread_attr_t attr;
 	pthread_t thread;
 
 	if (!a)
 		return;
-	a->mountpoint = mountpoint;
+	memcpy(a->mountpoint, mountpoint, len);
 	a->kib = kib;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

@@ -23,7 +23,7 @@ void kernel_readahead_raise(const char *mountpoint, unsigned kib);
 
 /* Raise it from a new thread once a stat() of the mount returns, which
  * is after the FUSE loop runs and the kernel has taken the INIT reply.
- * The mountpoint string must live as long as the process. */
+ * The thread reads a copy of mountpoint. */
 void kernel_readahead_raise_later(const char *mountpoint, unsigned kib);
 
 #endif

@@ -197,11 +197,12 @@ static int cache_start(struct daemon *d)
 	status = origin_create(d->opts, &origin);
 	if (status)
 		return status;
-	/* cache_open() owns origin from here on, failure included. */
+	/* cache_open() owns origin once it succeeded. */
 	ret = cache_open(&d->opts->cache, origin, &d->cache, err,
 			 sizeof(err));
 	if (ret) {
 		log_err("%s", err[0] ? err : strerror(-ret));
+		origin_free(origin);
 		return EXIT_CACHE;
 	}
 	ret = nearfs_fs_new(d->cache, &d->fs);

@@ -1021,6 +1021,8 @@ static int default_cache_dir(struct parse_state *ps, char **out)
 		n = asprintf(out, "%s/nearfs", xdg);
 	else if (home && home[0] == '/')
 		n = asprintf(out, "%s/.cache/nearfs", home);
+	/* Options are parsed before the daemon starts threads. */
+	/* cppcheck-suppress getpwuidCalled */
 	else if ((pw = getpwuid(geteuid())) && pw->pw_dir)
 		n = asprintf(out, "%s/.cache/nearfs", pw->pw_dir);
 	else
@@ -1127,13 +1129,14 @@ static int check_sizes(struct parse_state *ps)
 static int build_fuse_argv(struct parse_state *ps, const char *argv0)
 {
 	struct nearfs_options *opts = ps->opts;
-	char **argv = calloc(4, sizeof(*argv));
+	char **argv;
 	int argc = 0;
 
 	/* Other users see the files: let the kernel check the modes. */
 	if (opts->allow_other && !ps->permissions_set &&
 	    fuse_opts_add(ps, "default_permissions") < 0)
 		return -1;
+	argv = calloc(4, sizeof(*argv));
 	if (!argv)
 		return fail(ps, "out of memory");
 	opts->fuse_argv = argv;

@@ -21,9 +21,16 @@
 set -eEuo pipefail
 
 NEARFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Overridable, to test another build (a sanitizer build, for example).
-NEARFS_BIN=${NEARFS_BIN:-$NEARFS_ROOT/build/nearfs}
-NEARFS_CTL=${NEARFS_CTL:-$NEARFS_ROOT/build/nearfs-ctl}
+# The build folder under test: NEARFS_BUILD=build-asan (relative to the
+# repository, or absolute) tests a sanitizer build.  NEARFS_BIN and
+# NEARFS_CTL override single programs.
+NEARFS_BUILD=${NEARFS_BUILD:-build}
+case $NEARFS_BUILD in
+/*) ;;
+*) NEARFS_BUILD=$NEARFS_ROOT/$NEARFS_BUILD ;;
+esac
+NEARFS_BIN=${NEARFS_BIN:-$NEARFS_BUILD/nearfs}
+NEARFS_CTL=${NEARFS_CTL:-$NEARFS_BUILD/nearfs-ctl}
 S3CLI=$NEARFS_ROOT/tests/tools/s3cli.py
 . "$NEARFS_ROOT/tests/net.sh"
 TEST_NAME=$(basename "$0" .sh)
@@ -34,6 +41,19 @@ if [ -z "${NEARFS_UNDER_TIMEOUT:-}" ]; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nearfs-$TEST_NAME.XXXXXX")
+
+# Sanitizer reports of every program the test starts (a daemon in the
+# background too) go to files in $SANITIZER_LOGS, and cleanup fails the
+# test when one exists, so a daemon's report does not stay unread in its
+# log.  Programs built without sanitizers ignore these variables.
+# The library first in the list of a program that LD_PRELOAD loads is
+# libnearfs-preload.so, not the ASan runtime: verify_asan_link_order=0
+# lets instrumented test tools run with it.
+SANITIZER_LOGS=$WORK/sanitizer
+mkdir -p "$SANITIZER_LOGS"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1}:verify_asan_link_order=0:log_path=$SANITIZER_LOGS/asan"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}:log_path=$SANITIZER_LOGS/ubsan"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:second_deadlock_stack=1}:log_path=$SANITIZER_LOGS/tsan"
 
 # What cleanup must undo: mount paths, pids of background processes, and
 # users that the test created (removed with userdel).
@@ -118,6 +138,19 @@ unmount_below_work() {
 	done
 }
 
+# check_sanitizer_logs: print every sanitizer report of the test and
+# return 1 when there is one.
+check_sanitizer_logs() {
+	local report found=0
+	for report in "$SANITIZER_LOGS"/*; do
+		[ -f "$report" ] || continue
+		found=1
+		echo "FAIL: sanitizer report $(basename "$report"):" >&2
+		cat "$report" >&2
+	done
+	return "$found"
+}
+
 cleanup() {
 	local status=$? mnt pid user
 	trap - ERR
@@ -139,6 +172,10 @@ cleanup() {
 		userdel "$user"
 	done
 	unmount_below_work
+	# The daemons have exited now, so their reports are complete.
+	if ! check_sanitizer_logs && [ "$status" -eq 0 ]; then
+		status=1
+	fi
 	if [ "${NEARFS_KEEP:-0}" = 1 ]; then
 		echo "work folder kept: $WORK" >&2
 	elif [ -n "$(mounts_below_work)" ]; then

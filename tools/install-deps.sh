@@ -16,6 +16,8 @@ PACKAGES=(build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
 # clang and the libFuzzer runtime build the harnesses of make fuzz.  On
 # Debian 12, libclang_rt.fuzzer-x86_64.a comes with libclang-rt-14-dev.
 PACKAGES+=(clang libclang-rt-14-dev)
+# cppcheck runs in make lint.
+PACKAGES+=(cppcheck)
 S3RVER_VERSION=3.7.1
 S3RVER_PREFIX=tests/.s3rver
 

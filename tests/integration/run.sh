@@ -12,7 +12,8 @@
 # failed".  Exits 1 when a test failed.  A test that exits 77 is skipped
 # (counted apart).  Needs
 # build/nearfs, /dev/fuse and permission to mount (root, or a user
-# allowed to use fusermount3).
+# allowed to use fusermount3).  NEARFS_BUILD=build-asan tests the
+# programs of another build folder.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,8 +22,15 @@ limit=${NEARFS_TEST_TIMEOUT:-600}
 pattern=${NEARFS_TESTS:-}
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/nearfs-integration.XXXXXX")
 
-if [ ! -x "$root/build/nearfs" ] || [ ! -x "$root/build/nearfs-ctl" ]; then
-	echo "run.sh: build/nearfs or build/nearfs-ctl is missing: run make" >&2
+# The build folder under test, as in tests/lib.sh.
+build=${NEARFS_BUILD:-build}
+case $build in
+/*) ;;
+*) build=$root/$build ;;
+esac
+if [ ! -x "$build/nearfs" ] || [ ! -x "$build/nearfs-ctl" ]; then
+	echo "run.sh: $build/nearfs or $build/nearfs-ctl is missing: run" \
+		"make" >&2
 	exit 1
 fi
 if [ ! -c /dev/fuse ]; then

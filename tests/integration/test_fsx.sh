@@ -38,6 +38,7 @@ run_fsx() {
 	python3 "$FSX" --origin "$origin" --mountpoint "$dir/mnt" \
 		--ref "$dir/ref" --seed "$seed" --ops "$OPS" \
 		--log "$dir/nearfs.log" $FSX_FLAGS \
+		--nearfs "$NEARFS_BIN" --ctl "$NEARFS_CTL" \
 		--options "$(nearfs_options "$origin" \
 			"cache_dir=$dir/cache,chunk_size=64K,write_mode=$mode")" \
 		>"$dir/fsx.out" 2>&1 || status=$?

@@ -278,7 +278,7 @@ expect_err "$EISDIR" "truncate of a folder" "path-truncate /dir 0"
 expect_err "$EINVAL" "request with a missing argument" "path-mkdir /m"
 
 check "real programs under the preload library"
-PRELOAD_LIB=$NEARFS_ROOT/build/libnearfs-preload.so
+PRELOAD_LIB=$NEARFS_BUILD/libnearfs-preload.so
 [ -f "$PRELOAD_LIB" ] || fail "$PRELOAD_LIB is missing: run make"
 preloaded() {
 	LD_PRELOAD=$PRELOAD_LIB "$@"

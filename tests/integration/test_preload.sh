@@ -12,8 +12,8 @@
 # (check_read when no swap is expected).
 . "$(dirname "$0")/../lib.sh"
 
-PRELOAD_LIB=$NEARFS_ROOT/build/libnearfs-preload.so
-PROBE=$NEARFS_ROOT/build/tools/preload_probe
+PRELOAD_LIB=$NEARFS_BUILD/libnearfs-preload.so
+PROBE=$NEARFS_BUILD/tools/preload_probe
 LENDER=$NEARFS_ROOT/tests/tools/fake_lender.py
 [ -f "$PRELOAD_LIB" ] || fail "$PRELOAD_LIB is missing: run make"
 [ -x "$PROBE" ] || fail "$PROBE is missing: run make"

@@ -8,7 +8,7 @@
 # allow_other mount.
 . "$(dirname "$0")/../lib.sh"
 
-LENDCLI=$NEARFS_ROOT/build/tools/lendcli
+LENDCLI=$NEARFS_BUILD/tools/lendcli
 [ -x "$LENDCLI" ] || fail "$LENDCLI is missing: run make first"
 
 SRC=$WORK/src

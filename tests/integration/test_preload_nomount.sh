@@ -19,8 +19,8 @@
 NEARFS_NEEDS_FUSE=0
 . "$(dirname "$0")/../lib.sh"
 
-PRELOAD_LIB=$NEARFS_ROOT/build/libnearfs-preload.so
-PROBE=$NEARFS_ROOT/build/tools/preload_probe
+PRELOAD_LIB=$NEARFS_BUILD/libnearfs-preload.so
+PROBE=$NEARFS_BUILD/tools/preload_probe
 FAKE_SERVER=$NEARFS_ROOT/tests/tools/fake_nomount.py
 [ -f "$PRELOAD_LIB" ] || fail "$PRELOAD_LIB is missing: run make"
 [ -x "$PROBE" ] || fail "$PROBE is missing: run make"

@@ -165,7 +165,7 @@ check_walk 40 dir_prefetch=0 33
 # that a complete listing takes 5 LIST requests.  A readdir past the
 # entries fetched so far fetches the next page; the listing cache gets
 # the listing once its last page arrived.
-DIRREAD=${DIRREAD:-$NEARFS_ROOT/build/tools/dirread}
+DIRREAD=${DIRREAD:-$NEARFS_BUILD/tools/dirread}
 STREAM=$WORK/stream
 s3 mb stream
 s3 gen-files stream big/k 2500 1

@@ -238,8 +238,9 @@ static void test_scale_reopen_100k_chunks(void **state)
 		      "+%zu bytes, %.1f bytes per chunk (bound %zu)\n",
 		      CHUNKS, OBJECTS, elapsed, growth,
 		      (double)growth / CHUNKS, bound);
-#ifndef __SANITIZE_ADDRESS__
-	/* AddressSanitizer's allocator is invisible to mallinfo2(). */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	/* The allocators of AddressSanitizer and ThreadSanitizer are
+	 * invisible to mallinfo2(). */
 	assert_true(growth >= CHUNKS * sizeof(struct chunk));
 	assert_true(growth <= bound);
 #endif
