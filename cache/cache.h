@@ -103,7 +103,7 @@ typedef void (*cache_invalidate_fn)(void *arg, const char *path);
 
 /*
  * Open the cache for an origin.  The engine takes ownership of origin
- * when this succeeds; on failure origin stays the caller's, and err
+ * when this succeeds.  On failure origin stays the caller's, and err
  * receives a message that names the value and the fix.
  */
 int cache_open(const struct cache_config *cfg, struct origin *origin,

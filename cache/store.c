@@ -548,8 +548,8 @@ static bool below_min_free(struct cache *c, uint64_t len)
 	return avail < need + len;
 }
 
-/* Make room for len bytes.  *budget tells whether a failure came from
- * cache_size; the shortage of free disk space is logged apart. */
+/* Make room for len bytes.  *budget is set when a failure came from
+ * cache_size, because a shortage of free disk space is logged apart. */
 static int reserve_room(struct cache *c, uint64_t len, bool *budget)
 {
 	*budget = true;
