@@ -540,10 +540,6 @@ static void read_ahead(struct cache_file *f, struct object *obj,
  * rename or an unlink of the file.  A version replaced on the origin,
  * unlinked or replaced by a rename has no successor, so the handle keeps
  * reading what it opened.  Lock held.
- *
- * NOTE: in write-around mode a commit leaves no cached successor, so a
- * handle that did not read while the writer was open keeps the old
- * version after the writer closed.
  */
 static void follow_local_writes(struct cache_file *f)
 {
@@ -869,6 +865,25 @@ static void link_rewrite(struct object *old, struct object *obj)
 	obj->refs++;
 }
 
+/* Make the new cached version of path that the origin just accepted,
+ * with its data file open and one reference for the caller.  Lock held.
+ * Returns NULL when either fails. */
+static struct object *new_version(struct cache *c, const char *path,
+				  const struct origin_attr *attr)
+{
+	struct object *obj = store_object_new(c, path, attr);
+
+	if (!obj)
+		return NULL;
+	obj->checked_ms = clock_now_ms();
+	obj->refs++;
+	if (store_object_open_fd(c, obj) < 0) {
+		store_object_put(c, obj);
+		return NULL;
+	}
+	return obj;
+}
+
 /*
  * Copy the committed shadow into a new cached version of path with the
  * attributes the origin returned.  Chunks that do not fit the budget are
@@ -889,15 +904,7 @@ void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 		store_object_detach(c, old);
 		changed = true;
 	}
-	obj = buf ? store_object_new(c, path, attr) : NULL;
-	if (obj) {
-		obj->checked_ms = clock_now_ms();
-		obj->refs++;
-		if (store_object_open_fd(c, obj) < 0) {
-			store_object_put(c, obj);
-			obj = NULL;
-		}
-	}
+	obj = buf ? new_version(c, path, attr) : NULL;
 	if (old && obj)
 		link_rewrite(old, obj);
 	if (old)
@@ -1032,6 +1039,39 @@ out_fallback:
 }
 
 /*
+ * Drop the cached copy prev of path that a write-around commit replaced.
+ * Handles still reading prev, or the version the shadow started from,
+ * are given an empty successor with the attributes the origin returned,
+ * so that their next read fetches what was just stored.  Lock held.
+ */
+static void around_successor(struct cache *c, struct shadow *sh,
+			     struct object *prev, const char *path,
+			     const struct origin_attr *attr)
+{
+	struct object *base = sh->base, *successor = NULL;
+	bool readers;
+
+	if (prev)
+		prev->refs++;	/* kept until linked to its successor */
+	/* The shadow holds one reference on its base, this function one. */
+	readers = (prev && prev->refs > 1 + (prev == base)) ||
+		  (base && base != prev && base->refs > 1);
+	if (prev)
+		store_object_detach(c, prev);
+	if (readers)
+		successor = new_version(c, path, attr);
+	if (successor) {
+		if (prev)
+			link_rewrite(prev, successor);
+		if (base && base != prev)
+			link_rewrite(base, successor);
+		store_object_put(c, successor);
+	}
+	if (prev)
+		store_object_put(c, prev);
+}
+
+/*
  * Store the shadow on the origin (write-through and write-around).
  * Write-through keeps the new version in the cache; write-around drops
  * every cached copy of the file.  sh->lock held.
@@ -1073,8 +1113,7 @@ static int commit_to_origin(struct cache *c, struct shadow *sh)
 	}
 	pthread_mutex_lock(&c->lock);
 	obj = htab_get(&c->objects, path);
-	if (obj)
-		store_object_detach(c, obj);
+	around_successor(c, sh, obj, path, &result);
 	cache_record_created(c, path, &result);
 	pthread_mutex_unlock(&c->lock);
 	if (obj)

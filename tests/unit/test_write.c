@@ -299,6 +299,54 @@ static void test_write_earlier_reader_sees_truncate(void **state)
 	free(want);
 }
 
+/* In write-around mode the commit leaves no cached copy, and a reader
+ * that opened the file before the writer, without reading while it
+ * wrote, still reads what the writer stored, as after a truncation by
+ * path. */
+static void test_write_around_earlier_reader(void **state)
+{
+	struct test_env *env = test_env_create(state, "cache-tests-write-XXXXXX",
+					       CS, 64 * CS, 60000);
+	size_t size = CS + 10;
+	char *want;
+	struct origin_attr attr = { 0 };
+	struct cache_file *r, *w;
+	char buf[16] = "";
+	void *stored;
+	size_t stored_len;
+
+	env->cfg.write_mode = WRITE_AROUND;
+	assert_int_equal(test_env_open(env), 0);
+	want = put_pattern(env->fo, "a", size, 14);
+	r = test_open_file(env->c, "a", O_RDONLY);
+	w = test_open_file(env->c, "a", O_RDWR);
+	assert_int_equal(cache_file_write(w, "grown", 5, size), 5);
+	assert_int_equal(cache_file_commit(w), 0);
+	cache_file_release(w);
+
+	assert_int_equal(cache_file_getattr(r, &attr), 0);
+	assert_int_equal(attr.size, size + 5);
+	assert_int_equal(cache_file_read(r, buf, 16, size), 5);
+	assert_memory_equal(buf, "grown", 5);
+	assert_int_equal(cache_file_read(r, buf, 10, 0), 10);
+	assert_memory_equal(buf, want, 10);
+
+	memset(&attr, 0, sizeof(attr));
+	assert_int_equal(cache_setattr(env->c, "a", &attr, 0, true, 3 * CS),
+			 0);
+	assert_int_equal(cache_file_getattr(r, &attr), 0);
+	assert_int_equal(attr.size, 3 * CS);
+	memset(buf, 'x', sizeof(buf));
+	assert_int_equal(cache_file_read(r, buf, 16, 2 * CS), 16);
+	assert_memory_equal(buf, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+	cache_file_release(r);
+	assert_int_equal(fake_get_file(env->fo, "a", &stored, &stored_len), 0);
+	assert_int_equal(stored_len, 3 * CS);
+	assert_memory_equal(stored, want, 10);
+	free(stored);
+	free(want);
+}
+
 /* A reader of a file that is being written follows the writer also
  * after another file was renamed over the name: both descriptors are
  * of the replaced file. */
@@ -633,6 +681,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(
 			test_write_reader_follows_renamed_over,
 			test_env_teardown),
+		cmocka_unit_test_teardown(test_write_around_earlier_reader,
+					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_reader_of_replaced_file,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_truncate_down_up,
