@@ -27,7 +27,8 @@ tool() {
 	local out=$WORK/tool.out
 	python3 "$TOOL" "$1" "$2" "${ARGS[@]}" >"$out" 2>&1 || {
 		cat "$out" >&2
-		fail "concurrent_rw.py $1 $2 failed (seed $SEED)"
+		fail "concurrent_rw.py $1 $2 failed (seed $SEED):" \
+			"$(grep -m 3 'concurrent: seed' "$out" | tr '\n' ' ')"
 	}
 	log "ok: $(tail -n 1 "$out")"
 }
