@@ -443,7 +443,7 @@ static int switch_version(struct cache_file *f, struct object *old)
 	/* Stale also for a handle that fails: the next open checks the
 	 * version on the origin and reads the new one. */
 	old->checked_ms = 0;
-	if (old->path && !f->served)
+	if (old->path && !f->served && !old->kept)
 		path = strdup(old->path);
 	pthread_mutex_unlock(&c->lock);
 	if (!path)
@@ -1230,6 +1230,7 @@ int cache_file_dup(struct cache_file *f, struct cache_file **out)
 {
 	struct cache *c = f->c;
 	struct cache_file *g;
+	bool local;
 
 	if (f->writable)
 		return -EBADF;
@@ -1239,13 +1240,20 @@ int cache_file_dup(struct cache_file *f, struct cache_file **out)
 	g->c = c;
 	pthread_mutex_lock(&c->lock);
 	follow_local_writes(f);
-	g->obj = f->obj;
-	if (g->obj)
-		g->obj->refs++;
-	g->sh = f->sh;
-	if (g->sh)
-		g->sh->refs++;
+	local = f->sh || !f->obj || f->obj->ncached == f->obj->nchunks;
+	if (local) {
+		g->obj = f->obj;
+		if (g->obj)
+			g->obj->refs++;
+		g->sh = f->sh;
+		if (g->sh)
+			g->sh->refs++;
+	}
 	pthread_mutex_unlock(&c->lock);
+	if (!local) {
+		free(g);
+		return -ESTALE;
+	}
 	*out = g;
 	return 0;
 }

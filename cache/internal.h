@@ -64,6 +64,11 @@ struct object {
 	bool detached;		/* replaced or removed; freed at refs 0 */
 	bool lent;		/* a program holds a read-only descriptor of
 				 * the data file: never punched (LENT) */
+	/* Open while this mount removed it from the origin by an unlink or
+	 * a rename over it.  Its chunks are the only copy, so they are
+	 * stored past the budget and never evicted.  Its reads never
+	 * switch to the file now at its path. */
+	bool kept;
 	/* The version a commit of this mount made in its place, held while
 	 * this one lives, so that handles still reading it follow the
 	 * writes (file.c: follow_local_writes()). */

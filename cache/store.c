@@ -502,7 +502,7 @@ static bool evict_one(struct cache *c)
 		struct chunk *ch = list_entry(n, struct chunk, lru);
 		struct object *obj = ch->obj;
 
-		if (ch->readers)
+		if (ch->readers || obj->kept)
 			continue;
 		if (obj->lent) {
 			c->evictions += drop_lent(c, obj);
@@ -803,7 +803,9 @@ static void store_fetched(struct cache *c, struct object *obj,
 	pthread_mutex_lock(&c->lock);
 	c->misses++;
 	c->bytes_from_origin += len;
-	reserved = store_reserve(c, len) == 0;
+	if (obj->kept)
+		c->bytes_cached += len;	/* the only copy: past the budget */
+	reserved = obj->kept || store_reserve(c, len) == 0;
 	stored = false;
 	if (reserved) {
 		ret = store_object_open_fd(c, obj);

@@ -913,25 +913,17 @@ static void nf_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 /*
- * Keep the content of the regular file at path, which a rename is about to
- * replace, for the inode number the kernel has for it.  The kernel may send an
- * open or getattr of that inode after the rename: without the pin it would
- * reach the new file under the old inode, whose page cache and size are
- * the old file's, or fail with ENOENT.  Best effort: without a pin the
- * inode behaves as an unlinked one.
+ * Keep the content of the regular file that a rename replaced at path,
+ * given as file, for the inode number the kernel has for it.  The kernel
+ * may send an open or getattr of that inode after the rename: without the
+ * pin it would reach the new file under the old inode, whose page cache
+ * and size are the old file's, or fail with ENOENT.  Best effort: without
+ * a pin the inode behaves as an unlinked one.
  */
-static void pin_replaced(struct nearfs_fs *fs, const char *path)
+static void pin_replaced(struct nearfs_fs *fs, const char *path,
+			 struct cache_file *file)
 {
-	struct origin_attr attr;
-	struct cache_file *file;
-	bool changed;
-
-	if (!inode_find(fs->inodes, path) ||
-	    cache_getattr(fs->cache, path, &attr) != 0 || !S_ISREG(attr.mode))
-		return;
-	if (cache_file_open(fs->cache, path, O_RDONLY, &file, &changed) != 0)
-		return;
-	if (inode_pin(fs->inodes, path, file) != 0)
+	if (file && inode_pin(fs->inodes, path, file) != 0)
 		cache_file_release(file);
 }
 
@@ -946,7 +938,8 @@ static void nf_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct nearfs_fs *fs = req_fs(req);
 	char *from = NULL, *to = NULL;
-	void *pin;
+	struct cache_file *replaced;
+	bool known;
 	int ret;
 
 	ret = new_entry_path(fs, parent, name, -EPERM, &from);
@@ -958,16 +951,15 @@ static void nf_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (ret)
 		goto out_free;
 	lock_rename(fs, from, to);
-	if (!(flags & RENAME_EXCHANGE))
-		pin_replaced(fs, to);
-	ret = cache_rename(fs->cache, from, to, flags);
+	known = inode_find(fs->inodes, to) != 0;
+	ret = cache_rename(fs->cache, from, to, flags,
+			   known ? &replaced : NULL);
 	if (ret) {
-		pin = inode_unpin(fs->inodes, to);
-		if (pin)
-			cache_file_release(pin);
 		unlock_rename(fs, from, to);
 		goto out_free;
 	}
+	if (known)
+		pin_replaced(fs, to, replaced);
 	ret = inode_rename(fs->inodes, from, to, flags & RENAME_EXCHANGE);
 	unlock_rename(fs, from, to);
 	if (ret)
@@ -1031,9 +1023,15 @@ static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	ret = lock_inode_path(fs, ino, &path);
+	/*
+	 * The file was replaced by a rename or unlinked after the kernel
+	 * resolved the path to this inode.  A replaced file whose content is
+	 * all local opens as what it was.  Otherwise ESTALE has the kernel
+	 * look the path up again and open what is there now, as if the open
+	 * came after the rename.
+	 */
 	if (ret == -ENOENT && (fi->flags & O_ACCMODE) == O_RDONLY &&
 	    inode_copy_pin(fs->inodes, ino, copy_pin, &file) == 0) {
-		/* The file was replaced by a rename: open what it was. */
 		ret = open_file_new(fs, ino, file, false, fi);
 		if (ret) {
 			cache_file_release(file);
@@ -1042,6 +1040,8 @@ static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->keep_cache = 1;
 		goto out_open;
 	}
+	if (ret == -ENOENT)
+		ret = -ESTALE;
 	if (ret)
 		goto out_reply;
 	ret = do_open(fs, ino, path, fi);
