@@ -991,6 +991,23 @@ static bool is_write_open(int flags)
 }
 
 /* Open path for fi->flags and store the handle in fi. */
+/*
+ * Have the kernel ask for ino's attributes again.  An open that found a
+ * new version may follow a lookup that gave the old size, and the
+ * kernel would end reads there until its attribute timeout.  Only the
+ * attributes are invalidated, which takes no page lock, so a request
+ * handler may do it.
+ */
+static void forget_kernel_attr(struct nearfs_fs *fs, fuse_ino_t ino)
+{
+	int ret = fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+
+	/* -ENOENT: the kernel has no attributes of it left. */
+	if (ret && ret != -ENOENT)
+		log_debug("attribute invalidation of inode %llu failed: %s",
+			  (unsigned long long)ino, strerror(-ret));
+}
+
 static int do_open(struct nearfs_fs *fs, fuse_ino_t ino, const char *path,
 		   struct fuse_file_info *fi)
 {
@@ -1008,6 +1025,8 @@ static int do_open(struct nearfs_fs *fs, fuse_ino_t ino, const char *path,
 		return ret;
 	}
 	fi->keep_cache = !changed;
+	if (changed)
+		forget_kernel_attr(fs, ino);
 	return 0;
 }
 
