@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "index.h"
+#include "journal.h"
 #include "internal.h"
 #include "log.h"
 
@@ -1021,22 +1022,60 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 		 unsigned flags)
 {
 	struct origin_attr attr;
-	struct shadow *sh;
+	struct shadow *sh, *target = NULL;
 	bool local_only, have_attr, busy;
+	uint64_t seq = 0;
 	int ret;
 
 	if (c->cfg.read_only)
 		return -EROFS;
 	keep_open_content(c, to);	/* the file a rename replaces */
+	/*
+	 * The target's lock too, so that an upload of the file being
+	 * replaced ends before the rename starts: otherwise the upload
+	 * could store the old file over the one just moved there.  Both
+	 * locks are taken in path order, so two renames cannot deadlock.
+	 */
+	if (strcmp(from, to) > 0)
+		target = lock_shadow(c, to);
 	sh = lock_shadow(c, from);
+	if (strcmp(from, to) < 0)
+		target = lock_shadow(c, to);
 	pthread_mutex_lock(&c->lock);
 	local_only = htab_get(&c->shadows, from) != NULL;
 	have_attr = cached_attr(c, from, &attr) == 0;
 	/* A directory is not empty while files below it wait for upload. */
 	busy = !(flags & RENAME_EXCHANGE) && has_local_children(c, to);
+	/* A crash before the DONE record makes the next start complete the
+	 * rename on the origin (finish_renames() in writeback.c). */
+	if (!busy && c->journal && !(flags & RENAME_EXCHANGE) &&
+	    strcmp(from, to) != 0) {
+		struct shadow *old = htab_get(&c->shadows, to);
+
+		seq = ++c->wb_seq;
+		ret = journal_rename(c->journal, seq,
+				     old && old->pending ? old->seq : 0, from,
+				     to);
+		if (ret < 0)
+			store_note_write_error(c, "the write-back journal",
+					       ret);
+	}
 	pthread_mutex_unlock(&c->lock);
 	ret = busy ? -ENOTEMPTY : rename_locked(c, from, to, flags,
 						local_only, have_attr, &attr);
+	if (seq) {
+		/* Also after a failed RENAME append: the journal keeps the
+		 * rename for its next rewrite until this DONE. */
+		int done;
+
+		pthread_mutex_lock(&c->lock);
+		done = journal_done(c->journal, seq);
+		if (done < 0)
+			store_note_write_error(c, "the write-back journal",
+					       done);
+		pthread_mutex_unlock(&c->lock);
+	}
+	unlock_shadow(c, target);
 	unlock_shadow(c, sh);
 	return ret;
 }

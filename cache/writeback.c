@@ -704,6 +704,72 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 		drop_replayed(r, old);	/* a newer version of the same path */
 }
 
+static void drop_cached_version(struct cache *c, const char *path)
+{
+	struct object *obj = htab_get(&c->objects, path);
+
+	if (obj)
+		store_object_detach(c, obj);
+}
+
+static bool rename_is_final(int err)
+{
+	return err == 0 || err == -ENOENT || err == -ENOTEMPTY ||
+	       err == -EEXIST || err == -ENOTDIR || err == -EISDIR ||
+	       err == -EINVAL || is_permanent(err);
+}
+
+/*
+ * Complete on the origin the renames that a crash interrupted, before
+ * any upload starts: an S3 rename is a copy and a delete, so both names
+ * may exist.  A rename whose `from` is gone has completed.  The cached
+ * versions of both names are dropped, because the crash may have come
+ * before the cache moved them.  A rename that fails for a reason that may
+ * pass stays in the journal and is tried again at the next start.
+ */
+static void finish_renames(struct cache *c)
+{
+	size_t i = 0;
+
+	for (;;) {
+		size_t count;
+		const struct journal_rename *rn =
+			journal_renames(c->journal, &count) + i;
+		int ret;
+
+		if (i >= count)
+			break;
+		if (rn->replaced) {
+			/* The journal dropped the file that it replaces. */
+			char *name = wb_dirty_name(rn->replaced);
+
+			if (name)
+				unlinkat(c->root_fd, name, 0);
+			free(name);
+		}
+		ret = c->origin->ops->rename(c->origin, rn->from, rn->to, 0);
+		if (!rename_is_final(ret)) {
+			log_warn("cannot complete the interrupted rename of %s "
+				 "to %s on the origin: %s; it is tried again "
+				 "at the next start", rn->from, rn->to,
+				 strerror(-ret));
+			i++;
+			continue;
+		}
+		log_info("completed the interrupted rename of %s to %s on the "
+			 "origin: %s", rn->from, rn->to,
+			 ret == 0 ? "moved" : ret == -ENOENT ?
+			 "already moved" : strerror(-ret));
+		drop_cached_version(c, rn->from);
+		drop_cached_version(c, rn->to);
+		/* Removes rn from the list, so i stays. */
+		ret = journal_done(c->journal, rn->seq);
+		if (ret < 0)
+			store_note_write_error(c, "the write-back journal",
+					       ret);
+	}
+}
+
 int wb_open(struct cache *c, char *err, size_t errlen)
 {
 	struct replay r = { .c = c };
@@ -730,6 +796,7 @@ int wb_open(struct cache *c, char *err, size_t errlen)
 	for (size_t i = 0; i < r.nlost; i++)
 		journal_done(c->journal, r.lost[i]);
 	free(r.lost);
+	finish_renames(c);
 	if (c->pending_count)
 		log_info("recovered the write-back journal %s/journal: %"
 			 PRIu64 " pending uploads, %" PRIu64 " bytes", c->root,

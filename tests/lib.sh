@@ -474,14 +474,21 @@ signal_nearfs() {
 	log "ok: the daemon of $mnt exited with status 0 after SIG$signal"
 }
 
-# kill_nearfs MNT: SIGKILL the daemon of MNT, reap it and unmount the dead
-# mount, as a crash would leave it.
+# kill_nearfs MNT [PID...]: SIGKILL the daemon of MNT, reap it and unmount
+# the dead mount, as a crash would leave it.  The PIDs, programs that used
+# the mount, are waited for first, because the unmount fails with EBUSY
+# while they still have files there open (their calls fail with ENOTCONN
+# once the daemon is dead).
 kill_nearfs() {
-	local mnt=$1 pid
+	local mnt=$1 pid user
+	shift
 	pid=${NEARFS_PID[$mnt]}
 	kill -9 "$pid"
 	wait "$pid" 2>/dev/null || true
 	unset "NEARFS_PID[$mnt]"
+	for user in "$@"; do
+		wait "$user" 2>/dev/null || true
+	done
 	fusermount3 -u "$mnt" || fail "fusermount3 -u of the dead mount $mnt"
 	log "killed the daemon (pid $pid) with SIGKILL and unmounted $mnt"
 }
@@ -558,6 +565,17 @@ for part in sys.argv[2].split("."):
     value = value.get(part, 0)
 print(value)
 PY
+}
+
+# wait_proxy_holding WHAT: wait up to 30 s until the proxy has a request
+# on hold (its "holding" count), and fail naming WHAT otherwise.
+wait_proxy_holding() {
+	local i
+	for i in $(seq 150); do
+		[ "$(proxy_field holding)" -gt 0 ] && break
+		sleep 0.2
+	done
+	assert_num "$(proxy_field holding)" -gt 0 "requests held $1"
 }
 
 # proxy_set JSON: replace the proxy's control file and wait until the
