@@ -119,6 +119,9 @@ void shadow_free(struct cache *c, struct shadow *sh, bool keep_file)
 	close(sh->fd);
 	if (!keep_file && sh->file)
 		unlinkat(c->root_fd, sh->file, 0);
+	if (sh->cow_file)
+		unlinkat(c->root_fd, sh->cow_file, 0);
+	free(sh->cow_file);
 	free(sh->file);
 	free(sh->have);
 	free(sh->changed);
@@ -731,6 +734,11 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 	if (f->c->cfg.write_mode == WRITE_BACK)
 		wb_wait_for_room(f->c, len);
 	pthread_mutex_lock(&sh->lock);
+	ret = wb_before_change(f->c, sh, sh->size);
+	if (ret < 0) {
+		n = ret;
+		goto out_unlock;
+	}
 	if (offset < sh->base_limit) {
 		ret = materialize_range(f->c, sh, offset, len, true);
 		if (ret < 0) {
@@ -763,7 +771,8 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 	if (!sh || !f->writable)
 		return -EBADF;
 	pthread_mutex_lock(&sh->lock);
-	if (size < sh->base_limit) {
+	ret = wb_before_change(f->c, sh, size);
+	if (size < sh->base_limit && ret == 0) {
 		/* Keep the bytes before size of a partly cut chunk. */
 		if (size % cs)
 			ret = materialize(f->c, sh, size / cs);

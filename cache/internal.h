@@ -84,6 +84,10 @@ struct shadow {
 	int fd;
 	char *file;		/* its name in the cache folder: tmp/...,
 				 * or dirty/SEQ while pending */
+	/* cache.lock: the tmp/ file that fd refers to while a pending file
+	 * is changed again, or NULL.  dirty/SEQ then keeps the version
+	 * last committed, and the next commit renames this over it. */
+	char *cow_file;
 	uint64_t size;		/* logical size */
 	uint64_t base_limit;	/* bytes still to be taken from base */
 	uint8_t *have;		/* bit per chunk below base_limit: copied */
@@ -498,6 +502,7 @@ void wb_repair_journal(struct cache *c);
  * one upload to end.  Returns whether one ended.  Lock not held. */
 bool wb_wait_for_upload(struct cache *c);
 void wb_writer_closed(struct cache *c, struct shadow *sh);
+int wb_before_change(struct cache *c, struct shadow *sh, uint64_t keep);
 void wb_wait_for_room(struct cache *c, size_t len);
 void wb_stats(struct cache *c, struct cache_stats *st);
 /* Add the pending files at and below path to u.  Lock held. */
