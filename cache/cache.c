@@ -531,6 +531,7 @@ bool cache_check_version(struct cache *c, struct object *obj,
 	log_debug("%s changed on the origin: dropping %u cached chunks",
 		  obj->path, obj->ncached);
 	c->invalidations++;
+	obj->superseded = true;
 	store_object_detach(c, obj);
 	return true;
 }

@@ -62,6 +62,14 @@ struct object {
 	int fd;			/* data file while refs > 0, else -1 */
 	bool logged;		/* an OBJ record is in the index */
 	bool detached;		/* replaced or removed; freed at refs 0 */
+	/* Replaced by a newer version of the path: reads of it fail
+	 * (cache_file_read()), so none of its bytes enter the kernel's
+	 * page cache, which all handles of the inode share, after the
+	 * version change invalidated it. */
+	bool superseded;
+	/* A read returned bytes of it, so the page cache may hold them
+	 * and give them to any handle without asking the daemon. */
+	bool served;
 	bool lent;		/* a program holds a read-only descriptor of
 				 * the data file: never punched (LENT) */
 	/* The version a commit of this mount made in its place, held while
