@@ -404,7 +404,8 @@ mount_nearfs() {
 	local origin=$1 mnt=$2 opts logfile pid i
 	opts=$(nearfs_options "$origin" "${3:-}")
 	mkdir -p "$mnt"
-	logfile=$WORK/nearfs-${#NEARFS_LOG[@]}.log
+	NEARFS_MOUNTS=$((${NEARFS_MOUNTS:-0} + 1))
+	logfile=$WORK/nearfs-$NEARFS_MOUNTS.log
 	log "mount: nearfs -f -o $opts $origin $mnt"
 	env "${NEARFS_ENV[@]}" "$NEARFS_BIN" -f -o "$opts" "$origin" "$mnt" \
 		>"$logfile" 2>&1 &
