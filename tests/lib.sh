@@ -568,6 +568,17 @@ print(value)
 PY
 }
 
+# pass_origin KIND NAME: print the origin of a test pass over KIND (s3 or
+# dir): s3://data/NAME, or the directory $WORK/origin-NAME, created here.
+pass_origin() {
+	if [ "$1" = s3 ]; then
+		echo "s3://data/$2"
+	else
+		mkdir -p "$WORK/origin-$2"
+		echo "$WORK/origin-$2"
+	fi
+}
+
 # wait_proxy_holding WHAT: wait up to 30 s until the proxy has a request
 # on hold (its "holding" count), and fail naming WHAT otherwise.
 wait_proxy_holding() {

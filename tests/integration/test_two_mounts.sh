@@ -106,12 +106,7 @@ run_pass() {
 	PASS=$kind/$MODE
 	MNT_A=$WORK/a-$kind-$MODE
 	MNT_B=$WORK/b-$kind-$MODE
-	if [ "$kind" = s3 ]; then
-		origin=s3://data/$MODE
-	else
-		origin=$WORK/origin-$MODE
-		mkdir -p "$origin"
-	fi
+	origin=$(pass_origin "$kind" "$MODE")
 	opts="chunk_size=64K,ttl=1s,attr_ttl=1s,neg_ttl=1s,dir_ttl=1s"
 	opts="$opts,write_mode=$MODE,writeback_delay=0"
 	mount_nearfs "$origin" "$MNT_A" "cache_dir=$WORK/cache-a-$PASS,$opts"
