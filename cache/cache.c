@@ -1054,6 +1054,7 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 		struct shadow *old = htab_get(&c->shadows, to);
 
 		seq = ++c->wb_seq;
+		c->renames_running++;
 		ret = journal_rename(c->journal, seq,
 				     old && old->pending ? old->seq : 0, from,
 				     to);
@@ -1070,6 +1071,7 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 		int done;
 
 		pthread_mutex_lock(&c->lock);
+		c->renames_running--;
 		done = journal_done(c->journal, seq);
 		if (done < 0)
 			store_note_write_error(c, "the write-back journal",

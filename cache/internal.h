@@ -244,6 +244,8 @@ struct cache {
 	pthread_cond_t wb_done;	/* flushers, writers: an upload ended */
 	bool wb_stop;
 	uint64_t wb_seq;	/* last journal sequence number used */
+	/* Renames between their RENAME and DONE records (cache_rename()). */
+	unsigned renames_running;
 	uint64_t flush_gen;
 	uint64_t dirty_bytes, pending_count, uploads_done, upload_retries;
 

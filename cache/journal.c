@@ -242,6 +242,66 @@ static void rename_free(struct journal_rename *r)
 	free(r);
 }
 
+/* The path that path has after a rename of from to to, or NULL when the
+ * rename leaves it alone.  *error is -ENOMEM when it cannot be allocated. */
+static char *renamed_path(const char *path, const char *from, const char *to,
+			  int *error)
+{
+	size_t len = strlen(from);
+	char *moved;
+
+	if (strncmp(path, from, len) != 0 ||
+	    (path[len] != '\0' && path[len] != '/'))
+		return NULL;
+	if (asprintf(&moved, "%s%s", to, path + len) < 0) {
+		*error = -ENOMEM;
+		return NULL;
+	}
+	return moved;
+}
+
+struct rename_move {
+	const struct journal_rename *rn;
+	struct replay_state *st;
+};
+
+static void move_one(void *arg, const char *key, void *value)
+{
+	struct rename_move *m = arg;
+	struct pending *p = value;
+	int error = 0;
+	char *moved;
+
+	if (p->seq > m->rn->seq)
+		return;
+	moved = renamed_path(p->path, m->rn->from, m->rn->to, &error);
+	if (error)
+		m->st->error = error;
+	if (!moved)
+		return;
+	if (origin_path_check(moved) < 0) {
+		/* Too long below `to`: the rename failed there. */
+		free(moved);
+		return;
+	}
+	free(p->path);
+	p->path = moved;
+}
+
+/*
+ * Do to the pending files that the journal lists before the RENAME record
+ * of rn what the rename would have done: move those at or below its
+ * `from` to `to`.  Files closed after it keep their paths, and so do the
+ * PUT records that a rewrite writes after its RENAME records.
+ */
+static void move_pending(struct replay_state *st,
+			 const struct journal_rename *rn)
+{
+	struct rename_move m = { .rn = rn, .st = st };
+
+	htab_for_each(&st->map, move_one, &m);
+}
+
 /* Whether a rename record could come from append_rename(). */
 static bool rename_valid(uint64_t seq, uint64_t replaced)
 {
@@ -283,6 +343,7 @@ static int replay_rename(struct replay_state *st, const char *p,
 		rename_free(e);
 		goto out_nomem;
 	}
+	move_pending(st, e);
 	return 0;
 out_nomem:
 	/* As in replay_put(): fail the open, keep the file. */
@@ -419,10 +480,11 @@ static int append_rename(struct journal *j, const struct journal_rename *rn)
 }
 
 /*
- * Rewrite the journal with one PUT per pending entry that no rename in
- * progress replaces, and the RENAME records that journal_rewrite_begin()
- * adds.  A failure keeps the old file, which replays to the same
- * entries.
+ * Rewrite the journal with the RENAME records that journal_rewrite_begin()
+ * writes first, then one PUT per pending entry that no rename in
+ * progress replaces.  The PUTs carry the paths after the renames, which
+ * replay does not move again.  A failure keeps the old file, which
+ * replays to the same entries.
  */
 static void compact(struct journal *j, const char *path,
 		    const struct pending_list *list)
@@ -555,64 +617,11 @@ static void collect_rename(void *arg, const char *key, void *value)
 	track_rename(arg, rn->seq, rn->replaced, rn->from, rn->to);
 }
 
-/* The path that path has after a rename of from to to, or NULL when the
- * rename leaves it alone.  *error is -ENOMEM when it cannot be allocated. */
-static char *renamed_path(const char *path, const char *from, const char *to,
-			  int *error)
-{
-	size_t len = strlen(from);
-	char *moved;
-
-	if (strncmp(path, from, len) != 0 ||
-	    (path[len] != '\0' && path[len] != '/'))
-		return NULL;
-	if (asprintf(&moved, "%s%s", to, path + len) < 0) {
-		*error = -ENOMEM;
-		return NULL;
-	}
-	return moved;
-}
-
-/* Do to the pending files what rn would have done: drop the file it
- * replaces, and move those at or below its `from` with a smaller seq,
- * which were there when it started. */
-static int apply_rename(const struct journal_rename *rn,
-			const struct pending_list *list)
-{
-	int error = 0;
-
-	for (size_t i = 0; i < list->count; i++)
-		if (rn->replaced && list->items[i]->seq == rn->replaced)
-			list->items[i]->replaced = true;
-	for (size_t i = 0; i < list->count; i++) {
-		struct pending *p = list->items[i];
-		char *moved;
-
-		if (p->seq > rn->seq || p->replaced)
-			continue;
-		moved = renamed_path(p->path, rn->from, rn->to, &error);
-		if (error)
-			return error;
-		if (!moved)
-			continue;
-		if (origin_path_check(moved) < 0) {
-			/* Too long below `to`: the rename failed there. */
-			free(moved);
-			continue;
-		}
-		free(p->path);
-		p->path = moved;
-	}
-	return 0;
-}
-
-/* Copy the renames in progress of st into j, in seq order, and apply
- * each to the pending files. */
+/* Copy the renames in progress of st into j, in seq order, and mark the
+ * pending file that each replaces, which is not reported. */
 static int take_renames(struct journal *j, struct replay_state *st,
 			const struct pending_list *list)
 {
-	int ret;
-
 	htab_for_each(&st->renames, collect_rename, j);
 	if (j->nrenames < st->renames.count)
 		return -ENOMEM;
@@ -620,11 +629,11 @@ static int take_renames(struct journal *j, struct replay_state *st,
 		return 0;
 	qsort(j->renames, j->nrenames, sizeof(*j->renames),
 	      compare_rename_seq);
-	for (size_t r = 0; r < j->nrenames; r++) {
-		ret = apply_rename(&j->renames[r], list);
-		if (ret < 0)
-			return ret;
-	}
+	for (size_t r = 0; r < j->nrenames; r++)
+		for (size_t i = 0; i < list->count; i++)
+			if (j->renames[r].replaced &&
+			    list->items[i]->seq == j->renames[r].replaced)
+				list->items[i]->replaced = true;
 	return 0;
 }
 

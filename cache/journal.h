@@ -31,10 +31,11 @@
  *
  * A RENAME without its DONE is a rename that a crash interrupted.  An S3
  * rename is a copy and a delete, so the origin may hold both names.
- * Replay drops the pending file that the rename replaces and moves the
- * pending files at and below `from` that are older than the rename to
- * `to`, as the rename would have.  journal_renames() lists such renames
- * so that the engine completes them on the origin.
+ * Replay drops the pending file that the rename replaces.  It moves to
+ * `to` the pending files at and below `from` that the journal lists
+ * before the RENAME record, as the rename would have, but not those
+ * after it.  journal_renames() lists such renames so that the engine
+ * completes them on the origin.
  *
  * NOTE: RENAME records did not change the format version.  nearfs
  * versions without them stop reading a journal at the first one and cut
@@ -133,7 +134,9 @@ bool journal_lost(const struct journal *j);
 /*
  * Rewrite the journal from the caller's state.  journal_rewrite_begin()
  * starts a new file with a RENAME record for each rename in progress,
- * and journal_put() then appends to it.  journal_rewrite_end() syncs
+ * and journal_put() then appends to it.  Those PUTs come after the
+ * RENAME records, so replay does not move them: their paths must be
+ * those after the renames.  journal_rewrite_end() syncs
  * the file and renames it over the journal, or drops it when ok is 0 or
  * an append failed.  A failure keeps the old file.  Both return 0 or a
  * negative errno.

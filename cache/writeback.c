@@ -292,6 +292,11 @@ void wb_repair_journal(struct cache *c)
 
 	if (!c->journal || !journal_lost(c->journal))
 		return;
+	/* A running rename may not have moved its pending files yet, and
+	 * the rewrite would record them at their old paths after its RENAME
+	 * record, which replay does not move.  The next write tries again. */
+	if (c->renames_running)
+		return;
 	ret = journal_rewrite_begin(c->journal);
 	for (n = c->wb_list.next; ret == 0 && n != &c->wb_list; n = n->next) {
 		struct shadow *sh = list_entry(n, struct shadow, wb);

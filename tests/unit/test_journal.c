@@ -1019,8 +1019,8 @@ static void test_journal_rename_rejects_invalid(void **state)
 /*
  * A rewrite from the caller's state keeps the renames in progress, also
  * one whose RENAME record could not be appended, and drops those that
- * ended.  The replay of the rewritten file moves the older pending file
- * and drops the one that the rename replaces.
+ * ended.  The caller's PUTs carry the paths after the renames, and the
+ * replay of the rewritten file does not move them again.
  */
 static void test_journal_rewrite_keeps_renames(void **state)
 {
@@ -1042,26 +1042,28 @@ static void test_journal_rewrite_keeps_renames(void **state)
 	assert_int_equal(count, 1);
 	assert_int_equal(list[0].seq, 4);
 
-	/* The caller's state: both files still pending under their paths. */
+	/* The caller's state after the rename moved seq 1 and dropped seq
+	 * 2, and a file closed under dir since. */
 	assert_int_equal(journal_rewrite_begin(env->j), 0);
 	m = meta_of(1);
-	assert_int_equal(journal_put(env->j, 1, "dir/a", &m), 0);
-	m = meta_of(2);
-	assert_int_equal(journal_put(env->j, 2, "new", &m), 0);
+	assert_int_equal(journal_put(env->j, 1, "new/a", &m), 0);
+	m = meta_of(5);
+	assert_int_equal(journal_put(env->j, 5, "dir/b", &m), 0);
 	assert_int_equal(journal_rewrite_end(env->j, 1), 0);
 	assert_false(journal_lost(env->j));
 
 	for (int round = 0; round < 2; round++) {
 		reopen(env);
-		assert_int_equal(env->seen.count, 1);
+		assert_int_equal(env->seen.count, 2);
 		assert_entry(env, 0, 1, "new/a", 1);
+		assert_entry(env, 1, 5, "dir/b", 5);
 		list = journal_renames(env->j, &count);
 		assert_int_equal(count, 1);
 		assert_int_equal(list[0].seq, 4);
 		assert_int_equal(list[0].replaced, 2);
 		assert_string_equal(list[0].from, "dir");
 		assert_string_equal(list[0].to, "new");
-		assert_int_equal(journal_max_seq(env->j), 4);
+		assert_int_equal(journal_max_seq(env->j), 5);
 	}
 
 	/* Once done, the next rewrite leaves it out. */
@@ -1075,6 +1077,34 @@ static void test_journal_rewrite_keeps_renames(void **state)
 	assert_entry(env, 0, 1, "new/a", 1);
 	journal_renames(env->j, &count);
 	assert_int_equal(count, 0);
+}
+
+/*
+ * A rename moves only the pending files that the journal lists before
+ * its RENAME record, and reopening (which compacts the journal) moves
+ * none of them again.  The case the fuzzer of the journal found: seq 5
+ * moved from dir/c to new/c by rename 20, which a compacted journal
+ * then replayed through the older rename 7 of new/c to a.
+ */
+static void test_journal_renames_in_record_order(void **state)
+{
+	struct env *env = *state;
+	size_t count;
+
+	reopen(env);
+	put(env, 5, "dir/c", 5);
+	assert_int_equal(journal_rename(env->j, 7, 0, "new/c", "a"), 0);
+	assert_int_equal(journal_rename(env->j, 20, 0, "dir", "new"), 0);
+	put(env, 21, "dir/d", 1);
+
+	for (int round = 0; round < 3; round++) {
+		reopen(env);
+		assert_int_equal(env->seen.count, 2);
+		assert_entry(env, 0, 5, "new/c", 5);
+		assert_entry(env, 1, 21, "dir/d", 1);
+		journal_renames(env->j, &count);
+		assert_int_equal(count, 2);
+	}
 }
 
 int main(int argc, char **argv)
@@ -1132,6 +1162,8 @@ int main(int argc, char **argv)
 			test_journal_rename_rejects_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_journal_rewrite_keeps_renames, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_renames_in_record_order, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
