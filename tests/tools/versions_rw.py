@@ -52,6 +52,10 @@ class CutAtOldSize(Exception):
     """A version cut at the size of the version before it."""
 
 
+class OldAtNewSize(Exception):
+    """A whole version followed by bytes up to the size of the next one."""
+
+
 def length_of(version):
     return 20000 + (version * 7919) % 180000
 
@@ -78,6 +82,13 @@ def parse(data, what):
             body.count(fill) == len(body):
         raise CutAtOldSize("%s: version %d cut at the size of version %d"
                            % (what, version, version - 1))
+    tail_bytes = (0, fill, (version + 1) % 251 + 1)
+    if length == length_of(version) and \
+            len(body) == length_of(version + 1) > length and \
+            body[:length].count(fill) == length and \
+            all(b in tail_bytes for b in body[length:]):
+        raise OldAtNewSize("%s: version %d read at the size of version %d"
+                           % (what, version, version + 1))
     if length != length_of(version) or len(body) != length:
         raise Mixed("%s: version %d with %d body bytes, expected %d"
                     % (what, version, len(body), length_of(version)))
@@ -180,6 +191,14 @@ def cmd_read(args):
                 # grew (see "Not covered yet" in docs/reliability.md).
                 errors["cut at the old size"] = \
                     errors.get("cut at the old size", 0) + 1
+                continue
+            except OldAtNewSize:
+                # NOTE: a known fault, counted and not failed: the kernel
+                # may serve a read of a held descriptor from pages of the
+                # old version cached before the change, up to the new
+                # size (see "Not covered yet" in docs/reliability.md).
+                errors["old version at the new size"] = \
+                    errors.get("old version at the new size", 0) + 1
                 continue
             except Mixed as exc:
                 print(exc)
