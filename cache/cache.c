@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "index.h"
+#include "journal.h"
 #include "internal.h"
 #include "log.h"
 
@@ -530,6 +531,7 @@ bool cache_check_version(struct cache *c, struct object *obj,
 	log_debug("%s changed on the origin: dropping %u cached chunks",
 		  obj->path, obj->ncached);
 	c->invalidations++;
+	obj->superseded = true;
 	store_object_detach(c, obj);
 	return true;
 }
@@ -1062,8 +1064,9 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 {
 	struct origin_attr attr;
 	struct object *kept;
-	struct shadow *sh;
+	struct shadow *sh, *target = NULL;
 	bool local_only, have_attr, busy;
+	uint64_t seq = 0;
 	int ret;
 
 	if (replaced)
@@ -1076,15 +1079,54 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 	 * yet does not need the whole file fetched. */
 	if (replaced && !(flags & RENAME_EXCHANGE))
 		open_replaced(c, to, replaced);
+	/*
+	 * The target's lock too, so that an upload of the file being
+	 * replaced ends before the rename starts: otherwise the upload
+	 * could store the old file over the one just moved there.  Both
+	 * locks are taken in path order, so two renames cannot deadlock.
+	 */
+	if (strcmp(from, to) > 0)
+		target = lock_shadow(c, to);
 	sh = lock_shadow(c, from);
+	if (strcmp(from, to) < 0)
+		target = lock_shadow(c, to);
 	pthread_mutex_lock(&c->lock);
 	local_only = htab_get(&c->shadows, from) != NULL;
 	have_attr = cached_attr(c, from, &attr) == 0;
 	/* A directory is not empty while files below it wait for upload. */
 	busy = !(flags & RENAME_EXCHANGE) && has_local_children(c, to);
+	/* A crash before the DONE record makes the next start complete the
+	 * rename on the origin (finish_renames() in writeback.c). */
+	if (!busy && c->journal && !(flags & RENAME_EXCHANGE) &&
+	    strcmp(from, to) != 0) {
+		struct shadow *old = htab_get(&c->shadows, to);
+
+		seq = ++c->wb_seq;
+		c->renames_running++;
+		ret = journal_rename(c->journal, seq,
+				     old && old->pending ? old->seq : 0, from,
+				     to);
+		if (ret < 0)
+			store_note_write_error(c, "the write-back journal",
+					       ret);
+	}
 	pthread_mutex_unlock(&c->lock);
 	ret = busy ? -ENOTEMPTY : rename_locked(c, from, to, flags,
 						local_only, have_attr, &attr);
+	if (seq) {
+		/* Also after a failed RENAME append: the journal keeps the
+		 * rename for its next rewrite until this DONE. */
+		int done;
+
+		pthread_mutex_lock(&c->lock);
+		c->renames_running--;
+		done = journal_done(c->journal, seq);
+		if (done < 0)
+			store_note_write_error(c, "the write-back journal",
+					       done);
+		pthread_mutex_unlock(&c->lock);
+	}
+	unlock_shadow(c, target);
 	unlock_shadow(c, sh);
 	keep_done(c, kept, ret == 0);
 	if (ret < 0 && replaced && *replaced) {

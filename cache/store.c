@@ -621,6 +621,22 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 	struct chunk *ch = obj->chunks[index];
 	int ret;
 
+	if (ch && ch->state == CHUNK_PRESENT) {
+		/*
+		 * Stored meanwhile by another thread: it is on the LRU list
+		 * already, and a second list_add_tail() would break the list
+		 * (a daemon crashed in list_add_tail() here under
+		 * test_kill_rounds.sh).  Give back the caller's reservation.
+		 * NOTE: which two callers stored the same chunk was not
+		 * found.  add_chunks() fills a version that is already in
+		 * cache.objects, dropping the lock between chunks, so a
+		 * fetch of the same chunk is one candidate.
+		 */
+		log_debug("chunk %u of %s was stored twice; keeping the first",
+			  index, obj->path ? obj->path : "(removed)");
+		c->bytes_cached -= len;
+		return 0;
+	}
 	/* A chunk the index does not list would be lost at the next
 	 * start, and its bytes would stay behind in the data file. */
 	ret = 0;
