@@ -616,6 +616,42 @@ static bool record_stat(struct cache *c, const char *path, int ret,
 	return false;
 }
 
+/*
+ * Whether obj was confirmed on the origin after asked_ms, when the stat
+ * being recorded was sent.  The stat's result may then be older than
+ * obj, so obj is kept and its attributes are returned instead.  A
+ * confirmation in the same millisecond counts as older, so that ttl=0
+ * checks every open.  Lock held.
+ */
+static bool confirmed_since(const struct object *obj, uint64_t asked_ms)
+{
+	return obj && obj->checked_ms > asked_ms;
+}
+
+/*
+ * Replace the result of a stat of path sent at asked_ms with what
+ * another request learned after it was sent, as confirmed_since() does.
+ * Returns 0 with attr filled, -ENOENT, or 1 when nothing newer is
+ * known.  Lock held.
+ */
+static int newer_answer(struct cache *c, const char *path, uint64_t asked_ms,
+			struct origin_attr *attr)
+{
+	struct object *obj = htab_get(&c->objects, path);
+	struct attr_entry *e = obj ? NULL : meta_attr_get(c, path);
+
+	if (confirmed_since(obj, asked_ms)) {
+		*attr = obj->attr;
+		return 0;
+	}
+	if (!e || e->fetched_ms <= asked_ms)
+		return 1;
+	if (e->negative)
+		return -ENOENT;
+	*attr = e->attr;
+	return 0;
+}
+
 /* cached_attr(), after waiting for a prefetch in flight that may still
  * store the listing of path's parent.  Lock held. */
 static int cached_attr_after_prefetch(struct cache *c, const char *path,
@@ -635,8 +671,9 @@ static int cached_attr_after_prefetch(struct cache *c, const char *path,
 int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
 {
 	struct object *obj;
+	uint64_t asked;
 	bool dropped;
-	int ret;
+	int ret, newer;
 
 	pthread_mutex_lock(&c->lock);
 	ret = cached_attr_after_prefetch(c, path, attr);
@@ -644,11 +681,16 @@ int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
 	if (ret <= 0)
 		return ret;
 
+	asked = clock_now_ms();
 	ret = c->origin->ops->stat(c->origin, path, attr);
 
 	pthread_mutex_lock(&c->lock);
 	obj = htab_get(&c->objects, path);
-	if (ret < 0 && ret != -ENOENT && obj) {
+	newer = newer_answer(c, path, asked, attr);
+	if (newer <= 0) {
+		ret = newer;
+		dropped = false;
+	} else if (ret < 0 && ret != -ENOENT && obj) {
 		/* The origin is unreachable: keep serving the copy. */
 		log_limited(LOG_WARNING, "cannot check %s on the origin (%s): "
 			    "using the cached version", path, strerror(-ret));
@@ -1187,8 +1229,9 @@ int cache_acquire_object(struct cache *c, const char *path,
 {
 	struct origin_attr attr;
 	struct object *obj;
-	bool offline = false;
-	int ret;
+	bool offline = false, created = false;
+	uint64_t asked;
+	int ret, newer;
 
 	*changed = false;
 	pthread_mutex_lock(&c->lock);
@@ -1198,11 +1241,17 @@ int cache_acquire_object(struct cache *c, const char *path,
 	ret = obj ? 1 : cached_attr(c, path, &attr);
 	pthread_mutex_unlock(&c->lock);
 
+	asked = clock_now_ms();
 	if (ret == 1)
 		ret = c->origin->ops->stat(c->origin, path, &attr);
 
 	pthread_mutex_lock(&c->lock);
 	obj = htab_get(&c->objects, path);
+	if (confirmed_since(obj, asked))
+		goto out_pin;
+	newer = newer_answer(c, path, asked, &attr);
+	if (newer <= 0)
+		ret = newer;
 	if (ret < 0 && ret != -ENOENT && obj) {
 		offline = true;
 		goto out_pin;
@@ -1222,6 +1271,12 @@ int cache_acquire_object(struct cache *c, const char *path,
 			goto out_unlock;
 		}
 		obj->checked_ms = clock_now_ms();
+		/*
+		 * The kernel may still cache pages of a version that this
+		 * cache no longer has: dropped by a stat that found a change,
+		 * or evicted whole.  A new version drops them at open.
+		 */
+		created = true;
 	}
 out_pin:
 	obj->refs++;
@@ -1234,6 +1289,7 @@ out_unlock:
 			    "using the cached version", path);
 	if (*changed)
 		cache_notify(c, path);
+	*changed = *changed || created;
 	return ret;
 }
 

@@ -197,7 +197,9 @@ void cache_dir_close(struct cache_dir *d);
  * Open a file.  flags are open(2) flags: O_ACCMODE and O_TRUNC matter.
  * When ttl has passed since the file was last checked, the open checks the
  * origin's version first.  *changed is set when the cached copy was
- * dropped for a newer version (the kernel's page cache must go too).
+ * dropped for a newer version, or when the cache held no copy of the
+ * file: the kernel's page cache must go too, because it may contain
+ * pages of a version that this cache no longer has.
  */
 int cache_file_open(struct cache *c, const char *path, int flags,
 		    struct cache_file **out, bool *changed);
@@ -271,6 +273,9 @@ typedef void (*cache_flush_fn)(void *arg, uint64_t files_left,
  */
 int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 		void *arg);
+
+/* Whether the version that f reads changed on the origin since. */
+bool cache_file_superseded(struct cache_file *f);
 
 /* Drop the reference taken by open or create. */
 void cache_file_release(struct cache_file *f);

@@ -822,6 +822,16 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 	return ret;
 }
 
+bool cache_file_superseded(struct cache_file *f)
+{
+	bool old;
+
+	pthread_mutex_lock(&f->c->lock);
+	old = !f->sh && f->obj && f->obj->superseded;
+	pthread_mutex_unlock(&f->c->lock);
+	return old;
+}
+
 int cache_file_getattr(struct cache_file *f, struct origin_attr *attr)
 {
 	struct cache *c = f->c;

@@ -620,7 +620,10 @@ static int get_attr(struct nearfs_fs *fs, fuse_ino_t ino,
 	char *path;
 	int ret;
 
-	if (fi && fi->fh)
+	/* The kernel keeps one size per inode, which all its handles read
+	 * at: a handle of a version that changed on the origin gives the
+	 * file's current attributes instead of its own. */
+	if (fi && fi->fh && !cache_file_superseded(fi_file(fi)->file))
 		return cache_file_getattr(fi_file(fi)->file, attr);
 	ret = lock_inode_path(fs, ino, &path);
 	if (ret == 0) {

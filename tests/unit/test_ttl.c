@@ -446,6 +446,55 @@ static void test_ttl_change_race_never_mixes(void **state)
 	free(first);
 }
 
+struct late_stat {
+	struct test_env *env;
+	const char *old, *new;
+	size_t old_len, new_len;
+	bool done;
+};
+
+/* Once: while this stat is on its way, another request confirms a new
+ * version, and this stat then returns the state from before. */
+static void confirm_newer_meanwhile(void *arg, const char *path)
+{
+	struct late_stat *l = arg;
+	struct origin_attr attr;
+
+	if (l->done)
+		return;
+	l->done = true;
+	fake_clock_advance(1);
+	assert_int_equal(fake_put_file(l->env->fo, path, l->new, l->new_len),
+			 0);
+	assert_int_equal(cache_getattr(l->env->c, path, &attr), 0);
+	assert_int_equal(attr.size, l->new_len);
+	assert_int_equal(fake_put_file(l->env->fo, path, l->old, l->old_len),
+			 0);
+}
+
+/* A stat result that another request overtook does not replace the
+ * version that request confirmed, which would give the kernel the old
+ * size for a file that its handles read at the new one. */
+static void test_ttl_late_stat_keeps_newer(void **state)
+{
+	struct test_env *env = start(state);
+	struct late_stat late = {
+		.env = env, .old = "old", .old_len = 3,
+		.new = "newer", .new_len = 5,
+	};
+	struct origin_attr attr;
+
+	test_put_text(env->fo, "f", "old");
+	assert_reads(env->c, "f", "old");
+	fake_clock_advance(2 * TTL_MS);
+	fake_set_stat_hook(env->fo, confirm_newer_meanwhile, &late);
+	assert_int_equal(cache_getattr(env->c, "f", &attr), 0);
+	fake_set_stat_hook(env->fo, NULL, NULL);
+	assert_true(late.done);
+	assert_int_equal(attr.size, 5);
+	assert_int_equal(test_stats(env->c).invalidations, 1);
+}
+
 /* A handle of a version that a newer one replaced reads nothing more of
  * it: its bytes would enter the page cache that the new version's
  * handles read. */
@@ -546,6 +595,8 @@ int main(int argc, char **argv)
 			test_ttl_change_during_read_next_open,
 			test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_race_never_mixes,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_ttl_late_stat_keeps_newer,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_superseded_version_unread,
 					  test_env_teardown),
