@@ -23,8 +23,8 @@ stays open for 25 reads from offset 0, across changes of the file, and
 is then opened again.  Every read must be empty, a whole version, or fail
 (EIO is how nearfs reports a version that changed under a reader).  A
 missing file counts as not written yet.  A version cut at the size of
-the version before it is counted, not failed, because of a known fault
-(docs/reliability.md, "Not covered yet").  Prints a summary line (reads,
+the version before it, or a whole version followed by bytes up to the
+size of the next one, fails as any other mix.  Prints a summary line (reads,
 versions seen, errors) and exits 1 on the first read that is none of
 these, or when version N did not come within --timeout seconds, a bound
 on failure and not a timing check.
@@ -48,11 +48,11 @@ class Mixed(Exception):
     """Bytes that are not one whole version."""
 
 
-class CutAtOldSize(Exception):
+class CutAtOldSize(Mixed):
     """A version cut at the size of the version before it."""
 
 
-class OldAtNewSize(Exception):
+class OldAtNewSize(Mixed):
     """A whole version followed by bytes up to the size of the next one."""
 
 
@@ -185,21 +185,6 @@ def cmd_read(args):
             reads += 1
             try:
                 version = parse(data, "read %d of %s" % (reads, args.path))
-            except CutAtOldSize:
-                # NOTE: a known fault, counted and not failed: right after
-                # a change a read may stop at the old size of a file that
-                # grew (see "Not covered yet" in docs/reliability.md).
-                errors["cut at the old size"] = \
-                    errors.get("cut at the old size", 0) + 1
-                continue
-            except OldAtNewSize:
-                # NOTE: a known fault, counted and not failed: the kernel
-                # may serve a read of a held descriptor from pages of the
-                # old version cached before the change, up to the new
-                # size (see "Not covered yet" in docs/reliability.md).
-                errors["old version at the new size"] = \
-                    errors.get("old version at the new size", 0) + 1
-                continue
             except Mixed as exc:
                 print(exc)
                 return 1
