@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "index.h"
+#include "journal.h"
 #include "internal.h"
 #include "log.h"
 
@@ -530,6 +531,7 @@ bool cache_check_version(struct cache *c, struct object *obj,
 	log_debug("%s changed on the origin: dropping %u cached chunks",
 		  obj->path, obj->ncached);
 	c->invalidations++;
+	obj->superseded = true;
 	store_object_detach(c, obj);
 	return true;
 }
@@ -733,12 +735,20 @@ static void record_created(struct cache *c, const char *path,
 }
 
 /* Record that path is gone.  Lock held. */
+/* Forget obj, which this mount removed from the origin.  Lock held. */
+static void remove_version(struct cache *c, struct object *obj)
+{
+	if (obj->refs > 0)
+		obj->kept = true;
+	store_object_detach(c, obj);
+}
+
 static void record_removed(struct cache *c, const char *path)
 {
 	struct object *obj = htab_get(&c->objects, path);
 
 	if (obj)
-		store_object_detach(c, obj);
+		remove_version(c, obj);
 	meta_attr_set_negative(c, path);
 	meta_listing_remove(c, path);
 }
@@ -812,10 +822,12 @@ int cache_rmdir(struct cache *c, const char *path)
 
 /*
  * Before path goes away on the origin, fetch what its open descriptors
- * may still read: every chunk of an open cached version, and what a file
- * open for writing still needs from its old version.
+ * may still read: every chunk of an open cached version, kept from then
+ * on (struct object: kept), and what a file open for writing still needs
+ * from its old version.  Returns that version with a reference, for
+ * keep_done().
  */
-static void keep_open_content(struct cache *c, const char *path)
+static struct object *keep_open_content(struct cache *c, const char *path)
 {
 	struct object *obj;
 	struct shadow *sh;
@@ -823,10 +835,12 @@ static void keep_open_content(struct cache *c, const char *path)
 
 	pthread_mutex_lock(&c->lock);
 	obj = htab_get(&c->objects, path);
-	if (obj && obj->refs > 0)
+	if (obj && obj->refs > 0) {
 		obj->refs++;
-	else
+		obj->kept = true;
+	} else {
 		obj = NULL;
+	}
 	sh = htab_get(&c->shadows, path);
 	if (sh)
 		sh->refs++;
@@ -844,11 +858,24 @@ static void keep_open_content(struct cache *c, const char *path)
 		pthread_mutex_unlock(&sh->lock);
 	}
 
-	pthread_mutex_lock(&c->lock);
-	if (obj)
-		store_object_put(c, obj);
-	if (sh)
+	if (sh) {
+		pthread_mutex_lock(&c->lock);
 		shadow_put(c, sh);
+		pthread_mutex_unlock(&c->lock);
+	}
+	return obj;
+}
+
+/* End keep_open_content().  When the origin still has the file, because
+ * the operation failed, its chunks are evictable again. */
+static void keep_done(struct cache *c, struct object *obj, bool removed)
+{
+	if (!obj)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (!removed)
+		obj->kept = false;
+	store_object_put(c, obj);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -887,11 +914,12 @@ static void unlock_shadow(struct cache *c, struct shadow *sh)
 int cache_unlink(struct cache *c, const char *path)
 {
 	struct shadow *sh, *locked;
+	struct object *kept;
 	int ret;
 
 	if (c->cfg.read_only)
 		return -EROFS;
-	keep_open_content(c, path);
+	kept = keep_open_content(c, path);
 	locked = lock_shadow(c, path);
 	pthread_mutex_lock(&c->lock);
 	sh = htab_remove(&c->shadows, path);
@@ -907,6 +935,7 @@ int cache_unlink(struct cache *c, const char *path)
 	unlock_shadow(c, locked);
 	if (ret == -ENOENT && sh)
 		ret = 0;	/* created here and never committed */
+	keep_done(c, kept, ret == 0);
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&c->lock);
@@ -982,7 +1011,7 @@ static void drop_target(struct cache *c, const char *to)
 	 */
 	obj = htab_get(&c->objects, to);
 	if (obj)
-		store_object_detach(c, obj);
+		remove_version(c, obj);
 	meta_rename_prefix(c, to, to);
 }
 
@@ -1017,27 +1046,93 @@ static int rename_locked(struct cache *c, const char *from, const char *to,
 	return 0;
 }
 
-int cache_rename(struct cache *c, const char *from, const char *to,
-		 unsigned flags)
+/* Open the regular file at path, which a rename is about to replace,
+ * read-only into *out; *out stays NULL for anything else. */
+static void open_replaced(struct cache *c, const char *path,
+			  struct cache_file **out)
 {
 	struct origin_attr attr;
-	struct shadow *sh;
+	bool changed;
+
+	if (cache_getattr(c, path, &attr) != 0 || !S_ISREG(attr.mode) ||
+	    cache_file_open(c, path, O_RDONLY, out, &changed) != 0)
+		*out = NULL;
+}
+
+int cache_rename(struct cache *c, const char *from, const char *to,
+		 unsigned flags, struct cache_file **replaced)
+{
+	struct origin_attr attr;
+	struct object *kept;
+	struct shadow *sh, *target = NULL;
 	bool local_only, have_attr, busy;
+	uint64_t seq = 0;
 	int ret;
 
+	if (replaced)
+		*replaced = NULL;
 	if (c->cfg.read_only)
 		return -EROFS;
-	keep_open_content(c, to);	/* the file a rename replaces */
+	/* The file a rename replaces. */
+	kept = flags & RENAME_EXCHANGE ? NULL : keep_open_content(c, to);
+	/* Opened after keep_open_content(): a handle that nothing reads
+	 * yet does not need the whole file fetched. */
+	if (replaced && !(flags & RENAME_EXCHANGE))
+		open_replaced(c, to, replaced);
+	/*
+	 * The target's lock too, so that an upload of the file being
+	 * replaced ends before the rename starts: otherwise the upload
+	 * could store the old file over the one just moved there.  Both
+	 * locks are taken in path order, so two renames cannot deadlock.
+	 */
+	if (strcmp(from, to) > 0)
+		target = lock_shadow(c, to);
 	sh = lock_shadow(c, from);
+	if (strcmp(from, to) < 0)
+		target = lock_shadow(c, to);
 	pthread_mutex_lock(&c->lock);
 	local_only = htab_get(&c->shadows, from) != NULL;
 	have_attr = cached_attr(c, from, &attr) == 0;
 	/* A directory is not empty while files below it wait for upload. */
 	busy = !(flags & RENAME_EXCHANGE) && has_local_children(c, to);
+	/* A crash before the DONE record makes the next start complete the
+	 * rename on the origin (finish_renames() in writeback.c). */
+	if (!busy && c->journal && !(flags & RENAME_EXCHANGE) &&
+	    strcmp(from, to) != 0) {
+		struct shadow *old = htab_get(&c->shadows, to);
+
+		seq = ++c->wb_seq;
+		c->renames_running++;
+		ret = journal_rename(c->journal, seq,
+				     old && old->pending ? old->seq : 0, from,
+				     to);
+		if (ret < 0)
+			store_note_write_error(c, "the write-back journal",
+					       ret);
+	}
 	pthread_mutex_unlock(&c->lock);
 	ret = busy ? -ENOTEMPTY : rename_locked(c, from, to, flags,
 						local_only, have_attr, &attr);
+	if (seq) {
+		/* Also after a failed RENAME append: the journal keeps the
+		 * rename for its next rewrite until this DONE. */
+		int done;
+
+		pthread_mutex_lock(&c->lock);
+		c->renames_running--;
+		done = journal_done(c->journal, seq);
+		if (done < 0)
+			store_note_write_error(c, "the write-back journal",
+					       done);
+		pthread_mutex_unlock(&c->lock);
+	}
+	unlock_shadow(c, target);
 	unlock_shadow(c, sh);
+	keep_done(c, kept, ret == 0);
+	if (ret < 0 && replaced && *replaced) {
+		cache_file_release(*replaced);
+		*replaced = NULL;
+	}
 	return ret;
 }
 

@@ -276,8 +276,11 @@ int cache_flush(struct cache *c, const char *path, cache_flush_fn fn,
 void cache_file_release(struct cache_file *f);
 
 /* Open a second read-only handle on what the read-only handle f reads,
- * the same version or shadow.  -EBADF for a handle open for writing. */
+ * the same version or shadow.  -EBADF for a handle open for writing,
+ * -ESTALE when some of its bytes are not local: the origin may no
+ * longer have them. */
 int cache_file_dup(struct cache_file *f, struct cache_file **out);
+
 
 /*
  * Hand the content of f, open for writing, to a program that reads and
@@ -356,8 +359,11 @@ int cache_unlink(struct cache *c, const char *path);
 int cache_mkdir(struct cache *c, const char *path, mode_t mode, uid_t uid,
 		gid_t gid);
 int cache_rmdir(struct cache *c, const char *path);
+/* Rename from to to.  When replaced is not NULL, it gets a read-only
+ * handle of the regular file that the rename replaced, which the caller
+ * releases, or NULL when there is none. */
 int cache_rename(struct cache *c, const char *from, const char *to,
-		 unsigned flags);
+		 unsigned flags, struct cache_file **replaced);
 int cache_symlink(struct cache *c, const char *target, const char *path);
 int cache_readlink(struct cache *c, const char *path, char *buf,
 		   size_t size);

@@ -119,6 +119,9 @@ void shadow_free(struct cache *c, struct shadow *sh, bool keep_file)
 	close(sh->fd);
 	if (!keep_file && sh->file)
 		unlinkat(c->root_fd, sh->file, 0);
+	if (sh->cow_file)
+		unlinkat(c->root_fd, sh->cow_file, 0);
+	free(sh->cow_file);
 	free(sh->file);
 	free(sh->have);
 	free(sh->changed);
@@ -443,7 +446,7 @@ static int switch_version(struct cache_file *f, struct object *old)
 	/* Stale also for a handle that fails: the next open checks the
 	 * version on the origin and reads the new one. */
 	old->checked_ms = 0;
-	if (old->path && !f->served)
+	if (old->path && !f->served && !old->served && !old->kept)
 		path = strdup(old->path);
 	pthread_mutex_unlock(&c->lock);
 	if (!path)
@@ -454,7 +457,7 @@ static int switch_version(struct cache_file *f, struct object *old)
 		return ret;
 	pthread_mutex_lock(&c->lock);
 	/* Another read may have returned bytes of old meanwhile. */
-	served = f->obj == old && f->served;
+	served = f->obj == old && (f->served || old->served);
 	if (f->obj == old && !served) {
 		store_object_put(c, f->obj);
 		f->obj = obj;
@@ -477,8 +480,10 @@ static bool claim_version(struct cache_file *f, struct object *obj)
 
 	pthread_mutex_lock(&f->c->lock);
 	current = f->obj == obj;
-	if (current)
+	if (current) {
 		f->served = true;
+		obj->served = true;
+	}
 	pthread_mutex_unlock(&f->c->lock);
 	return current;
 }
@@ -600,6 +605,22 @@ static void unpin_version(struct cache_file *f, struct object *obj)
 	pthread_mutex_unlock(&f->c->lock);
 }
 
+/*
+ * Return whether a newer version replaced obj.  The kernel keeps one
+ * size and one page cache per inode.  Reads of obj would put its bytes
+ * into the page cache that handles of the new version read, and the
+ * kernel would cut them short or pad them with zeros at the new size.
+ */
+static bool superseded(struct cache *c, struct object *obj)
+{
+	bool old;
+
+	pthread_mutex_lock(&c->lock);
+	old = obj->superseded;
+	pthread_mutex_unlock(&c->lock);
+	return old;
+}
+
 ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			uint64_t offset)
 {
@@ -611,7 +632,13 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 		return read_shadow(f->c, sh, buf, len, offset);
 	obj = pin_version(f);
 	for (int attempt = 0; attempt < 3; attempt++) {
-		n = store_read(f->c, obj, buf, len, offset);
+		/* Such a version is read as one that changed on the origin:
+		 * a handle that returned none of it switches to the new one,
+		 * the others get EIO. */
+		if (superseded(f->c, obj))
+			n = -ESTALE;
+		else
+			n = store_read(f->c, obj, buf, len, offset);
 		if (n == -ESTALE)
 			n = switch_version(f, obj);
 		else if (n > 0 && !claim_version(f, obj))
@@ -698,6 +725,11 @@ int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 	if (file_shadow(f))
 		return 0;
 	obj = pin_version(f);
+	if (superseded(f->c, obj)) {
+		/* cache_file_read() fails or switches the handle. */
+		unpin_version(f, obj);
+		return 0;
+	}
 	ret = store_pin(f->c, obj, offset, len, fd, n);
 	if (ret && !claim_version(f, obj)) {
 		/* Switched to a new version: the caller reads it instead. */
@@ -731,6 +763,11 @@ ssize_t cache_file_write(struct cache_file *f, const void *buf, size_t len,
 	if (f->c->cfg.write_mode == WRITE_BACK)
 		wb_wait_for_room(f->c, len);
 	pthread_mutex_lock(&sh->lock);
+	ret = wb_before_change(f->c, sh, sh->size);
+	if (ret < 0) {
+		n = ret;
+		goto out_unlock;
+	}
 	if (offset < sh->base_limit) {
 		ret = materialize_range(f->c, sh, offset, len, true);
 		if (ret < 0) {
@@ -763,7 +800,8 @@ int cache_file_truncate(struct cache_file *f, uint64_t size)
 	if (!sh || !f->writable)
 		return -EBADF;
 	pthread_mutex_lock(&sh->lock);
-	if (size < sh->base_limit) {
+	ret = wb_before_change(f->c, sh, size);
+	if (size < sh->base_limit && ret == 0) {
 		/* Keep the bytes before size of a partly cut chunk. */
 		if (size % cs)
 			ret = materialize(f->c, sh, size / cs);
@@ -1230,6 +1268,7 @@ int cache_file_dup(struct cache_file *f, struct cache_file **out)
 {
 	struct cache *c = f->c;
 	struct cache_file *g;
+	bool local;
 
 	if (f->writable)
 		return -EBADF;
@@ -1239,13 +1278,20 @@ int cache_file_dup(struct cache_file *f, struct cache_file **out)
 	g->c = c;
 	pthread_mutex_lock(&c->lock);
 	follow_local_writes(f);
-	g->obj = f->obj;
-	if (g->obj)
-		g->obj->refs++;
-	g->sh = f->sh;
-	if (g->sh)
-		g->sh->refs++;
+	local = f->sh || !f->obj || f->obj->ncached == f->obj->nchunks;
+	if (local) {
+		g->obj = f->obj;
+		if (g->obj)
+			g->obj->refs++;
+		g->sh = f->sh;
+		if (g->sh)
+			g->sh->refs++;
+	}
 	pthread_mutex_unlock(&c->lock);
+	if (!local) {
+		free(g);
+		return -ESTALE;
+	}
 	*out = g;
 	return 0;
 }

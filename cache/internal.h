@@ -62,8 +62,21 @@ struct object {
 	int fd;			/* data file while refs > 0, else -1 */
 	bool logged;		/* an OBJ record is in the index */
 	bool detached;		/* replaced or removed; freed at refs 0 */
+	/* Replaced by a newer version of the path: reads of it fail
+	 * (cache_file_read()), so none of its bytes enter the kernel's
+	 * page cache, which all handles of the inode share, after the
+	 * version change invalidated it. */
+	bool superseded;
+	/* A read returned bytes of it, so the page cache may hold them
+	 * and give them to any handle without asking the daemon. */
+	bool served;
 	bool lent;		/* a program holds a read-only descriptor of
 				 * the data file: never punched (LENT) */
+	/* Open while this mount removed it from the origin by an unlink or
+	 * a rename over it.  Its chunks are the only copy, so they are
+	 * stored past the budget and never evicted.  Its reads never
+	 * switch to the file now at its path. */
+	bool kept;
 	/* The version a commit of this mount made in its place, held while
 	 * this one lives, so that handles still reading it follow the
 	 * writes (file.c: follow_local_writes()). */
@@ -84,6 +97,10 @@ struct shadow {
 	int fd;
 	char *file;		/* its name in the cache folder: tmp/...,
 				 * or dirty/SEQ while pending */
+	/* cache.lock: the tmp/ file that fd refers to while a pending file
+	 * is changed again, or NULL.  dirty/SEQ then keeps the version
+	 * last committed, and the next commit renames this over it. */
+	char *cow_file;
 	uint64_t size;		/* logical size */
 	uint64_t base_limit;	/* bytes still to be taken from base */
 	uint8_t *have;		/* bit per chunk below base_limit: copied */
@@ -232,6 +249,8 @@ struct cache {
 	pthread_cond_t wb_done;	/* flushers, writers: an upload ended */
 	bool wb_stop;
 	uint64_t wb_seq;	/* last journal sequence number used */
+	/* Renames between their RENAME and DONE records (cache_rename()). */
+	unsigned renames_running;
 	uint64_t flush_gen;
 	uint64_t dirty_bytes, pending_count, uploads_done, upload_retries;
 
@@ -498,6 +517,7 @@ void wb_repair_journal(struct cache *c);
  * one upload to end.  Returns whether one ended.  Lock not held. */
 bool wb_wait_for_upload(struct cache *c);
 void wb_writer_closed(struct cache *c, struct shadow *sh);
+int wb_before_change(struct cache *c, struct shadow *sh, uint64_t keep);
 void wb_wait_for_room(struct cache *c, size_t len);
 void wb_stats(struct cache *c, struct cache_stats *st);
 /* Add the pending files at and below path to u.  Lock held. */

@@ -37,6 +37,7 @@ enum record_type {
 	REC_MOVE,
 	REC_DONE,
 	REC_PUT_SIZE,
+	REC_RENAME,
 };
 
 /* Fixed part of a PUT record.  The path follows: path_len bytes, no NUL. */
@@ -63,9 +64,21 @@ struct move_record {
 	uint32_t pad;
 };
 
+/* Fixed part of a RENAME record.  The two paths follow, no NULs. */
+struct rename_record {
+	uint64_t seq;
+	uint64_t replaced;
+	uint32_t from_len;
+	uint32_t to_len;
+};
+
 struct journal {
 	struct recordlog *log;
 	uint64_t max_seq;
+	/* Renames without a DONE, in seq order: those replayed at open and
+	 * those journal_rename() started since.  A rewrite keeps them. */
+	struct journal_rename *renames;
+	size_t nrenames, renames_cap;
 };
 
 /* One pending upload while the journal is replayed. */
@@ -73,10 +86,12 @@ struct pending {
 	uint64_t seq;
 	char *path;
 	struct origin_attr meta;
+	bool replaced;		/* by a rename in progress: not reported */
 };
 
 struct replay_state {
 	struct htab map;	/* seq in hex -> struct pending */
+	struct htab renames;	/* seq in hex -> struct journal_rename */
 	uint64_t max_seq;
 	int error;		/* -ENOMEM while replaying, or 0 */
 };
@@ -218,6 +233,124 @@ static int replay_move(struct replay_state *st, const char *p, uint32_t len)
 	return 0;
 }
 
+static void rename_free(struct journal_rename *r)
+{
+	if (!r)
+		return;
+	free(r->from);
+	free(r->to);
+	free(r);
+}
+
+/* The path that path has after a rename of from to to, or NULL when the
+ * rename leaves it alone.  *error is -ENOMEM when it cannot be allocated. */
+static char *renamed_path(const char *path, const char *from, const char *to,
+			  int *error)
+{
+	size_t len = strlen(from);
+	char *moved;
+
+	if (strncmp(path, from, len) != 0 ||
+	    (path[len] != '\0' && path[len] != '/'))
+		return NULL;
+	if (asprintf(&moved, "%s%s", to, path + len) < 0) {
+		*error = -ENOMEM;
+		return NULL;
+	}
+	return moved;
+}
+
+struct rename_move {
+	const struct journal_rename *rn;
+	struct replay_state *st;
+};
+
+static void move_one(void *arg, const char *key, void *value)
+{
+	struct rename_move *m = arg;
+	struct pending *p = value;
+	int error = 0;
+	char *moved;
+
+	if (p->seq > m->rn->seq)
+		return;
+	moved = renamed_path(p->path, m->rn->from, m->rn->to, &error);
+	if (error)
+		m->st->error = error;
+	if (!moved)
+		return;
+	if (origin_path_check(moved) < 0) {
+		/* Too long below `to`: the rename failed there. */
+		free(moved);
+		return;
+	}
+	free(p->path);
+	p->path = moved;
+}
+
+/*
+ * Do to the pending files that the journal lists before the RENAME record
+ * of rn what the rename would have done: move those at or below its
+ * `from` to `to`.  Files closed after it keep their paths, and so do the
+ * PUT records that a rewrite writes after its RENAME records.
+ */
+static void move_pending(struct replay_state *st,
+			 const struct journal_rename *rn)
+{
+	struct rename_move m = { .rn = rn, .st = st };
+
+	htab_for_each(&st->map, move_one, &m);
+}
+
+/* Whether a rename record could come from append_rename(). */
+static bool rename_valid(uint64_t seq, uint64_t replaced)
+{
+	return seq_valid(seq) && replaced < seq;
+}
+
+static int replay_rename(struct replay_state *st, const char *p,
+			 uint32_t len)
+{
+	struct rename_record r;
+	struct journal_rename *e;
+	char key[17];
+	int error = 0;
+
+	if (len < sizeof(r))
+		return -EINVAL;
+	memcpy(&r, p, sizeof(r));
+	if (sizeof(r) + (uint64_t)r.from_len + r.to_len != len ||
+	    !rename_valid(r.seq, r.replaced))
+		return -EINVAL;
+	if (r.seq > st->max_seq)
+		st->max_seq = r.seq;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		goto out_nomem;
+	e->seq = r.seq;
+	e->replaced = r.replaced;
+	e->from = path_dup(p + sizeof(r), r.from_len, &error);
+	e->to = path_dup(p + sizeof(r) + r.from_len, r.to_len, &error);
+	if (!e->from || !e->to || strcmp(e->from, e->to) == 0) {
+		rename_free(e);
+		if (error)
+			goto out_nomem;
+		return -EINVAL;
+	}
+	seq_key(r.seq, key);
+	rename_free(htab_remove(&st->renames, key));
+	if (htab_put(&st->renames, key, e) < 0) {
+		rename_free(e);
+		goto out_nomem;
+	}
+	move_pending(st, e);
+	return 0;
+out_nomem:
+	/* As in replay_put(): fail the open, keep the file. */
+	st->error = -ENOMEM;
+	return 0;
+}
+
 static int replay_done(struct replay_state *st, const char *p, uint32_t len)
 {
 	uint64_t seq;
@@ -232,6 +365,7 @@ static int replay_done(struct replay_state *st, const char *p, uint32_t len)
 		st->max_seq = seq;
 	seq_key(seq, key);
 	pending_free(htab_remove(&st->map, key));
+	rename_free(htab_remove(&st->renames, key));
 	return 0;
 }
 
@@ -251,6 +385,8 @@ static int replay_one(void *arg, uint8_t type, const char *payload,
 		return replay_move(st, payload, len);
 	case REC_DONE:
 		return replay_done(st, payload, len);
+	case REC_RENAME:
+		return replay_rename(st, payload, len);
 	}
 	return -EINVAL;
 }
@@ -320,22 +456,50 @@ static int append_put(struct journal *j, uint64_t seq, const char *path,
 				fixed, path, path_len, NULL, 0);
 }
 
+static int append_rename(struct journal *j, const struct journal_rename *rn)
+{
+	struct rename_record r = {
+		.seq = rn->seq,
+		.replaced = rn->replaced,
+		.from_len = strlen(rn->from),
+		.to_len = strlen(rn->to),
+	};
+	int ret = origin_path_check(rn->from);
+
+	if (ret == 0)
+		ret = origin_path_check(rn->to);
+	if (ret < 0)
+		return ret;
+	if (!rename_valid(rn->seq, rn->replaced) ||
+	    strcmp(rn->from, rn->to) == 0)
+		return -EINVAL;
+	if (sizeof(r) + (size_t)r.from_len + r.to_len > RECORDLOG_PAYLOAD_MAX)
+		return -ENAMETOOLONG;
+	return recordlog_append(j->log, REC_RENAME, &r, sizeof(r), rn->from,
+				r.from_len, rn->to, r.to_len);
+}
+
 /*
- * Rewrite the journal with one PUT per pending entry.  A failure keeps
- * the old file, which replays to the same entries.
+ * Rewrite the journal with the RENAME records that journal_rewrite_begin()
+ * writes first, then one PUT per pending entry that no rename in
+ * progress replaces.  The PUTs carry the paths after the renames, which
+ * replay does not move again.  A failure keeps the old file, which
+ * replays to the same entries.
  */
 static void compact(struct journal *j, const char *path,
 		    const struct pending_list *list)
 {
-	int ret = recordlog_compact_begin(j->log);
+	int ret = journal_rewrite_begin(j);
 
 	for (size_t i = 0; ret == 0 && i < list->count; i++)
-		ret = append_put(j, list->items[i]->seq, list->items[i]->path,
-				 &list->items[i]->meta);
+		if (!list->items[i]->replaced)
+			ret = append_put(j, list->items[i]->seq,
+					 list->items[i]->path,
+					 &list->items[i]->meta);
 	if (ret == 0)
-		ret = recordlog_compact_end(j->log, 1);
+		ret = journal_rewrite_end(j, 1);
 	else
-		recordlog_compact_end(j->log, 0);
+		journal_rewrite_end(j, 0);
 	if (ret < 0)
 		log_warn("failed to compact the write-back journal %s: %s. "
 			 "It keeps its old records", path, strerror(-ret));
@@ -373,6 +537,104 @@ static int check_param(const char *path, char *err, size_t errlen)
 static void free_one(void *arg, const char *key, void *value)
 {
 	pending_free(value);
+}
+
+static void free_rename(void *arg, const char *key, void *value)
+{
+	rename_free(value);
+}
+
+static int compare_rename_seq(const void *a, const void *b)
+{
+	const struct journal_rename *x = a, *y = b;
+
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static void free_renames(struct journal *j)
+{
+	for (size_t i = 0; i < j->nrenames; i++) {
+		free(j->renames[i].from);
+		free(j->renames[i].to);
+	}
+	free(j->renames);
+	j->renames = NULL;
+	j->nrenames = 0;
+	j->renames_cap = 0;
+}
+
+/* Add a rename in progress to j->renames.  Each new rename takes a new
+ * seq, so appending keeps the array in seq order once take_renames()
+ * sorted the replayed ones. */
+static int track_rename(struct journal *j, uint64_t seq, uint64_t replaced,
+			const char *from, const char *to)
+{
+	struct journal_rename *rn;
+
+	if (j->nrenames == j->renames_cap) {
+		size_t cap = j->renames_cap ? 2 * j->renames_cap : 4;
+		struct journal_rename *grown;
+
+		grown = realloc(j->renames, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		j->renames = grown;
+		j->renames_cap = cap;
+	}
+	rn = &j->renames[j->nrenames];
+	rn->seq = seq;
+	rn->replaced = replaced;
+	rn->from = strdup(from);
+	rn->to = strdup(to);
+	if (!rn->from || !rn->to) {
+		free(rn->from);
+		free(rn->to);
+		return -ENOMEM;
+	}
+	j->nrenames++;
+	return 0;
+}
+
+static void untrack_rename(struct journal *j, uint64_t seq)
+{
+	for (size_t i = 0; i < j->nrenames; i++) {
+		if (j->renames[i].seq != seq)
+			continue;
+		free(j->renames[i].from);
+		free(j->renames[i].to);
+		memmove(&j->renames[i], &j->renames[i + 1],
+			(j->nrenames - i - 1) * sizeof(*j->renames));
+		j->nrenames--;
+		return;
+	}
+}
+
+/* Copy one replayed rename into the journal (htab_for_each() callback). */
+static void collect_rename(void *arg, const char *key, void *value)
+{
+	const struct journal_rename *rn = value;
+
+	track_rename(arg, rn->seq, rn->replaced, rn->from, rn->to);
+}
+
+/* Copy the renames in progress of st into j, in seq order, and mark the
+ * pending file that each replaces, which is not reported. */
+static int take_renames(struct journal *j, struct replay_state *st,
+			const struct pending_list *list)
+{
+	htab_for_each(&st->renames, collect_rename, j);
+	if (j->nrenames < st->renames.count)
+		return -ENOMEM;
+	if (j->nrenames == 0)
+		return 0;
+	qsort(j->renames, j->nrenames, sizeof(*j->renames),
+	      compare_rename_seq);
+	for (size_t r = 0; r < j->nrenames; r++)
+		for (size_t i = 0; i < list->count; i++)
+			if (j->renames[r].replaced &&
+			    list->items[i]->seq == j->renames[r].replaced)
+				list->items[i]->replaced = true;
+	return 0;
 }
 
 /* Replay path into st.  With j, open its log into j (which cuts a torn
@@ -416,32 +678,47 @@ static int replay_and_report(struct journal *j, const char *path,
 {
 	struct replay_state st = { .max_seq = 0 };
 	struct pending_list list = { NULL, 0 };
+	struct journal unused = { 0 };
 	int ret = htab_init(&st.map);
 
 	if (ret < 0)
 		return ret;
+	ret = htab_init(&st.renames);
+	if (ret < 0) {
+		htab_release(&st.map);
+		return ret;
+	}
 	ret = replay(j, path, &st, scan, err, errlen);
 	if (ret < 0)
 		goto out_release;
 	ret = sorted_pending(&st.map, &list);
+	if (ret == 0)
+		ret = take_renames(j ? j : &unused, &st, &list);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot replay the write-back journal "
 			 "%s: %s", path, strerror(-ret));
-		if (j)
+		if (j) {
 			recordlog_close(j->log);
+			free_renames(j);
+		}
+		free(list.items);
 		goto out_release;
 	}
 	for (size_t i = 0; i < list.count; i++)
-		fn(arg, list.items[i]->seq, list.items[i]->path,
-		   &list.items[i]->meta);
+		if (!list.items[i]->replaced)
+			fn(arg, list.items[i]->seq, list.items[i]->path,
+			   &list.items[i]->meta);
 	if (j) {
 		j->max_seq = st.max_seq;
 		compact(j, path, &list);
 	}
 	free(list.items);
 out_release:
+	free_renames(&unused);
 	htab_for_each(&st.map, free_one, NULL);
 	htab_release(&st.map);
+	htab_for_each(&st.renames, free_rename, NULL);
+	htab_release(&st.renames);
 	return ret;
 }
 
@@ -473,7 +750,15 @@ void journal_close(struct journal *j)
 	if (!j)
 		return;
 	recordlog_close(j->log);
+	free_renames(j);
 	free(j);
+}
+
+const struct journal_rename *journal_renames(const struct journal *j,
+					     size_t *count)
+{
+	*count = j->nrenames;
+	return j->renames;
 }
 
 uint64_t journal_max_seq(const struct journal *j)
@@ -514,11 +799,34 @@ int journal_move(struct journal *j, uint64_t seq, const char *path)
 				path_len, NULL, 0);
 }
 
+int journal_rename(struct journal *j, uint64_t seq, uint64_t replaced,
+		   const char *from, const char *to)
+{
+	struct journal_rename rn = {
+		.seq = seq, .replaced = replaced,
+		.from = (char *)from, .to = (char *)to,
+	};
+	int ret;
+
+	if (!seq_valid(seq))
+		return -EINVAL;
+	note_seq(j, seq);
+	/* Tracked also when the append fails, so that the next rewrite
+	 * writes the record. */
+	ret = append_rename(j, &rn);
+	if (ret == -EINVAL || ret == -ENAMETOOLONG)
+		return ret;
+	if (track_rename(j, seq, replaced, from, to) < 0)
+		return -ENOMEM;
+	return ret;
+}
+
 int journal_done(struct journal *j, uint64_t seq)
 {
 	if (!seq_valid(seq))
 		return -EINVAL;
 	note_seq(j, seq);
+	untrack_rename(j, seq);
 	return recordlog_append(j->log, REC_DONE, &seq, sizeof(seq), NULL, 0,
 				NULL, 0);
 }
@@ -530,7 +838,11 @@ bool journal_lost(const struct journal *j)
 
 int journal_rewrite_begin(struct journal *j)
 {
-	return recordlog_compact_begin(j->log);
+	int ret = recordlog_compact_begin(j->log);
+
+	for (size_t i = 0; ret == 0 && i < j->nrenames; i++)
+		ret = append_rename(j, &j->renames[i]);
+	return ret;
 }
 
 int journal_rewrite_end(struct journal *j, int ok)

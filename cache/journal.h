@@ -10,7 +10,12 @@
  *                              dirty/SEQ, of size bytes at the last
  *                              close, is to be stored at path
  *   MOVE seq, path             a rename moved it before the upload
- *   DONE seq                   uploaded, or dropped by an unlink
+ *   RENAME seq, replaced, from, to
+ *                              a rename on the origin has started;
+ *                              replaced is the seq of the pending file
+ *                              at to that it replaces, or 0
+ *   DONE seq                   uploaded, dropped by an unlink, or the
+ *                              rename of seq ended
  *
  * The size lets `nearfs-ctl verify` check dirty/SEQ.  No checksum of
  * the content is stored, because computing one would read the whole
@@ -19,9 +24,22 @@
  * Replay is idempotent: a PUT of a known seq replaces it, a MOVE or DONE
  * of an unknown seq is ignored.  A torn last record is cut, and so is
  * everything from a record that no append makes: a seq outside 1 to
- * JOURNAL_SEQ_MAX, a path that origin_path_check() rejects, or a
- * modification time of 10^9 nanoseconds or more.  Records are written
- * without fsync; journal_sync() makes them durable.
+ * JOURNAL_SEQ_MAX, a path that origin_path_check() rejects, a
+ * modification time of 10^9 nanoseconds or more, or a RENAME whose two
+ * paths are equal or whose replaced seq is not below its own.  Records
+ * are written without fsync; journal_sync() makes them durable.
+ *
+ * A RENAME without its DONE is a rename that a crash interrupted.  An S3
+ * rename is a copy and a delete, so the origin may hold both names.
+ * Replay drops the pending file that the rename replaces.  It moves to
+ * `to` the pending files at and below `from` that the journal lists
+ * before the RENAME record, as the rename would have, but not those
+ * after it.  journal_renames() lists such renames so that the engine
+ * completes them on the origin.
+ *
+ * NOTE: RENAME records did not change the format version.  nearfs
+ * versions without them stop reading a journal at the first one and cut
+ * it there, which drops the records after it.
  */
 #ifndef NEARFS_JOURNAL_H
 #define NEARFS_JOURNAL_H
@@ -71,6 +89,22 @@ void journal_close(struct journal *j);
 int journal_read(const char *path, journal_pending_fn fn, void *arg,
 		 struct recordlog_scan *scan, char *err, size_t errlen);
 
+/* A rename on the origin that has no DONE record yet. */
+struct journal_rename {
+	uint64_t seq;
+	uint64_t replaced;	/* seq of the pending file it replaces, or 0 */
+	char *from, *to;
+};
+
+/*
+ * The renames in progress, in seq order: after journal_open() those that
+ * a crash interrupted, which the caller completes and then ends with
+ * journal_done().  The array belongs to the journal and is valid until
+ * the next journal_rename(), journal_done() or journal_close().
+ */
+const struct journal_rename *journal_renames(const struct journal *j,
+					     size_t *count);
+
 /* The largest seq ever replayed or written; new files use larger ones. */
 uint64_t journal_max_seq(const struct journal *j);
 
@@ -81,6 +115,16 @@ uint64_t journal_max_seq(const struct journal *j);
 int journal_put(struct journal *j, uint64_t seq, const char *path,
 		const struct origin_attr *meta);
 int journal_move(struct journal *j, uint64_t seq, const char *path);
+/*
+ * Record that a rename of from to to starts on the origin.  seq is a new
+ * sequence number, which journal_done() ends.  replaced is the seq of
+ * the pending file at to, or 0, and must be below seq.  The rename is
+ * kept for journal_rewrite_begin() until journal_done(), also when its
+ * record could not be appended (then the error is returned).  -EINVAL
+ * and -ENAMETOOLONG as for journal_put(), also for from equal to to.
+ */
+int journal_rename(struct journal *j, uint64_t seq, uint64_t replaced,
+		   const char *from, const char *to);
 int journal_done(struct journal *j, uint64_t seq);
 
 /* Whether a record could not be appended since the journal was opened
@@ -88,11 +132,14 @@ int journal_done(struct journal *j, uint64_t seq);
 bool journal_lost(const struct journal *j);
 
 /*
- * Rewrite the journal from the caller's state: after
- * journal_rewrite_begin(), journal_put() appends to a new file, which
- * journal_rewrite_end() syncs and renames over the journal, or drops
- * when ok is 0 or an append failed.  A failure keeps the old file.
- * Both return 0 or a negative errno.
+ * Rewrite the journal from the caller's state.  journal_rewrite_begin()
+ * starts a new file with a RENAME record for each rename in progress,
+ * and journal_put() then appends to it.  Those PUTs come after the
+ * RENAME records, so replay does not move them: their paths must be
+ * those after the renames.  journal_rewrite_end() syncs
+ * the file and renames it over the journal, or drops it when ok is 0 or
+ * an append failed.  A failure keeps the old file.  Both return 0 or a
+ * negative errno.
  */
 int journal_rewrite_begin(struct journal *j);
 int journal_rewrite_end(struct journal *j, int ok);

@@ -502,7 +502,7 @@ static bool evict_one(struct cache *c)
 		struct chunk *ch = list_entry(n, struct chunk, lru);
 		struct object *obj = ch->obj;
 
-		if (ch->readers)
+		if (ch->readers || obj->kept)
 			continue;
 		if (obj->lent) {
 			c->evictions += drop_lent(c, obj);
@@ -621,6 +621,22 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 	struct chunk *ch = obj->chunks[index];
 	int ret;
 
+	if (ch && ch->state == CHUNK_PRESENT) {
+		/*
+		 * Stored meanwhile by another thread: it is on the LRU list
+		 * already, and a second list_add_tail() would break the list
+		 * (a daemon crashed in list_add_tail() here under
+		 * test_kill_rounds.sh).  Give back the caller's reservation.
+		 * NOTE: which two callers stored the same chunk was not
+		 * found.  add_chunks() fills a version that is already in
+		 * cache.objects, dropping the lock between chunks, so a
+		 * fetch of the same chunk is one candidate.
+		 */
+		log_debug("chunk %u of %s was stored twice; keeping the first",
+			  index, obj->path ? obj->path : "(removed)");
+		c->bytes_cached -= len;
+		return 0;
+	}
 	/* A chunk the index does not list would be lost at the next
 	 * start, and its bytes would stay behind in the data file. */
 	ret = 0;
@@ -803,7 +819,9 @@ static void store_fetched(struct cache *c, struct object *obj,
 	pthread_mutex_lock(&c->lock);
 	c->misses++;
 	c->bytes_from_origin += len;
-	reserved = store_reserve(c, len) == 0;
+	if (obj->kept)
+		c->bytes_cached += len;	/* the only copy: past the budget */
+	reserved = obj->kept || store_reserve(c, len) == 0;
 	stored = false;
 	if (reserved) {
 		ret = store_object_open_fd(c, obj);

@@ -94,8 +94,15 @@ static void leave_queue(struct cache *c, struct shadow *sh)
 	 * replays the PUT of this file and logs its dirty/ file as missing. */
 	if (ret < 0)
 		store_note_write_error(c, "the write-back journal", ret);
-	if (asprintf(&name, "tmp/w%d-%" PRIu64, (int)getpid(),
-		     c->next_tmp++) >= 0) {
+	if (sh->cow_file) {
+		/* The file is being changed again: its committed version in
+		 * dirty/ is not needed any more. */
+		unlinkat(c->root_fd, sh->file, 0);
+		free(sh->file);
+		sh->file = sh->cow_file;
+		sh->cow_file = NULL;
+	} else if (asprintf(&name, "tmp/w%d-%" PRIu64, (int)getpid(),
+			    c->next_tmp++) >= 0) {
 		if (renameat(c->root_fd, sh->file, c->root_fd, name) == 0) {
 			free(sh->file);
 			sh->file = name;
@@ -135,6 +142,18 @@ int wb_commit(struct cache *c, struct shadow *sh)
 		ret = make_pending(c, sh);
 		if (ret < 0)
 			goto out_unlock;
+	} else if (sh->cow_file) {
+		/* Replace the version committed before at once. */
+		if (renameat(c->root_fd, sh->cow_file, c->root_fd,
+			     sh->file) < 0) {
+			ret = -errno;
+			log_err("cannot move %s/%s over %s/%s for %s: %s",
+				c->root, sh->cow_file, c->root, sh->file,
+				sh->path, strerror(errno));
+			goto out_unlock;
+		}
+		free(sh->cow_file);
+		sh->cow_file = NULL;
 	}
 	sh->attr.size = sh->size;
 	ret = journal_put(c->journal, sh->seq, sh->path, &sh->attr);
@@ -273,6 +292,11 @@ void wb_repair_journal(struct cache *c)
 
 	if (!c->journal || !journal_lost(c->journal))
 		return;
+	/* A running rename may not have moved its pending files yet, and
+	 * the rewrite would record them at their old paths after its RENAME
+	 * record, which replay does not move.  The next write tries again. */
+	if (c->renames_running)
+		return;
 	ret = journal_rewrite_begin(c->journal);
 	for (n = c->wb_list.next; ret == 0 && n != &c->wb_list; n = n->next) {
 		struct shadow *sh = list_entry(n, struct shadow, wb);
@@ -289,6 +313,80 @@ void wb_repair_journal(struct cache *c)
 		log_info("rewrote the write-back journal of %s, which lost "
 			 "records while cache_dir was full: %" PRIu64
 			 " files pending", c->root, c->pending_count);
+}
+
+/* Copy the first keep bytes of from_fd into to_fd. */
+static int copy_bytes(int from_fd, int to_fd, uint64_t keep)
+{
+	loff_t in = 0, out = 0;
+
+	while ((uint64_t)in < keep) {
+		ssize_t n = copy_file_range(from_fd, &in, to_fd, &out,
+					    keep - in, 0);
+
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;	/* the file is shorter than keep */
+	}
+	return 0;
+}
+
+/*
+ * Give a pending file a copy of its own before its first change since
+ * the last commit.  dirty/SEQ then keeps the committed version whole
+ * until the next commit renames the copy over it, so a crash while a
+ * program rewrites the file replays the version last closed, never a
+ * mix or a cut file.  keep is how many bytes the change keeps (0 for a
+ * truncation to 0).  The copy takes over the number of sh->fd with
+ * dup2(), because readers of a pending file may read sh->fd without
+ * sh->lock.  sh->lock held, cache.lock not.
+ *
+ * A failed copy fails the change and counts as a write error of
+ * cache_dir (store_note_write_error()), which logs a full disk once.
+ *
+ * NOTE: a file with exported descriptors is changed in place, because
+ * those write to its file directly.  The copy does not evict cached
+ * chunks to make room, as a write into the shadow does.
+ */
+int wb_before_change(struct cache *c, struct shadow *sh, uint64_t keep)
+{
+	uint64_t tmp_id;
+	char *name;
+	bool needed;
+	int fd, ret;
+
+	pthread_mutex_lock(&c->lock);
+	needed = sh->pending && !sh->cow_file && sh->exported == 0;
+	tmp_id = c->next_tmp++;
+	pthread_mutex_unlock(&c->lock);
+	if (!needed)
+		return 0;
+	if (asprintf(&name, "tmp/w%d-%" PRIu64, (int)getpid(), tmp_id) < 0)
+		return -ENOMEM;
+	fd = openat(c->root_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	ret = fd < 0 ? -errno :
+		copy_bytes(sh->fd, fd, keep < sh->size ? keep : sh->size);
+	pthread_mutex_lock(&c->lock);
+	if (ret == 0 && sh->pending && dup2(fd, sh->fd) < 0)
+		ret = -errno;
+	if (ret == 0 && sh->pending) {
+		sh->cow_file = name;
+		name = NULL;
+	}
+	if (ret < 0)
+		store_note_write_error(c, "a copy of a pending file", ret);
+	pthread_mutex_unlock(&c->lock);
+	if (fd >= 0)
+		close(fd);
+	if (name) {
+		/* Failed, or the file left the queue meanwhile and is
+		 * changed in place. */
+		unlinkat(c->root_fd, name, 0);
+		free(name);
+	}
+	return ret;
 }
 
 void wb_writer_closed(struct cache *c, struct shadow *sh)
@@ -704,6 +802,72 @@ static void replay_pending(void *arg, uint64_t seq, const char *path,
 		drop_replayed(r, old);	/* a newer version of the same path */
 }
 
+static void drop_cached_version(struct cache *c, const char *path)
+{
+	struct object *obj = htab_get(&c->objects, path);
+
+	if (obj)
+		store_object_detach(c, obj);
+}
+
+static bool rename_is_final(int err)
+{
+	return err == 0 || err == -ENOENT || err == -ENOTEMPTY ||
+	       err == -EEXIST || err == -ENOTDIR || err == -EISDIR ||
+	       err == -EINVAL || is_permanent(err);
+}
+
+/*
+ * Complete on the origin the renames that a crash interrupted, before
+ * any upload starts: an S3 rename is a copy and a delete, so both names
+ * may exist.  A rename whose `from` is gone has completed.  The cached
+ * versions of both names are dropped, because the crash may have come
+ * before the cache moved them.  A rename that fails for a reason that may
+ * pass stays in the journal and is tried again at the next start.
+ */
+static void finish_renames(struct cache *c)
+{
+	size_t i = 0;
+
+	for (;;) {
+		size_t count;
+		const struct journal_rename *rn =
+			journal_renames(c->journal, &count) + i;
+		int ret;
+
+		if (i >= count)
+			break;
+		if (rn->replaced) {
+			/* The journal dropped the file that it replaces. */
+			char *name = wb_dirty_name(rn->replaced);
+
+			if (name)
+				unlinkat(c->root_fd, name, 0);
+			free(name);
+		}
+		ret = c->origin->ops->rename(c->origin, rn->from, rn->to, 0);
+		if (!rename_is_final(ret)) {
+			log_warn("cannot complete the interrupted rename of %s "
+				 "to %s on the origin: %s; it is tried again "
+				 "at the next start", rn->from, rn->to,
+				 strerror(-ret));
+			i++;
+			continue;
+		}
+		log_info("completed the interrupted rename of %s to %s on the "
+			 "origin: %s", rn->from, rn->to,
+			 ret == 0 ? "moved" : ret == -ENOENT ?
+			 "already moved" : strerror(-ret));
+		drop_cached_version(c, rn->from);
+		drop_cached_version(c, rn->to);
+		/* Removes rn from the list, so i stays. */
+		ret = journal_done(c->journal, rn->seq);
+		if (ret < 0)
+			store_note_write_error(c, "the write-back journal",
+					       ret);
+	}
+}
+
 int wb_open(struct cache *c, char *err, size_t errlen)
 {
 	struct replay r = { .c = c };
@@ -730,6 +894,7 @@ int wb_open(struct cache *c, char *err, size_t errlen)
 	for (size_t i = 0; i < r.nlost; i++)
 		journal_done(c->journal, r.lost[i]);
 	free(r.lost);
+	finish_renames(c);
 	if (c->pending_count)
 		log_info("recovered the write-back journal %s/journal: %"
 			 PRIu64 " pending uploads, %" PRIu64 " bytes", c->root,

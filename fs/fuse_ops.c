@@ -933,25 +933,17 @@ static void nf_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 /*
- * Keep the content of the regular file at path, which a rename is about to
- * replace, for the inode number the kernel has for it.  The kernel may send an
- * open or getattr of that inode after the rename: without the pin it would
- * reach the new file under the old inode, whose page cache and size are
- * the old file's, or fail with ENOENT.  Best effort: without a pin the
- * inode behaves as an unlinked one.
+ * Keep the content of the regular file that a rename replaced at path,
+ * given as file, for the inode number the kernel has for it.  The kernel
+ * may send an open or getattr of that inode after the rename: without the
+ * pin it would reach the new file under the old inode, whose page cache
+ * and size are the old file's, or fail with ENOENT.  Best effort: without
+ * a pin the inode behaves as an unlinked one.
  */
-static void pin_replaced(struct nearfs_fs *fs, const char *path)
+static void pin_replaced(struct nearfs_fs *fs, const char *path,
+			 struct cache_file *file)
 {
-	struct origin_attr attr;
-	struct cache_file *file;
-	bool changed;
-
-	if (!inode_find(fs->inodes, path) ||
-	    cache_getattr(fs->cache, path, &attr) != 0 || !S_ISREG(attr.mode))
-		return;
-	if (cache_file_open(fs->cache, path, O_RDONLY, &file, &changed) != 0)
-		return;
-	if (inode_pin(fs->inodes, path, file) != 0)
+	if (file && inode_pin(fs->inodes, path, file) != 0)
 		cache_file_release(file);
 }
 
@@ -966,7 +958,8 @@ static void nf_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct nearfs_fs *fs = req_fs(req);
 	char *from = NULL, *to = NULL;
-	void *pin;
+	struct cache_file *replaced;
+	bool known;
 	int ret;
 
 	ret = new_entry_path(fs, parent, name, -EPERM, &from);
@@ -978,16 +971,15 @@ static void nf_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (ret)
 		goto out_free;
 	lock_rename(fs, from, to);
-	if (!(flags & RENAME_EXCHANGE))
-		pin_replaced(fs, to);
-	ret = cache_rename(fs->cache, from, to, flags);
+	known = inode_find(fs->inodes, to) != 0;
+	ret = cache_rename(fs->cache, from, to, flags,
+			   known ? &replaced : NULL);
 	if (ret) {
-		pin = inode_unpin(fs->inodes, to);
-		if (pin)
-			cache_file_release(pin);
 		unlock_rename(fs, from, to);
 		goto out_free;
 	}
+	if (known)
+		pin_replaced(fs, to, replaced);
 	ret = inode_rename(fs->inodes, from, to, flags & RENAME_EXCHANGE);
 	unlock_rename(fs, from, to);
 	if (ret)
@@ -1019,6 +1011,23 @@ static bool is_write_open(int flags)
 }
 
 /* Open path for fi->flags and store the handle in fi. */
+/*
+ * Have the kernel ask for ino's attributes again.  An open that found a
+ * new version may follow a lookup that gave the old size, and the
+ * kernel would end reads there until its attribute timeout.  Only the
+ * attributes are invalidated, which takes no page lock, so a request
+ * handler may do it.
+ */
+static void forget_kernel_attr(struct nearfs_fs *fs, fuse_ino_t ino)
+{
+	int ret = fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+
+	/* -ENOENT: the kernel has no attributes of it left. */
+	if (ret && ret != -ENOENT)
+		log_debug("attribute invalidation of inode %llu failed: %s",
+			  (unsigned long long)ino, strerror(-ret));
+}
+
 static int do_open(struct nearfs_fs *fs, fuse_ino_t ino, const char *path,
 		   struct fuse_file_info *fi)
 {
@@ -1036,6 +1045,8 @@ static int do_open(struct nearfs_fs *fs, fuse_ino_t ino, const char *path,
 		return ret;
 	}
 	fi->keep_cache = !changed;
+	if (changed)
+		forget_kernel_attr(fs, ino);
 	return 0;
 }
 
@@ -1092,7 +1103,6 @@ static void detach_for_conflict(struct nearfs_fs *fs, fuse_ino_t ino,
 	if (inode_find(fs->inodes, path) == ino)
 		inode_unlink(fs->inodes, path, false);
 	pthread_rwlock_unlock(path_lock(fs, path));
-	passthrough_detach(fs->pt, ino);
 	log_debug("FUSE passthrough: '%s' (inode %llu) is open through "
 		  "passthrough, so the open gets a new inode", path,
 		  (unsigned long long)ino);
@@ -1111,9 +1121,15 @@ static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	ret = lock_inode_path(fs, ino, &path);
+	/*
+	 * The file was replaced by a rename or unlinked after the kernel
+	 * resolved the path to this inode.  A replaced file whose content is
+	 * all local opens as what it was.  Otherwise ESTALE has the kernel
+	 * look the path up again and open what is there now, as if the open
+	 * came after the rename.
+	 */
 	if (ret == -ENOENT && (fi->flags & O_ACCMODE) == O_RDONLY &&
 	    inode_copy_pin(fs->inodes, ino, copy_pin, &file) == 0) {
-		/* The file was replaced by a rename: open what it was. */
 		ret = open_file_new(fs, ino, file, false, fi);
 		if (ret) {
 			cache_file_release(file);
@@ -1129,8 +1145,8 @@ static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		goto out_open;
 	}
-	if (ret == -ENOENT && passthrough_detached(fs->pt, ino))
-		ret = -ESTALE;	/* the path has a new inode: look again */
+	if (ret == -ENOENT)
+		ret = -ESTALE;
 	if (ret)
 		goto out_reply;
 	ret = do_open(fs, ino, path, fi);

@@ -440,7 +440,7 @@ static int do_rename(struct request *r)
 	if (ret == 0)
 		ret = check_rename(r->cache, from, to);
 	if (ret == 0 && strcmp(from, to) != 0)
-		ret = cache_rename(r->cache, from, to, 0);
+		ret = cache_rename(r->cache, from, to, 0, NULL);
 	free(from);
 	free(to);
 	return ret ? ret : reply_ok(r);

@@ -52,7 +52,6 @@ struct pt_inode {
 	fuse_ino_t ino;
 	unsigned cached;	/* OPEN_CACHED opens */
 	unsigned passthrough;	/* OPEN_PASSTHROUGH opens */
-	bool detached;		/* see passthrough_detach() */
 	int backing_id;		/* registered while passthrough > 0 */
 	int backing_fd;		/* the lent descriptor behind it */
 	dev_t dev;		/* of the backing file */
@@ -442,31 +441,6 @@ bool passthrough_release(struct passthrough *pt, fuse_ino_t ino,
 	inode_drop_if_unused(pt, e);
 	pthread_mutex_unlock(&pt->lock);
 	return last_cached && !atomic_load(&pt->failed);
-}
-
-void passthrough_detach(struct passthrough *pt, fuse_ino_t ino)
-{
-	struct pt_inode *e;
-
-	pthread_mutex_lock(&pt->lock);
-	e = inode_find(pt, ino);
-	if (e)
-		e->detached = true;
-	pthread_mutex_unlock(&pt->lock);
-}
-
-bool passthrough_detached(struct passthrough *pt, fuse_ino_t ino)
-{
-	struct pt_inode *e;
-	bool detached;
-
-	if (!pt || !atomic_load(&pt->enabled))
-		return false;
-	pthread_mutex_lock(&pt->lock);
-	e = inode_find(pt, ino);
-	detached = e && e->detached;
-	pthread_mutex_unlock(&pt->lock);
-	return detached;
 }
 
 int passthrough_reply_open(fuse_req_t req, struct fuse_file_info *fi,

@@ -80,14 +80,6 @@ enum open_mode passthrough_open(struct passthrough *pt, fuse_ino_t ino,
 bool passthrough_release(struct passthrough *pt, fuse_ino_t ino,
 			 enum open_mode mode);
 
-/* Mark ino as detached from its path after a conflict, so that
- * passthrough_detached() tells later opens of it to look again. */
-void passthrough_detach(struct passthrough *pt, fuse_ino_t ino);
-
-/* Whether ino was detached by a conflict and still has passthrough
- * opens. */
-bool passthrough_detached(struct passthrough *pt, fuse_ino_t ino);
-
 /*
  * fuse_reply_open() with the mode applied: for OPEN_PASSTHROUGH,
  * FOPEN_PASSTHROUGH with backing_id and FOPEN_NOFLUSH, and without

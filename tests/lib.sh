@@ -404,7 +404,8 @@ mount_nearfs() {
 	local origin=$1 mnt=$2 opts logfile pid i
 	opts=$(nearfs_options "$origin" "${3:-}")
 	mkdir -p "$mnt"
-	logfile=$WORK/nearfs-${#NEARFS_LOG[@]}.log
+	NEARFS_MOUNTS=$((${NEARFS_MOUNTS:-0} + 1))
+	logfile=$WORK/nearfs-$NEARFS_MOUNTS.log
 	log "mount: nearfs -f -o $opts $origin $mnt"
 	env "${NEARFS_ENV[@]}" "$NEARFS_BIN" -f -o "$opts" "$origin" "$mnt" \
 		>"$logfile" 2>&1 &
@@ -474,14 +475,21 @@ signal_nearfs() {
 	log "ok: the daemon of $mnt exited with status 0 after SIG$signal"
 }
 
-# kill_nearfs MNT: SIGKILL the daemon of MNT, reap it and unmount the dead
-# mount, as a crash would leave it.
+# kill_nearfs MNT [PID...]: SIGKILL the daemon of MNT, reap it and unmount
+# the dead mount, as a crash would leave it.  The PIDs, programs that used
+# the mount, are waited for first, because the unmount fails with EBUSY
+# while they still have files there open (their calls fail with ENOTCONN
+# once the daemon is dead).
 kill_nearfs() {
-	local mnt=$1 pid
+	local mnt=$1 pid user
+	shift
 	pid=${NEARFS_PID[$mnt]}
 	kill -9 "$pid"
 	wait "$pid" 2>/dev/null || true
 	unset "NEARFS_PID[$mnt]"
+	for user in "$@"; do
+		wait "$user" 2>/dev/null || true
+	done
 	fusermount3 -u "$mnt" || fail "fusermount3 -u of the dead mount $mnt"
 	log "killed the daemon (pid $pid) with SIGKILL and unmounted $mnt"
 }
@@ -558,6 +566,28 @@ for part in sys.argv[2].split("."):
     value = value.get(part, 0)
 print(value)
 PY
+}
+
+# pass_origin KIND NAME: print the origin of a test pass over KIND (s3 or
+# dir): s3://data/NAME, or the directory $WORK/origin-NAME, created here.
+pass_origin() {
+	if [ "$1" = s3 ]; then
+		echo "s3://data/$2"
+	else
+		mkdir -p "$WORK/origin-$2"
+		echo "$WORK/origin-$2"
+	fi
+}
+
+# wait_proxy_holding WHAT: wait up to 30 s until the proxy has a request
+# on hold (its "holding" count), and fail naming WHAT otherwise.
+wait_proxy_holding() {
+	local i
+	for i in $(seq 150); do
+		[ "$(proxy_field holding)" -gt 0 ] && break
+		sleep 0.2
+	done
+	assert_num "$(proxy_field holding)" -gt 0 "requests held $1"
 }
 
 # proxy_set JSON: replace the proxy's control file and wait until the

@@ -19,10 +19,15 @@
  *   (relative, no empty, "." or ".." component, components of at most
  *   NAME_MAX bytes, shorter than PATH_MAX), and its modification time
  *   has valid nanoseconds;
+ * - every rename in progress that journal_renames() lists after
+ *   journal_open() is one the engine could have started.  Its seq is
+ *   from 1 to JOURNAL_SEQ_MAX, in increasing order, and its replaced seq
+ *   is below it.  Its two paths are valid and differ.  No pending entry
+ *   is the one that a listed rename replaces;
  * - journal_max_seq() is at least every reported seq and at most
  *   JOURNAL_SEQ_MAX;
  * - after journal_open() the file has no damaged tail left, and reading
- *   and opening it again report the same entries.
+ *   and opening it again report the same entries and renames.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,9 +54,19 @@ struct entries {
 	struct origin_attr meta[MAX_ENTRIES];
 };
 
+/* The renames in progress that one journal_open() listed. */
+struct renames {
+	size_t count;
+	uint64_t seq[MAX_ENTRIES];
+	uint64_t replaced[MAX_ENTRIES];
+	char *from[MAX_ENTRIES];
+	char *to[MAX_ENTRIES];
+};
+
 static char dir[64];
 static char journal_path[96];
 static struct entries first, second;
+static struct renames first_renames, second_renames;
 
 static void remove_dir(void)
 {
@@ -83,6 +98,15 @@ static void entries_reset(struct entries *e)
 	for (size_t i = 0; i < e->count; i++)
 		free(e->path[i]);
 	e->count = 0;
+}
+
+static void renames_reset(struct renames *r)
+{
+	for (size_t i = 0; i < r->count; i++) {
+		free(r->from[i]);
+		free(r->to[i]);
+	}
+	r->count = 0;
 }
 
 static bool valid_origin_path(const char *path)
@@ -138,6 +162,48 @@ static void assert_same(const struct entries *a, const struct entries *b)
 	}
 }
 
+/* Record and check the renames that j lists, against the pending
+ * entries e that its open reported. */
+static void record_renames(const struct journal *j, const struct entries *e,
+			   struct renames *r)
+{
+	const struct journal_rename *list;
+	size_t count;
+
+	renames_reset(r);
+	list = journal_renames(j, &count);
+	FUZZ_ASSERT(count <= MAX_ENTRIES);
+	for (size_t i = 0; i < count; i++) {
+		FUZZ_ASSERT(list[i].seq >= 1 && list[i].seq <= JOURNAL_SEQ_MAX);
+		FUZZ_ASSERT(i == 0 || list[i].seq > list[i - 1].seq);
+		FUZZ_ASSERT(list[i].replaced < list[i].seq);
+		FUZZ_ASSERT(valid_origin_path(list[i].from));
+		FUZZ_ASSERT(valid_origin_path(list[i].to));
+		FUZZ_ASSERT(strcmp(list[i].from, list[i].to) != 0);
+		FUZZ_ASSERT(journal_max_seq(j) >= list[i].seq);
+		for (size_t k = 0; list[i].replaced && k < e->count; k++)
+			FUZZ_ASSERT(e->seq[k] != list[i].replaced);
+		r->seq[i] = list[i].seq;
+		r->replaced[i] = list[i].replaced;
+		r->from[i] = strdup(list[i].from);
+		r->to[i] = strdup(list[i].to);
+		FUZZ_ASSERT(r->from[i] != NULL && r->to[i] != NULL);
+		r->count++;
+	}
+}
+
+static void assert_same_renames(const struct renames *a,
+				const struct renames *b)
+{
+	FUZZ_ASSERT(a->count == b->count);
+	for (size_t i = 0; i < a->count; i++) {
+		FUZZ_ASSERT(a->seq[i] == b->seq[i]);
+		FUZZ_ASSERT(a->replaced[i] == b->replaced[i]);
+		FUZZ_ASSERT(strcmp(a->from[i], b->from[i]) == 0);
+		FUZZ_ASSERT(strcmp(a->to[i], b->to[i]) == 0);
+	}
+}
+
 /* Set the checksums of the records of buf as described at the top. */
 static void fix_checksums(uint8_t *buf, size_t size)
 {
@@ -187,8 +253,14 @@ static bool file_is(const uint8_t *data, size_t size)
 	return same;
 }
 
-/* Open the journal, checking what it reports against expected. */
-static int open_and_check(const struct entries *expected)
+/*
+ * Open the journal, checking what it reports against expected, and
+ * record its renames in renames.  With expected_renames, they must be
+ * the same.
+ */
+static int open_and_check(const struct entries *expected,
+			  struct renames *renames,
+			  const struct renames *expected_renames)
 {
 	struct journal *j = NULL;
 	char err[512] = "";
@@ -203,6 +275,9 @@ static int open_and_check(const struct entries *expected)
 		FUZZ_ASSERT(journal_max_seq(j) <= JOURNAL_SEQ_MAX);
 		for (size_t i = 0; i < second.count; i++)
 			FUZZ_ASSERT(journal_max_seq(j) >= second.seq[i]);
+		record_renames(j, &second, renames);
+		if (expected_renames)
+			assert_same_renames(expected_renames, renames);
 		journal_close(j);
 	} else {
 		FUZZ_ASSERT(j == NULL);
@@ -233,7 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
 		FUZZ_ASSERT(err[0] != '\0');
 	}
 
-	ret_open = open_and_check(&first);
+	ret_open = open_and_check(&first, &first_renames, NULL);
 	FUZZ_ASSERT(ret_open == ret_read);
 	if (ret_open) {
 		FUZZ_ASSERT(file_is(data, size));
@@ -248,6 +323,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
 				 err, sizeof(err)) == 0);
 	assert_same(&first, &second);
 	FUZZ_ASSERT(scan.valid == scan.size);
-	FUZZ_ASSERT(open_and_check(&first) == 0);
+	FUZZ_ASSERT(open_and_check(&first, &second_renames,
+				   &first_renames) == 0);
 	return 0;
 }

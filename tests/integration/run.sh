@@ -93,5 +93,9 @@ if [ "$failed" -gt 0 ]; then
 	echo "failed: ${failed_names[*]}"
 	printf '  %s\n' "${failed_lines[@]}"
 fi
+# What a failure may depend on, where a CI log keeps only its last lines.
+tmp=${TMPDIR:-/tmp}
+echo "on $(uname -sr), $(nproc) CPUs, $(df -h --output=avail "$tmp" |
+	tail -n 1 | tr -d ' ') free in $tmp"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -5,8 +5,9 @@
 # origin's bytes without caching, writes that need local space fail with
 # ENOSPC, and each daemon serves nearfs-ctl stats and logs one line with
 # the fix.  Once the filler is removed, reads are cached again, the
-# pending upload reaches the origin, and nearfs-ctl verify finds the
-# cache folders intact.
+# pending upload reaches the origin, a file replaced while open reads
+# whole past cache_size, and nearfs-ctl verify finds the cache folders
+# intact.
 . "$(dirname "$0")/../lib.sh"
 
 [ "$(id -u)" = 0 ] || fail "mounting a tmpfs needs root"
@@ -251,6 +252,36 @@ for name in s3-back dir-back; do
 	assert_eq "$(sha256 "$SRC/pending.bin")" \
 		"$(origin_sha "$name" pending.bin)" \
 		"sha256 of pending.bin on the origin of $name"
+done
+
+check "a file replaced while open reads whole, past cache_size"
+# Once the rename is done, the cache keeps the only copy (6 MiB of a
+# 4 MiB budget) until the reader closes the file.
+random_file "$SRC/replaced.bin" "$(mib 6)"
+for name in "${names[@]}"; do
+	mnt=${MNT[$name]}
+	put_origin "$name" replaced.bin
+	got=$(python3 - "$mnt" <<'PY'
+import hashlib, os, sys
+mnt = sys.argv[1]
+with open(os.path.join(mnt, "replaced.bin"), "rb", buffering=0) as f:
+    digest = hashlib.sha256(f.read(4096))
+    with open(os.path.join(mnt, "new.bin"), "wb") as w:
+        w.write(b"new")
+    os.rename(os.path.join(mnt, "new.bin"),
+              os.path.join(mnt, "replaced.bin"))
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+print(digest.hexdigest())
+PY
+)
+	assert_eq "$(sha256 "$SRC/replaced.bin")" "$got" \
+		"sha256 of replaced.bin read on $name across the rename"
+	assert_eq new "$(cat "$mnt/replaced.bin")" \
+		"replaced.bin on $name after the rename"
+	assert_num "$(stat_field "$mnt" bytes_cached)" -le "$(mib 4)" \
+		"bytes_cached on $name once the reader closed"
+	rm "$mnt/replaced.bin"
 done
 
 check "after unmounting: verify passes, a remount has the same bytes"

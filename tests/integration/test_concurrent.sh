@@ -49,12 +49,7 @@ fetch_prefix() {
 
 run_pass() {
 	local kind=$1 mode=$2 origin opts mnt=$WORK/mnt-$1-$2
-	if [ "$kind" = s3 ]; then
-		origin=s3://data/$mode
-	else
-		origin=$WORK/origin-$mode
-		mkdir -p "$origin"
-	fi
+	origin=$(pass_origin "$kind" "$mode")
 	opts="cache_dir=$WORK/cache-$kind-$mode,chunk_size=64K"
 	opts="$opts,write_mode=$mode,writeback_delay=1s"
 

@@ -294,12 +294,7 @@ read_during_change() {
 	proxy_set "{\"hold_after\": {\"kind\": \"GET\", \"count\": $after}}"
 	cat "$MNT4/$name" >"$WORK/read.out" 2>"$WORK/read.err" &
 	reader=$!
-	for i in $(seq 150); do
-		[ "$(proxy_field holding)" -gt 0 ] && break
-		sleep 0.2
-	done
-	assert_num "$(proxy_field holding)" -gt 0 \
-		"requests held after $after GETs of $name"
+	wait_proxy_holding "after $after GETs of $name"
 	s3 put data "$name" "$REF/change.v2"
 	proxy_set '{}'
 	READ_STATUS=0
@@ -356,10 +351,12 @@ assert_eq "$(sha256 "$REF/change.v2")" "$(sha256 "$MNT4/change.bin")" \
 
 check "partly cached object changed: no mix of two versions"
 # One handle of race.bin, whose first chunks are cached from version 1,
-# reads its chunk 4 first: the GET finds version 2, and the proxy holds
-# back the HEAD that requests the new version.  Meanwhile a read of chunk 0
-# returns cached bytes of version 1, so chunk 4 must not come from
-# version 2.  O_DIRECT sends each read to nearfs as it is.
+# reads its chunk 4 first: the GET finds version 2.  dd returned bytes of
+# version 1 before, which the page cache may still give to any handle,
+# so the read fails at once and asks for no new version.  If it did ask,
+# the proxy would hold back that HEAD.  Then a read of chunk 0 returns
+# cached bytes of version 1, and chunk 4 must not come from version 2.
+# O_DIRECT sends each read to nearfs as it is.
 s3 put data race.bin "$REF/change.v1"
 dd if="$MNT4/race.bin" of=/dev/null iflag=direct bs=1M count=1 status=none
 s3 put data race.bin "$REF/change.v2"
@@ -396,10 +393,11 @@ PY
 RACER=$!
 CLEANUP_PIDS+=("$RACER")
 for i in $(seq 150); do
+	[ -e "$WORK/read4.out" ] || [ -e "$WORK/read4.err" ] && break
 	[ "$(proxy_field holding)" -gt 0 ] && break
 	sleep 0.2
 done
-assert_num "$(proxy_field holding)" -gt 0 \
+assert_eq 0 "$(proxy_field holding)" \
 	"requests held after the GET of chunk 4 of race.bin"
 touch "$WORK/go"
 for i in $(seq 150); do
@@ -419,3 +417,41 @@ fi
 assert_eq "Input/output error" "$(cat "$WORK/read4.err")" \
 	"error of the read of chunk 4"
 unmount_nearfs "$MNT4"
+
+check "rename killed between copy and delete: completed at the next start"
+# An S3 rename is a CopyObject and a DeleteObject.  The proxy stops the
+# requests after the CopyObject of a rename, and the daemon gets SIGKILL
+# meanwhile.  The next mount with the same cache_dir must finish the
+# rename: only the new name remains, with the bytes of the old one.  Before the journal
+# recorded renames, both names stayed in the bucket.
+MNT5=$WORK/mnt5
+OPTS5="endpoint=$PROXY_URL,cache_dir=$WORK/cache5,chunk_size=1M,write_mode=back"
+random_file "$REF/moved.bin" 70000
+s3 put data moved/old.bin "$REF/moved.bin"
+mount_nearfs s3://data "$MNT5" "$OPTS5"
+stat "$MNT5/moved/old.bin" >/dev/null
+proxy_set '{"hold_after": {"kind": "COPY", "count": 1}}'
+mv "$MNT5/moved/old.bin" "$MNT5/moved/new.bin" 2>"$WORK/mv.err" &
+MOVER=$!
+CLEANUP_PIDS+=("$MOVER")
+wait_proxy_holding "after the CopyObject of the rename"
+assert_eq "$(sha256 "$REF/moved.bin")" "$(object_sha data moved/new.bin)" \
+	"sha256 of moved/new.bin in the bucket before the kill (copied)"
+kill_nearfs "$MNT5" "$MOVER"
+# Mode refuse resets the held requests instead of forwarding them.
+proxy_set '{"mode": "refuse"}'
+proxy_set '{}'
+assert_eq "$(sha256 "$REF/moved.bin")" "$(object_sha data moved/old.bin)" \
+	"sha256 of moved/old.bin after the kill (not deleted yet)"
+mount_nearfs s3://data "$MNT5" "$OPTS5"
+assert_eq missing "$(object_sha data moved/old.bin)" \
+	"moved/old.bin in the bucket after the restart"
+assert_eq "$(sha256 "$REF/moved.bin")" "$(object_sha data moved/new.bin)" \
+	"sha256 of moved/new.bin in the bucket after the restart"
+assert_eq "$(sha256 "$REF/moved.bin")" "$(sha256 "$MNT5/moved/new.bin")" \
+	"sha256 of moved/new.bin on the mount after the restart"
+if [ -e "$MNT5/moved/old.bin" ]; then
+	fail "moved/old.bin exists on the mount after the restart"
+fi
+log "ok: moved/old.bin is gone from the mount"
+unmount_nearfs "$MNT5"

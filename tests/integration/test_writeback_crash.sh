@@ -171,3 +171,45 @@ log "files copied before the kill: $copied of 400"
 assert_num "$copied" -ge 150 "files copied before the kill"
 assert_num "$copied" -lt 400 "files copied before the kill (cut short)"
 recover r3 "$REF3" "$completed"
+
+check "kill -9 while a file waiting for upload is rewritten"
+# The file is closed (in the journal, not uploaded: writeback_delay=1h),
+# then opened again with O_TRUNC and partly written when the daemon gets
+# SIGKILL.  The restart must upload the version that was closed, not the
+# cut one.  Before the journal kept the closed version apart, the
+# rewrite went into the journal's copy, and the bucket got the cut file.
+mnt=$WORK/mnt-r4
+opts4="cache_dir=$WORK/cache-r4,chunk_size=64K,write_mode=back,writeback_delay=1h"
+random_file "$WORK/closed.bin" 200000
+mount_nearfs s3://data/r4 "$mnt" "$opts4"
+write_file "$WORK/closed.bin" "$mnt/file.bin"
+assert_eq 1 "$(stat_field "$mnt" uploads_pending)" \
+	"uploads_pending after the close"
+python3 - "$mnt/file.bin" "$WORK/half-written" <<'PY' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"x" * 70000)
+open(sys.argv[2], "w").close()
+while True:
+    time.sleep(1)       # the kill ends the mount under the open file
+PY
+rewriter=$!
+CLEANUP_PIDS+=("$rewriter")
+for i in $(seq 100); do
+	[ -e "$WORK/half-written" ] && break
+	sleep 0.1
+done
+[ -e "$WORK/half-written" ] || fail "the rewrite did not start within 10 s"
+kill -9 "${NEARFS_PID[$mnt]}"
+wait "${NEARFS_PID[$mnt]}" 2>/dev/null || true
+unset "NEARFS_PID[$mnt]"
+stop_pid "$rewriter"
+fusermount3 -u "$mnt" || fail "fusermount3 -u of the dead mount $mnt"
+log "killed the daemon during the rewrite"
+mount_nearfs s3://data/r4 "$mnt" "$opts4"
+"$NEARFS_CTL" flush "$mnt" >/dev/null
+assert_eq "$(sha256 "$WORK/closed.bin")" "$(object_sha data r4/file.bin)" \
+	"sha256 of r4/file.bin in the bucket: the closed version"
+assert_eq "$(sha256 "$WORK/closed.bin")" "$(sha256 "$mnt/file.bin")" \
+	"sha256 of file.bin on the mount after the restart"
+unmount_nearfs "$mnt"

@@ -390,7 +390,7 @@ static void test_index_rename_survives_reopen(void **state)
 
 	test_put_pattern(env->fo, "a", 2 * CS, 40);
 	read_chunks_ok(env->c, "a", 0, 2, 40);
-	assert_int_equal(cache_rename(env->c, "a", "b", 0), 0);
+	assert_int_equal(cache_rename(env->c, "a", "b", 0, NULL), 0);
 	test_env_close(env);
 
 	assert_int_equal(test_env_open(env), 0);

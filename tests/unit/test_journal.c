@@ -25,11 +25,13 @@
 #define PUT_FIXED 40		/* of format version 1 */
 #define PUT_SIZE_FIXED 48
 #define MOVE_FIXED 16
+#define RENAME_FIXED 24
 /* Record types of journal.c. */
 #define REC_PUT 1		/* of format version 1, without the size */
 #define REC_MOVE 2
 #define REC_DONE 3
 #define REC_PUT_SIZE 4
+#define REC_RENAME 5
 #define MAX_SEEN 64
 
 /* The pending entries one journal_open() reported. */
@@ -838,6 +840,273 @@ static void test_journal_rewrite_fails_when_full(void **state)
 	assert_entry(env, 0, 1, "a", 1);
 }
 
+/*
+ * A RENAME without its DONE survives reopens until it is done, and moves
+ * the older pending files at and below its `from` to `to`, as the
+ * rename would have.  Files written after it and a rename that ended
+ * stay as they are.
+ */
+static void test_journal_interrupted_rename(void **state)
+{
+	struct env *env = *state;
+	const struct journal_rename *list;
+	size_t count;
+
+	reopen(env);
+	put(env, 1, "dir/a.bin", 1);
+	put(env, 2, "dir/sub/b.bin", 2);
+	put(env, 3, "dirx/c.bin", 3);
+	assert_int_equal(journal_rename(env->j, 4, 0, "dir", "new"), 0);
+	put(env, 5, "dir/d.bin", 5);
+	assert_int_equal(journal_rename(env->j, 6, 0, "x", "y"), 0);
+	assert_int_equal(journal_done(env->j, 6), 0);
+
+	for (int round = 0; round < 2; round++) {
+		reopen(env);
+		assert_int_equal(env->seen.count, 4);
+		assert_string_equal(env->seen.path[0], "new/a.bin");
+		assert_string_equal(env->seen.path[1], "new/sub/b.bin");
+		assert_string_equal(env->seen.path[2], "dirx/c.bin");
+		assert_string_equal(env->seen.path[3], "dir/d.bin");
+		list = journal_renames(env->j, &count);
+		assert_int_equal(count, 1);
+		assert_int_equal(list[0].seq, 4);
+		assert_string_equal(list[0].from, "dir");
+		assert_string_equal(list[0].to, "new");
+	}
+
+	assert_int_equal(journal_done(env->j, 4), 0);
+	reopen(env);
+	journal_renames(env->j, &count);
+	assert_int_equal(count, 0);
+	assert_int_equal(env->seen.count, 4);
+	assert_string_equal(env->seen.path[0], "new/a.bin");
+}
+
+/*
+ * The pending file that an interrupted rename replaces is dropped, also
+ * when its seq is larger than that of the file moved over it, and the
+ * moved file takes its path.
+ */
+static void test_journal_interrupted_rename_replaces(void **state)
+{
+	struct env *env = *state;
+	const struct journal_rename *list;
+	size_t count;
+
+	reopen(env);
+	put(env, 1, "a.tmp", 1);
+	put(env, 2, "a.bin", 2);
+	assert_int_equal(journal_rename(env->j, 3, 2, "a.tmp", "a.bin"), 0);
+
+	for (int round = 0; round < 2; round++) {
+		reopen(env);
+		assert_int_equal(env->seen.count, 1);
+		assert_int_equal(env->seen.seq[0], 1);
+		assert_string_equal(env->seen.path[0], "a.bin");
+		assert_meta(&env->seen.meta[0], 1);
+		list = journal_renames(env->j, &count);
+		assert_int_equal(count, 1);
+		assert_int_equal(list[0].replaced, 2);
+	}
+}
+
+/* The fixed part of a RENAME record as journal.c lays it out. */
+struct raw_rename {
+	uint64_t seq;
+	uint64_t replaced;
+	uint32_t from_len;
+	uint32_t to_len;
+};
+
+/* Append a RENAME record of from to to. */
+static void append_raw_rename(struct env *env, uint64_t seq,
+			      uint64_t replaced, const char *from,
+			      const char *to)
+{
+	struct raw_rename r = {
+		.seq = seq, .replaced = replaced,
+		.from_len = strlen(from), .to_len = strlen(to),
+	};
+	char buf[sizeof(r) + 128];
+
+	assert_int_equal(sizeof(r), RENAME_FIXED);
+	assert_true(strlen(from) <= 64 && strlen(to) <= 64);
+	memcpy(buf, &r, sizeof(r));
+	memcpy(buf + sizeof(r), from, strlen(from));
+	memcpy(buf + sizeof(r) + strlen(from), to, strlen(to));
+	append_raw(env, REC_RENAME, buf, sizeof(r) + strlen(from) +
+		   strlen(to));
+}
+
+/* A RENAME record with a valid checksum that no append makes ends the
+ * replay there, as an invalid PUT does, and is not listed. */
+static void test_journal_invalid_rename_ends_replay(void **state)
+{
+	static const struct {
+		uint64_t seq, replaced;
+		const char *from, *to;
+	} renames[] = {
+		{ 0, 0, "a", "b" },
+		{ JOURNAL_SEQ_MAX + 1, 0, "a", "b" },
+		{ UINT64_MAX, 0, "a", "b" },
+		{ 5, 5, "a", "b" },
+		{ 5, 6, "a", "b" },
+		{ 5, 0, "../up", "b" },
+		{ 5, 0, "a", "/etc/passwd" },
+		{ 5, 0, "a", "b//c" },
+		{ 5, 0, "", "b" },
+		{ 5, 0, "a", "" },
+		{ 5, 0, "a", "a" },
+	};
+	struct env *env = *state;
+	uint64_t done_seq = 1;
+	size_t count;
+
+	for (size_t i = 0; i < sizeof(renames) / sizeof(renames[0]); i++) {
+		unlink(env->path);
+		reopen(env);
+		put(env, 1, "a", 1);
+		journal_close(env->j);
+		env->j = NULL;
+		append_raw_rename(env, renames[i].seq, renames[i].replaced,
+				  renames[i].from, renames[i].to);
+		append_raw(env, REC_DONE, &done_seq, sizeof(done_seq));
+
+		reopen(env);
+		if (env->seen.count != 1)
+			fail_msg("case %zu: %zu entries", i, env->seen.count);
+		assert_entry(env, 0, 1, "a", 1);
+		journal_renames(env->j, &count);
+		if (count != 0)
+			fail_msg("case %zu: %zu renames listed", i, count);
+		assert_int_equal(file_size(env->path),
+				 HEADER_SIZE + 16 + PUT_SIZE_FIXED + 1);
+	}
+}
+
+/* journal_rename() rejects what replay would take for damage, and keeps
+ * no rename it rejected. */
+static void test_journal_rename_rejects_invalid(void **state)
+{
+	static const char *const paths[] = {
+		"", "/a", "a/", "a//b", ".", "..", "../up", "a/./b",
+	};
+	struct env *env = *state;
+	size_t count;
+
+	reopen(env);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (journal_rename(env->j, 2, 0, paths[i], "ok") != -EINVAL)
+			fail_msg("rename from '%s' not rejected", paths[i]);
+		if (journal_rename(env->j, 2, 0, "ok", paths[i]) != -EINVAL)
+			fail_msg("rename to '%s' not rejected", paths[i]);
+	}
+	assert_int_equal(journal_rename(env->j, 0, 0, "a", "b"), -EINVAL);
+	assert_int_equal(journal_rename(env->j, JOURNAL_SEQ_MAX + 1, 0, "a",
+					"b"), -EINVAL);
+	assert_int_equal(journal_rename(env->j, 2, 2, "a", "b"), -EINVAL);
+	assert_int_equal(journal_rename(env->j, 2, 0, "a", "a"), -EINVAL);
+	journal_renames(env->j, &count);
+	assert_int_equal(count, 0);
+
+	reopen(env);
+	assert_int_equal(env->seen.count, 0);
+	journal_renames(env->j, &count);
+	assert_int_equal(count, 0);
+}
+
+/*
+ * A rewrite from the caller's state keeps the renames in progress, also
+ * one whose RENAME record could not be appended, and drops those that
+ * ended.  The caller's PUTs carry the paths after the renames, and the
+ * replay of the rewritten file does not move them again.
+ */
+static void test_journal_rewrite_keeps_renames(void **state)
+{
+	struct env *env = *state;
+	const struct journal_rename *list;
+	struct origin_attr m;
+	size_t count;
+
+	reopen(env);
+	put(env, 1, "dir/a", 1);
+	put(env, 2, "new", 2);
+	assert_int_equal(journal_rename(env->j, 3, 0, "x", "y"), 0);
+	assert_int_equal(journal_done(env->j, 3), 0);
+	limit_file_size(file_size(env->path));
+	assert_int_equal(journal_rename(env->j, 4, 2, "dir", "new"), -EFBIG);
+	limit_file_size(RLIM_INFINITY);
+	assert_true(journal_lost(env->j));
+	list = journal_renames(env->j, &count);
+	assert_int_equal(count, 1);
+	assert_int_equal(list[0].seq, 4);
+
+	/* The caller's state after the rename moved seq 1 and dropped seq
+	 * 2, and a file closed under dir since. */
+	assert_int_equal(journal_rewrite_begin(env->j), 0);
+	m = meta_of(1);
+	assert_int_equal(journal_put(env->j, 1, "new/a", &m), 0);
+	m = meta_of(5);
+	assert_int_equal(journal_put(env->j, 5, "dir/b", &m), 0);
+	assert_int_equal(journal_rewrite_end(env->j, 1), 0);
+	assert_false(journal_lost(env->j));
+
+	for (int round = 0; round < 2; round++) {
+		reopen(env);
+		assert_int_equal(env->seen.count, 2);
+		assert_entry(env, 0, 1, "new/a", 1);
+		assert_entry(env, 1, 5, "dir/b", 5);
+		list = journal_renames(env->j, &count);
+		assert_int_equal(count, 1);
+		assert_int_equal(list[0].seq, 4);
+		assert_int_equal(list[0].replaced, 2);
+		assert_string_equal(list[0].from, "dir");
+		assert_string_equal(list[0].to, "new");
+		assert_int_equal(journal_max_seq(env->j), 5);
+	}
+
+	/* Once done, the next rewrite leaves it out. */
+	assert_int_equal(journal_done(env->j, 4), 0);
+	assert_int_equal(journal_rewrite_begin(env->j), 0);
+	m = meta_of(1);
+	assert_int_equal(journal_put(env->j, 1, "new/a", &m), 0);
+	assert_int_equal(journal_rewrite_end(env->j, 1), 0);
+	reopen(env);
+	assert_int_equal(env->seen.count, 1);
+	assert_entry(env, 0, 1, "new/a", 1);
+	journal_renames(env->j, &count);
+	assert_int_equal(count, 0);
+}
+
+/*
+ * A rename moves only the pending files that the journal lists before
+ * its RENAME record, and reopening (which compacts the journal) moves
+ * none of them again.  The case the fuzzer of the journal found: seq 5
+ * moved from dir/c to new/c by rename 20, which a compacted journal
+ * then replayed through the older rename 7 of new/c to a.
+ */
+static void test_journal_renames_in_record_order(void **state)
+{
+	struct env *env = *state;
+	size_t count;
+
+	reopen(env);
+	put(env, 5, "dir/c", 5);
+	assert_int_equal(journal_rename(env->j, 7, 0, "new/c", "a"), 0);
+	assert_int_equal(journal_rename(env->j, 20, 0, "dir", "new"), 0);
+	put(env, 21, "dir/d", 1);
+
+	for (int round = 0; round < 3; round++) {
+		reopen(env);
+		assert_int_equal(env->seen.count, 2);
+		assert_entry(env, 0, 5, "new/c", 5);
+		assert_entry(env, 1, 21, "dir/d", 1);
+		journal_renames(env->j, &count);
+		assert_int_equal(count, 2);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -881,6 +1150,20 @@ int main(int argc, char **argv)
 			test_journal_invalid_move_and_done, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_long_paths, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_journal_interrupted_rename,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_interrupted_rename_replaces, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_invalid_rename_ends_replay, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_rename_rejects_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_rewrite_keeps_renames, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_journal_renames_in_record_order, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -406,9 +406,10 @@ static void read_first_chunk(void *arg, const char *path)
 	r->n = cache_file_read(r->f, r->buf, CS, 0);
 }
 
-/* A read returns cached bytes of the old version while another read of
- * the same handle waits for the origin to name the new version: that
- * other read fails rather than return bytes of the new version. */
+/* A handle whose version was read before finds the change: the read
+ * fails rather than return bytes of the new version, because the
+ * kernel's page cache may hold bytes of the old one.  The cached chunk
+ * of the old version is still read through the handle. */
 static void test_ttl_change_race_never_mixes(void **state)
 {
 	struct test_env *env = start(state);
@@ -427,12 +428,14 @@ static void test_ttl_change_race_never_mixes(void **state)
 	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
 					 &changed), 0);
 	race.f = f;
-	/* The fetch of the second chunk finds the file changed, and the
-	 * first chunk is read during the stat that follows. */
+	/* The fetch of the second chunk finds the file changed.  A read of
+	 * the first chunk during a stat that followed would race with it,
+	 * but the version was read before, so the read fails at once. */
 	fake_set_stat_hook(env->fo, read_first_chunk, &race);
 	assert_int_equal(cache_file_read(f, buf, CS, CS), -EIO);
 	fake_set_stat_hook(env->fo, NULL, NULL);
-	assert_true(race.done);
+	assert_false(race.done);
+	read_first_chunk(&race, "f");
 	assert_int_equal(race.n, CS);
 	assert_memory_equal(first, old, CS);
 	cache_file_release(f);
@@ -441,6 +444,45 @@ static void test_ttl_change_race_never_mixes(void **state)
 	free(new);
 	free(buf);
 	free(first);
+}
+
+/* A handle of a version that a newer one replaced reads nothing more of
+ * it: its bytes would enter the page cache that the new version's
+ * handles read. */
+static void test_ttl_superseded_version_unread(void **state)
+{
+	struct test_env *env = create(state);
+	char *old = test_pattern_new(2 * CS, 0, 1);
+	char *new = test_pattern_new(3 * CS, 0, 2);
+	char *buf = malloc(3 * CS);
+	struct cache_file *held, *idle, *f;
+	bool changed;
+
+	env->cfg.ttl_ms = 0;
+	assert_int_equal(test_env_open(env), 0);
+	assert_non_null(buf);
+	assert_int_equal(fake_put_file(env->fo, "f", old, 2 * CS), 0);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &held,
+					 &changed), 0);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &idle,
+					 &changed), 0);
+	assert_int_equal(cache_file_read(held, buf, 2 * CS, 0), 2 * CS);
+	assert_memory_equal(buf, old, 2 * CS);
+
+	assert_int_equal(fake_put_file(env->fo, "f", new, 3 * CS), 0);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f,
+					 &changed), 0);
+	assert_true(changed);
+	assert_int_equal(cache_file_read(held, buf, CS, 0), -EIO);
+	assert_int_equal(cache_file_read(idle, buf, CS, 0), -EIO);
+	assert_int_equal(cache_file_read(f, buf, 3 * CS, 0), 3 * CS);
+	assert_memory_equal(buf, new, 3 * CS);
+	cache_file_release(held);
+	cache_file_release(idle);
+	cache_file_release(f);
+	free(old);
+	free(new);
+	free(buf);
 }
 
 /* A handle that returned nothing yet moves to the new version. */
@@ -504,6 +546,8 @@ int main(int argc, char **argv)
 			test_ttl_change_during_read_next_open,
 			test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_race_never_mixes,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_ttl_superseded_version_unread,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_before_read_switches,
 					  test_env_teardown),

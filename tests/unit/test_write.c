@@ -363,7 +363,7 @@ static void test_write_reader_follows_renamed_over(void **state)
 	assert_int_equal(cache_file_read(r, buf, 4, 0), 4);
 	w = test_open_file(env->c, "b", O_RDWR);
 	assert_int_equal(cache_file_write(w, "first", 5, CS), 5);
-	assert_int_equal(cache_rename(env->c, "c", "b", 0), 0);
+	assert_int_equal(cache_rename(env->c, "c", "b", 0, NULL), 0);
 	assert_int_equal(cache_file_write(w, "again", 5, CS + 5), 5);
 
 	assert_int_equal(cache_file_getattr(r, &attr), 0);
@@ -389,7 +389,7 @@ static void test_write_reader_of_replaced_file(void **state)
 
 	r = test_open_file(env->c, "p", O_RDONLY);
 	assert_int_equal(cache_file_read(r, buf, 16, 0), 16);
-	assert_int_equal(cache_rename(env->c, "q", "p", 0), 0);
+	assert_int_equal(cache_rename(env->c, "q", "p", 0, NULL), 0);
 	assert_int_equal(cache_file_read(r, buf, 16, 100), 16);
 	assert_memory_equal(buf, old + 100, 16);
 	cache_file_release(r);
@@ -490,7 +490,7 @@ static void test_write_rename_moves_cached(void **state)
 
 	test_assert_cache_has(env->c, "a", want, size);
 	reads = fake_calls(env->fo, FAKE_READ);
-	assert_int_equal(cache_rename(env->c, "a", "b", 0), 0);
+	assert_int_equal(cache_rename(env->c, "a", "b", 0, NULL), 0);
 	assert_int_equal(fake_calls(env->fo, FAKE_RENAME), 1);
 	assert_true(fake_exists(env->fo, "b"));
 	assert_false(fake_exists(env->fo, "a"));
@@ -501,6 +501,82 @@ static void test_write_rename_moves_cached(void **state)
 	assert_int_equal(cache_getattr(env->c, "b", &attr), 0);
 	assert_int_equal(attr.size, size);
 	free(want);
+}
+
+/* Read all of f from offset 0 into a new buffer of size bytes. */
+static char *read_all(struct cache_file *f, size_t size)
+{
+	char *buf = malloc(size);
+
+	assert_non_null(buf);
+	for (size_t off = 0; off < size; off += CS) {
+		size_t n = size - off < CS ? size - off : CS;
+
+		assert_int_equal(cache_file_read(f, buf + off, n, off), n);
+	}
+	return buf;
+}
+
+/* A rename over a file that no handle reads fetches none of it, and the
+ * handle it returns for the replaced file is refused a copy, because the
+ * origin no longer has what is not cached. */
+static void test_write_rename_over_unread(void **state)
+{
+	struct test_env *env = start(state);
+	char *want = put_pattern(env->fo, "old", 3 * CS, 15);
+	struct cache_file *replaced, *copy;
+	struct origin_attr attr;
+
+	test_put_text(env->fo, "new", "new");
+	assert_int_equal(cache_getattr(env->c, "old", &attr), 0);
+	assert_int_equal(cache_rename(env->c, "new", "old", 0, &replaced), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	assert_non_null(replaced);
+	assert_int_equal(cache_file_getattr(replaced, &attr), 0);
+	assert_int_equal(attr.size, 3 * CS);
+	assert_int_equal(cache_file_dup(replaced, &copy), -ESTALE);
+	cache_file_release(replaced);
+	test_assert_cache_has(env->c, "old", "new", 3);
+	free(want);
+}
+
+/* A handle open on a file that a rename replaces, or an unlink removes,
+ * reads all of it afterwards even when the budget holds only one chunk:
+ * the cache is the only copy left.  The budget applies again once the
+ * handle is closed. */
+static void test_write_replaced_reader_past_budget(void **state)
+{
+	struct test_env *env = test_env_start(state, "cache-tests-write-XXXXXX",
+					      CS, CS, 60000);
+	size_t size = 3 * CS + 7;
+	char *want = put_pattern(env->fo, "a", size, 16);
+	char *want_b = put_pattern(env->fo, "b", size, 17);
+	struct cache_file *r, *s;
+	unsigned reads;
+	char *got;
+
+	r = test_open_file(env->c, "a", O_RDONLY);
+	s = test_open_file(env->c, "b", O_RDONLY);
+	test_put_text(env->fo, "new", "new");
+	assert_int_equal(cache_rename(env->c, "new", "a", 0, NULL), 0);
+	assert_int_equal(cache_unlink(env->c, "b"), 0);
+	assert_false(fake_exists(env->fo, "b"));
+
+	reads = fake_calls(env->fo, FAKE_READ);
+	got = read_all(r, size);
+	assert_memory_equal(got, want, size);
+	free(got);
+	got = read_all(s, size);
+	assert_memory_equal(got, want_b, size);
+	free(got);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), reads);
+	assert_true(test_stats(env->c).bytes_cached > CS);
+
+	cache_file_release(r);
+	cache_file_release(s);
+	assert_true(test_stats(env->c).bytes_cached <= CS);
+	free(want);
+	free(want_b);
 }
 
 static void test_write_unlink_open_file_reads(void **state)
@@ -693,6 +769,11 @@ int main(int argc, char **argv)
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_o_trunc_replaces_content,
 					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_rename_over_unread,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_write_replaced_reader_past_budget,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_write_rename_moves_cached,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_unlink_open_file_reads,

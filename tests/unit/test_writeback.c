@@ -648,7 +648,7 @@ static void test_writeback_rename_pending_moves(void **state)
 	struct origin_attr attr;
 
 	assert_int_equal(commit_new(env->c, "old", "moved", 5), 0);
-	assert_int_equal(cache_rename(env->c, "old", "new", 0), 0);
+	assert_int_equal(cache_rename(env->c, "old", "new", 0, NULL), 0);
 	assert_int_equal(cache_getattr(env->c, "old", &attr), -ENOENT);
 	test_assert_cache_has(env->c, "new", "moved", 5);
 	assert_int_equal(test_stats(env->c).uploads_pending, 1);
@@ -666,7 +666,7 @@ static void test_writeback_rename_pending_survives_reopen(void **state)
 	struct test_env *env = start_open(state, 60000);
 
 	assert_int_equal(commit_new(env->c, "old", "moved", 5), 0);
-	assert_int_equal(cache_rename(env->c, "old", "new", 0), 0);
+	assert_int_equal(cache_rename(env->c, "old", "new", 0, NULL), 0);
 	test_env_close(env);
 
 	reopen_held(env);
@@ -829,7 +829,7 @@ static void test_writeback_rename_onto_pending_dir(void **state)
 	assert_int_equal(test_env_open(env), 0);
 	assert_int_equal(commit_new(env->c, "d1/x", "one", 3), 0);
 	assert_int_equal(commit_new(env->c, "d2/x", "two", 3), 0);
-	assert_int_equal(cache_rename(env->c, "d1", "d2", 0), -ENOTEMPTY);
+	assert_int_equal(cache_rename(env->c, "d1", "d2", 0, NULL), -ENOTEMPTY);
 	assert_true(fake_exists(env->fo, "d1"));
 	test_assert_cache_has(env->c, "d1/x", "one", 3);
 	test_assert_cache_has(env->c, "d2/x", "two", 3);
