@@ -17,6 +17,7 @@
 #include "ctl_link.h"
 #include "inode.h"
 #include "log.h"
+#include "passthrough.h"
 
 /* Maximum write request the kernel may send.  libfuse lowers it to fit its
  * receive buffer of FUSE_MAX_MAX_PAGES (256) pages, 1 MiB with 4 KiB
@@ -47,6 +48,8 @@ struct nearfs_fs {
 	mode_t umask;		/* umask=: bits cleared from every mode */
 	struct timespec mounted;	/* mtime of directories with none */
 	bool read_only;
+	struct passthrough *pt;	/* FUSE passthrough of complete copies */
+	bool want_passthrough;	/* -o passthrough */
 
 	pthread_mutex_t open_lock;
 	struct open_file *open_files;	/* every open regular file */
@@ -78,6 +81,8 @@ struct open_file {
 	struct cache_file *file;
 	fuse_ino_t ino;
 	bool commit;		/* opened for writing or created */
+	enum open_mode mode;	/* how the kernel serves the open */
+	bool counted;		/* mode is counted in nearfs_fs.pt */
 	unsigned refs;		/* under nearfs_fs.open_lock */
 	struct open_file *prev, *next;
 };
@@ -297,6 +302,19 @@ static void hide_ctl_name(struct nearfs_fs *fs, struct dir_handle *dh,
 
 /* ---- open files ---- */
 
+static void on_invalidate(void *arg, const char *path);
+
+/* Queue the invalidation of ino's page cache, by its path. */
+static void invalidate_ino(struct nearfs_fs *fs, fuse_ino_t ino)
+{
+	char *path;
+
+	if (inode_path(fs->inodes, ino, &path) != 0)
+		return;
+	on_invalidate(fs, path);
+	free(path);
+}
+
 static int open_file_new(struct nearfs_fs *fs, fuse_ino_t ino,
 			 struct cache_file *file, bool commit,
 			 struct fuse_file_info *fi)
@@ -335,6 +353,8 @@ static void open_file_put(struct nearfs_fs *fs, struct open_file *of)
 /* Take of off the list and drop the list's reference. */
 static void open_file_free(struct nearfs_fs *fs, struct open_file *of)
 {
+	if (of->counted && passthrough_release(fs->pt, of->ino, of->mode))
+		invalidate_ino(fs, of->ino);
 	pthread_mutex_lock(&fs->open_lock);
 	if (of->prev)
 		of->prev->next = of->next;
@@ -1033,10 +1053,69 @@ static int do_open(struct nearfs_fs *fs, fuse_ino_t ino, const char *path,
 	return 0;
 }
 
+/* Lend a read-only descriptor of the complete local copy of path, in
+ * the version that of reads.  Returns it, or -1 when none is lent. */
+static int lend_for_passthrough(struct nearfs_fs *fs, const char *path,
+				struct open_file *of)
+{
+	struct cache_lend_request lend = { 0 };
+	struct origin_attr attr;
+	const char *reason;
+	int fd = -1;
+
+	if (cache_file_getattr(of->file, &attr) != 0)
+		return -1;
+	lend.size = attr.size;
+	lend.mtime = attr.mtime;
+	if (cache_lend(fs->cache, path, &lend, &fd, &reason) < 0)
+		return -1;
+	if (fd < 0)
+		log_debug("FUSE passthrough: '%s' is read through the page "
+			  "cache: %s", path, reason);
+	return fd;
+}
+
+/*
+ * Choose and count how the kernel serves the open of, which fi describes
+ * after do_open().  A read-only open whose version did not change may
+ * pass its reads through to the local copy of path; path NULL rules that
+ * out.  Stores the backing id of a passthrough open in *backing_id.
+ */
+static void open_file_set_mode(struct nearfs_fs *fs, struct open_file *of,
+			       const char *path, struct fuse_file_info *fi,
+			       int *backing_id)
+{
+	int lent = -1;
+
+	if (path && !of->commit && !is_write_open(fi->flags) &&
+	    fi->keep_cache && passthrough_possible(fs->pt, of->ino))
+		lent = lend_for_passthrough(fs, path, of);
+	of->mode = passthrough_open(fs->pt, of->ino, lent, backing_id);
+	of->counted = of->mode != OPEN_CONFLICT;
+}
+
+/*
+ * Detach path from ino, whose readers pass through to a copy that a new
+ * open cannot share (see passthrough.h), so that the kernel's next lookup
+ * of path gets a new inode.  The caller then fails the open with ESTALE.
+ */
+static void detach_for_conflict(struct nearfs_fs *fs, fuse_ino_t ino,
+				const char *path)
+{
+	pthread_rwlock_wrlock(path_lock(fs, path));
+	if (inode_find(fs->inodes, path) == ino)
+		inode_unlink(fs->inodes, path, false);
+	pthread_rwlock_unlock(path_lock(fs, path));
+	log_debug("FUSE passthrough: '%s' (inode %llu) is open through "
+		  "passthrough, so the open gets a new inode", path,
+		  (unsigned long long)ino);
+}
+
 static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct nearfs_fs *fs = req_fs(req);
 	struct cache_file *file;
+	int backing_id = 0;
 	char *path;
 	int ret;
 
@@ -1060,6 +1139,13 @@ static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			goto out_reply;
 		}
 		fi->keep_cache = 1;
+		open_file_set_mode(fs, fi_file(fi), NULL, fi, &backing_id);
+		if (fi_file(fi)->mode == OPEN_CONFLICT) {
+			/* Readers pass through to the replaced copy. */
+			open_file_free(fs, fi_file(fi));
+			ret = -ESTALE;
+			goto out_reply;
+		}
 		goto out_open;
 	}
 	if (ret == -ENOENT)
@@ -1067,13 +1153,21 @@ static void nf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (ret)
 		goto out_reply;
 	ret = do_open(fs, ino, path, fi);
+	if (ret == 0)
+		open_file_set_mode(fs, fi_file(fi), path, fi, &backing_id);
 	unlock_path(fs, path);
+	if (ret == 0 && fi_file(fi)->mode == OPEN_CONFLICT) {
+		open_file_free(fs, fi_file(fi));
+		detach_for_conflict(fs, ino, path);
+		ret = -ESTALE;
+	}
 	free(path);
 	if (ret)
 		goto out_reply;
 out_open:
 	/* The kernel calls no release after a failed open reply. */
-	if (fuse_reply_open(req, fi) != 0)
+	if (passthrough_reply_open(req, fi, fi_file(fi)->mode,
+				   backing_id) != 0)
 		open_file_free(fs, fi_file(fi));
 	return;
 
@@ -1141,6 +1235,16 @@ static void nf_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	pthread_mutex_lock(&fs->open_lock);
 	fi_file(fi)->ino = e.ino;
 	pthread_mutex_unlock(&fs->open_lock);
+	/* libfuse sends the create reply in one piece that passthrough
+	 * does not edit, so a create never passes through. */
+	open_file_set_mode(fs, fi_file(fi), NULL, fi, &(int){ 0 });
+	if (fi_file(fi)->mode == OPEN_CONFLICT) {
+		inode_forget(fs->inodes, e.ino, 1);
+		open_file_free(fs, fi_file(fi));
+		detach_for_conflict(fs, e.ino, path);
+		ret = -ESTALE;
+		goto out_free;
+	}
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		inode_forget(fs->inodes, e.ino, 1);
 		open_file_free(fs, fi_file(fi));
@@ -1667,6 +1771,11 @@ void nearfs_fs_file_stat(const struct nearfs_fs *fs,
 	attr_to_stat(fs, 0, attr, st);
 }
 
+void nearfs_fs_set_passthrough(struct nearfs_fs *fs, bool on)
+{
+	fs->want_passthrough = on;
+}
+
 void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
 			 int umask)
 {
@@ -1701,6 +1810,12 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
 		return ret;
 	}
 	inode_table_set_unpin(fs->inodes, release_pin);
+	fs->pt = passthrough_new();
+	if (!fs->pt) {
+		inode_table_free(fs->inodes);
+		free(fs);
+		return -ENOMEM;
+	}
 	fs->cache = c;
 	fs->uid = getuid();
 	fs->gid = getgid();
@@ -1723,6 +1838,10 @@ int nearfs_fs_start(struct nearfs_fs *fs, struct fuse_session *se)
 	int ret;
 
 	fs->se = se;
+	ret = fs->want_passthrough ? passthrough_attach(fs->pt, se) : 0;
+	if (ret)
+		log_warn("FUSE passthrough is off: cannot wrap the session's "
+			 "I/O: %s; reads use the page cache", strerror(-ret));
 	ret = pthread_create(&fs->notifier, NULL, notifier_main, fs);
 	if (ret)
 		return -ret;
@@ -1768,6 +1887,7 @@ void nearfs_fs_free(struct nearfs_fs *fs)
 		return;
 	nearfs_fs_stop(fs);
 	inode_table_free(fs->inodes);
+	passthrough_free(fs->pt);
 	pthread_cond_destroy(&fs->inval_idle);
 	pthread_cond_destroy(&fs->inval_cond);
 	pthread_mutex_destroy(&fs->inval_lock);

@@ -33,6 +33,10 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out);
 void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
 			 int umask);
 
+/* Ask for FUSE passthrough of complete copies (-o passthrough) at the
+ * next nearfs_fs_start(). */
+void nearfs_fs_set_passthrough(struct nearfs_fs *fs, bool on);
+
 /* Fill st with the attributes that stat(2) of a file with attr shows on
  * the mount: uid=, gid= and umask= applied, and default modes where the
  * origin stores none.  st_ino is 0. */

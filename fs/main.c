@@ -212,6 +212,7 @@ static int cache_start(struct daemon *d)
 	}
 	nearfs_fs_set_owner(d->fs, d->opts->owner_uid, d->opts->owner_gid,
 			    d->opts->umask);
+	nearfs_fs_set_passthrough(d->fs, d->opts->passthrough);
 	/* Without FUSE there is no kernel page cache to drop. */
 	if (d->opts->nomount)
 		cache_set_invalidate(d->cache, NULL, NULL);

@@ -345,6 +345,13 @@ static int apply_path_style(struct parse_state *ps,
 	return 0;
 }
 
+static int apply_passthrough(struct parse_state *ps,
+			     const struct option_def *def, const char *value)
+{
+	ps->opts->passthrough = true;
+	return 0;
+}
+
 static int apply_anonymous(struct parse_state *ps,
 			   const struct option_def *def, const char *value)
 {
@@ -548,6 +555,10 @@ static const struct option_def nearfs_option_defs[] = {
 	  "group, else the daemon's group)" },
 	{ "umask", "OCTAL", apply_owner, 0, "umask=022",
 	  "permission bits to clear on every file (default:\nnone)" },
+	{ "passthrough", NULL, apply_passthrough, 0, "passthrough",
+	  "serve reads of complete cached copies from the\n"
+	  "local copy through FUSE passthrough (Linux 6.9+,\n"
+	  "root), without the page cache (default: off)" },
 	{ "ro", NULL, apply_read_only, 0, "ro",
 	  "mount read-only (default: read-write)" },
 	{ "nomount", NULL, apply_nomount, 0, "nomount",

@@ -43,6 +43,9 @@ struct nearfs_options {
 	/* preload_fetch=: files up to this size are fetched whole before
 	 * their local copy is lent to a program; 0 never fetches. */
 	uint64_t preload_fetch;
+	/* passthrough: complete copies are read through FUSE passthrough
+	 * (fs/passthrough.h). */
+	bool passthrough;
 	bool allow_other;	/* FUSE lets other users access the mount */
 
 	/* metrics=: where the HTTP metrics endpoint listens, a loopback

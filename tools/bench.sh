@@ -20,9 +20,11 @@
 #                        0 for no limit
 #   BENCH_SERVER=s3rver  the S3 server: s3rver or moto (moto copies the
 #                        whole object for every ranged GET)
-#   BENCH_SYSTEMS="..."  subset of: nearfs nearfs-preload nearfs64 rclone
-#                        s3fs direct local bindfs (nearfs-preload: the
-#                        read tests under libnearfs-preload.so)
+#   BENCH_SYSTEMS="..."  subset of: nearfs nearfs-preload
+#                        nearfs-passthrough nearfs64 rclone s3fs direct
+#                        local bindfs (nearfs-preload: the read tests
+#                        under libnearfs-preload.so; nearfs-passthrough:
+#                        the read tests with -o passthrough)
 #   BENCH_GROUPS="..."   subset of: read meta write latency
 #   BENCH_WORK=DIR       work folder (default /tmp/nearfs-bench.XXXXXX)
 #   BENCH_CHART=PATH     chart file (default docs/benchmarks.png)
@@ -54,8 +56,8 @@ CONN_MBPS=${BENCH_CONN_MBPS:-100}
 SERVER=${BENCH_SERVER:-s3rver}
 GROUPS_WANTED=${BENCH_GROUPS:-read meta write latency}
 S3RVER=$ROOT/tests/.s3rver/node_modules/.bin/s3rver
-SYSTEMS=${BENCH_SYSTEMS:-nearfs nearfs-preload nearfs64 rclone s3fs direct \
-	local bindfs}
+SYSTEMS=${BENCH_SYSTEMS:-nearfs nearfs-preload nearfs-passthrough nearfs64 \
+	rclone s3fs direct local bindfs}
 PRELOAD_LIB=$ROOT/build/libnearfs-preload.so
 # LD_PRELOAD of the programs that read in the read tests, set for
 # nearfs-preload only.
@@ -362,6 +364,7 @@ mount_system() {
 		local opts="endpoint=$(endpoint "$port"),path_style"
 		opts+=",cache_dir=$cache"
 		[ "$sys" = nearfs64 ] && opts+=",chunk_size=64M"
+		[ "$sys" = nearfs-passthrough ] && opts+=",passthrough"
 		"$NEARFS" -f -o "$opts${extra:+,$extra}" "s3://$BUCKET" \
 			"$mnt" >"$logfile" 2>&1 &
 		;;
@@ -558,7 +561,7 @@ read_tests() {
 		for sys in $(rotated "$run" $SYSTEMS); do
 			case $sys in
 			direct) read_tests_direct "$run" "$port" "$prefix" ;;
-			local | bindfs | nearfs-preload)
+			local | bindfs | nearfs-preload | nearfs-passthrough)
 				[ -z "$prefix" ] || continue
 				read_tests_fs "$sys" "$run" "$port" "" ;;
 			*) read_tests_fs "$sys" "$run" "$port" "$prefix" ;;
@@ -617,7 +620,10 @@ meta_tests() {
 	local prefix=$1 port=$2 run sys
 	for run in $(seq "$RUNS"); do
 		for sys in $(rotated "$run" $SYSTEMS); do
-			case $sys in nearfs64 | nearfs-preload) continue ;; esac
+			case $sys in
+			nearfs64 | nearfs-preload | nearfs-passthrough)
+				continue ;;
+			esac
 			if [ -n "$prefix" ]; then
 				case $sys in local | bindfs) continue ;; esac
 			fi
@@ -714,7 +720,7 @@ write_tests() {
 	for sys in $SYSTEMS; do
 		case $sys in
 		nearfs) list+=(nearfs:through nearfs:back nearfs:around) ;;
-		nearfs64 | nearfs-preload) ;;
+		nearfs64 | nearfs-preload | nearfs-passthrough) ;;
 		*) list+=("$sys:") ;;
 		esac
 	done

@@ -40,9 +40,9 @@ TESTS = [
     ("lat_find_first", "6. find+stat, first, delayed"),
     ("lat_find_second", "6. find+stat, second, delayed"),
 ]
-SYSTEMS = ["nearfs", "nearfs-preload", "nearfs64", "nearfs-back",
-           "nearfs-around", "rclone", "s3fs", "direct", "direct-range4m",
-           "local", "bindfs"]
+SYSTEMS = ["nearfs", "nearfs-preload", "nearfs-passthrough", "nearfs64",
+           "nearfs-back", "nearfs-around", "rclone", "s3fs", "direct",
+           "direct-range4m", "local", "bindfs"]
 PEERS = ["rclone", "s3fs", "direct", "direct-range4m", "local", "bindfs"]
 HIGHER_IS_BETTER = {"MB/s", "IOPS"}
 
@@ -129,8 +129,8 @@ def build_report(med, units, machine):
         if any(r is not None for r in reqs):
             request_rows.append([test] + ["-" if r is None else "%.0f" % r
                                           for r in reqs])
-        for ref in ("nearfs", "nearfs-preload", "nearfs-back",
-                    "nearfs-around", "nearfs64"):
+        for ref in ("nearfs", "nearfs-preload", "nearfs-passthrough",
+                    "nearfs-back", "nearfs-around", "nearfs64"):
             if (test, ref) not in med:
                 continue
             r = med[(test, ref)]["median"]
