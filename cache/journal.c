@@ -25,10 +25,11 @@
 
 /*
  * Version 1 wrote REC_PUT records, version 2 writes REC_PUT_SIZE, which
- * adds the size of dirty/SEQ.  A version 1 journal replays with sizes
- * unknown, and its compaction at open rewrites it as version 2.  Until
- * then (when that compaction fails) new PUTs go to it as REC_PUT, so
- * that the nearfs version that wrote it can still replay it.
+ * adds the size of dirty/SEQ, and version 3 adds REC_RENAME.  A version 1
+ * journal replays with sizes unknown, and the compaction at open
+ * rewrites an older journal as the current version.  Until then (when
+ * that compaction fails) new records go to it in its own version's
+ * records, so that the nearfs version that wrote it can still replay it.
  */
 #define JOURNAL_OLDEST_VERSION 1
 
@@ -475,6 +476,10 @@ static int append_rename(struct journal *j, const struct journal_rename *rn)
 		return -EINVAL;
 	if (sizeof(r) + (size_t)r.from_len + r.to_len > RECORDLOG_PAYLOAD_MAX)
 		return -ENAMETOOLONG;
+	/* An older journal that the compaction at open left as it was: the
+	 * nearfs version that wrote it would stop at a RENAME record. */
+	if (recordlog_version(j->log) < 3)
+		return 0;
 	return recordlog_append(j->log, REC_RENAME, &r, sizeof(r), rn->from,
 				r.from_len, rn->to, r.to_len);
 }

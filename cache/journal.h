@@ -37,9 +37,8 @@
  * after it.  journal_renames() lists such renames so that the engine
  * completes them on the origin.
  *
- * NOTE: RENAME records did not change the format version.  nearfs
- * versions without them stop reading a journal at the first one and cut
- * it there, which drops the records after it.
+ * RENAME records came with format version 3, which nearfs versions
+ * without them refuse to open rather than cut at the first one.
  */
 #ifndef NEARFS_JOURNAL_H
 #define NEARFS_JOURNAL_H
@@ -52,7 +51,7 @@
 #include "recordlog.h"
 
 /* Version 2 added the size to PUT.  Version 1 journals still replay. */
-#define JOURNAL_FORMAT_VERSION 2
+#define JOURNAL_FORMAT_VERSION 3
 
 /* The size of a pending file that a version 1 journal listed. */
 #define JOURNAL_SIZE_UNKNOWN UINT64_MAX

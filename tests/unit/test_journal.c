@@ -441,7 +441,7 @@ static void test_journal_unknown_version(void **state)
 	assert_int_equal(env->seen.count, 0);
 	snprintf(want, sizeof(want), "version %u", version);
 	assert_non_null(strstr(err, want));
-	assert_non_null(strstr(err, "reads versions 1 to 2"));
+	assert_non_null(strstr(err, "reads versions 1 to 3"));
 	assert_non_null(strstr(err, "pending uploads"));
 
 	after = slurp(env->path, &after_size);
@@ -468,7 +468,7 @@ static void test_journal_records_size(void **state)
 	assert_int_equal(env->seen.count, 2);
 	assert_int_equal(env->seen.meta[0].size, 0);
 	assert_int_equal(env->seen.meta[1].size, 6000);
-	assert_int_equal(header_version(env), 2);
+	assert_int_equal(header_version(env), JOURNAL_FORMAT_VERSION);
 	/* The compaction kept the sizes. */
 	reopen(env);
 	assert_int_equal(env->seen.meta[0].size, 0);
@@ -491,8 +491,8 @@ static void test_journal_replays_version_1(void **state)
 	assert_string_equal(env->seen.path[0], "b");
 	assert_meta_fields(&env->seen.meta[0], 2);
 	assert_true(env->seen.meta[0].size == JOURNAL_SIZE_UNKNOWN);
-	/* The compaction at open rewrote it as version 2. */
-	assert_int_equal(header_version(env), 2);
+	/* The compaction at open rewrote it as the current version. */
+	assert_int_equal(header_version(env), JOURNAL_FORMAT_VERSION);
 
 	put(env, 3, "c", 3);
 	reopen(env);
@@ -515,6 +515,8 @@ static void test_journal_version_1_uncompacted(void **state)
 	assert_int_equal(env->seen.count, 1);
 	assert_int_equal(header_version(env), 1);
 	put(env, 2, "b", 2);
+	assert_int_equal(journal_rename(env->j, 3, 0, "b", "z"), 0);
+	assert_int_equal(journal_done(env->j, 3), 0);
 	journal_close(env->j);
 	env->j = NULL;
 
@@ -522,6 +524,7 @@ static void test_journal_version_1_uncompacted(void **state)
 	counts = count_types_v1(env);
 	assert_int_equal(counts.n[REC_PUT], 2);
 	assert_int_equal(counts.n[REC_PUT_SIZE], 0);
+	assert_int_equal(counts.n[REC_RENAME], 0);
 
 	assert_int_equal(rmdir(new_path), 0);
 	reopen(env);
@@ -529,7 +532,7 @@ static void test_journal_version_1_uncompacted(void **state)
 	assert_true(env->seen.meta[0].size == JOURNAL_SIZE_UNKNOWN);
 	assert_true(env->seen.meta[1].size == JOURNAL_SIZE_UNKNOWN);
 	assert_meta_fields(&env->seen.meta[1], 2);
-	assert_int_equal(header_version(env), 2);
+	assert_int_equal(header_version(env), JOURNAL_FORMAT_VERSION);
 }
 
 static void test_journal_max_seq(void **state)
