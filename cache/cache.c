@@ -617,34 +617,34 @@ static bool record_stat(struct cache *c, const char *path, int ret,
 }
 
 /*
- * Whether obj was confirmed on the origin after asked_ms, when the stat
+ * Whether obj was confirmed on the origin after sent_ms, when the stat
  * being recorded was sent.  The stat's result may then be older than
  * obj, so obj is kept and its attributes are returned instead.  A
  * confirmation in the same millisecond counts as older, so that ttl=0
  * checks every open.  Lock held.
  */
-static bool confirmed_since(const struct object *obj, uint64_t asked_ms)
+static bool confirmed_since(const struct object *obj, uint64_t sent_ms)
 {
-	return obj && obj->checked_ms > asked_ms;
+	return obj && obj->checked_ms > sent_ms;
 }
 
 /*
- * Replace the result of a stat of path sent at asked_ms with what
+ * Replace the result of a stat of path sent at sent_ms with what
  * another request learned after it was sent, as confirmed_since() does.
  * Returns 0 with attr filled, -ENOENT, or 1 when nothing newer is
  * known.  Lock held.
  */
-static int newer_answer(struct cache *c, const char *path, uint64_t asked_ms,
+static int newer_result(struct cache *c, const char *path, uint64_t sent_ms,
 			struct origin_attr *attr)
 {
 	struct object *obj = htab_get(&c->objects, path);
 	struct attr_entry *e = obj ? NULL : meta_attr_get(c, path);
 
-	if (confirmed_since(obj, asked_ms)) {
+	if (confirmed_since(obj, sent_ms)) {
 		*attr = obj->attr;
 		return 0;
 	}
-	if (!e || e->fetched_ms <= asked_ms)
+	if (!e || e->fetched_ms <= sent_ms)
 		return 1;
 	if (e->negative)
 		return -ENOENT;
@@ -671,7 +671,7 @@ static int cached_attr_after_prefetch(struct cache *c, const char *path,
 int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
 {
 	struct object *obj;
-	uint64_t asked;
+	uint64_t sent;
 	bool dropped;
 	int ret, newer;
 
@@ -681,12 +681,12 @@ int cache_getattr(struct cache *c, const char *path, struct origin_attr *attr)
 	if (ret <= 0)
 		return ret;
 
-	asked = clock_now_ms();
+	sent = clock_now_ms();
 	ret = c->origin->ops->stat(c->origin, path, attr);
 
 	pthread_mutex_lock(&c->lock);
 	obj = htab_get(&c->objects, path);
-	newer = newer_answer(c, path, asked, attr);
+	newer = newer_result(c, path, sent, attr);
 	if (newer <= 0) {
 		ret = newer;
 		dropped = false;
@@ -776,7 +776,6 @@ static void record_created(struct cache *c, const char *path,
 	meta_listing_update(c, path, attr);
 }
 
-/* Record that path is gone.  Lock held. */
 /* Forget obj, which this mount removed from the origin.  Lock held. */
 static void remove_version(struct cache *c, struct object *obj)
 {
@@ -785,6 +784,7 @@ static void remove_version(struct cache *c, struct object *obj)
 	store_object_detach(c, obj);
 }
 
+/* Record that path is gone.  Lock held. */
 static void record_removed(struct cache *c, const char *path)
 {
 	struct object *obj = htab_get(&c->objects, path);
@@ -1230,7 +1230,7 @@ int cache_acquire_object(struct cache *c, const char *path,
 	struct origin_attr attr;
 	struct object *obj;
 	bool offline = false, created = false;
-	uint64_t asked;
+	uint64_t sent;
 	int ret, newer;
 
 	*changed = false;
@@ -1241,15 +1241,15 @@ int cache_acquire_object(struct cache *c, const char *path,
 	ret = obj ? 1 : cached_attr(c, path, &attr);
 	pthread_mutex_unlock(&c->lock);
 
-	asked = clock_now_ms();
+	sent = clock_now_ms();
 	if (ret == 1)
 		ret = c->origin->ops->stat(c->origin, path, &attr);
 
 	pthread_mutex_lock(&c->lock);
 	obj = htab_get(&c->objects, path);
-	if (confirmed_since(obj, asked))
+	if (confirmed_since(obj, sent))
 		goto out_pin;
-	newer = newer_answer(c, path, asked, &attr);
+	newer = newer_result(c, path, sent, &attr);
 	if (newer <= 0)
 		ret = newer;
 	if (ret < 0 && ret != -ENOENT && obj) {

@@ -938,10 +938,11 @@ static void nf_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 /*
  * Keep the content of the regular file that a rename replaced at path,
  * given as file, for the inode number the kernel has for it.  The kernel
- * may send an open or getattr of that inode after the rename: without the
- * pin it would reach the new file under the old inode, whose page cache
- * and size are the old file's, or fail with ENOENT.  Best effort: without
- * a pin the inode behaves as an unlinked one.
+ * may send a getattr of that inode after the rename: without the pin it
+ * would reach the new file under the old inode, whose page cache and size
+ * are the old file's, or fail with ENOENT.  An open of the inode uses the
+ * pin when all of the file is cached.  Best effort: without a pin the
+ * inode behaves as an unlinked one.
  */
 static void pin_replaced(struct nearfs_fs *fs, const char *path,
 			 struct cache_file *file)
