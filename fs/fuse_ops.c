@@ -19,10 +19,12 @@
 #include "log.h"
 #include "passthrough.h"
 
-/* Maximum write request the kernel may send.  libfuse lowers it to fit its
- * receive buffer of FUSE_MAX_MAX_PAGES (256) pages, 1 MiB with 4 KiB
- * pages. */
-#define MAX_WRITE (1u << 20)
+/* Largest read and write request wanted: FUSE_MAX_MAX_PAGES (256) pages,
+ * 1 MiB with 4 KiB pages. */
+#define MAX_REQUEST (1u << 20)
+/* Room that libfuse wants in its splice pipe besides the reply's data:
+ * the reply header and three pages. */
+#define SPLICE_SLACK_PAGES 4
 
 /* d_ino of a readdir entry the kernel has not looked up yet (the value
  * libfuse's high-level API uses). */
@@ -481,11 +483,41 @@ void nearfs_fs_wait_invalidations(struct nearfs_fs *fs)
 
 /* ---- lifecycle ---- */
 
+/*
+ * The largest request whose READ reply libfuse can splice.  libfuse sends
+ * a spliced reply through a pipe that it grows to the reply's size plus
+ * SPLICE_SLACK_PAGES.  Without CAP_SYS_RESOURCE a pipe grows only up to
+ * /proc/sys/fs/pipe-max-size, 1 MiB by default, and libfuse copies every
+ * larger reply through a buffer instead.  The kernel's READ requests are
+ * at most max_write long (libfuse sets max_pages from it), so max_write
+ * leaves that room.
+ */
+static unsigned splice_request_max(void)
+{
+	unsigned long pipe_max = MAX_REQUEST;
+	long page = sysconf(_SC_PAGESIZE);
+	FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
+
+	if (page <= 0)
+		page = 4096;
+	if (f) {
+		if (fscanf(f, "%lu", &pipe_max) != 1 || pipe_max > MAX_REQUEST)
+			pipe_max = MAX_REQUEST;
+		fclose(f);
+	}
+	if (pipe_max < (SPLICE_SLACK_PAGES + 16) * (unsigned long)page)
+		return MAX_REQUEST;	/* too small a pipe to splice through */
+	return (pipe_max / page - SPLICE_SLACK_PAGES) * page;
+}
+
 static void nf_init(void *userdata, struct fuse_conn_info *conn)
 {
+	/* No FUSE_CAP_SPLICE_READ: write data goes to nf_write() in a
+	 * buffer in any case, and splicing each request in first costs
+	 * small requests a second system call. */
 	const unsigned wanted = FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS |
 		FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_WRITE |
-		FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_MOVE;
+		FUSE_CAP_SPLICE_MOVE;
 
 	conn->want |= conn->capable & wanted;
 	/* Always readdirplus: a listing then needs no lookups. */
@@ -493,7 +525,7 @@ static void nf_init(void *userdata, struct fuse_conn_info *conn)
 	/* File handles (NFS export) would need lookups of inode numbers
 	 * that the table has already dropped. */
 	conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
-	conn->max_write = MAX_WRITE;
+	conn->max_write = splice_request_max();
 	/* max_readahead stays at what the kernel offered, its maximum. */
 	log_debug("FUSE protocol %u.%u, capable 0x%x, want 0x%x, "
 		  "max_write %u", conn->proto_major, conn->proto_minor,

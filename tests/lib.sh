@@ -650,6 +650,35 @@ connects_added() {
 	echo $((added - plain))
 }
 
+# reply_calls PID LOG COMMAND...: run COMMAND while strace records the
+# splice and writev calls of process PID and its threads in LOG.  Prints
+# "SPLICES COPIES": the count of splice calls, and the count of writev
+# calls that sent 64 KiB or more, which are replies copied through a
+# buffer.  Needs root to trace a process that is not strace's child.
+reply_calls() {
+	local pid=$1 log=$2 tracer i task traced
+	shift 2
+	strace -f -qq -e trace=splice,writev -p "$pid" -o "$log" &
+	tracer=$!
+	# strace attaches to every thread before the first call it records.
+	for i in $(seq 100); do
+		traced=1
+		for task in /proc/"$pid"/task/*; do
+			awk '$1 == "TracerPid:" && $2 == 0 { exit 1 }' \
+				"$task/status" 2>/dev/null || traced=0
+		done
+		[ "$traced" = 1 ] && break
+		sleep 0.1
+	done
+	[ "$traced" = 1 ] || fail "strace did not attach to process $pid"
+	"$@"
+	kill "$tracer"
+	wait "$tracer" 2>/dev/null || true
+	awk '/splice/ { s++ }
+	     /writev/ && $NF ~ /^[0-9]+$/ && $NF >= 65536 { c++ }
+	     END { print s + 0, c + 0 }' "$log"
+}
+
 require_fuse() {
 	[ -c /dev/fuse ] ||
 		fail "/dev/fuse is missing: load the fuse module (modprobe" \

@@ -157,6 +157,19 @@ assert_num "$(stat_field "$MNT" bytes_from_cache)" -ge \
 assert_num "$(stat_field "$MNT" bytes_zero_copy)" -ge "$total_bytes" \
 	"bytes_zero_copy after the second read"
 
+if [ "$(id -u)" -eq 0 ]; then
+	check "warm reads are spliced from the data files"
+	# libfuse copies a reply that does not fit its pipe into a buffer
+	# and sends it with writev.  No reply of this read may be sent
+	# that way.
+	drop_page_cache "$MNT/big3.bin"
+	read -r spliced copied < <(reply_calls "${NEARFS_PID[$MNT]}" \
+		"$WORK/replies.log" dd if="$MNT/big3.bin" of=/dev/null bs=1M \
+		status=none)
+	assert_num "$spliced" -ge 20 "splice calls for a read of 20 MiB"
+	assert_eq 0 "$copied" "replies of 64 KiB or more sent by writev"
+fi
+
 check "mount table names the origin"
 assert_eq "s3://data fuse.nearfs" \
 	"$(awk -v m="$MNT" '$2 == m { print $1, $3 }' /proc/mounts)" \
