@@ -803,48 +803,143 @@ static void unfetch(struct cache *c, struct object *obj, uint32_t index)
 }
 
 /*
- * Store buf, the len bytes of chunk index just fetched, and wake the
- * readers waiting for it.  Called without the lock; the chunk is
- * FETCHING.  When it cannot be stored (no room, disk error) the chunk is
- * given up, and readers fetch it themselves.
+ * A chunk stored while it arrives.  The checksum is summed over the
+ * pieces as they come, and they go to the data file through a buffer of
+ * WRITE_PIECE bytes.  So the whole chunk is never in one buffer, and the
+ * bytes are still in the CPU's cache from the receive when they are
+ * written.  libcurl passes a body to its write callback in pieces of at
+ * most CURL_MAX_WRITE_SIZE (16 KiB), and a pwrite() per piece would make
+ * 16 times the system calls.
  */
-static void store_fetched(struct cache *c, struct object *obj,
-			  uint32_t index, const char *buf, uint32_t len)
-{
-	uint64_t off = (uint64_t)index * c->cfg.chunk_size;
-	uint64_t sum = XXH3_64bits(buf, len);
-	bool reserved, stored;
-	int ret = 0;
+struct chunk_write {
+	int fd;			/* the data file; -1 when not stored */
+	bool reserved;		/* len bytes of bytes_cached are ours */
+	int err;		/* the first write error */
+	XXH3_state_t *sum;
+	char *buf;		/* WRITE_PIECE bytes */
+	size_t fill;		/* bytes in buf */
+	uint64_t buf_off;	/* where they go in the data file */
+};
 
+/* Allocate what w needs for any number of chunks.  Returns false when
+ * memory is short. */
+static bool chunk_write_init(struct chunk_write *w)
+{
+	w->sum = XXH3_createState();
+	w->buf = malloc(WRITE_PIECE);
+	return w->sum && w->buf;
+}
+
+static void chunk_write_free(struct chunk_write *w)
+{
+	XXH3_freeState(w->sum);
+	free(w->buf);
+}
+
+/*
+ * Start storing chunk index of obj, len bytes, which is FETCHING: reserve
+ * its room and open the data file.  Called without the lock.  When there
+ * is no room the bytes are only summed, and chunk_write_end() gives the
+ * chunk up.
+ */
+static void chunk_write_begin(struct cache *c, struct object *obj,
+			      uint32_t len, struct chunk_write *w)
+{
+	int ret;
+
+	w->fd = -1;
+	w->err = 0;
+	w->fill = 0;
+	XXH3_64bits_reset(w->sum);
 	pthread_mutex_lock(&c->lock);
-	c->misses++;
-	c->bytes_from_origin += len;
 	if (obj->kept)
 		c->bytes_cached += len;	/* the only copy: past the budget */
-	reserved = obj->kept || store_reserve(c, len) == 0;
-	stored = false;
-	if (reserved) {
+	w->reserved = obj->kept || store_reserve(c, len) == 0;
+	if (w->reserved) {
 		ret = store_object_open_fd(c, obj);
-		stored = ret >= 0;
+		if (ret >= 0)
+			w->fd = ret;
+		else
+			w->err = ret;
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (stored)
-		ret = store_pwrite(obj->fd, buf, len, off);
+}
+
+static void chunk_write_flush(struct chunk_write *w)
+{
+	if (w->fill && w->fd >= 0 && !w->err)
+		w->err = store_pwrite(w->fd, w->buf, w->fill, w->buf_off);
+	w->fill = 0;
+}
+
+/* Store n bytes of the chunk that w writes, at off in the data file,
+ * right after the bytes before. */
+static void chunk_write_data(struct chunk_write *w, const void *data,
+			     size_t n, uint64_t off)
+{
+	const char *p = data;
+
+	XXH3_64bits_update(w->sum, data, n);
+	if (w->fd < 0 || w->err)
+		return;
+	while (n) {
+		size_t take = WRITE_PIECE - w->fill;
+
+		if (w->fill == 0 && n >= WRITE_PIECE) {
+			/* A whole piece needs no copy. */
+			w->err = store_pwrite(w->fd, p, n, off);
+			return;
+		}
+		if (take > n)
+			take = n;
+		if (w->fill == 0)
+			w->buf_off = off;
+		memcpy(w->buf + w->fill, p, take);
+		w->fill += take;
+		p += take;
+		off += take;
+		n -= take;
+		if (w->fill == WRITE_PIECE)
+			chunk_write_flush(w);
+	}
+}
+
+/*
+ * Finish chunk index of obj, len bytes, and wake the readers waiting for
+ * it.  complete is false when not all its bytes arrived.  A chunk that
+ * could not be stored (no room, disk error, incomplete) is given up, and
+ * readers fetch it themselves.
+ */
+static void chunk_write_end(struct cache *c, struct object *obj,
+			    uint32_t index, uint32_t len,
+			    struct chunk_write *w, bool complete)
+{
+	uint64_t off = (uint64_t)index * c->cfg.chunk_size;
+	uint64_t sum = XXH3_64bits_digest(w->sum);
+	bool stored;
+
+	chunk_write_flush(w);
+	stored = w->fd >= 0 && complete;
 
 	pthread_mutex_lock(&c->lock);
-	if (ret < 0) {
-		store_note_write_error(c, stored ? "a chunk into its data file"
-						 : "a data file", ret);
+	if (complete) {
+		c->misses++;
+		c->bytes_from_origin += len;
+	}
+	if (w->err < 0) {
+		store_note_write_error(c, w->fd >= 0 ?
+				       "a chunk into its data file" :
+				       "a data file", w->err);
 		stored = false;
 	}
 	if (stored && store_insert_chunk(c, obj, index, len, sum) < 0)
 		stored = false;	/* it released the reservation */
-	else if (!stored && reserved)
+	else if (!stored && w->reserved)
 		c->bytes_cached -= len;
 	if (!stored) {
 		/* Free the blocks of what was written, and serve the chunk
 		 * from the origin. */
-		if (ret < 0 || reserved)
+		if (w->fd >= 0)
 			store_punch_range(c, obj, off, len);
 		chunk_remove(c, obj, index);
 	}
@@ -863,38 +958,45 @@ static int fetch(struct cache *c, struct object *obj, uint32_t index,
 {
 	uint32_t len = chunk_length(c, obj, index);
 	uint64_t off = (uint64_t)index * c->cfg.chunk_size;
+	struct chunk_write w;
 	char *buf = malloc(len ? len : 1);
+	bool ready = chunk_write_init(&w);
 	size_t done = 0;
 	int ret;
 
-	ret = buf ? c->origin->ops->read(c->origin, path, obj->attr.version,
-					 off, len, buf, &done) : -ENOMEM;
+	ret = buf && ready ? c->origin->ops->read(c->origin, path,
+						  obj->attr.version, off, len,
+						  buf, &done) : -ENOMEM;
 	if (ret == 0 && done != len)
 		ret = -ESTALE;	/* shorter than this version: it changed */
 	if (ret < 0) {
 		unfetch(c, obj, index);
-		free(buf);
-		return ret;
+	} else {
+		if (out)
+			memcpy(out, buf + skip, n);
+		chunk_write_begin(c, obj, len, &w);
+		chunk_write_data(&w, buf, len, off);
+		chunk_write_end(c, obj, index, len, &w, true);
 	}
-	if (out)
-		memcpy(out, buf + skip, n);
-	store_fetched(c, obj, index, buf, len);
+	chunk_write_free(&w);
 	free(buf);
-	return 0;
+	return ret;
 }
 
 /*
- * A run of chunks fetched with one ranged read: each chunk is stored as
- * soon as its last byte arrives, so a reader waits for its own chunk
- * only, and one chunk buffer serves the whole run.
+ * A run of chunks fetched with one ranged read: each chunk is written as
+ * its bytes arrive and stored once its last byte is in, so a reader
+ * waits for its own chunk only.
  */
 struct run {
 	struct cache *c;
 	struct object *obj;
+	uint64_t start;		/* the offset of the run in the file */
 	uint32_t index;		/* the chunk being filled */
 	uint32_t end;		/* one past the last chunk of the run */
 	uint64_t taken;		/* bytes of the run received so far */
-	char *buf;		/* the bytes of chunk index */
+	bool writing;		/* chunk index is begun */
+	struct chunk_write w;
 };
 
 static int run_sink(void *arg, uint64_t pos, const void *data, size_t n)
@@ -912,12 +1014,19 @@ static int run_sink(void *arg, uint64_t pos, const void *data, size_t n)
 		uint32_t fill = r->taken % cs;
 		uint32_t take = n < len - fill ? n : len - fill;
 
-		memcpy(r->buf + fill, p, take);
+		if (!r->writing) {
+			chunk_write_begin(r->c, r->obj, len, &r->w);
+			r->writing = true;
+		}
+		chunk_write_data(&r->w, p, take, r->start + r->taken);
 		r->taken += take;
 		p += take;
 		n -= take;
-		if (fill + take == len)
-			store_fetched(r->c, r->obj, r->index++, r->buf, len);
+		if (fill + take == len) {
+			chunk_write_end(r->c, r->obj, r->index++, len, &r->w,
+					true);
+			r->writing = false;
+		}
 	}
 	return 0;
 }
@@ -933,14 +1042,14 @@ static int fetch_run(struct cache *c, struct object *obj, uint32_t first,
 	struct run r = {
 		.c = c,
 		.obj = obj,
+		.start = off,
 		.index = first,
 		.end = first + count,
-		.buf = malloc(c->cfg.chunk_size),
 	};
 
 	for (uint32_t i = first; i < first + count; i++)
 		len += chunk_length(c, obj, i);
-	if (r.buf)
+	if (chunk_write_init(&r.w))
 		ret = c->origin->ops->read_stream(c->origin, path,
 						  obj->attr.version, off, len,
 						  run_sink, &r, &done);
@@ -948,9 +1057,14 @@ static int fetch_run(struct cache *c, struct object *obj, uint32_t first,
 	if (ret == 0 && r.index < r.end)
 		ret = -ESTALE;
 	/* What did not arrive complete is left to the readers. */
+	if (r.writing) {
+		chunk_write_end(c, obj, r.index, chunk_length(c, obj, r.index),
+				&r.w, false);
+		r.index++;
+	}
 	for (; r.index < r.end; r.index++)
 		unfetch(c, obj, r.index);
-	free(r.buf);
+	chunk_write_free(&r.w);
 	return ret;
 }
 

@@ -625,31 +625,14 @@ static void test_store_readahead_sequential(void **state)
 	free(buf);
 }
 
-/*
- * Read a file of 64 chunks from start to end through readahead of 16
- * chunks over a streaming origin, whose next stream is cut after 2.5
- * chunks (when cut is set).  Every byte must arrive right, in at most
- * one request per two chunks, and no chunk may be fetched twice.
- */
-static void read_through_runs(void **state, bool cut, bool retry)
+/* Read "f", 64 chunks but the last 1000 bytes of pattern 42, chunk by
+ * chunk from the start, checking every byte. */
+static void read_run_file(struct cache *c, char *buf)
 {
-	struct test_env *env = test_env_create(state,
-					       "cache-tests-store-XXXXXX", CS,
-					       128 * CS, 60000);
-	char *buf = malloc(CS);
 	struct cache_file *f;
-	struct cache_stats st;
 	bool changed;
 
-	assert_non_null(buf);
-	env->cfg.readahead = 16 * CS;
-	fake_enable_stream(env->fo);
-	assert_int_equal(test_env_open(env), 0);
-	test_put_pattern(env->fo, "f", 64 * CS - 1000, 42);
-	if (cut)
-		fake_cut_next_stream(env->fo, 2 * CS + CS / 2, retry);
-	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
-			 0);
+	assert_int_equal(cache_file_open(c, "f", O_RDONLY, &f, &changed), 0);
 	for (uint32_t i = 0; i < 64; i++) {
 		uint32_t want = i < 63 ? CS : CS - 1000;
 
@@ -658,10 +641,47 @@ static void read_through_runs(void **state, bool cut, bool retry)
 		assert_pattern(buf, want, (uint64_t)i * CS, 42);
 	}
 	cache_file_release(f);
+}
+
+/*
+ * Read a file of 64 chunks from start to end through readahead of 16
+ * chunks over a streaming origin, whose next stream is cut after 2.5
+ * chunks (when cut is set).  Every byte must arrive right, in at most
+ * one request per two chunks, and no chunk may be fetched twice.  The
+ * chunks are written while their 16 KiB pieces arrive: after a restart
+ * each must pass its checksum, and the cut chunk must leave no bytes
+ * reserved.
+ */
+static void read_through_runs(void **state, bool cut, bool retry)
+{
+	struct test_env *env = test_env_create(state,
+					       "cache-tests-store-XXXXXX", CS,
+					       128 * CS, 60000);
+	char *buf = malloc(CS);
+	struct cache_stats st;
+
+	assert_non_null(buf);
+	env->cfg.readahead = 16 * CS;
+	fake_enable_stream(env->fo);
+	assert_int_equal(test_env_open(env), 0);
+	test_put_pattern(env->fo, "f", 64 * CS - 1000, 42);
+	if (cut)
+		fake_cut_next_stream(env->fo, 2 * CS + CS / 2, retry);
+	read_run_file(env->c, buf);
 	st = test_stats(env->c);
 	assert_int_equal(st.chunks_cached, 64);
+	assert_int_equal(st.bytes_cached, 64 * CS - 1000);
 	assert_int_equal(st.bytes_from_origin, 64 * CS - 1000);
 	assert_in_range(fake_calls(env->fo, FAKE_READ), 2, 32);
+
+	test_env_close(env);
+	assert_int_equal(test_env_open(env), 0);
+	fake_reset_calls(env->fo);
+	read_run_file(env->c, buf);
+	st = test_stats(env->c);
+	assert_int_equal(st.checksum_failures, 0);
+	assert_int_equal(st.bytes_from_origin, 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 	free(buf);
 }
 
