@@ -224,9 +224,10 @@ struct cache_read_pin {
  * eviction and freeing, and return 1 with the data file's descriptor in
  * *fd and the byte count at offset in *n (len, or less at the end of the
  * file); the bytes are at offset in *fd, so the caller can splice them.
- * The pin outlives f, so the caller may reply first, even if the kernel
- * then releases f, and must call cache_read_unpin() afterwards.  Returns
- * 0, pinning nothing, when the caller must use cache_file_read().
+ * Chunks of the range that are being fetched are waited for.  The pin
+ * outlives f, so the caller may reply first, even if the kernel then
+ * releases f, and must call cache_read_unpin() afterwards.  Returns 0,
+ * pinning nothing, when the caller must use cache_file_read().
  */
 int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 		       int *fd, size_t *n, struct cache_read_pin *pin);

@@ -731,6 +731,10 @@ int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 		return 0;
 	}
 	ret = store_pin(f->c, obj, offset, len, fd, n);
+	/* Chunks that readahead is fetching are spliced too once they are
+	 * in, rather than copied out by cache_file_read(). */
+	if (!ret && store_wait_fetched(f->c, obj, offset, len))
+		ret = store_pin(f->c, obj, offset, len, fd, n);
 	if (ret && !claim_version(f, obj)) {
 		/* Switched to a new version: the caller reads it instead. */
 		store_unpin(f->c, obj, offset, *n);

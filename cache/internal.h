@@ -345,6 +345,10 @@ void store_willneed(struct cache *c, struct object *obj, uint32_t first,
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count);
 int store_ra_start(struct cache *c);
+/* Wait while a chunk of obj in [offset, offset + len) is being fetched.
+ * Returns whether all of them are cached then.  Lock not held. */
+bool store_wait_fetched(struct cache *c, struct object *obj,
+			uint64_t offset, size_t len);
 /* Pin the cached, verified chunks from offset; see cache_file_read_fd. */
 int store_pin(struct cache *c, struct object *obj, uint64_t offset,
 	      size_t len, int *fd, size_t *n);

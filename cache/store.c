@@ -1276,6 +1276,35 @@ int store_fetch(struct cache *c, struct object *obj, uint64_t offset,
 	return ret < 0 ? ret : 0;
 }
 
+bool store_wait_fetched(struct cache *c, struct object *obj,
+			uint64_t offset, size_t len)
+{
+	uint32_t cs = c->cfg.chunk_size;
+	uint32_t first, end, i;
+	bool present = true;
+
+	if (offset >= obj->attr.size || len == 0)
+		return false;
+	if (len > obj->attr.size - offset)
+		len = obj->attr.size - offset;
+	first = offset / cs;
+	end = (offset + len - 1) / cs + 1;
+	pthread_mutex_lock(&c->lock);
+	for (i = first; i < end && present;) {
+		struct chunk *ch = obj->chunks[i];
+
+		if (ch && ch->state == CHUNK_FETCHING) {
+			pthread_cond_wait(&c->fetched, &c->lock);
+			i = first;	/* a chunk may be gone meanwhile */
+			continue;
+		}
+		present = ch != NULL;
+		i++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return present;
+}
+
 int store_pin(struct cache *c, struct object *obj, uint64_t offset,
 	      size_t len, int *fd, size_t *n)
 {
