@@ -34,7 +34,7 @@
 #define DEFAULT_NEG_TTL_MS 5000
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_DIRTY GIB
-#define DEFAULT_READAHEAD (64 * MIB)
+#define DEFAULT_READAHEAD (128 * MIB)
 
 /* Keys one recursive listing of a subtree may cover: ten pages of 1000. */
 #define DEFAULT_DIR_PREFETCH 10000
@@ -506,8 +506,8 @@ static const struct option_def nearfs_option_defs[] = {
 	  "of up to N keys, in the background; 0 disables\n"
 	  "(default: 10000)" },
 	{ "readahead", "SIZE", apply_size, FIELD(cache.readahead),
-	  "readahead=128M", "bytes fetched ahead of a sequential reader, in\n"
-	  "parallel requests; 0 disables (default: 64M)" },
+	  "readahead=256M", "bytes fetched ahead of a sequential reader, in\n"
+	  "parallel requests; 0 disables (default: 128M)" },
 	{ "preload_fetch", "SIZE", apply_size, FIELD(preload_fetch),
 	  "preload_fetch=256M",
 	  "preload library: fetch the missing chunks of\n"
