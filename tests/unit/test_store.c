@@ -786,6 +786,48 @@ static void test_store_read_fd_cached_range(void **state)
 	free(buf);
 }
 
+/*
+ * A zero-copy read of a chunk that readahead is fetching waits for the
+ * fetch and pins the stored chunk, with no second request.  A read of a
+ * chunk that nobody fetches pins nothing.
+ */
+static void test_store_read_fd_waits_for_fetch(void **state)
+{
+	struct test_env *env = start_readahead(state);
+	struct cache_read_pin pin;
+	struct cache_file *f;
+	char *buf = malloc(CS);
+	bool changed;
+	size_t n;
+	int fd;
+
+	assert_non_null(buf);
+	test_put_pattern(env->fo, "f", 16 * CS, 51);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	/* Each fetch takes 300 ms: the first read fetches chunk 0 and
+	 * queues chunk 1, which is still being fetched after it. */
+	fake_set_read_delay_ms(env->fo, 300);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	assert_int_equal(cache_file_read_fd(f, CS, CS, &fd, &n, &pin), 1);
+	assert_int_equal(n, CS);
+	assert_int_equal(pread(fd, buf, n, CS), (ssize_t)n);
+	assert_pattern(buf, n, CS, 51);
+	cache_read_unpin(env->c, &pin);
+	assert_int_equal(test_stats(env->c).bytes_zero_copy, CS);
+
+	fake_set_read_delay_ms(env->fo, 0);
+	assert_int_equal(cache_file_read_fd(f, 12 * CS, CS, &fd, &n, &pin), 0);
+	assert_int_equal(test_stats(env->c).bytes_zero_copy, CS);
+	cache_file_release(f);
+
+	/* Once readahead is done, no chunk came twice. */
+	wait_for_reads(env->fo, 4);
+	assert_int_equal(test_stats(env->c).bytes_from_origin,
+			 test_stats(env->c).chunks_cached * CS);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -793,6 +835,8 @@ int main(int argc, char **argv)
 			test_store_tail_read_fetches_one_chunk,
 			test_env_teardown),
 		cmocka_unit_test_teardown(test_store_second_read_is_hit,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_read_fd_waits_for_fetch,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_stats_count_hits_misses,
 					  test_env_teardown),
