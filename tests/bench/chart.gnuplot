@@ -15,9 +15,12 @@ set grid ytics
 set xtics rotate by -35 left
 set key outside right top vertical
 set datafile missing "?"
-# Ten distinct colours, in the column order of summarize.py.
-array colours[10] = ["#1b5e20", "#66bb6a", "#a5d6a7", "#c5e1a5", \
-	"#1565c0", "#ef6c00", "#6d4c41", "#bcaaa4", "#424242", "#9e9e9e"]
-do for [i=1:10] { set linetype i linecolor rgb colours[i] }
+# Twelve distinct colours, in the column order of summarize.py: the
+# nearfs variants in greens, blue and orange, the peers in browns and
+# greys, the local disk in teal and bindfs in purple.
+array colours[12] = ["#1b5e20", "#66bb6a", "#a5d6a7", "#c5e1a5", \
+	"#1565c0", "#ef6c00", "#6d4c41", "#bcaaa4", "#424242", "#9e9e9e", \
+	"#00838f", "#8e24aa"]
+do for [i=1:12] { set linetype i linecolor rgb colours[i] }
 set bmargin 7
 plot for [i=2:columns] datafile using i:xtic(1) title columnheader(i)
