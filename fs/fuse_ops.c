@@ -491,23 +491,32 @@ void nearfs_fs_wait_invalidations(struct nearfs_fs *fs)
  * larger reply through a buffer instead.  The kernel's READ requests are
  * at most max_write long (libfuse sets max_pages from it), so max_write
  * leaves that room.
+ *
+ * It is a power of two, 512 KiB with the default pipe limit.  chunk_size
+ * is a power of two too, so each request of a sequential reader lies
+ * within one chunk or covers whole chunks.  With 1008 KiB requests, one
+ * chunk served the end of one request and the start of the next, and a
+ * full cache could evict it between the two.
  */
 static unsigned splice_request_max(void)
 {
-	unsigned long pipe_max = MAX_REQUEST;
+	unsigned long pipe_max = MAX_REQUEST, room, size;
 	long page = sysconf(_SC_PAGESIZE);
 	FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
 
 	if (page <= 0)
 		page = 4096;
 	if (f) {
-		if (fscanf(f, "%lu", &pipe_max) != 1 || pipe_max > MAX_REQUEST)
+		if (fscanf(f, "%lu", &pipe_max) != 1)
 			pipe_max = MAX_REQUEST;
 		fclose(f);
 	}
 	if (pipe_max < (SPLICE_SLACK_PAGES + 16) * (unsigned long)page)
 		return MAX_REQUEST;	/* too small a pipe to splice through */
-	return (pipe_max / page - SPLICE_SLACK_PAGES) * page;
+	room = pipe_max - SPLICE_SLACK_PAGES * (unsigned long)page;
+	for (size = MAX_REQUEST; size > room; size /= 2)
+		;
+	return size;
 }
 
 static void nf_init(void *userdata, struct fuse_conn_info *conn)

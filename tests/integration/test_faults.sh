@@ -357,8 +357,8 @@ check "partly cached object changed: no mix of two versions"
 # the proxy would hold back that HEAD.  Then a read of chunk 0 returns
 # cached bytes of version 1, and chunk 4 must not come from version 2.
 # O_DIRECT sends each read to nearfs as one request if it is no longer
-# than the largest FUSE request (1008 KiB), so each read takes half a
-# chunk.
+# than the largest FUSE request (512 KiB by default), so each read takes
+# half a chunk.
 s3 put data race.bin "$REF/change.v1"
 dd if="$MNT4/race.bin" of=/dev/null iflag=direct bs=1M count=1 status=none
 s3 put data race.bin "$REF/change.v2"
