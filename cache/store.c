@@ -841,6 +841,11 @@ static void chunk_write_free(struct chunk_write *w)
  * its room and open the data file.  Called without the lock.  When there
  * is no room the bytes are only summed, and chunk_write_end() gives the
  * chunk up.
+ *
+ * NOTE: a crash while a chunk arrives leaves the bytes written so far in
+ * the data file, outside bytes_cached, until the chunk is fetched again
+ * over them or the object goes.  Each crash adds at most the chunks that
+ * were in flight.
  */
 static void chunk_write_begin(struct cache *c, struct object *obj,
 			      uint32_t len, struct chunk_write *w)
@@ -855,6 +860,12 @@ static void chunk_write_begin(struct cache *c, struct object *obj,
 	if (obj->kept)
 		c->bytes_cached += len;	/* the only copy: past the budget */
 	w->reserved = obj->kept || store_reserve(c, len) == 0;
+	/* The OBJECT record comes before the data file, so that a crash
+	 * while the chunk arrives leaves no data file that the index does
+	 * not name. */
+	if (w->reserved && !obj->logged && c->index &&
+	    store_log_object(c, obj) < 0)
+		obj->logged = false;	/* the chunk's insert tries again */
 	if (w->reserved) {
 		ret = store_object_open_fd(c, obj);
 		if (ret >= 0)
@@ -1572,12 +1583,45 @@ static int replay_index(struct cache *c, struct recordlog_scan *scan,
 	return ret;
 }
 
+static void collect_empty(void *arg, const char *key, void *value)
+{
+	struct object *obj = value, ***next = arg;
+
+	(void)key;
+	if (obj->ncached == 0 && obj->refs == 0)
+		*(*next)++ = obj;
+}
+
+/* Remove the replayed objects that have no chunk: a crash can leave one
+ * between its OBJECT record and its first chunk. */
+static int drop_empty_objects(struct cache *c)
+{
+	struct object **empty = calloc(c->objects.count + 1, sizeof(*empty));
+	struct object **next = empty;
+
+	if (!empty)
+		return -ENOMEM;
+	htab_for_each(&c->objects, collect_empty, &next);
+	for (struct object **p = empty; p < next; p++) {
+		htab_remove(&c->objects, (*p)->path);
+		c->objects_cached--;
+		object_destroy(c, *p);
+	}
+	free(empty);
+	return 0;
+}
+
 int store_replay(struct cache *c, char *err, size_t errlen)
 {
 	int reset, ret = replay_index(c, NULL, &reset, err, errlen);
 
 	if (ret < 0)
 		return ret;
+	ret = drop_empty_objects(c);
+	if (ret < 0) {
+		snprintf(err, errlen, "out of memory");
+		return ret;
+	}
 	/* A lower cache_size than the last run's takes effect now. */
 	store_shrink(c);
 	return reset;
@@ -1601,6 +1645,14 @@ int store_read_index(struct cache *c, struct recordlog_scan *scan, char *err,
 	return ret;
 }
 
+static bool data_file_exists(struct cache *c, const struct object *obj)
+{
+	char rel[64];
+
+	store_data_path(c, obj->id, rel, sizeof(rel));
+	return faccessat(c->root_fd, rel, F_OK, 0) == 0;
+}
+
 static void compact_object(void *arg, const char *key, void *value)
 {
 	struct cache *c = arg;
@@ -1608,7 +1660,10 @@ static void compact_object(void *arg, const char *key, void *value)
 
 	(void)key;
 	obj->logged = false;
-	if (obj->ncached == 0)
+	/* An object without chunks keeps its record while its data file
+	 * exists, as when eviction took every chunk of an open file.  The
+	 * next start removes both. */
+	if (obj->ncached == 0 && obj->fd < 0 && !data_file_exists(c, obj))
 		return;
 	store_log_object(c, obj);
 	if (obj->lent)

@@ -75,7 +75,7 @@ struct verify {
 	uint32_t chunk_size;
 	bool index_usable;	/* the index was read: orphans can be told */
 	bool journal_usable;	/* the journal was read completely */
-	struct htab live;	/* "%016x" id of objects with cached chunks */
+	struct htab live;	/* "%016x" id of the objects in the index */
 	struct htab listed;	/* "dirty/SEQ" names the journal lists */
 	char *buf;		/* one chunk */
 	int error;		/* the check cannot go on: -errno */
@@ -215,14 +215,18 @@ static void check_one_object(void *arg, const char *key, void *value)
 	char id[17];
 
 	(void)key;
-	if (v->error || obj->ncached == 0)
+	if (v->error)
 		return;
+	/* An object without chunks still names its data file: a crash
+	 * while its first chunk arrived leaves both, and the next start
+	 * removes them. */
 	id_key(obj->id, id);
 	if (htab_put(&v->live, id, obj) < 0) {
 		v->error = -ENOMEM;
 		return;
 	}
-	check_object(v, pair[1], obj);
+	if (obj->ncached)
+		check_object(v, pair[1], obj);
 }
 
 /* A cache for the index of the folder, with its chunk size. */

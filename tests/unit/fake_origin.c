@@ -51,6 +51,7 @@ struct fake_origin {
 	size_t last_read_len;
 	uint64_t stream_cut;		/* under lock; 0: none */
 	bool stream_cut_retry;
+	uint64_t stream_stall;		/* under lock; 0: none */
 };
 
 static struct fake_origin *to_fake(struct origin *o)
@@ -457,6 +458,14 @@ static int fake_read_stream(struct origin *o, const char *path,
 		return -ENOMEM;
 	ret = fake_read(o, path, version, offset, len, buf, &n);
 	pthread_mutex_lock(&fo->lock);
+	if (!ret && fo->stream_stall && fo->stream_stall < n) {
+		uint64_t stall = fo->stream_stall;
+
+		pthread_mutex_unlock(&fo->lock);
+		stream_out(buf, stall, fn, arg);
+		for (;;)
+			pause();	/* until the process is killed */
+	}
 	cut = fo->stream_cut;
 	retry = fo->stream_cut_retry;
 	if (!ret && cut && cut < n)
@@ -963,6 +972,13 @@ void fake_fail_next(struct fake_origin *fo, enum fake_op op,
 void fake_enable_stream(struct fake_origin *fo)
 {
 	fo->ops.read_stream = fake_read_stream;
+}
+
+void fake_stall_streams(struct fake_origin *fo, uint64_t after)
+{
+	pthread_mutex_lock(&fo->lock);
+	fo->stream_stall = after;
+	pthread_mutex_unlock(&fo->lock);
 }
 
 void fake_cut_next_stream(struct fake_origin *fo, uint64_t after, bool retry)

@@ -96,6 +96,10 @@ void fake_enable_stream(struct fake_origin *fo);
  * does; without, it fails with -EIO. */
 void fake_cut_next_stream(struct fake_origin *fo, uint64_t after, bool retry);
 
+/* Have every read_stream call hand out `after` bytes and then wait for
+ * the process to be killed, as a transfer that a crash interrupts. */
+void fake_stall_streams(struct fake_origin *fo, uint64_t after);
+
 /* Give the origin a list_page() op (none by default, like a directory
  * origin) that lists page_size entries a page in name order, each page
  * one FAKE_LIST call.  0 removes the op again.  Call it before

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -473,6 +476,112 @@ static void test_verify_pending_shorter_message(void **state)
 			    "the file has 0 bytes (5000 bytes shorter)");
 }
 
+/*
+ * A daemon killed while a chunk arrives leaves its data file behind.  The
+ * index names that file before it exists, the check finds nothing wrong,
+ * and the next start removes the file of the chunkless object.
+ */
+static void test_verify_kill_mid_fetch(void **state)
+{
+	struct test_env *env = test_env_create(state, "verify-XXXXXX", CS,
+					       64 * CS, 60000);
+	const char *paths[] = { "big" };
+	const char *data = "data/01/0000000000000001";
+	char root[PATH_MAX], err[256];
+	struct timespec nap = { 0, 10 * 1000 * 1000 };
+	int status, tries, pipefd[2];
+	struct run r;
+	pid_t pid;
+
+	fake_enable_stream(env->fo);
+	put_pattern(env->fo, "big", 4 * CS, 5);
+	fake_stall_streams(env->fo, CS / 2);
+	memset(root, 0, sizeof(root));
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (test_env_open(env) < 0)
+			_exit(2);
+		snprintf(root, sizeof(root), "%s", cache_path(env->c));
+		if (write(pipefd[1], root, sizeof(root)) != sizeof(root))
+			_exit(2);
+		cache_warm(env->c, paths, 1, 1, NULL, NULL, err, sizeof(err));
+		_exit(3);	/* the stalled stream never returns */
+	}
+	close(pipefd[1]);
+	assert_int_equal(read(pipefd[0], root, sizeof(root)), sizeof(root));
+	close(pipefd[0]);
+	for (tries = 0; tries < 500 && access(in_root(root, data), F_OK);
+	     tries++)
+		nanosleep(&nap, NULL);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(access(in_root(root, data), F_OK), 0);
+
+	r = run_verify(root, false);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(total_problems(&r.counts), 0);
+	assert_int_equal(r.counts.chunks, 0);
+
+	fake_stall_streams(env->fo, 0);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(test_stats(env->c).bytes_cached, 0);
+	assert_int_equal(test_stats(env->c).chunks_cached, 0);
+	assert_int_equal(access(in_root(root, data), F_OK), -1);
+	test_env_close(env);
+
+	r = run_verify(root, false);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(total_problems(&r.counts), 0);
+	assert_int_equal(r.counts.objects, 0);
+}
+
+/*
+ * Eviction takes every chunk of a file that is still open.  Its data file
+ * stays until the file is closed, and the index keeps naming it across a
+ * restart until the next start removes both.
+ */
+static void test_verify_open_file_evicted(void **state)
+{
+	struct test_env *env = test_env_create(state, "verify-XXXXXX", CS,
+					       2 * CS, 60000);
+	const char *a_data = "data/01/0000000000000001";
+	char root[PATH_MAX], *buf = malloc(CS);
+	struct cache_file *f;
+	bool changed;
+	struct run r;
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "a", 2 * CS, 1);
+	put_pattern(env->fo, "b", 2 * CS, 2);
+	assert_int_equal(test_env_open(env), 0);
+	snprintf(root, sizeof(root), "%s", cache_path(env->c));
+	assert_int_equal(cache_file_open(env->c, "a", O_RDONLY, &f, &changed),
+			 0);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	read_whole(env->c, "b", 2 * CS, 2);	/* evicts the chunk of a */
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
+	cache_file_release(f);
+	test_env_close(env);
+	free(buf);
+	assert_int_equal(access(in_root(root, a_data), F_OK), 0);
+
+	r = run_verify(root, false);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(total_problems(&r.counts), 0);
+	assert_int_equal(r.counts.chunks, 2);
+
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(access(in_root(root, a_data), F_OK), -1);
+	assert_int_equal(test_stats(env->c).bytes_cached, 2 * CS);
+	test_env_close(env);
+	r = run_verify(root, false);
+	assert_int_equal(total_problems(&r.counts), 0);
+	assert_int_equal(r.counts.objects, 1);
+}
+
 static void test_verify_rejects_locked(void **state)
 {
 	struct test_env *env;
@@ -513,6 +622,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_verify_pending_size_mismatch,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_pending_shorter_message,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_verify_kill_mid_fetch,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_verify_open_file_evicted,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_rejects_locked,
 					  test_env_teardown),
