@@ -40,6 +40,7 @@ struct chunk {
 	uint8_t state : 1;	/* enum chunk_state */
 	bool verified : 1;	/* checksum checked since the index loaded */
 	bool verifying : 1;	/* a reader is checking it; others wait */
+	bool ahead : 1;		/* queued by readahead and not read yet */
 };
 
 _Static_assert(sizeof(struct chunk) <= 48, "struct chunk grew");
@@ -232,6 +233,7 @@ struct cache {
 	pthread_cond_t ra_wake;
 	bool ra_stop;
 	uint64_t readaheads;	/* chunks queued by readahead */
+	uint64_t ahead_chunks;	/* chunks with chunk.ahead set */
 
 	/* Listing prefetch, under lock. */
 	struct list_node prefetches;	/* struct prefetch in flight */

@@ -19,6 +19,9 @@
  *   the whole object instead (drop_lent()).
  * - A chunk loaded from the index is not trusted until its checksum was
  *   checked once (chunk.verified); a failure makes it a miss.
+ * - A chunk that readahead queued and no read has touched yet
+ *   (chunk.ahead) gets a second chance: eviction moves it to the young
+ *   end once instead of taking it.  ahead_chunks counts them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -377,11 +380,21 @@ static void punch(struct cache *c, struct object *obj, struct chunk *ch)
 			  ch->len);
 }
 
+/* A read reached ch, or eviction gave it its second chance. */
+static void ahead_clear(struct cache *c, struct chunk *ch)
+{
+	if (!ch->ahead)
+		return;
+	ch->ahead = false;
+	c->ahead_chunks--;
+}
+
 /* Forget chunk index of obj; the caller punched or never wrote it. */
 static void chunk_remove(struct cache *c, struct object *obj, uint32_t index)
 {
 	struct chunk *ch = obj->chunks[index];
 
+	ahead_clear(c, ch);
 	if (ch->state == CHUNK_PRESENT) {
 		list_del(&ch->lru);
 		c->bytes_cached -= ch->len;
@@ -492,18 +505,32 @@ void store_object_put(struct cache *c, struct object *obj)
 	}
 }
 
-/* Evict the oldest chunk that no read is using.  Returns false when
- * there is none. */
+/*
+ * Evict the oldest chunk that no read is using.  Returns false when
+ * there is none.  A chunk that readahead fetched for a reader that has
+ * not reached it yet looks older than it is, because the reader touches
+ * the chunks before it.  Such a chunk moves to the young end once and
+ * the search goes on, so the search still ends.
+ */
 static bool evict_one(struct cache *c)
 {
-	struct list_node *n;
+	struct list_node *n, *next;
 
-	for (n = c->lru.next; n != &c->lru; n = n->next) {
+	for (n = c->lru.next; n != &c->lru; n = next) {
 		struct chunk *ch = list_entry(n, struct chunk, lru);
 		struct object *obj = ch->obj;
 
+		next = n->next;
 		if (ch->readers || obj->kept)
 			continue;
+		if (ch->ahead) {
+			ahead_clear(c, ch);
+			list_del(&ch->lru);
+			list_add_tail(&c->lru, &ch->lru);
+			if (next == &c->lru)
+				next = &ch->lru;
+			continue;
+		}
 		if (obj->lent) {
 			c->evictions += drop_lent(c, obj);
 			return true;
@@ -678,6 +705,7 @@ static void touch(struct cache *c, struct object *obj, struct chunk *ch)
 {
 	uint32_t now = clock_now_ms() / 1000;
 
+	ahead_clear(c, ch);
 	list_del(&ch->lru);
 	list_add_tail(&c->lru, &ch->lru);
 	if (now - ch->touched_s >= TOUCH_INTERVAL_S) {
@@ -1774,6 +1802,8 @@ static bool queue_run(struct cache *c, struct object *obj, uint32_t first,
 
 		if (!ch)
 			break;
+		ch->ahead = true;
+		c->ahead_chunks++;
 		obj->chunks[first + i] = ch;
 	}
 	if (i == 0) {
@@ -1797,6 +1827,19 @@ static bool queue_run(struct cache *c, struct object *obj, uint32_t first,
  * unless it starts in the nearer half of the window, where the reader
  * will soon need it.
  */
+/*
+ * Return how many more chunks readahead may queue.  The chunks it queued
+ * that no reader has reached yet take at most a quarter of cache_size,
+ * so that they and the chunks the readers are in fit together.  Older
+ * chunks are evicted for them as for any fetch.  Lock held.
+ */
+static uint64_t ahead_room(const struct cache *c)
+{
+	uint64_t max = c->cfg.size_max / 4 / c->cfg.chunk_size;
+
+	return max > c->ahead_chunks ? max - c->ahead_chunks : 0;
+}
+
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count)
 {
@@ -1808,19 +1851,19 @@ void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 	pthread_mutex_lock(&c->lock);
 	while (i < end && c->ra_queued < RA_QUEUE_MAX && !obj->detached &&
 	       c->ra_nthreads) {
-		uint64_t bytes = 0;
+		uint64_t room = ahead_room(c);
 		uint32_t n = 0;
 
 		if (obj->chunks[i]) {
 			i++;
 			continue;
 		}
-		while (i + n < end && n < run_max && !obj->chunks[i + n])
-			bytes += chunk_length(c, obj, i + n++);
-		if (n < run_max && i + n == end && i - first > count / 2)
+		while (i + n < end && n < run_max && n < room &&
+		       !obj->chunks[i + n])
+			n++;
+		if (n == 0)
 			break;
-		/* Never push the reader's own data out for readahead. */
-		if (c->bytes_cached + bytes > c->cfg.size_max)
+		if (n < run_max && i + n == end && i - first > count / 2)
 			break;
 		if (!queue_run(c, obj, i, n))
 			break;

@@ -786,6 +786,100 @@ static void test_store_read_fd_cached_range(void **state)
 	free(buf);
 }
 
+/* Open a cache of size_max bytes with readahead of four chunks. */
+static struct test_env *start_readahead_in(void **state, uint64_t size_max)
+{
+	struct test_env *env = test_env_create(state,
+					       "cache-tests-store-XXXXXX", CS,
+					       size_max, 60000);
+
+	env->cfg.readahead = 4 * CS;
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+/* Read chunks [from, to) of path in order through one handle. */
+static void read_chunks(struct cache *c, const char *path, uint32_t from,
+			uint32_t to, unsigned seed)
+{
+	char *buf = malloc(CS);
+	struct cache_file *f;
+	bool changed;
+
+	assert_non_null(buf);
+	assert_int_equal(cache_file_open(c, path, O_RDONLY, &f, &changed), 0);
+	for (uint32_t i = from; i < to; i++) {
+		assert_int_equal(cache_file_read(f, buf, CS, (uint64_t)i * CS),
+				 CS);
+		assert_pattern(buf, CS, (uint64_t)i * CS, seed);
+	}
+	cache_file_release(f);
+	free(buf);
+}
+
+/*
+ * A cache full of one file still reads ahead for the next: readahead
+ * evicts the old chunks as any fetch does, and fetches no chunk twice.
+ */
+static void test_store_readahead_full_cache(void **state)
+{
+	struct test_env *env = start_readahead_in(state, 16 * CS);
+	struct cache_stats before, after;
+
+	test_put_pattern(env->fo, "old", 16 * CS, 60);
+	test_put_pattern(env->fo, "f", 32 * CS, 61);
+	read_chunks(env->c, "old", 0, 16, 60);
+	assert_int_equal(wait_for_reads(env->fo, 16), 16);
+	assert_int_equal(test_stats(env->c).bytes_cached, 16 * CS);
+
+	before = test_stats(env->c);
+	fake_reset_calls(env->fo);
+	read_chunks(env->c, "f", 0, 32, 61);
+	after = test_stats(env->c);
+	assert_true(after.readaheads - before.readaheads >= 16);
+	assert_int_equal(after.bytes_from_origin - before.bytes_from_origin,
+			 32 * CS);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 32);
+	assert_int_equal(after.bytes_cached, 16 * CS);
+}
+
+/*
+ * Chunks that readahead fetched before their reader got to them outlive
+ * older chunks the reader touched since: eviction passes over each of
+ * them once.
+ */
+static void test_store_readahead_second_chance(void **state)
+{
+	/* A quarter of 8 chunks may be read ahead and not read yet. */
+	struct test_env *env = start_readahead_in(state, 8 * CS);
+
+	test_put_pattern(env->fo, "f", 8 * CS, 62);
+	test_put_pattern(env->fo, "g", 8 * CS, 63);
+	/* Windows of 1, 2 and 4 chunks, capped at two chunks ahead:
+	 * chunks 3 and 4 arrive unread. */
+	read_chunks(env->c, "f", 0, 3, 62);
+	assert_int_equal(wait_for_reads(env->fo, 5), 5);
+	/* Touch 2, 1 and 0 again, without readahead: the unread 3 and 4
+	 * are now the oldest. */
+	for (uint32_t i = 3; i-- > 0;)
+		read_chunk_ok(env->c, "f", i, 62);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 5);
+
+	/* Six chunks of g, last first so that nothing is read ahead,
+	 * push three chunks out. */
+	for (uint32_t i = 6; i-- > 0;)
+		read_chunk_ok(env->c, "g", i, 63);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 11);
+	assert_int_equal(test_stats(env->c).evictions, 3);
+
+	fake_reset_calls(env->fo);
+	read_chunk_ok(env->c, "f", 4, 62);
+	read_chunk_ok(env->c, "f", 3, 62);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	read_chunk_ok(env->c, "f", 2, 62);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+}
+
 /*
  * A zero-copy read of a chunk that readahead is fetching waits for the
  * fetch and pins the stored chunk, with no second request.  A read of a
@@ -837,6 +931,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_store_second_read_is_hit,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_read_fd_waits_for_fetch,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_readahead_full_cache,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_readahead_second_chance,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_stats_count_hits_misses,
 					  test_env_teardown),
