@@ -14,7 +14,7 @@
 /* Bytes of one line, its NUL included.  Longer messages are cut. */
 #define LINE_MAX_BYTES 2048
 
-int log_max_level = LOG_INFO;
+_Atomic int log_max_level = LOG_INFO;
 static bool to_syslog;
 /* While to_syslog is set, messages up to this level also go to stderr. */
 static int stderr_max_level = -1;

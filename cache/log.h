@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include <syslog.h>
 
-extern int log_max_level;	/* LOG_ERR .. LOG_DEBUG */
+/* LOG_ERR .. LOG_DEBUG.  Atomic, because `nearfs-ctl set log_level=`
+ * changes it while other threads log. */
+extern _Atomic int log_max_level;
 
 /* Send later messages to syslog (true) or stderr (false). */
 void log_use_syslog(bool on);
