@@ -338,8 +338,14 @@ int store_object_open_fd(struct cache *c, struct object *obj)
 			 obj->path : "(removed)", obj->ncached);
 		drop_all_chunks(c, obj);
 	}
-	if (fd < 0)
+	if (fd < 0) {
+		/* The OBJECT record comes before the data file, so that a
+		 * crash leaves no data file that the index does not name. */
+		if (!obj->logged && obj->path && c->index &&
+		    store_log_object(c, obj) < 0)
+			obj->logged = false;	/* the first chunk tries again */
 		fd = open_data(c, obj->id, O_RDWR | O_CREAT);
+	}
 	if (fd < 0)
 		return -errno;
 	/* Sized up front and sparse: a complete copy is a plain file. */
@@ -497,8 +503,8 @@ void store_object_put(struct cache *c, struct object *obj)
 		object_destroy(c, obj);
 		return;
 	}
-	if (obj->ncached == 0 && !obj->logged) {
-		/* Never stored anything: nothing to keep. */
+	if (obj->ncached == 0) {
+		/* Nothing cached, or eviction took it all: nothing to keep. */
 		htab_remove(&c->objects, obj->path);
 		c->objects_cached--;
 		object_destroy(c, obj);
@@ -888,12 +894,6 @@ static void chunk_write_begin(struct cache *c, struct object *obj,
 	if (obj->kept)
 		c->bytes_cached += len;	/* the only copy: past the budget */
 	w->reserved = obj->kept || store_reserve(c, len) == 0;
-	/* The OBJECT record comes before the data file, so that a crash
-	 * while the chunk arrives leaves no data file that the index does
-	 * not name. */
-	if (w->reserved && !obj->logged && c->index &&
-	    store_log_object(c, obj) < 0)
-		obj->logged = false;	/* the chunk's insert tries again */
 	if (w->reserved) {
 		ret = store_object_open_fd(c, obj);
 		if (ret >= 0)
