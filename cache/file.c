@@ -520,6 +520,10 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 		sequential = offset == 0;
 	if (!sequential || offset + n > f->next_offset)
 		f->next_offset = offset + n;
+	if (f->ra_window && (!sequential || max == 0))
+		f->c->ra_readers--;
+	else if (!f->ra_window && sequential && max)
+		f->c->ra_readers++;
 	if (!sequential || max == 0)
 		f->ra_window = 0;
 	else if (f->ra_window == 0)
@@ -1268,6 +1272,8 @@ void cache_file_release(struct cache_file *f)
 		pthread_mutex_unlock(&f->sh->lock);
 	}
 	pthread_mutex_lock(&c->lock);
+	if (f->ra_window)
+		c->ra_readers--;
 	if (f->sh && f->writable && --f->sh->writers == 0)
 		wb_writer_closed(c, f->sh);
 	if (f->sh)

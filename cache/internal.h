@@ -59,6 +59,7 @@ struct object {
 	uint32_t nchunks;
 	struct chunk **chunks;	/* [nchunks], NULL where not cached */
 	uint32_t ncached;	/* chunks in CHUNK_PRESENT */
+	uint32_t nahead;	/* chunks with chunk.ahead set */
 	unsigned refs;		/* open handles pinning this version */
 	int fd;			/* data file while refs > 0, else -1 */
 	bool logged;		/* an OBJ record is in the index */
@@ -234,6 +235,7 @@ struct cache {
 	bool ra_stop;
 	uint64_t readaheads;	/* chunks queued by readahead */
 	uint64_t ahead_chunks;	/* chunks with chunk.ahead set */
+	unsigned ra_readers;	/* handles with a readahead window */
 
 	/* Listing prefetch, under lock. */
 	struct list_node prefetches;	/* struct prefetch in flight */

@@ -392,6 +392,7 @@ static void ahead_clear(struct cache *c, struct chunk *ch)
 	if (!ch->ahead)
 		return;
 	ch->ahead = false;
+	ch->obj->nahead--;
 	c->ahead_chunks--;
 }
 
@@ -495,6 +496,11 @@ void store_object_put(struct cache *c, struct object *obj)
 {
 	if (--obj->refs > 0)
 		return;
+	/* The last handle closed, so the chunks readahead fetched for it
+	 * are plain LRU data now and no longer take readahead's room. */
+	for (uint32_t i = 0; obj->nahead && i < obj->nchunks; i++)
+		if (obj->chunks[i])
+			ahead_clear(c, obj->chunks[i]);
 	if (obj->fd >= 0) {
 		close(obj->fd);
 		obj->fd = -1;
@@ -1803,6 +1809,7 @@ static bool queue_run(struct cache *c, struct object *obj, uint32_t first,
 		if (!ch)
 			break;
 		ch->ahead = true;
+		obj->nahead++;
 		c->ahead_chunks++;
 		obj->chunks[first + i] = ch;
 	}
@@ -1827,6 +1834,10 @@ static bool queue_run(struct cache *c, struct object *obj, uint32_t first,
  * unless it starts in the nearer half of the window, where the reader
  * will soon need it.
  */
+/* Chunks of the cache per sequential reader below which readahead
+ * stops evicting: the chunk the reader is in, the next, and room ahead. */
+#define RA_READER_CHUNKS 4
+
 /*
  * Return how many more chunks readahead may queue.  The chunks it queued
  * that no reader has reached yet take at most a quarter of cache_size,
@@ -1835,9 +1846,18 @@ static bool queue_run(struct cache *c, struct object *obj, uint32_t first,
  */
 static uint64_t ahead_room(const struct cache *c)
 {
-	uint64_t max = c->cfg.size_max / 4 / c->cfg.chunk_size;
+	uint64_t chunks = c->cfg.size_max / c->cfg.chunk_size;
+	uint64_t max = chunks / 4, room, free_chunks;
 
-	return max > c->ahead_chunks ? max - c->ahead_chunks : 0;
+	room = max > c->ahead_chunks ? max - c->ahead_chunks : 0;
+	if ((uint64_t)c->ra_readers * RA_READER_CHUNKS <= chunks)
+		return room;
+	/* Too many readers for the cache: any chunk readahead evicts
+	 * would be one that a reader is still in.  Use free room only. */
+	free_chunks = c->cfg.size_max > c->bytes_cached ?
+		      (c->cfg.size_max - c->bytes_cached) / c->cfg.chunk_size :
+		      0;
+	return room < free_chunks ? room : free_chunks;
 }
 
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,

@@ -798,23 +798,31 @@ static struct test_env *start_readahead_in(void **state, uint64_t size_max)
 	return env;
 }
 
-/* Read chunks [from, to) of path in order through one handle. */
-static void read_chunks(struct cache *c, const char *path, uint32_t from,
-			uint32_t to, unsigned seed)
+/* Read chunks [from, to) of f in order through handle f. */
+static void read_chunks_with(struct cache_file *f, uint32_t from, uint32_t to,
+			     unsigned seed)
 {
 	char *buf = malloc(CS);
-	struct cache_file *f;
-	bool changed;
 
 	assert_non_null(buf);
-	assert_int_equal(cache_file_open(c, path, O_RDONLY, &f, &changed), 0);
 	for (uint32_t i = from; i < to; i++) {
 		assert_int_equal(cache_file_read(f, buf, CS, (uint64_t)i * CS),
 				 CS);
 		assert_pattern(buf, CS, (uint64_t)i * CS, seed);
 	}
-	cache_file_release(f);
 	free(buf);
+}
+
+/* Read chunks [from, to) of path in order through one handle. */
+static void read_chunks(struct cache *c, const char *path, uint32_t from,
+			uint32_t to, unsigned seed)
+{
+	struct cache_file *f;
+	bool changed;
+
+	assert_int_equal(cache_file_open(c, path, O_RDONLY, &f, &changed), 0);
+	read_chunks_with(f, from, to, seed);
+	cache_file_release(f);
 }
 
 /*
@@ -852,12 +860,16 @@ static void test_store_readahead_second_chance(void **state)
 {
 	/* A quarter of 8 chunks may be read ahead and not read yet. */
 	struct test_env *env = start_readahead_in(state, 8 * CS);
+	struct cache_file *f;
+	bool changed;
 
 	test_put_pattern(env->fo, "f", 8 * CS, 62);
 	test_put_pattern(env->fo, "g", 8 * CS, 63);
 	/* Windows of 1, 2 and 4 chunks, capped at two chunks ahead:
-	 * chunks 3 and 4 arrive unread. */
-	read_chunks(env->c, "f", 0, 3, 62);
+	 * chunks 3 and 4 arrive unread, for a reader that stays open. */
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	read_chunks_with(f, 0, 3, 62);
 	assert_int_equal(wait_for_reads(env->fo, 5), 5);
 	/* Touch 2, 1 and 0 again, without readahead: the unread 3 and 4
 	 * are now the oldest. */
@@ -878,6 +890,75 @@ static void test_store_readahead_second_chance(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 	read_chunk_ok(env->c, "f", 2, 62);
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
+	cache_file_release(f);
+}
+
+/*
+ * Chunks read ahead for a reader that closed its file before reaching
+ * them no longer take readahead's room, so the next reader gets
+ * readahead in a cache that still has room.
+ */
+static void test_store_readahead_after_close(void **state)
+{
+	/* Four of 16 chunks may be read ahead and not read yet. */
+	struct test_env *env = start_readahead_in(state, 16 * CS);
+	struct cache_stats before;
+
+	test_put_pattern(env->fo, "a", 8 * CS, 64);
+	test_put_pattern(env->fo, "b", 8 * CS, 65);
+	/* Windows of 1, 2 and 4: chunks 3 to 6 arrive unread. */
+	read_chunks(env->c, "a", 0, 3, 64);
+	assert_int_equal(wait_for_reads(env->fo, 7), 7);
+
+	before = test_stats(env->c);
+	read_chunks(env->c, "b", 0, 8, 65);
+	assert_int_equal(wait_for_reads(env->fo, 15), 15);
+	assert_true(test_stats(env->c).readaheads - before.readaheads >= 5);
+	assert_int_equal(test_stats(env->c).evictions, 0);
+}
+
+/*
+ * A full cache of 8 chunks reads ahead for two sequential readers, which
+ * leaves each of them four chunks, but not for a third: whatever it
+ * evicted could be a chunk that one of the others is still in.
+ */
+static void test_store_readahead_crowded_cache(void **state)
+{
+	struct test_env *env = start_readahead_in(state, 8 * CS);
+	struct cache_file *x, *y, *z;
+	bool changed;
+
+	test_put_pattern(env->fo, "old", 8 * CS, 66);
+	test_put_pattern(env->fo, "x", 2 * CS, 67);
+	test_put_pattern(env->fo, "y", 2 * CS, 68);
+	test_put_pattern(env->fo, "z", 8 * CS, 69);
+	read_chunks(env->c, "old", 0, 8, 66);
+	assert_int_equal(wait_for_reads(env->fo, 8), 8);
+	assert_int_equal(test_stats(env->c).bytes_cached, 8 * CS);
+
+	/* x and y read ahead: each first read queues chunk 1, which the
+	 * second read takes.  Both stay open, still sequential. */
+	fake_reset_calls(env->fo);
+	assert_int_equal(cache_file_open(env->c, "x", O_RDONLY, &x, &changed),
+			 0);
+	assert_int_equal(cache_file_open(env->c, "y", O_RDONLY, &y, &changed),
+			 0);
+	read_chunks_with(x, 0, 1, 67);
+	assert_int_equal(wait_for_reads(env->fo, 2), 2);
+	read_chunks_with(x, 1, 2, 67);
+	read_chunks_with(y, 0, 1, 68);
+	assert_int_equal(wait_for_reads(env->fo, 4), 4);
+	read_chunks_with(y, 1, 2, 68);
+
+	/* The third reader gets no readahead: only z0 is fetched. */
+	assert_int_equal(cache_file_open(env->c, "z", O_RDONLY, &z, &changed),
+			 0);
+	read_chunks_with(z, 0, 1, 69);
+	assert_int_equal(wait_for_reads(env->fo, 6), 5);
+	cache_file_release(z);
+	cache_file_release(y);
+	cache_file_release(x);
+	assert_int_equal(test_stats(env->c).bytes_cached, 8 * CS);
 }
 
 /*
@@ -935,6 +1016,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_store_readahead_full_cache,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_second_chance,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_readahead_after_close,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_readahead_crowded_cache,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_stats_count_hits_misses,
 					  test_env_teardown),
