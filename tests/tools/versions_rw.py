@@ -23,8 +23,10 @@ stays open for 25 reads from offset 0, across changes of the file, and
 is then opened again.  Every read must be empty, a whole version, or fail
 (EIO is how nearfs reports a version that changed under a reader).  A
 missing file counts as not written yet.  A version cut at the size of
-the version before it, or a whole version followed by bytes up to the
-size of the next one, fails as any other mix.  Prints a summary line (reads,
+the version before it fails as any other mix, and so does a whole
+version followed by bytes up to the size of the next one, except through
+a held descriptor, where it is counted as a known fault.  Prints a
+summary line (reads,
 versions seen, errors) and exits 1 on the first read that is none of
 these, or when version N did not come within --timeout seconds, a bound
 on failure and not a timing check.
@@ -185,6 +187,19 @@ def cmd_read(args):
             reads += 1
             try:
                 version = parse(data, "read %d of %s" % (reads, args.path))
+            except OldAtNewSize as exc:
+                if held is None:
+                    print(exc)
+                    return 1
+                # NOTE: a known fault, counted and not failed: the kernel
+                # may serve a held descriptor pages of its version that it
+                # read ahead just before the change, up to the new size
+                # ("Not covered yet" in docs/reliability.md).
+                errors["old version at the new size"] = \
+                    errors.get("old version at the new size", 0) + 1
+                os.close(held)
+                held = None
+                continue
             except Mixed as exc:
                 print(exc)
                 return 1
