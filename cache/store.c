@@ -386,7 +386,8 @@ static void punch(struct cache *c, struct object *obj, struct chunk *ch)
 			  ch->len);
 }
 
-/* A read reached ch, or eviction gave it its second chance. */
+/* Clear the readahead mark of ch: a read reached it, or eviction gave
+ * it its second chance. */
 static void ahead_clear(struct cache *c, struct chunk *ch)
 {
 	if (!ch->ahead)
@@ -509,12 +510,9 @@ void store_object_put(struct cache *c, struct object *obj)
 		object_destroy(c, obj);
 		return;
 	}
-	if (obj->ncached == 0) {
-		/* Nothing cached, or eviction took it all: nothing to keep. */
-		htab_remove(&c->objects, obj->path);
-		c->objects_cached--;
-		object_destroy(c, obj);
-	}
+	/* Nothing cached, or eviction took it all: nothing to keep. */
+	if (obj->ncached == 0)
+		store_object_detach(c, obj);
 }
 
 /*
@@ -1636,11 +1634,8 @@ static int drop_empty_objects(struct cache *c)
 	if (!empty)
 		return -ENOMEM;
 	htab_for_each(&c->objects, collect_empty, &next);
-	for (struct object **p = empty; p < next; p++) {
-		htab_remove(&c->objects, (*p)->path);
-		c->objects_cached--;
-		object_destroy(c, *p);
-	}
+	for (struct object **p = empty; p < next; p++)
+		store_object_detach(c, *p);
 	free(empty);
 	return 0;
 }
@@ -1679,14 +1674,6 @@ int store_read_index(struct cache *c, struct recordlog_scan *scan, char *err,
 	return ret;
 }
 
-static bool data_file_exists(struct cache *c, const struct object *obj)
-{
-	char rel[64];
-
-	store_data_path(c, obj->id, rel, sizeof(rel));
-	return faccessat(c->root_fd, rel, F_OK, 0) == 0;
-}
-
 static void compact_object(void *arg, const char *key, void *value)
 {
 	struct cache *c = arg;
@@ -1694,10 +1681,10 @@ static void compact_object(void *arg, const char *key, void *value)
 
 	(void)key;
 	obj->logged = false;
-	/* An object without chunks keeps its record while its data file
-	 * exists, as when eviction took every chunk of an open file.  The
-	 * next start removes both. */
-	if (obj->ncached == 0 && obj->fd < 0 && !data_file_exists(c, obj))
+	/* An open object without chunks keeps its record, because its data
+	 * file may exist, as when eviction took every chunk of an open file.
+	 * Its last close, or else the next start, removes both. */
+	if (obj->ncached == 0 && obj->refs == 0)
 		return;
 	store_log_object(c, obj);
 	if (obj->lent)
@@ -1828,12 +1815,6 @@ static bool queue_run(struct cache *c, struct object *obj, uint32_t first,
 	return i == count;
 }
 
-/*
- * Queue the missing chunks of [first, first + count) in runs.  A run
- * shorter than the longest allowed waits for the window to grow over it,
- * unless it starts in the nearer half of the window, where the reader
- * will soon need it.
- */
 /* Chunks of the cache per sequential reader below which readahead
  * stops evicting: the chunk the reader is in, the next, and room ahead. */
 #define RA_READER_CHUNKS 4
@@ -1860,6 +1841,12 @@ static uint64_t ahead_room(const struct cache *c)
 	return room < free_chunks ? room : free_chunks;
 }
 
+/*
+ * Queue the missing chunks of [first, first + count) in runs.  A run
+ * shorter than the longest allowed waits for the window to grow over it,
+ * unless it starts in the nearer half of the window, where the reader
+ * will soon need it.
+ */
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count)
 {

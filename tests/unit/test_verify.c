@@ -93,6 +93,16 @@ static unsigned total_problems(const struct verify_counts *n)
 	return total;
 }
 
+/* Verify root without repair, fail on any problem, and return the run. */
+static struct run run_verify_clean(const char *root)
+{
+	struct run r = run_verify(root, false);
+
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(total_problems(&r.counts), 0);
+	return r;
+}
+
 static void read_whole(struct cache *c, const char *path, size_t len,
 		       unsigned seed)
 {
@@ -520,9 +530,7 @@ static void test_verify_kill_mid_fetch(void **state)
 	assert_true(WIFSIGNALED(status));
 	assert_int_equal(access(in_root(root, data), F_OK), 0);
 
-	r = run_verify(root, false);
-	assert_int_equal(r.ret, 0);
-	assert_int_equal(total_problems(&r.counts), 0);
+	r = run_verify_clean(root);
 	assert_int_equal(r.counts.chunks, 0);
 
 	fake_stall_streams(env->fo, 0);
@@ -532,9 +540,7 @@ static void test_verify_kill_mid_fetch(void **state)
 	assert_int_equal(access(in_root(root, data), F_OK), -1);
 	test_env_close(env);
 
-	r = run_verify(root, false);
-	assert_int_equal(r.ret, 0);
-	assert_int_equal(total_problems(&r.counts), 0);
+	r = run_verify_clean(root);
 	assert_int_equal(r.counts.objects, 0);
 }
 
@@ -568,9 +574,7 @@ static void test_verify_open_file_evicted(void **state)
 	/* Closed: the chunkless copy of a goes at once. */
 	assert_int_equal(access(in_root(root, a_data), F_OK), -1);
 	test_env_close(env);
-	r = run_verify(root, false);
-	assert_int_equal(r.ret, 0);
-	assert_int_equal(total_problems(&r.counts), 0);
+	r = run_verify_clean(root);
 	assert_int_equal(r.counts.objects, 1);
 	assert_int_equal(r.counts.chunks, 2);
 }
