@@ -508,7 +508,7 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 	uint64_t max = f->c->cfg.readahead / cs;
 	bool entered = last > first || offset % cs == 0;
 	uint32_t window;
-	bool sequential;
+	bool sequential, was_reading_ahead;
 
 	if (max > RA_WINDOW_MAX)
 		max = RA_WINDOW_MAX;
@@ -520,10 +520,7 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 		sequential = offset == 0;
 	if (!sequential || offset + n > f->next_offset)
 		f->next_offset = offset + n;
-	if (f->ra_window && (!sequential || max == 0))
-		f->c->ra_readers--;
-	else if (!f->ra_window && sequential && max)
-		f->c->ra_readers++;
+	was_reading_ahead = f->ra_window != 0;
 	if (!sequential || max == 0)
 		f->ra_window = 0;
 	else if (f->ra_window == 0)
@@ -533,6 +530,8 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 	if (f->ra_window > max)
 		f->ra_window = max;
 	window = f->ra_window;
+	if (was_reading_ahead != (window != 0))
+		f->c->ra_readers += window ? 1 : -1;
 	f->has_read = true;
 	pthread_mutex_unlock(&f->c->lock);
 	if (window)

@@ -574,16 +574,22 @@ static void test_store_index_rewritten_after_lost_evictions(void **state)
 }
 
 /* An argument runs only the tests whose names match it (cmocka pattern). */
-/* Open the cache with readahead of four chunks. */
-static struct test_env *start_readahead(void **state)
+/* Open a cache of size_max bytes with readahead of four chunks. */
+static struct test_env *start_readahead_in(void **state, uint64_t size_max)
 {
 	struct test_env *env = test_env_create(state,
 					       "cache-tests-store-XXXXXX", CS,
-					       64 * CS, 60000);
+					       size_max, 60000);
 
 	env->cfg.readahead = 4 * CS;
 	assert_int_equal(test_env_open(env), 0);
 	return env;
+}
+
+/* Open a cache of 64 chunks with readahead of four chunks. */
+static struct test_env *start_readahead(void **state)
+{
+	return start_readahead_in(state, 64 * CS);
 }
 
 /* Wait up to two seconds for the origin to have served want reads. */
@@ -784,18 +790,6 @@ static void test_store_read_fd_cached_range(void **state)
 	assert_int_equal(test_stats(env->c).bytes_zero_copy, CS);
 	cache_file_release(f);
 	free(buf);
-}
-
-/* Open a cache of size_max bytes with readahead of four chunks. */
-static struct test_env *start_readahead_in(void **state, uint64_t size_max)
-{
-	struct test_env *env = test_env_create(state,
-					       "cache-tests-store-XXXXXX", CS,
-					       size_max, 60000);
-
-	env->cfg.readahead = 4 * CS;
-	assert_int_equal(test_env_open(env), 0);
-	return env;
 }
 
 /* Read chunks [from, to) of f in order through handle f. */
