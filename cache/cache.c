@@ -98,7 +98,7 @@ static void empty_folder(struct cache *c, const char *name)
 	free(path);
 }
 
-int cache_lock_folder(int root_fd, char *holder, size_t len)
+int cache_lock_folder(int root_fd, char *holder, size_t len, bool *unclean)
 {
 	char pid[32];
 	int fd, n;
@@ -114,6 +114,8 @@ int cache_lock_folder(int root_fd, char *holder, size_t len)
 		close(fd);
 		return -EBUSY;
 	}
+	if (unclean)
+		*unclean = pread(fd, pid, 1, 0) == 1;
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, n, 0) < 0)
 		log_debug("cannot write the pid to the lock file");
@@ -124,7 +126,8 @@ static int lock_folder(struct cache *c, char *err, size_t errlen)
 {
 	char pid[32];
 
-	c->lock_fd = cache_lock_folder(c->root_fd, pid, sizeof(pid));
+	c->lock_fd = cache_lock_folder(c->root_fd, pid, sizeof(pid),
+				       &c->unclean_start);
 	if (c->lock_fd == -EBUSY) {
 		snprintf(err, errlen, "the cache folder %s is in use by "
 			 "another nearfs (pid %s): unmount it first, or give "
@@ -370,8 +373,14 @@ void cache_close(struct cache *c)
 	store_free_chunks(c);
 	htab_release(&c->shadows);
 	meta_release(c);
-	if (c->lock_fd >= 0)
+	if (c->lock_fd >= 0) {
+		/* An empty lock file means that the cache was closed, so no
+		 * chunk was arriving.  A start that failed before
+		 * store_replay() leaves the pid in place. */
+		if (!c->unclean_start && ftruncate(c->lock_fd, 0) < 0)
+			log_debug("cannot empty the lock file of %s", c->root);
 		close(c->lock_fd);
+	}
 	if (c->root_fd >= 0)
 		close(c->root_fd);
 	origin_free(c->origin);

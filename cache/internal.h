@@ -202,6 +202,8 @@ struct cache {
 	char *cache_dir;	/* cache_dir, for messages; may be NULL */
 	int root_fd;
 	int lock_fd;		/* flock(2) held while open */
+	bool unclean_start;	/* the last daemon on the folder did not
+				 * close it; cleared by store_replay() */
 	struct index *index;
 	bool keep_files;	/* removing an object leaves its data file:
 				 * an offline check changes nothing */
@@ -453,10 +455,12 @@ void dir_cursor_note_change(struct cache *c, const char *dir, bool subtree);
  * with cache_close().  Returns NULL when out of memory. */
 struct cache *cache_alloc(const struct cache_config *cfg);
 /* Take the flock(2) on the lock file of the cache folder open as root_fd
- * and write this process's pid in it.  Returns the lock descriptor, or
- * -EBUSY with the holder's pid ("unknown" when not written) in holder,
- * or another negative errno. */
-int cache_lock_folder(int root_fd, char *holder, size_t len);
+ * and write this process's pid in it.  Sets *unclean, unless NULL, when
+ * the file contained a pid, because its last holder did not close the
+ * cache.
+ * Returns the lock descriptor, or -EBUSY with the holder's pid
+ * ("unknown" when not written) in holder, or another negative errno. */
+int cache_lock_folder(int root_fd, char *holder, size_t len, bool *unclean);
 bool cache_is_fresh(uint64_t since_ms, uint64_t ttl_ms);
 void cache_notify(struct cache *c, const char *path);
 bool cache_same_version(const struct origin_attr *a,

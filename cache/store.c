@@ -880,10 +880,9 @@ static void chunk_write_free(struct chunk_write *w)
  * is no room the bytes are only summed, and chunk_write_end() gives the
  * chunk up.
  *
- * NOTE: a crash while a chunk arrives leaves the bytes written so far in
- * the data file, outside bytes_cached, until the chunk is fetched again
- * over them or the object goes.  Each crash adds at most the chunks that
- * were in flight.
+ * A crash while a chunk arrives leaves the bytes written so far in the
+ * data file, outside bytes_cached.  The next start punches them (see
+ * punch_unlisted()).
  */
 static void chunk_write_begin(struct cache *c, struct object *obj,
 			      uint32_t len, struct chunk_write *w)
@@ -1640,6 +1639,52 @@ static int drop_empty_objects(struct cache *c)
 	return 0;
 }
 
+/*
+ * Punch the ranges of obj's data file that no replayed chunk covers.  A
+ * chunk that was arriving when the last daemon died left its bytes
+ * there, outside bytes_cached.  Returns the number of ranges punched.
+ */
+static unsigned punch_unlisted(struct cache *c, struct object *obj)
+{
+	uint64_t cs = c->cfg.chunk_size, off;
+	unsigned punched = 0;
+	uint32_t i = 0;
+	int fd;
+
+	if (obj->lent || obj->ncached == obj->nchunks)
+		return 0;
+	fd = open_data(c, obj->id, O_RDWR);
+	if (fd < 0)
+		return 0;
+	while (i < obj->nchunks) {
+		if (obj->chunks[i]) {
+			i++;
+			continue;
+		}
+		off = i * cs;
+		while (i < obj->nchunks && !obj->chunks[i])
+			i++;
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)off, (off_t)(i * cs - off)) == 0)
+			punched++;
+	}
+	close(fd);
+	return punched;
+}
+
+struct punch_state {
+	struct cache *c;
+	unsigned ranges;
+};
+
+static void punch_unlisted_entry(void *arg, const char *key, void *value)
+{
+	struct punch_state *st = arg;
+
+	(void)key;
+	st->ranges += punch_unlisted(st->c, value);
+}
+
 int store_replay(struct cache *c, char *err, size_t errlen)
 {
 	int reset, ret = replay_index(c, NULL, &reset, err, errlen);
@@ -1651,6 +1696,15 @@ int store_replay(struct cache *c, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return ret;
 	}
+	if (c->unclean_start && !reset) {
+		struct punch_state st = { .c = c };
+
+		htab_for_each(&c->objects, punch_unlisted_entry, &st);
+		log_info("cache %s was not closed cleanly: punched %u ranges "
+			 "of data files that no cached chunk covers", c->root,
+			 st.ranges);
+	}
+	c->unclean_start = false;
 	/* A lower cache_size than the last run's takes effect now. */
 	store_shrink(c);
 	return reset;

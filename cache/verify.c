@@ -752,7 +752,7 @@ static int lock_root(struct verify *v, bool repair)
 			 (unsigned)st.st_uid);
 		return -EPERM;
 	}
-	fd = cache_lock_folder(v->root_fd, holder, sizeof(holder));
+	fd = cache_lock_folder(v->root_fd, holder, sizeof(holder), NULL);
 	if (fd == -EBUSY)
 		snprintf(v->err, v->errlen, "the cache folder %s is in use by "
 			 "nearfs pid %s: unmount that mount first", v->root,

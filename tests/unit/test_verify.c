@@ -544,6 +544,79 @@ static void test_verify_kill_mid_fetch(void **state)
 	assert_int_equal(r.counts.objects, 0);
 }
 
+/* Bytes of disk that the file at path takes. */
+static uint64_t disk_bytes(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/*
+ * A daemon killed while the second chunk of a file arrives leaves that
+ * chunk's first pieces in the data file, which the index does not list.
+ * The next start punches them, and keeps the first chunk.
+ */
+static void test_verify_kill_mid_second_chunk(void **state)
+{
+	const uint32_t cs = 1024 * 1024;	/* four write pieces */
+	struct test_env *env = test_env_create(state, "verify-XXXXXX", cs,
+					       64 * (uint64_t)cs, 60000);
+	const char *data = "data/01/0000000000000001";
+	const char *paths[] = { "big" };
+	struct timespec nap = { 0, 10 * 1000 * 1000 };
+	char root[PATH_MAX], err[256], *buf = malloc(cs);
+	char *expected = test_pattern_new(cs, 0, 6);
+	struct cache_file *f;
+	int status, tries;
+	bool changed;
+	pid_t pid;
+
+	assert_non_null(buf);
+	put_pattern(env->fo, "big", 3 * (size_t)cs, 6);
+	assert_int_equal(test_env_open(env), 0);
+	snprintf(root, sizeof(root), "%s", cache_path(env->c));
+	assert_int_equal(cache_file_open(env->c, "big", O_RDONLY, &f,
+					 &changed), 0);
+	assert_int_equal(cache_file_read(f, buf, cs, 0), cs);
+	cache_file_release(f);
+	test_env_close(env);
+
+	fake_enable_stream(env->fo);
+	fake_stall_streams(env->fo, cs / 4 * 3);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (test_env_open(env) < 0)
+			_exit(2);
+		cache_warm(env->c, paths, 1, 1, NULL, NULL, err, sizeof(err));
+		_exit(3);	/* the stalled stream never returns */
+	}
+	for (tries = 0; tries < 500 &&
+	     disk_bytes(in_root(root, data)) < cs + cs / 4 * 3; tries++)
+		nanosleep(&nap, NULL);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_true(disk_bytes(in_root(root, data)) >= cs + cs / 4 * 3);
+
+	fake_stall_streams(env->fo, 0);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(test_stats(env->c).bytes_cached, cs);
+	assert_true(disk_bytes(in_root(root, data)) < cs + cs / 4);
+	assert_int_equal(cache_file_open(env->c, "big", O_RDONLY, &f,
+					 &changed), 0);
+	assert_int_equal(cache_file_read(f, buf, cs, 0), cs);
+	cache_file_release(f);
+	assert_memory_equal(buf, expected, cs);
+	assert_int_equal(test_stats(env->c).misses, 0);
+	test_env_close(env);
+	run_verify_clean(root);
+	free(expected);
+	free(buf);
+}
+
 /*
  * Eviction takes every chunk of a file that is still open.  Its data file
  * stays until the file is closed, and then goes with its index record.
@@ -621,6 +694,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_verify_pending_shorter_message,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_kill_mid_fetch,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_verify_kill_mid_second_chunk,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_open_file_evicted,
 					  test_env_teardown),
