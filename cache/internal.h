@@ -457,8 +457,7 @@ struct cache *cache_alloc(const struct cache_config *cfg);
 /* Take the flock(2) on the lock file of the cache folder open as root_fd
  * and write this process's pid in it.  Sets *unclean, unless NULL, when
  * the file contained a pid, because its last holder did not close the
- * cache.
- * Returns the lock descriptor, or -EBUSY with the holder's pid
+ * cache.  Returns the lock descriptor, or -EBUSY with the holder's pid
  * ("unknown" when not written) in holder, or another negative errno. */
 int cache_lock_folder(int root_fd, char *holder, size_t len, bool *unclean);
 bool cache_is_fresh(uint64_t since_ms, uint64_t ttl_ms);

@@ -1667,6 +1667,10 @@ static unsigned punch_unlisted(struct cache *c, struct object *obj)
 		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)off, (off_t)(i * cs - off)) == 0)
 			punched++;
+		else
+			log_debug("cannot punch bytes %" PRIu64 "-%" PRIu64
+				  " of %s: %s", off, i * cs - 1, obj->path,
+				  strerror(errno));
 	}
 	close(fd);
 	return punched;
