@@ -32,6 +32,7 @@ naming the file, the offset and the writer.
 
 import argparse
 import hashlib
+import mmap
 import os
 import random
 import struct
@@ -83,10 +84,28 @@ def check_block(seed, data, writer, what, rnd=None):
     if data[HEADER.size:] != expected:
         body = data[HEADER.size:]
         first = next(i for i in range(length) if body[i] != expected[i])
-        raise Corrupt("%s: round %d of writer %d differs at byte %d of "
-                      "the block" % (what, found, writer,
-                                     HEADER.size + first))
+        last = next(i for i in range(length - 1, -1, -1)
+                    if body[i] != expected[i])
+        raise Corrupt("%s: round %d of writer %d differs in bytes %d to "
+                      "%d of the block, which %s"
+                      % (what, found, writer, HEADER.size + first,
+                         HEADER.size + last,
+                         whose_bytes(seed, writer, found, body, first,
+                                     last + 1)))
     return found
+
+
+def whose_bytes(seed, writer, rnd, body, start, end):
+    """Return which round of the writer has body[start:end] (or that they
+    are zeros), so that a stale page differs from foreign bytes."""
+    wrong = body[start:end]
+    if wrong.count(0) == len(wrong):
+        return "are zeros"
+    for other in range(rnd + 3, -1, -1):
+        if other != rnd and \
+                payload(seed, writer, other, len(body))[start:end] == wrong:
+            return "hold round %d of the same writer" % other
+    return "match no round of that writer from 0 to %d" % (rnd + 3)
 
 
 def file_content(seed, writer, rnd, size):
@@ -143,16 +162,24 @@ def writer_loop(layout, writer, failures):
     rng = random.Random("%d/loop/%d" % (layout.seed, writer))
     seed = layout.seed
     fd = os.open(layout.shared(), os.O_RDWR)
+    start = writer * layout.range_size
     try:
         for rnd in range(1, layout.rounds + 1):
-            os.pwrite(fd, block(seed, writer, rnd, layout.range_size),
-                      writer * layout.range_size)
+            written = os.pwrite(fd, block(seed, writer, rnd,
+                                          layout.range_size), start)
+            if written != layout.range_size:
+                raise Corrupt("shared.bin range of writer %d: round %d "
+                              "wrote %d of %d bytes"
+                              % (writer, rnd, written, layout.range_size))
             # Only the own range: a read that overlaps another thread's
             # write may see part of it, on a local disk too.
-            data = os.pread(fd, layout.range_size,
-                            writer * layout.range_size)
-            check_block(seed, data, writer, "shared.bin range of writer "
-                        "%d, read back" % writer, rnd=rnd)
+            data = os.pread(fd, layout.range_size, start)
+            try:
+                check_block(seed, data, writer, "shared.bin range of "
+                            "writer %d, read back" % writer, rnd=rnd)
+            except Corrupt as exc:
+                again = second_look(layout, seed, writer, rnd, start)
+                raise Corrupt("%s; then %s" % (exc, again))
 
             size = layout.file_size + rng.randrange(3) * 4096
             replace_file(layout.own(writer),
@@ -172,6 +199,32 @@ def writer_loop(layout, writer, failures):
         failures.append("writer %d: %s" % (writer, exc))
     finally:
         os.close(fd)
+
+
+def read_direct(path, offset, length):
+    """Read with O_DIRECT, past the kernel's page cache of the file."""
+    page = mmap.PAGESIZE
+    first = offset // page * page
+    size = (offset + length - first + page - 1) // page * page
+    buf = mmap.mmap(-1, size)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        n = os.preadv(fd, [buf], first)
+    finally:
+        os.close(fd)
+    return bytes(buf[offset - first:min(n, offset - first + length)])
+
+
+def second_look(layout, seed, writer, rnd, start):
+    """Read the range again past the page cache after a wrong read-back,
+    and return what that read found."""
+    try:
+        check_block(seed, read_direct(layout.shared(), start,
+                                      layout.range_size),
+                    writer, "the range read with O_DIRECT", rnd=rnd)
+        return "a read with O_DIRECT found the range right"
+    except (Corrupt, OSError) as exc:
+        return "a read with O_DIRECT failed too: %s" % exc
 
 
 def run_process(layout, first_writer, threads):
