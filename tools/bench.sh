@@ -28,6 +28,11 @@
 #   BENCH_GROUPS="..."   subset of: read meta write latency
 #   BENCH_WORK=DIR       work folder (default /tmp/nearfs-bench.XXXXXX)
 #   BENCH_CHART=PATH     chart file (default docs/benchmarks.png)
+#   BENCH_SERVER_CPUS=L  run the S3 server and the proxies on the CPUs of
+#                        the taskset(1) list L (e.g. 0) and the clients on
+#                        the other CPUs, so that a client's CPU time does
+#                        not slow the server down, as with a server on
+#                        another machine (default: all share every CPU)
 set -eEuo pipefail
 # A failed step inside $(...) must stop the run, not record garbage.
 shopt -s inherit_errexit
@@ -55,6 +60,10 @@ DELAY_MS=${BENCH_DELAY_MS:-25}
 CONN_MBPS=${BENCH_CONN_MBPS:-100}
 SERVER=${BENCH_SERVER:-s3rver}
 GROUPS_WANTED=${BENCH_GROUPS:-read meta write latency}
+SERVER_CPUS=${BENCH_SERVER_CPUS:-}
+CLIENT_CPUS=
+# Prefix of the commands that start the server and the proxies.
+ON_SERVER_CPUS=()
 S3RVER=$ROOT/tests/.s3rver/node_modules/.bin/s3rver
 SYSTEMS=${BENCH_SYSTEMS:-nearfs nearfs-preload nearfs-passthrough nearfs64 \
 	rclone s3fs direct local bindfs}
@@ -203,8 +212,8 @@ start_server_process() {
 		# Its listing tokens use DES, which Node.js 17 and later
 		# offer only through the legacy provider.
 		NODE_OPTIONS=--openssl-legacy-provider \
-			"$S3RVER" --address 127.0.0.1 --port "$S3_PORT" \
-			--directory "$SERVER_DATA" --silent \
+			"${ON_SERVER_CPUS[@]}" "$S3RVER" --address 127.0.0.1 \
+			--port "$S3_PORT" --directory "$SERVER_DATA" --silent \
 			>"$WORK/server.log" 2>&1 &
 		# s3rver accepts only its fixed development key pair.
 		KEY=S3RVER
@@ -212,7 +221,8 @@ start_server_process() {
 	moto)
 		"$PYTHON" -c 'import moto.server' 2>/dev/null ||
 			die "moto is missing: run tools/install-deps.sh"
-		"$PYTHON" -m moto.server -H 127.0.0.1 -p "$S3_PORT" \
+		"${ON_SERVER_CPUS[@]}" "$PYTHON" -m moto.server -H 127.0.0.1 \
+			-p "$S3_PORT" \
 			>"$WORK/server.log" 2>&1 &
 		KEY=test
 		;;
@@ -246,7 +256,8 @@ s3curl() {
 start_proxy() {
 	local port
 	port=$(free_port)
-	"$PYTHON" "$BENCH_DIR/latency_proxy.py" --port "$port" \
+	"${ON_SERVER_CPUS[@]}" "$PYTHON" "$BENCH_DIR/latency_proxy.py" \
+		--port "$port" \
 		--upstream "127.0.0.1:$S3_PORT" --delay-ms "$1" \
 		--rate-mbps "$2" --stats "$WORK/proxy-$port.json" \
 		>"$WORK/proxy-$3.log" 2>&1 &
@@ -737,6 +748,39 @@ write_tests() {
 	done
 }
 
+# Move this shell, and so every client it starts, to the CPUs that
+# BENCH_SERVER_CPUS leaves free.  Without it, nothing is pinned.
+split_cpus() {
+	local all
+	[ -n "$SERVER_CPUS" ] || return 0
+	command -v taskset >/dev/null ||
+		die "BENCH_SERVER_CPUS needs taskset (Debian package util-linux)"
+	taskset -c "$SERVER_CPUS" true 2>/dev/null ||
+		die "BENCH_SERVER_CPUS=$SERVER_CPUS is not a CPU list of this" \
+			"machine (CPUs 0 to $(($(nproc) - 1))): use one such as 0"
+	all=$(taskset -pc $$ | sed 's/.*: //')
+	CLIENT_CPUS=$("$PYTHON" - "$all" "$SERVER_CPUS" <<'PY'
+import sys
+
+def cpus(text):
+    out = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        out.update(range(int(first), int(last or first) + 1))
+    return out
+
+left = sorted(cpus(sys.argv[1]) - cpus(sys.argv[2]))
+print(",".join(map(str, left)))
+PY
+)
+	[ -n "$CLIENT_CPUS" ] ||
+		die "BENCH_SERVER_CPUS=$SERVER_CPUS leaves no CPU for the" \
+			"clients: name fewer CPUs"
+	taskset -pc "$CLIENT_CPUS" $$ >/dev/null
+	ON_SERVER_CPUS=(taskset -c "$SERVER_CPUS")
+	log "server and proxies on CPUs $SERVER_CPUS, clients on $CLIENT_CPUS"
+}
+
 # ---- report
 
 machine_info() {
@@ -767,6 +811,8 @@ machine_info() {
 			"${WRITE_MIB} MiB write), runs: $RUNS," \
 			"delay: $DELAY_MS ms each way at $CONN_MBPS MB/s per" \
 			"connection, server: $SERVER, root: $IS_ROOT"
+		echo "cpus: server ${SERVER_CPUS:-all}, clients" \
+			"${CLIENT_CPUS:-all}"
 	} >"$WORK/machine.txt"
 }
 
@@ -785,6 +831,7 @@ main() {
 	[ "$IS_ROOT" -eq 1 ] || log "not root: drop_caches is skipped, and" \
 		"read_dropped is not measured"
 	echo "test,system,run,value,unit,requests,request_kinds" >"$CSV"
+	split_cpus
 	start_servers
 	write_rclone_config
 	machine_info
