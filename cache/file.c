@@ -384,9 +384,9 @@ static ssize_t read_shadow(struct cache *c, struct shadow *sh, void *buf,
 	int ret;
 
 	/*
-	 * A file waiting for upload is complete, and the uploader keeps its
-	 * lock without changing it, so a reader need not wait for the
-	 * upload to end.  A writer making the first change since the
+	 * A file waiting for upload is complete, and the uploader does not
+	 * change it while it has the lock, so a reader need not wait for
+	 * the upload to end.  A writer making the first change since the
 	 * commit may have the lock too.  The reader then gets the committed
 	 * version, or the copy that wb_before_change() swapped in while the
 	 * write goes on, as any read that overlaps a write may.  pending,

@@ -28,11 +28,10 @@
 #   BENCH_GROUPS="..."   subset of: read meta write latency
 #   BENCH_WORK=DIR       work folder (default /tmp/nearfs-bench.XXXXXX)
 #   BENCH_CHART=PATH     chart file (default docs/benchmarks.png)
-#   BENCH_SERVER_CPUS=L  run the S3 server and the proxies on the CPUs of
-#                        the taskset(1) list L (e.g. 0) and the clients on
-#                        the other CPUs, so that a client's CPU time does
-#                        not slow the server down, as with a server on
-#                        another machine (default: all share every CPU)
+#   BENCH_SERVER_CPUS=L  CPUs of the S3 server and the proxies, as a
+#                        taskset(1) list (e.g. 0); the clients get the
+#                        other CPUs (default: every process may use every
+#                        CPU)
 set -eEuo pipefail
 # A failed step inside $(...) must stop the run, not record garbage.
 shopt -s inherit_errexit
@@ -754,10 +753,11 @@ split_cpus() {
 	local all
 	[ -n "$SERVER_CPUS" ] || return 0
 	command -v taskset >/dev/null ||
-		die "BENCH_SERVER_CPUS needs taskset (Debian package util-linux)"
+		die "taskset is missing: install util-linux, or unset" \
+			"BENCH_SERVER_CPUS"
 	taskset -c "$SERVER_CPUS" true 2>/dev/null ||
-		die "BENCH_SERVER_CPUS=$SERVER_CPUS is not a CPU list of this" \
-			"machine (CPUs 0 to $(($(nproc) - 1))): use one such as 0"
+		die "invalid BENCH_SERVER_CPUS=$SERVER_CPUS: this machine has" \
+			"CPUs 0 to $(($(nproc) - 1)); use a list such as 0"
 	all=$(taskset -pc $$ | sed 's/.*: //')
 	CLIENT_CPUS=$("$PYTHON" - "$all" "$SERVER_CPUS" <<'PY'
 import sys
@@ -774,8 +774,8 @@ print(",".join(map(str, left)))
 PY
 )
 	[ -n "$CLIENT_CPUS" ] ||
-		die "BENCH_SERVER_CPUS=$SERVER_CPUS leaves no CPU for the" \
-			"clients: name fewer CPUs"
+		die "invalid BENCH_SERVER_CPUS=$SERVER_CPUS: it leaves no CPU" \
+			"for the clients; name fewer CPUs"
 	taskset -pc "$CLIENT_CPUS" $$ >/dev/null
 	ON_SERVER_CPUS=(taskset -c "$SERVER_CPUS")
 	log "server and proxies on CPUs $SERVER_CPUS, clients on $CLIENT_CPUS"

@@ -96,8 +96,8 @@ def check_block(seed, data, writer, what, rnd=None):
 
 
 def whose_bytes(seed, writer, rnd, body, start, end):
-    """Return which round of the writer has body[start:end] (or that they
-    are zeros), so that a stale page differs from foreign bytes."""
+    """Describe body[start:end]: zeros, a round of the same writer (a
+    stale page), or none of its rounds."""
     wrong = body[start:end]
     if wrong.count(0) == len(wrong):
         return "are zeros"
@@ -168,8 +168,8 @@ def writer_loop(layout, writer, failures):
             written = os.pwrite(fd, block(seed, writer, rnd,
                                           layout.range_size), start)
             if written != layout.range_size:
-                raise Corrupt("shared.bin range of writer %d: round %d "
-                              "wrote %d of %d bytes"
+                raise Corrupt("short write to the shared.bin range of "
+                              "writer %d in round %d: %d of %d bytes"
                               % (writer, rnd, written, layout.range_size))
             # Only the own range: a read that overlaps another thread's
             # write may see part of it, on a local disk too.
@@ -202,22 +202,24 @@ def writer_loop(layout, writer, failures):
 
 
 def read_direct(path, offset, length):
-    """Read with O_DIRECT, past the kernel's page cache of the file."""
+    """Read length bytes at offset with O_DIRECT, bypassing the page
+    cache."""
     page = mmap.PAGESIZE
     first = offset // page * page
     size = (offset + length - first + page - 1) // page * page
-    buf = mmap.mmap(-1, size)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    try:
-        n = os.preadv(fd, [buf], first)
-    finally:
-        os.close(fd)
-    return bytes(buf[offset - first:min(n, offset - first + length)])
+    # O_DIRECT needs an aligned buffer, which an anonymous mapping is.
+    with mmap.mmap(-1, size) as buf:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        try:
+            count = os.preadv(fd, [buf], first)
+        finally:
+            os.close(fd)
+        return bytes(buf[offset - first:min(count, offset - first + length)])
 
 
 def second_look(layout, seed, writer, rnd, start):
-    """Read the range again past the page cache after a wrong read-back,
-    and return what that read found."""
+    """Read the writer's range again with O_DIRECT after a wrong
+    read-back, and describe the result."""
     try:
         check_block(seed, read_direct(layout.shared(), start,
                                       layout.range_size),
