@@ -1391,10 +1391,9 @@ static void nf_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, -ret);
 }
 
-static void nf_release(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+/* Commit the file of and close it, as the RELEASE of its handle does. */
+static void open_file_release(struct nearfs_fs *fs, struct open_file *of)
 {
-	struct open_file *of = fi_file(fi);
 	int ret;
 
 	/*
@@ -1406,8 +1405,14 @@ static void nf_release(fuse_req_t req, fuse_ino_t ino,
 	if (ret)
 		log_err("commit at release of inode %llu failed: %s; the "
 			"last writes may not be on the origin",
-			(unsigned long long)ino, strerror(-ret));
-	open_file_free(req_fs(req), of);
+			(unsigned long long)of->ino, strerror(-ret));
+	open_file_free(fs, of);
+}
+
+static void nf_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	open_file_release(req_fs(req), fi_file(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -1919,6 +1924,21 @@ void nearfs_fs_stop(struct nearfs_fs *fs)
 	if (fs->notifier_running) {
 		pthread_join(fs->notifier, NULL);
 		fs->notifier_running = false;
+	}
+	/*
+	 * The session has ended, so no RELEASE comes any more.  Commit the
+	 * files still open (a program holds them, or their RELEASE was still
+	 * queued), so that their writes are uploaded and not lost.
+	 */
+	for (;;) {
+		struct open_file *of;
+
+		pthread_mutex_lock(&fs->open_lock);
+		of = fs->open_files;
+		pthread_mutex_unlock(&fs->open_lock);
+		if (!of)
+			break;
+		open_file_release(fs, of);
 	}
 	inode_unpin_all(fs->inodes);
 }

@@ -52,6 +52,33 @@ log "ok: the status line reported the upload before exit"
 assert_same_file "$WORK/new.bin" "$ORIGIN/new.bin" \
 	"new.bin on the origin after SIGTERM"
 
+check "a file still open for writing at SIGTERM reaches the origin"
+NEARFS_ENV=()
+mount_nearfs "$ORIGIN" "$MNT" \
+	"cache_dir=$WORK/cache,write_mode=back,writeback_delay=60s"
+random_file "$WORK/open.bin" 150000
+# The writer keeps its descriptor until the daemon has exited, so the
+# kernel never sends the RELEASE of that handle.
+python3 - "$WORK/open.bin" "$MNT/open.bin" "$WORK/written" <<'PY' &
+import os, sys, time
+data = open(sys.argv[1], "rb").read()
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, data)
+open(sys.argv[3], "w").close()
+time.sleep(30)
+PY
+writer=$!
+CLEANUP_PIDS+=("$writer")
+for i in $(seq 100); do
+	[ -e "$WORK/written" ] && break
+	sleep 0.1
+done
+[ -e "$WORK/written" ] || fail "the writer did not write open.bin"
+signal_nearfs "$MNT" TERM
+kill "$writer" 2>/dev/null || true
+assert_same_file "$WORK/open.bin" "$ORIGIN/open.bin" \
+	"open.bin on the origin after SIGTERM"
+
 check "a missing notify socket: one warning, the mount works"
 NEARFS_ENV=(NOTIFY_SOCKET="$WORK/missing.sock")
 mount_nearfs "$ORIGIN" "$MNT" "cache_dir=$WORK/cache"
