@@ -493,34 +493,60 @@ static bool claim_version(struct cache_file *f, struct object *obj)
 
 /*
  * Queue the chunks of obj ahead of a sequential reader.  The window starts
- * at one chunk and doubles each time the reader enters a new chunk, up to
- * the readahead option and RA_WINDOW_MAX; a first read counts as
- * sequential when it starts the file.  The kernel sends its own
- * readahead as parallel requests that arrive out of order, so a read that
- * starts within one chunk of where the reader has got to still counts as
- * sequential.  A read anywhere else turns readahead off until the reader
- * is sequential again.  On entering a chunk the reader also has the kernel
- * read that chunk and the next from the data file, where they are cached.  Reads of one
- * handle may run in parallel: the window is kept under the cache lock.
+ * at one chunk and doubles each time the reader enters a chunk it has not
+ * entered before, up to the readahead option and RA_WINDOW_MAX.  A first
+ * read counts as sequential when it starts the file.  The kernel sends its
+ * own readahead as parallel requests that arrive out of order, so a read
+ * that ends at most one chunk before where the reader has got to, or starts
+ * at most one chunk after it, still counts as sequential.  A read anywhere else turns readahead off until the
+ * reader is sequential again.  On entering a chunk the reader also has the
+ * kernel read that chunk and the next from the data file, where they are
+ * cached.  Reads of one handle may run in parallel: the window is kept
+ * under the cache lock.
+ *
+ * A read that is about to wait for the origin calls this with before set,
+ * so that the window moves on while it waits; that call does nothing for
+ * the first read of a handle, which may be all it ever reads.  Calling it
+ * again for the same bytes changes nothing.  Returns whether it ran.
  */
-static void read_ahead(struct cache_file *f, struct object *obj,
-		       uint64_t offset, size_t n)
+static bool read_ahead(struct cache_file *f, struct object *obj,
+		       uint64_t offset, size_t n, bool before)
 {
 	uint32_t cs = f->c->cfg.chunk_size;
-	uint32_t first = offset / cs, last = (offset + n - 1) / cs;
+	uint32_t last;
 	uint64_t max = f->c->cfg.readahead / cs;
-	bool entered = last > first || offset % cs == 0;
 	uint32_t window;
-	bool sequential, was_reading_ahead;
+	bool sequential, was_reading_ahead, entered;
 
+	if (offset >= obj->attr.size || n == 0)
+		return true;
+	if (n > obj->attr.size - offset)
+		n = obj->attr.size - offset;
+	last = (offset + n - 1) / cs;
 	if (max > RA_WINDOW_MAX)
 		max = RA_WINDOW_MAX;
 	pthread_mutex_lock(&f->c->lock);
+	if (before && !f->has_read) {
+		pthread_mutex_unlock(&f->c->lock);
+		return false;
+	}
+	if (f->has_read && offset == f->last_read_offset &&
+	    n == f->last_read_len) {
+		/* The same read again, or another read of the same bytes:
+		 * the reader has not moved. */
+		pthread_mutex_unlock(&f->c->lock);
+		return true;
+	}
+	f->last_read_offset = offset;
+	f->last_read_len = n;
 	if (f->has_read)
 		sequential = offset <= f->next_offset + cs &&
-			     offset + cs >= f->next_offset;
+			     offset + n + cs >= f->next_offset;
 	else
 		sequential = offset == 0;
+	entered = !sequential || last >= f->ra_entered;
+	if (!sequential || last >= f->ra_entered)
+		f->ra_entered = last + 1;
 	if (!sequential || offset + n > f->next_offset)
 		f->next_offset = offset + n;
 	was_reading_ahead = f->ra_window != 0;
@@ -541,6 +567,7 @@ static void read_ahead(struct cache_file *f, struct object *obj,
 		store_prefetch(f->c, obj, last + 1, window);
 	if (window && entered)
 		store_willneed(f->c, obj, last, RA_WILLNEED_CHUNKS);
+	return true;
 }
 
 /*
@@ -633,6 +660,7 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 	struct shadow *sh = file_shadow(f);
 	struct object *obj;
 	ssize_t n;
+	bool ahead = false;
 
 	if (sh)
 		return read_shadow(f->c, sh, buf, len, offset);
@@ -641,10 +669,13 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 		/* Such a version is read as one that changed on the origin:
 		 * a handle that returned none of it switches to the new one,
 		 * the others get EIO. */
-		if (superseded(f->c, obj))
+		if (superseded(f->c, obj)) {
 			n = -ESTALE;
-		else
+		} else {
+			if (attempt == 0)
+				ahead = read_ahead(f, obj, offset, len, true);
 			n = store_read(f->c, obj, buf, len, offset);
+		}
 		if (n == -ESTALE)
 			n = switch_version(f, obj);
 		else if (n > 0 && !claim_version(f, obj))
@@ -657,8 +688,8 @@ ssize_t cache_file_read(struct cache_file *f, void *buf, size_t len,
 			break;
 		n = -EIO;
 	}
-	if (n > 0)
-		read_ahead(f, obj, offset, n);
+	if (n > 0 && !ahead)
+		read_ahead(f, obj, offset, n, false);
 	unpin_version(f, obj);
 	return n;
 }
@@ -727,6 +758,7 @@ int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 {
 	struct object *obj;
 	int ret;
+	bool ahead = false;
 
 	if (file_shadow(f))
 		return 0;
@@ -739,8 +771,11 @@ int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 	ret = store_pin(f->c, obj, offset, len, fd, n);
 	/* Chunks that readahead is fetching are spliced too once they are
 	 * in, rather than copied out by cache_file_read(). */
-	if (!ret && store_wait_fetched(f->c, obj, offset, len))
-		ret = store_pin(f->c, obj, offset, len, fd, n);
+	if (!ret) {
+		ahead = read_ahead(f, obj, offset, len, true);
+		if (store_wait_fetched(f->c, obj, offset, len))
+			ret = store_pin(f->c, obj, offset, len, fd, n);
+	}
 	if (ret && !claim_version(f, obj)) {
 		/* Switched to a new version: the caller reads it instead. */
 		store_unpin(f->c, obj, offset, *n);
@@ -750,7 +785,8 @@ int cache_file_read_fd(struct cache_file *f, uint64_t offset, size_t len,
 		pin->obj = obj;
 		pin->offset = offset;
 		pin->n = *n;
-		read_ahead(f, obj, offset, *n);
+		if (!ahead)
+			read_ahead(f, obj, offset, *n, false);
 	}
 	unpin_version(f, obj);	/* store_pin took its own reference */
 	return ret;

@@ -153,6 +153,9 @@ struct cache_file {
 	bool served;
 	uint64_t next_offset;	/* where a sequential read would start */
 	uint32_t ra_window;	/* chunks to keep fetched ahead; 0: random */
+	uint32_t ra_entered;	/* chunks before this one were entered */
+	uint64_t last_read_offset;	/* the last read read_ahead() saw */
+	size_t last_read_len;
 };
 
 /* A cached attribute, or a cached "does not exist". */
@@ -341,13 +344,14 @@ void store_drop_chunk(struct cache *c, struct object *obj, struct chunk *ch);
  * the file ends inside the chunk). */
 int store_check_chunk(const struct cache *c, int fd, const struct chunk *ch,
 		      void *buf);
-/* Queue chunks [first, first + count) of a pinned object for fetching. */
 /* Ask the kernel (posix_fadvise WILLNEED) to read the cached chunks of obj
  * from first on, up to count of them, from the data file.  The FUSE reads
  * of a sequential reader reach that file out of order and in parallel,
  * which defeats the kernel's own readahead of it. */
 void store_willneed(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count);
+/* Queue chunks [first, first + count) of a pinned object for fetching,
+ * ahead of a reader that is in chunk first - 1. */
 void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 		    uint32_t count);
 int store_ra_start(struct cache *c);

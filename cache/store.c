@@ -1914,6 +1914,10 @@ void store_prefetch(struct cache *c, struct object *obj, uint32_t first,
 	if (end > obj->nchunks)
 		end = obj->nchunks;
 	pthread_mutex_lock(&c->lock);
+	/* The reader is in the chunk before first, maybe still waiting for
+	 * it: that chunk no longer takes readahead's room. */
+	if (first > 0 && first <= obj->nchunks && obj->chunks[first - 1])
+		ahead_clear(c, obj->chunks[first - 1]);
 	while (i < end && c->ra_queued < RA_QUEUE_MAX && !obj->detached &&
 	       c->ra_nthreads) {
 		uint64_t room = ahead_room(c);

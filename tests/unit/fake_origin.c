@@ -52,6 +52,8 @@ struct fake_origin {
 	uint64_t stream_cut;		/* under lock; 0: none */
 	bool stream_cut_retry;
 	uint64_t stream_stall;		/* under lock; 0: none */
+	uint64_t hold_from;		/* under lock; UINT64_MAX: none */
+	pthread_cond_t released;	/* hold_from was raised */
 };
 
 static struct fake_origin *to_fake(struct origin *o)
@@ -402,6 +404,8 @@ static int fake_read(struct origin *o, const char *path, const char *version,
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&fo->lock);
+	while (offset >= fo->hold_from)
+		pthread_cond_wait(&fo->released, &fo->lock);
 	n = find_node(fo, path);
 	if (!n) {
 		ret = -ENOENT;
@@ -826,6 +830,8 @@ struct fake_origin *fake_origin_new(const char *identity)
 	fo->base.name = strdup(identity);
 	fo->base.identity = strdup(identity);
 	pthread_mutex_init(&fo->lock, NULL);
+	pthread_cond_init(&fo->released, NULL);
+	fo->hold_from = UINT64_MAX;
 	atomic_store(&fo->refs, 1);
 	if (!fo->base.name || !fo->base.identity ||
 	    !add_node(fo, "", S_IFDIR | 0755)) {
@@ -850,6 +856,7 @@ void fake_origin_put(struct fake_origin *fo)
 		free(fo->nodes[i].data);
 	}
 	free(fo->nodes);
+	pthread_cond_destroy(&fo->released);
 	pthread_mutex_destroy(&fo->lock);
 	free(fo->base.name);
 	free(fo->base.identity);
@@ -1007,6 +1014,14 @@ void fake_set_stat_hook(struct fake_origin *fo, fake_stat_hook_fn fn,
 	pthread_mutex_lock(&fo->lock);
 	fo->stat_hook = fn;
 	fo->stat_hook_arg = arg;
+	pthread_mutex_unlock(&fo->lock);
+}
+
+void fake_hold_reads_from(struct fake_origin *fo, uint64_t offset)
+{
+	pthread_mutex_lock(&fo->lock);
+	fo->hold_from = offset;
+	pthread_cond_broadcast(&fo->released);
 	pthread_mutex_unlock(&fo->lock);
 }
 

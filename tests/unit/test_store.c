@@ -997,6 +997,85 @@ static void test_store_read_fd_waits_for_fetch(void **state)
 	free(buf);
 }
 
+struct waiting_read {
+	struct cache_file *f;
+	bool zero_copy;		/* cache_file_read_fd(), else cache_file_read() */
+	char *buf;
+	ssize_t ret;
+	struct cache_read_pin pin;
+	int fd;
+	size_t n;
+};
+
+static void *read_chunk_1(void *arg)
+{
+	struct waiting_read *r = arg;
+
+	if (r->zero_copy)
+		r->ret = cache_file_read_fd(r->f, CS, CS, &r->fd, &r->n,
+					    &r->pin);
+	else
+		r->ret = cache_file_read(r->f, r->buf, CS, CS);
+	return NULL;
+}
+
+/*
+ * A sequential reader that reaches a chunk still being fetched queues the
+ * chunks after it before it waits, so that they arrive during the wait
+ * rather than after it.  The origin holds every read of chunk 1 on until
+ * chunks 2 and 3 have been asked for.
+ */
+static void readahead_before_wait(void **state, bool zero_copy)
+{
+	struct test_env *env = start_readahead(state);
+	struct waiting_read r = { .zero_copy = zero_copy };
+	struct cache_file *f;
+	pthread_t thread;
+	unsigned asked;
+	bool changed;
+
+	r.buf = malloc(CS);
+	assert_non_null(r.buf);
+	test_put_pattern(env->fo, "f", 16 * CS, 52);
+	assert_int_equal(cache_file_open(env->c, "f", O_RDONLY, &f, &changed),
+			 0);
+	r.f = f;
+	fake_hold_reads_from(env->fo, CS);
+	/* Window of 1: chunk 0 comes, chunk 1 is asked for and held. */
+	assert_int_equal(cache_file_read(f, r.buf, CS, 0), CS);
+	assert_int_equal(wait_for_reads(env->fo, 2), 2);
+	/* Window of 2: chunks 2 and 3 are asked for while chunk 1 is
+	 * still held. */
+	assert_int_equal(pthread_create(&thread, NULL, read_chunk_1, &r), 0);
+	asked = wait_for_reads(env->fo, 4);
+	fake_hold_reads_from(env->fo, UINT64_MAX);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(asked, 4);
+	if (zero_copy) {
+		assert_int_equal(r.ret, 1);
+		assert_int_equal(r.n, CS);
+		assert_int_equal(pread(r.fd, r.buf, CS, CS), CS);
+		cache_read_unpin(env->c, &r.pin);
+	} else {
+		assert_int_equal(r.ret, CS);
+	}
+	assert_pattern(r.buf, CS, CS, 52);
+	cache_file_release(f);
+	assert_int_equal(wait_for_reads(env->fo, 4), 4);
+	assert_int_equal(test_stats(env->c).bytes_from_origin, 4 * CS);
+	free(r.buf);
+}
+
+static void test_store_readahead_before_wait(void **state)
+{
+	readahead_before_wait(state, false);
+}
+
+static void test_store_readahead_before_wait_zero_copy(void **state)
+{
+	readahead_before_wait(state, true);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1005,6 +1084,11 @@ int main(int argc, char **argv)
 			test_env_teardown),
 		cmocka_unit_test_teardown(test_store_second_read_is_hit,
 					  test_env_teardown),
+		cmocka_unit_test_teardown(test_store_readahead_before_wait,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_store_readahead_before_wait_zero_copy,
+			test_env_teardown),
 		cmocka_unit_test_teardown(test_store_read_fd_waits_for_fetch,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_store_readahead_full_cache,
