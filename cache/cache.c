@@ -620,6 +620,7 @@ static bool record_stat(struct cache *c, const char *path, int ret,
 	if (ret < 0)
 		return false;
 	meta_attr_set(c, path, attr);
+	meta_listing_merge(c, path, attr);
 	if (obj)
 		return cache_check_version(c, obj, attr);
 	return false;
@@ -747,9 +748,25 @@ void cache_add_unlisted_shadows(struct cache *c, const char *dir,
 	htab_for_each(&c->shadows, merge_shadow, &m);
 }
 
+void cache_merge_known_attr(struct cache *c, const char *path,
+			    const struct listing *old, struct dir_entry *e)
+{
+	struct object *obj = htab_get(&c->objects, path);
+	struct attr_entry *known = meta_attr_get(c, path);
+	struct dir_entry *before = old ? listing_find(old, e->name) : NULL;
+
+	if (obj)
+		meta_attr_merge(&e->attr, &obj->attr);
+	if (known && !known->negative)
+		meta_attr_merge(&e->attr, &known->attr);
+	if (before)
+		meta_attr_merge(&e->attr, &before->attr);
+}
+
 void cache_install_listing(struct cache *c, const char *dir,
 			   struct listing *l)
 {
+	struct listing *old = meta_listing_get(c, dir);
 	char path[4096];
 
 	cache_add_unlisted_shadows(c, dir, l, l);
@@ -759,6 +776,7 @@ void cache_install_listing(struct cache *c, const char *dir,
 
 		snprintf(path, sizeof(path), "%s%s%s", dir, dir[0] ? "/" : "",
 			 e->name);
+		cache_merge_known_attr(c, path, old, e);
 		if (!htab_get(&c->objects, path))
 			meta_attr_set(c, path, &e->attr);
 	}

@@ -382,6 +382,12 @@ uint64_t store_live_index_bytes(const struct cache *c);
 
 /* meta.c: attribute, negative and listing caches. */
 struct attr_entry *meta_attr_get(struct cache *c, const char *path);
+/* Copy into listed, attributes from a listing, the fields that known
+ * (from a HEAD, GET or earlier merge) has, when both describe the same
+ * version of a file.  A listing carries no stored mode, owner, mtime or
+ * link type: for S3 its mtime is the upload time. */
+void meta_attr_merge(struct origin_attr *listed,
+		     const struct origin_attr *known);
 void meta_attr_set(struct cache *c, const char *path,
 		   const struct origin_attr *attr);
 void meta_attr_set_negative(struct cache *c, const char *path);
@@ -390,6 +396,10 @@ struct listing *meta_listing_get(struct cache *c, const char *dir);
 void meta_listing_store(struct cache *c, const char *dir,
 			struct listing *l);
 void meta_listing_forget(struct cache *c, const char *dir);
+/* Merge attr, from a HEAD of path, into the entry of path in its parent's
+ * cached listing, if both describe the same version (meta_attr_merge). */
+void meta_listing_merge(struct cache *c, const char *path,
+			const struct origin_attr *attr);
 void meta_listing_update(struct cache *c, const char *path,
 			 const struct origin_attr *attr);
 void meta_listing_remove(struct cache *c, const char *path);
@@ -485,6 +495,11 @@ void cache_add_unlisted_shadows(struct cache *c, const char *dir,
 				const struct listing *l, struct listing *out);
 /* Store a listing fetched from the origin, merged with files not on the
  * origin yet, and the attributes of its entries.  Lock held. */
+/* Give e, the entry of path in a new listing, the stored metadata learnt
+ * earlier for the same version: from a cached copy, a HEAD, or old, the
+ * listing it replaces (may be NULL).  Lock held. */
+void cache_merge_known_attr(struct cache *c, const char *path,
+			    const struct listing *old, struct dir_entry *e);
 void cache_install_listing(struct cache *c, const char *dir,
 			   struct listing *l);
 /* Pin the current version of path, checking it when ttl has passed. */

@@ -124,6 +124,25 @@ void meta_attr_set(struct cache *c, const char *path,
 	e->fetched_ms = clock_now_ms();
 }
 
+void meta_attr_merge(struct origin_attr *listed,
+		     const struct origin_attr *known)
+{
+	unsigned take = known->valid;
+
+	if (!take || !listed->version[0] || listed->size != known->size ||
+	    strcmp(listed->version, known->version) != 0)
+		return;
+	if (take & ORIGIN_ATTR_MODE)
+		listed->mode = known->mode;
+	if (take & ORIGIN_ATTR_UID)
+		listed->uid = known->uid;
+	if (take & ORIGIN_ATTR_GID)
+		listed->gid = known->gid;
+	if (take & ORIGIN_ATTR_MTIME)
+		listed->mtime = known->mtime;
+	listed->valid |= take;
+}
+
 void meta_attr_set_negative(struct cache *c, const char *path)
 {
 	struct attr_entry *e;
@@ -283,6 +302,18 @@ void meta_listing_update(struct cache *c, const char *path,
 	listing_sort(l);
 	c->listing_entries++;
 	trim_listings(c);
+}
+
+void meta_listing_merge(struct cache *c, const char *path,
+			const struct origin_attr *attr)
+{
+	char parent[4096];
+	const char *name = path_split(path, parent, sizeof(parent));
+	struct listing *l = htab_get(&c->listings, parent);
+	struct dir_entry *e = l ? listing_find(l, name) : NULL;
+
+	if (e)
+		meta_attr_merge(&e->attr, attr);
 }
 
 void meta_listing_remove(struct cache *c, const char *path)

@@ -153,6 +153,7 @@ static struct origin_attr *page_attrs(struct cache_dir *d, size_t first)
 {
 	struct cache *c = d->c;
 	struct listing *l = d->l;
+	const struct listing *old;
 	struct origin_attr *attrs;
 	char path[4096];
 
@@ -160,11 +161,13 @@ static struct origin_attr *page_attrs(struct cache_dir *d, size_t first)
 	if (!attrs)
 		return NULL;
 	pthread_mutex_lock(&c->lock);
+	old = meta_listing_get(c, d->path);
 	for (size_t i = first; i < l->count; i++) {
-		const struct dir_entry *e = &l->entries[i];
+		struct dir_entry *e = &l->entries[i];
 
 		snprintf(path, sizeof(path), "%s%s%s", d->path,
 			 d->path[0] ? "/" : "", e->name);
+		cache_merge_known_attr(c, path, old, e);
 		if (!d->stale && !htab_get(&c->objects, path))
 			meta_attr_set(c, path, &e->attr);
 		attrs[i - first] = e->attr;

@@ -196,4 +196,27 @@ unmount_nearfs "$MNT"
 mount_nearfs s3://data/base "$MNT" "cache_dir=$WORK/cache2,chunk_size=1M"
 assert_eq "$(sha256 "$REF/dd.bin")" "$(sha256 "$MNT/dd.bin")" \
 	"sha256 of dd.bin through a fresh mount"
+
+check "a listing keeps the mode, mtime and link type that a stat found"
+# A listing carries no x-amz-meta-* fields: what a HEAD returned for
+# the same version must survive it.
+chmod 640 "$MNT/dd.bin"
+touch -m -d @1500000000 "$MNT/dd.bin"
+ln -s dd.bin "$MNT/link"
+unmount_nearfs "$MNT"
+mount_nearfs s3://data/base "$MNT" \
+	"cache_dir=$WORK/cache3,attr_ttl=1s,dir_ttl=1m"
+assert_eq "640 1500000000" "$(stat -c '%a %Y' "$MNT/dd.bin")" \
+	"mode and mtime of dd.bin before any listing"
+assert_eq "symbolic link" "$(stat -c %F "$MNT/link")" \
+	"type of link before any listing"
+ls -l "$MNT" >/dev/null
+# Past attr_ttl the kernel sends GETATTR again, and the daemon replies
+# from the listing.
+sleep 1.2
+assert_eq "640 1500000000" "$(stat -c '%a %Y' "$MNT/dd.bin")" \
+	"mode and mtime of dd.bin after ls -l"
+assert_eq "symbolic link" "$(stat -c %F "$MNT/link")" \
+	"type of link after ls -l"
+assert_eq dd.bin "$(readlink "$MNT/link")" "target of link after ls -l"
 unmount_nearfs "$MNT"
