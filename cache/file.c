@@ -1384,17 +1384,8 @@ static void apply_attr(struct cache *c, const char *path,
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
 		struct origin_attr *t = targets[i];
 
-		if (!t)
-			continue;
-		if (which & ORIGIN_ATTR_MODE)
-			t->mode = (t->mode & S_IFMT) | (attr->mode & 07777);
-		if (which & ORIGIN_ATTR_UID)
-			t->uid = attr->uid;
-		if (which & ORIGIN_ATTR_GID)
-			t->gid = attr->gid;
-		if (which & ORIGIN_ATTR_MTIME)
-			t->mtime = attr->mtime;
-		t->valid |= which;
+		if (t)
+			origin_attr_merge(t, attr, which);
 	}
 	if (obj && obj->logged)
 		store_log_object(c, obj);

@@ -132,15 +132,10 @@ void meta_attr_merge(struct origin_attr *listed,
 	if (!take || !listed->version[0] || listed->size != known->size ||
 	    strcmp(listed->version, known->version) != 0)
 		return;
+	origin_attr_merge(listed, known, take);
+	/* A symbolic link lists as a regular file. */
 	if (take & ORIGIN_ATTR_MODE)
 		listed->mode = known->mode;
-	if (take & ORIGIN_ATTR_UID)
-		listed->uid = known->uid;
-	if (take & ORIGIN_ATTR_GID)
-		listed->gid = known->gid;
-	if (take & ORIGIN_ATTR_MTIME)
-		listed->mtime = known->mtime;
-	listed->valid |= take;
 }
 
 void meta_attr_set_negative(struct cache *c, const char *path)

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char *const origin_request_names[ORIGIN_REQ_MAX] = {
@@ -127,4 +128,20 @@ int origin_path_check(const char *path)
 			return 0;
 		p += n + 1;
 	}
+}
+
+void origin_attr_merge(struct origin_attr *to, const struct origin_attr *from,
+		       unsigned which)
+{
+	which &= ORIGIN_ATTR_MODE | ORIGIN_ATTR_UID | ORIGIN_ATTR_GID |
+		 ORIGIN_ATTR_MTIME;
+	if (which & ORIGIN_ATTR_MODE)
+		to->mode = (to->mode & S_IFMT) | (from->mode & 07777);
+	if (which & ORIGIN_ATTR_UID)
+		to->uid = from->uid;
+	if (which & ORIGIN_ATTR_GID)
+		to->gid = from->gid;
+	if (which & ORIGIN_ATTR_MTIME)
+		to->mtime = from->mtime;
+	to->valid |= which;
 }

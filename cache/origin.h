@@ -48,6 +48,11 @@ struct origin_attr {
  * this leaves room for one that encodes a 1024-byte key in base64. */
 #define ORIGIN_TOKEN_MAX 4096
 
+/* Copy the fields of from that which selects (ORIGIN_ATTR_*) into to, and
+ * mark them valid.  The file type bits of to stay. */
+void origin_attr_merge(struct origin_attr *to, const struct origin_attr *from,
+		       unsigned which);
+
 /* Kinds of origin request, counted for statistics. */
 enum origin_request {
 	ORIGIN_REQ_GET,

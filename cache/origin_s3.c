@@ -2006,24 +2006,6 @@ static int copy_object(struct s3_origin *so, const char *src_key,
 	return rc;
 }
 
-/* Merge the fields of `attr` selected by `which` into `cur`. */
-static void merge_attr(struct origin_attr *cur, const struct origin_attr *attr,
-		       unsigned which)
-{
-	if (which & ORIGIN_ATTR_MODE)
-		cur->mode = (cur->mode & S_IFMT) | (attr->mode & 07777);
-	if (which & ORIGIN_ATTR_UID)
-		cur->uid = attr->uid;
-	if (which & ORIGIN_ATTR_GID)
-		cur->gid = attr->gid;
-	if (which & ORIGIN_ATTR_MTIME)
-		cur->mtime = attr->mtime;
-	cur->valid |= which & (ORIGIN_ATTR_MODE | ORIGIN_ATTR_UID |
-			       ORIGIN_ATTR_GID | ORIGIN_ATTR_MTIME);
-	/* Stored mtimes have whole seconds. */
-	cur->mtime.tv_nsec = 0;
-}
-
 /* Put a "key/" marker for an implicit directory, with attr's metadata. */
 static int put_marker(struct s3_origin *so, const char *dirkey,
 		      const struct origin_attr *attr)
@@ -2049,7 +2031,7 @@ static int setattr_dir(struct s3_origin *so, const char *path,
 	rc = head_object(so, dirkey, &req);
 	if (!rc) {
 		attr_from_headers(&req.resp, true, &cur);
-		merge_attr(&cur, attr, which);
+		origin_attr_merge(&cur, attr, which);
 		rc = copy_object(so, dirkey, dirkey, &cur,
 				 req.resp.content_type, req.resp.etag,
 				 cur.version, sizeof(cur.version));
@@ -2058,7 +2040,7 @@ static int setattr_dir(struct s3_origin *so, const char *path,
 		rc = s3_stat(&so->base, path, &cur);
 		if (!rc) {
 			new_object_attr(NULL, S_IFDIR, &cur);
-			merge_attr(&cur, attr, which);
+			origin_attr_merge(&cur, attr, which);
 			rc = put_marker(so, dirkey, &cur);
 		}
 	}
@@ -2094,7 +2076,7 @@ static int s3_setattr(struct origin *o, const char *path,
 		rc = head_object(so, key, &req);
 		if (!rc) {
 			attr_from_headers(&req.resp, false, &cur);
-			merge_attr(&cur, attr, which);
+			origin_attr_merge(&cur, attr, which);
 			/* The source ETag guards against a concurrent
 			 * write between HEAD and copy (412: try again). */
 			rc = copy_object(so, key, key, &cur,
