@@ -122,12 +122,73 @@ int cache_lock_folder(int root_fd, char *holder, size_t len, bool *unclean)
 	return fd;
 }
 
+/* Line that a daemon adds to its lock file once it no longer serves its
+ * mount and is only finishing its work (cache_mark_stopping()). */
+#define LOCK_STOPPING "stopping\n"
+/* How long a start waits for a stopping daemon to release the folder. */
+#define STOPPING_WAIT_MS 30000
+#define STOPPING_POLL_MS 100
+
+/* Whether the daemon that holds the lock of the folder is stopping. */
+static bool holder_stopping(int root_fd)
+{
+	char text[64];
+	int fd = openat(root_fd, "lock", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	return strstr(text, "\n" LOCK_STOPPING) != NULL;
+}
+
+void cache_mark_stopping(struct cache *c)
+{
+	char text[64];
+	int n;
+
+	if (c->lock_fd < 0)
+		return;
+	n = snprintf(text, sizeof(text), "%d\n" LOCK_STOPPING, (int)getpid());
+	if (pwrite(c->lock_fd, text, n, 0) != n)
+		log_debug("cannot mark the lock file of %s", c->root);
+}
+
+/*
+ * Take the lock of the cache folder.  A daemon that was just unmounted
+ * may still hold it while it commits and uploads what it has left, so a
+ * start waits up to STOPPING_WAIT_MS for such a daemon to exit.
+ */
 static int lock_folder(struct cache *c, char *err, size_t errlen)
 {
 	char pid[32];
+	unsigned waited_ms = 0;
 
-	c->lock_fd = cache_lock_folder(c->root_fd, pid, sizeof(pid),
-				       &c->unclean_start);
+	for (;;) {
+		c->lock_fd = cache_lock_folder(c->root_fd, pid, sizeof(pid),
+					       &c->unclean_start);
+		if (c->lock_fd != -EBUSY || !holder_stopping(c->root_fd) ||
+		    waited_ms >= STOPPING_WAIT_MS)
+			break;
+		if (waited_ms == 0)
+			log_info("waiting for nearfs pid %s, which is stopping, "
+				 "to release the cache folder %s", pid,
+				 c->root);
+		usleep(STOPPING_POLL_MS * 1000);
+		waited_ms += STOPPING_POLL_MS;
+	}
+	if (c->lock_fd == -EBUSY && waited_ms >= STOPPING_WAIT_MS) {
+		snprintf(err, errlen, "the cache folder %s is still held by "
+			 "nearfs pid %s, which stopped serving its mount %u s "
+			 "ago and is still finishing (its log tells what it "
+			 "uploads): wait for it to exit, or give this mount "
+			 "another cache_dir", c->root, pid,
+			 STOPPING_WAIT_MS / 1000);
+		c->lock_fd = -1;
+		return -EBUSY;
+	}
 	if (c->lock_fd == -EBUSY) {
 		snprintf(err, errlen, "the cache folder %s is in use by "
 			 "another nearfs (pid %s): unmount it first, or give "

@@ -640,6 +640,7 @@ static int nomount_run(struct daemon *d)
 		       cache_origin(d->cache)->name, opts->mountpoint);
 	log_write_mode(&opts->cache);
 	d->stop_signal = wait_for_stop(&stop);
+	cache_mark_stopping(d->cache);
 	service_notify("STOPPING=1\nSTATUS=no longer serving %s",
 		       opts->mountpoint);
 	log_debug("stopping: closing the files open for writing and the "
@@ -689,6 +690,7 @@ static int daemon_run(const struct nearfs_options *opts)
 		kernel_readahead_raise_later(opts->mountpoint,
 					     KERNEL_READAHEAD_KIB);
 	status = session_run(&d);
+	cache_mark_stopping(d.cache);
 	service_notify("STOPPING=1\nSTATUS=unmounting %s", opts->mountpoint);
 	log_debug("unmounting %s", opts->mountpoint);
 	session_teardown(&d);

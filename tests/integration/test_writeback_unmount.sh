@@ -102,3 +102,36 @@ for how in unmount TERM INT; do
 		fail "the daemon log does not report 'all data uploaded'"
 	log "ok: the daemon log reports 'all data uploaded'"
 done
+
+check "a mount on the cache folder of a stopping daemon waits for it"
+# The first daemon is unmounted while the PUT of its pending file is
+# held, so it still has the lock of the cache folder when the second one
+# starts.
+NEARFS_BIN=$REAL_NEARFS_BIN
+start_fault_proxy
+random_file "$WORK/late.bin" 300000
+OPTS="endpoint=$PROXY_URL,cache_dir=$WORK/cache-restart,write_mode=back,writeback_delay=60s"
+mount_nearfs s3://data/restart "$MNT" "$OPTS"
+cp "$WORK/late.bin" "$MNT/late.bin"
+FIRST_PID=${NEARFS_PID[$MNT]}
+proxy_set '{"hold_after": {"kind": "PUT", "count": 0}}'
+fusermount3 -u "$MNT" || fail "fusermount3 -u $MNT failed"
+wait_proxy_holding "from the upload at exit"
+kill -0 "$FIRST_PID" || fail "the first daemon exited with its PUT held"
+(sleep 2 && proxy_set '{}') &
+RELEASER=$!
+mount_nearfs s3://data/restart "$MNT" "$OPTS"
+wait "$RELEASER"
+wait_pid_gone "$FIRST_PID" "unmounting $MNT"
+FIRST_STATUS=0
+wait "$FIRST_PID" || FIRST_STATUS=$?
+assert_eq 0 "$FIRST_STATUS" "exit status of the first daemon"
+grep -q "waiting for nearfs pid $FIRST_PID, which is stopping" \
+	"${NEARFS_LOG[$MNT]}" ||
+	fail "the second daemon did not log that it waits for $FIRST_PID"
+log "ok: the second daemon waited for pid $FIRST_PID"
+assert_eq "$(sha256 "$WORK/late.bin")" "$(object_sha data restart/late.bin)" \
+	"sha256 of restart/late.bin in the bucket"
+assert_eq "$(sha256 "$WORK/late.bin")" "$(sha256 "$MNT/late.bin")" \
+	"sha256 of late.bin through the second mount"
+unmount_nearfs "$MNT"
