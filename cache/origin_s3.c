@@ -2387,6 +2387,12 @@ static void check_message(struct s3_origin *so, const struct s3_request *req,
 			 " set AWS_REGION or -o region=%s", so->bucket,
 			 resp->bucket_region, so->region,
 			 resp->bucket_region);
+	} else if (resp->status == 403 && so->anonymous) {
+		snprintf(msg, msglen, "access denied to bucket %s without"
+			 " credentials (%s): the bucket does not allow"
+			 " anonymous listing; drop -o anonymous and give"
+			 " credentials", so->bucket,
+			 resp->code[0] ? resp->code : "403 Forbidden");
 	} else if (resp->status == 403) {
 		snprintf(msg, msglen, "access denied to bucket %s with"
 			 " credentials from %s (%s): check the keys and"

@@ -198,13 +198,22 @@ static bool is_permanent(int err)
 	       err == -EFBIG || err == -ENAMETOOLONG || err == -EINVAL;
 }
 
+/* When sh may be uploaded next: after its quiet time and its backoff. */
+static uint64_t next_try_at(const struct shadow *sh)
+{
+	return sh->ready_ms > sh->next_try_ms ? sh->ready_ms :
+						sh->next_try_ms;
+}
+
 /* Record a failed upload of path.  Lock held. */
 static void upload_failed(struct cache *c, struct shadow *sh,
 			  const char *path, int err)
 {
+	uint64_t now = clock_now_ms();
+
 	sh->attempts++;
 	sh->last_error = err;
-	sh->next_try_ms = clock_now_ms() + backoff_ms(sh->attempts);
+	sh->next_try_ms = now + backoff_ms(sh->attempts);
 	sh->tried_gen = c->flush_gen;
 	c->upload_retries++;
 	if (sh->attempts == 1 || sh->attempts % 10 == 0 || is_permanent(err))
@@ -212,7 +221,7 @@ static void upload_failed(struct cache *c, struct shadow *sh,
 			    "cannot upload %s (attempt %u): %s; it stays in "
 			    "the write-back journal and is retried in %" PRIu64
 			    " s", path, sh->attempts, strerror(-err),
-			    backoff_ms(sh->attempts) / 1000);
+			    (next_try_at(sh) - now + 999) / 1000);
 	pthread_cond_broadcast(&c->wb_done);
 }
 
@@ -423,8 +432,7 @@ static struct shadow *next_ready(struct cache *c, uint64_t *wait_ms)
 			return sh;
 		if (sh->uploading || sh->writers > 0)
 			continue;
-		at = sh->ready_ms > sh->next_try_ms ? sh->ready_ms :
-						      sh->next_try_ms;
+		at = next_try_at(sh);
 		if (at > now && at - now < *wait_ms)
 			*wait_ms = at - now;
 	}
@@ -621,8 +629,7 @@ void wb_stats(struct cache *c, struct cache_stats *st)
 static void describe_upload(const struct shadow *sh, uint64_t now,
 			    struct cache_upload *u)
 {
-	uint64_t at = sh->ready_ms > sh->next_try_ms ? sh->ready_ms :
-						       sh->next_try_ms;
+	uint64_t at = next_try_at(sh);
 
 	u->size = sh->size;
 	u->age_ms = now > sh->queued_ms ? now - sh->queued_ms : 0;

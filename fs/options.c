@@ -1069,6 +1069,28 @@ static int resolve_cache_dir(struct parse_state *ps)
 	return 0;
 }
 
+/* Whether the host of an http:// or https:// URL is an IP address, which
+ * cannot take a bucket name in front of it. */
+static bool url_host_is_ip(const char *url)
+{
+	const char *host = strstr(url, "://");
+	char name[64];
+	struct in_addr addr;
+	size_t n;
+
+	if (!host)
+		return false;
+	host += 3;
+	if (host[0] == '[')
+		return true;
+	n = strcspn(host, ":/");
+	if (n >= sizeof(name))
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	return inet_pton(AF_INET, name, &addr) == 1;
+}
+
 static int resolve_endpoint(struct parse_state *ps)
 {
 	struct nearfs_options *opts = ps->opts;
@@ -1083,6 +1105,12 @@ static int resolve_endpoint(struct parse_state *ps)
 		if (replace_string(ps, &opts->endpoint, env))
 			return -1;
 	}
+	if (opts->is_s3 && opts->s3.path_style == 0 && opts->endpoint &&
+	    url_host_is_ip(opts->endpoint))
+		return fail(ps, "virtual_host needs an endpoint with a host "
+			    "name, and %s has an IP address: drop "
+			    "virtual_host, or give the endpoint by name",
+			    opts->endpoint);
 	opts->s3.endpoint = opts->endpoint;
 	opts->s3.region = opts->region;
 	opts->s3.profile = opts->profile;

@@ -96,6 +96,11 @@ if [ "$S3_KIND" = moto ]; then
 	if grep -q wrong-secret "$WORK/out"; then
 		fail "the error message shows the secret key"
 	fi
+	expect_failure "anonymous access to a private bucket" \
+		"without credentials" "drop -o anonymous" -- \
+		"$NEARFS_BIN" -f -o \
+		"cache_dir=$WORK/cache,endpoint=http://127.0.0.1:$proxy_port,anonymous" \
+		s3://data "$MNT"
 fi
 
 if [ "$S3_KIND" = s3rver ]; then

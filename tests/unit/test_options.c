@@ -454,6 +454,33 @@ static void test_endpoint_from_env(void **state)
 	unsetenv("AWS_ENDPOINT_URL");
 }
 
+/* A bucket name cannot go in front of an IP address, so virtual_host
+ * with such an endpoint is rejected before any request. */
+static void test_virtual_host_needs_name(void **state)
+{
+	static const char *const rejected[] = {
+		"endpoint=http://127.0.0.1:9000,virtual_host",
+		"endpoint=https://10.1.2.3/,virtual_host",
+		"endpoint=http://[::1]:9000,virtual_host",
+	};
+
+	for (size_t i = 0; i < sizeof(rejected) / sizeof(rejected[0]); i++) {
+		if (parse("-o", cache_opt, "-o", rejected[i], "s3://bucket",
+			  mnt_dir, NULL) != -1)
+			fail_msg("'%s' accepted", rejected[i]);
+		assert_error_contains("virtual_host needs an endpoint with a "
+				      "host name");
+	}
+	assert_int_equal(parse("-o", cache_opt, "-o",
+			       "endpoint=http://s3.example.test:9000,"
+			       "virtual_host", "s3://bucket", mnt_dir, NULL),
+			 0);
+	assert_int_equal(opts.s3.path_style, 0);
+	assert_int_equal(parse("-o", cache_opt, "-o",
+			       "endpoint=http://127.0.0.1:9000,path_style",
+			       "s3://bucket", mnt_dir, NULL), 0);
+}
+
 static void test_flags(void **state)
 {
 	assert_int_equal(parse("-f", "-o", cache_opt, origin_dir, mnt_dir,
@@ -949,6 +976,7 @@ int main(void)
 		TEST(test_metrics_address),
 		TEST(test_metrics_address_invalid),
 		TEST(test_endpoint_from_env),
+		TEST(test_virtual_host_needs_name),
 		TEST(test_flags),
 		TEST(test_help_and_version),
 		TEST(test_fuse_passthrough),

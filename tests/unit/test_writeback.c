@@ -420,6 +420,42 @@ static void test_writeback_failure_retried_with_backoff(void **state)
 	free(want);
 }
 
+/* The last line logged about a failed upload. */
+static char upload_line[512];
+
+static void capture_upload_line(void *arg, int level, const char *line)
+{
+	(void)arg;
+	(void)level;
+	if (strstr(line, "cannot upload"))
+		snprintf(upload_line, sizeof(upload_line), "%s", line);
+}
+
+/*
+ * A failed upload names when it is tried again: after the backoff, or
+ * after writeback_delay of quiet when that ends later, as for a flush
+ * that failed right after the file was closed.
+ */
+static void test_writeback_retry_time_logged(void **state)
+{
+	struct test_env *env = start_open(state, 3600 * 1000);
+	int saved_level = log_max_level;
+
+	/* Past the rate limit's window of the failures logged before. */
+	fake_clock_advance(24 * 3600 * 1000);
+	upload_line[0] = '\0';
+	log_max_level = LOG_WARNING;
+	log_set_output(capture_upload_line, NULL);
+	fake_fail_next(env->fo, FAKE_WRITE, 1, EIO);
+	assert_int_equal(commit_new(env->c, "p", "precious", 8), 0);
+	assert_int_equal(cache_flush(env->c, "", NULL, NULL), -EIO);
+	log_set_output(NULL, NULL);
+	log_max_level = saved_level;
+	assert_non_null(strstr(upload_line, "(attempt 1)"));
+	assert_non_null(strstr(upload_line, "retried in 3600 s"));
+	assert_int_equal(test_stats(env->c).uploads_pending, 1);
+}
+
 static void test_writeback_permanent_failure_kept(void **state)
 {
 	struct test_env *env = start_open(state, 0);
@@ -968,6 +1004,7 @@ int main(int argc, char **argv)
 		WB_TEST(test_writeback_delay_respected),
 		WB_TEST(test_writeback_rewrite_uploaded_once),
 		WB_TEST(test_writeback_failure_retried_with_backoff),
+		WB_TEST(test_writeback_retry_time_logged),
 		WB_TEST(test_writeback_permanent_failure_kept),
 		WB_TEST(test_writeback_backpressure_waits),
 		WB_TEST(test_writeback_flush_subtree),
