@@ -475,7 +475,8 @@ void stats_format_usage(FILE *out, const char *path,
 
 	snprintf(shown, sizeof(shown), "/%s", path);
 	if (!json) {
-		fprintf(out, "path: %s\n", shown);
+		/* Relative to the mount root, as nearfs-ctl takes it back. */
+		fprintf(out, "path: %s\n", path[0] ? path : ".");
 		text_fields(out, u, usage_fields, ARRAY_LEN(usage_fields));
 		return;
 	}
@@ -529,7 +530,7 @@ static void text_upload(FILE *out, const struct cache_upload *u)
 
 	format_duration(u->age_ms, age, sizeof(age));
 	format_duration(u->wait_ms, wait, sizeof(wait));
-	fprintf(out, "%-9s %8u %7s %12" PRIu64 "  /%s", upload_state_name(
+	fprintf(out, "%-9s %8u %7s %12" PRIu64 "  %s", upload_state_name(
 		u->state), u->attempts, age, u->size, u->path);
 	if (u->state == CACHE_UPLOAD_RETRY)
 		fprintf(out, "  (last error: %s; next try in %s)",

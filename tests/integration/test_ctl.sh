@@ -243,6 +243,15 @@ assert_contains "$(cat "$WORK/usage.txt")" "bytes: $(($(mib 3) + CHUNK + 5))" \
 	"usage of the whole mount"
 assert_contains "$(cat "$WORK/usage.txt")" "chunks: 5" \
 	"chunks in usage of the whole mount"
+assert_contains "$(cat "$WORK/usage.txt")" "path: ." "path of the mount root"
+# The path that usage prints is one that nearfs-ctl takes back.
+"$NEARFS_CTL" usage "$MNT" three.bin >"$WORK/usage-file.txt"
+SHOWN=$(sed -n 's/^path: //p' "$WORK/usage-file.txt")
+assert_eq three.bin "$SHOWN" "path printed by usage of three.bin"
+"$NEARFS_CTL" usage "$MNT" "$SHOWN" >"$WORK/usage-again.txt" ||
+	fail "nearfs-ctl usage rejected the path it printed: $SHOWN"
+assert_eq "$(cat "$WORK/usage-file.txt")" "$(cat "$WORK/usage-again.txt")" \
+	"usage of the printed path"
 
 check "set ttl=0 makes the next open revalidate"
 revalidations=$(stat_field "$MNT" revalidations)
@@ -372,7 +381,7 @@ u = json.load(open(sys.argv[1]))["uploads"]
 print(len(u), u[0]["path"], u[0]["size"], u[0]["state"], u[0]["attempts"])' \
 	"$WORK/uploads.json")" "uploads: count, path, size, state, attempts"
 "$NEARFS_CTL" uploads "$WB" >"$WORK/uploads.txt"
-assert_contains "$(cat "$WORK/uploads.txt")" "123457  /out/new.bin" \
+assert_contains "$(cat "$WORK/uploads.txt")" "123457  out/new.bin" \
 	"size and path in the uploads table"
 
 check "forget keeps data that is not uploaded yet"
