@@ -534,6 +534,18 @@ static void nf_init(void *userdata, struct fuse_conn_info *conn)
 	/* File handles (NFS export) would need lookups of inode numbers
 	 * that the table has already dropped. */
 	conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
+	/*
+	 * The daemon drops a file's page cache itself: keep_cache is off
+	 * at an open that finds a new version or nothing cached, and
+	 * inval_notify() serves the other changes.  With
+	 * auto_inval_data the kernel (6.18) also drops it whenever a
+	 * GETATTR shows a new mtime, as concurrent writes do.  But it
+	 * marks fully written pages uptodate before their WRITE reaches
+	 * the daemon.  A read that fetched such pages again in between
+	 * kept the bytes of the write before.
+	 */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	conn->want |= conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA;
 	conn->max_write = splice_request_max();
 	/* max_readahead stays at what the kernel offered, its maximum. */
 	log_debug("FUSE protocol %u.%u, capable 0x%x, want 0x%x, "

@@ -215,3 +215,22 @@ assert_eq "$first" "$(xattr_requests)" \
 	"xattr requests after a write and a getxattr"
 
 unmount_nearfs "$MNT"
+
+check "a change behind the mount after eviction drops the kernel's pages"
+# The kernel may keep the pages of a file it read after the cache has
+# evicted the file, and it drops no pages on a new mtime by itself.
+mkdir -p "$WORK/origin-evict"
+printf 'version one\n' >"$WORK/origin-evict/a.txt"
+random_file "$WORK/origin-evict/big.bin" $(($(mib 4) + 100))
+mount_nearfs "$WORK/origin-evict" "$MNT" \
+	"cache_dir=$WORK/cache-evict,chunk_size=1M,cache_size=2M,ttl=1s,attr_ttl=1s"
+assert_eq "version one" "$(cat "$MNT/a.txt")" "a.txt first read"
+cat "$MNT/big.bin" >/dev/null
+assert_eq 0 "$("$NEARFS_CTL" usage --json "$MNT" a.txt |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["files"])')" \
+	"cached files at a.txt after reading big.bin"
+# Same size, new mtime: a new version on the origin.
+printf 'version two\n' >"$WORK/origin-evict/a.txt"
+sleep 1.2
+assert_eq "version two" "$(cat "$MNT/a.txt")" "a.txt after the change"
+unmount_nearfs "$MNT"

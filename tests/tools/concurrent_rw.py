@@ -6,6 +6,8 @@ files of one folder at once, and check every byte after.
                   [--rounds N] [--chunk SIZE]
     concurrent_rw.py verify DIR [--seed N] [--processes N] [--threads N]
                   [--rounds N] [--chunk SIZE]
+    concurrent_rw.py neighbours DIR [--seed N] [--threads N] [--rounds N]
+                  [--chunk SIZE]
 
 "run" starts PROCESSES processes of THREADS threads each.  Every thread
 is one writer with its own id, and does ROUNDS rounds of:
@@ -26,8 +28,12 @@ from a generator seeded with the seed, the writer id and the round, so a
 reader can tell whose block of which round it sees.  "verify" checks
 the files that "run" left: each range of shared.bin and each own-ID.bin
 holds the last round of its writer, and common.bin a whole version of
-any writer.  Both print the seed and exit 1 on the first wrong byte,
-naming the file, the offset and the writer.
+any writer.  "neighbours" runs PROCESSES * THREADS writers as threads of
+one process, each rewriting and reading back only its range of
+neighbours.bin for ROUNDS rounds: the ranges start inside pages, so each
+write shares pages with the writes of its neighbours.  All print the seed
+and exit 1 on the first wrong byte, naming the file, the offset and the
+writer.
 """
 
 import argparse
@@ -145,6 +151,9 @@ class Layout:
     def common(self):
         return os.path.join(self.dir, "common.bin")
 
+    def neighbours(self):
+        return os.path.join(self.dir, "neighbours.bin")
+
 
 def read_whole(path):
     with open(path, "rb") as f:
@@ -158,28 +167,36 @@ def replace_file(path, data, tag):
     os.rename(tmp, path)
 
 
+def rewrite_range(layout, path, fd, writer, rnd):
+    """Write the block of round rnd over the range of writer in path,
+    through fd, and read it back."""
+    seed = layout.seed
+    start = writer * layout.range_size
+    name = os.path.basename(path)
+    written = os.pwrite(fd, block(seed, writer, rnd, layout.range_size),
+                        start)
+    if written != layout.range_size:
+        raise Corrupt("short write to the %s range of writer %d in round "
+                      "%d: %d of %d bytes" % (name, writer, rnd, written,
+                                              layout.range_size))
+    # Only the own range: a read that overlaps another thread's write may
+    # see part of it, on a local disk too.
+    data = os.pread(fd, layout.range_size, start)
+    try:
+        check_block(seed, data, writer, "%s range of writer %d, read back"
+                    % (name, writer), rnd=rnd)
+    except Corrupt as exc:
+        again = second_look(layout, path, writer, rnd, start)
+        raise Corrupt("%s; then %s" % (exc, again))
+
+
 def writer_loop(layout, writer, failures):
     rng = random.Random("%d/loop/%d" % (layout.seed, writer))
     seed = layout.seed
     fd = os.open(layout.shared(), os.O_RDWR)
-    start = writer * layout.range_size
     try:
         for rnd in range(1, layout.rounds + 1):
-            written = os.pwrite(fd, block(seed, writer, rnd,
-                                          layout.range_size), start)
-            if written != layout.range_size:
-                raise Corrupt("short write to the shared.bin range of "
-                              "writer %d in round %d: %d of %d bytes"
-                              % (writer, rnd, written, layout.range_size))
-            # Only the own range: a read that overlaps another thread's
-            # write may see part of it, on a local disk too.
-            data = os.pread(fd, layout.range_size, start)
-            try:
-                check_block(seed, data, writer, "shared.bin range of "
-                            "writer %d, read back" % writer, rnd=rnd)
-            except Corrupt as exc:
-                again = second_look(layout, seed, writer, rnd, start)
-                raise Corrupt("%s; then %s" % (exc, again))
+            rewrite_range(layout, layout.shared(), fd, writer, rnd)
 
             size = layout.file_size + rng.randrange(3) * 4096
             replace_file(layout.own(writer),
@@ -217,21 +234,35 @@ def read_direct(path, offset, length):
         return bytes(buf[offset - first:min(count, offset - first + length)])
 
 
-def second_look(layout, seed, writer, rnd, start):
-    """Read the writer's range again with O_DIRECT after a wrong
+def second_look(layout, path, writer, rnd, start):
+    """Read the writer's range of path again with O_DIRECT after a wrong
     read-back, and describe the result."""
     try:
-        check_block(seed, read_direct(layout.shared(), start,
-                                      layout.range_size),
+        check_block(layout.seed, read_direct(path, start,
+                                             layout.range_size),
                     writer, "the range read with O_DIRECT", rnd=rnd)
         return "a read with O_DIRECT found the range right"
     except (Corrupt, OSError) as exc:
         return "a read with O_DIRECT failed too: %s" % exc
 
 
-def run_process(layout, first_writer, threads):
+def neighbour_loop(layout, writer, failures):
+    path = layout.neighbours()
+    fd = os.open(path, os.O_RDWR)
+    try:
+        for rnd in range(1, layout.rounds + 1):
+            rewrite_range(layout, path, fd, writer, rnd)
+            if failures:
+                break
+    except (Corrupt, OSError) as exc:
+        failures.append("writer %d: %s" % (writer, exc))
+    finally:
+        os.close(fd)
+
+
+def run_process(layout, first_writer, threads, loop=writer_loop):
     failures = []
-    workers = [threading.Thread(target=writer_loop,
+    workers = [threading.Thread(target=loop,
                                 args=(layout, first_writer + i, failures))
                for i in range(threads)]
     for worker in workers:
@@ -275,6 +306,14 @@ def cmd_run(args):
     return status
 
 
+def cmd_neighbours(args):
+    layout = Layout(args)
+    with open(layout.neighbours(), "wb") as f:
+        for writer in range(layout.writers):
+            f.write(block(args.seed, writer, 0, layout.range_size))
+    return run_process(layout, 0, layout.writers, loop=neighbour_loop)
+
+
 def cmd_verify(args):
     layout = Layout(args)
     with open(layout.shared(), "rb") as f:
@@ -300,7 +339,8 @@ def cmd_verify(args):
 def main():
     parser = argparse.ArgumentParser(
         description="Concurrent readers and writers of shared files.")
-    parser.add_argument("command", choices=["run", "verify"])
+    parser.add_argument("command", choices=["run", "verify",
+                                            "neighbours"])
     parser.add_argument("dir")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--processes", type=int, default=3)
@@ -317,6 +357,8 @@ def main():
     try:
         if args.command == "run":
             status = cmd_run(args)
+        elif args.command == "neighbours":
+            status = cmd_neighbours(args)
         else:
             status = cmd_verify(args)
     except (Corrupt, OSError) as exc:
