@@ -615,6 +615,9 @@ bool cache_local_attr(struct cache *c, const char *path,
 	if (sh) {
 		*attr = sh->attr;
 		attr->size = sh->size;
+		/* Not sh->attr.version, which no upload updates: a rename
+		 * records this for the new name. */
+		memcpy(attr->version, sh->origin_version, sizeof(attr->version));
 		return true;
 	}
 	obj = htab_get(&c->objects, path);

@@ -87,6 +87,28 @@ out_free:
 	return NULL;
 }
 
+/* Make obj (NULL: none) the follower of sh, dropping the old one.  Lock
+ * held. */
+static void set_follower(struct cache *c, struct shadow *sh,
+			 struct object *obj)
+{
+	struct object *old = sh->follower;
+
+	if (old == obj)
+		return;
+	if (obj) {
+		obj->refs++;
+		if (!obj->shadow)
+			obj->shadow = sh;
+	}
+	sh->follower = obj;
+	if (old) {
+		if (old->shadow == sh)
+			old->shadow = NULL;
+		store_object_put(c, old);
+	}
+}
+
 void shadow_put(struct cache *c, struct shadow *sh)
 {
 	if (--sh->refs > 0)
@@ -108,6 +130,7 @@ void shadow_put(struct cache *c, struct shadow *sh)
 		store_object_put(c, sh->base);
 		sh->base = NULL;
 	}
+	set_follower(c, sh, NULL);
 	shadow_free(c, sh, false);
 }
 
@@ -115,6 +138,9 @@ void shadow_free(struct cache *c, struct shadow *sh, bool keep_file)
 {
 	if (sh->base && sh->base->shadow == sh)
 		sh->base->shadow = NULL;
+	/* shadow_put() dropped the follower; at close, objects go too. */
+	if (sh->follower && sh->follower->shadow == sh)
+		sh->follower->shadow = NULL;
 	pthread_mutex_destroy(&sh->lock);
 	close(sh->fd);
 	if (!keep_file && sh->file)
@@ -1159,6 +1185,9 @@ static void around_successor(struct cache *c, struct shadow *sh,
 			link_rewrite(prev, successor);
 		if (base && base != prev)
 			link_rewrite(base, successor);
+		/* The readers that reach it read on in the shadow, which may
+		 * still be written. */
+		set_follower(c, sh, successor);
 		store_object_put(c, successor);
 	}
 	if (prev)

@@ -104,6 +104,10 @@ struct shadow {
 	 * last committed, and the next commit renames this over it. */
 	char *cow_file;
 	uint64_t size;		/* logical size */
+	/* Write-around: the empty successor that the last commit made for
+	 * readers of an older version, who read this shadow through it
+	 * while it stays open (follow_local_writes()).  Holds a reference. */
+	struct object *follower;
 	uint64_t base_limit;	/* bytes still to be taken from base */
 	uint8_t *have;		/* bit per chunk below base_limit: copied */
 	uint32_t nhave;		/* chunks covered by have */

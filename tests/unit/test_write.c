@@ -347,6 +347,86 @@ static void test_write_around_earlier_reader(void **state)
 	free(want);
 }
 
+/* Open a cache in write-around mode. */
+static struct test_env *start_around(void **state)
+{
+	struct test_env *env = test_env_create(state, "cache-tests-write-XXXXXX",
+					       CS, 64 * CS, 60000);
+
+	env->cfg.write_mode = WRITE_AROUND;
+	assert_int_equal(test_env_open(env), 0);
+	return env;
+}
+
+/*
+ * In write-around mode a reader that opened the file before a commit
+ * also sees what the writer writes after that commit, while it still
+ * has the file open: the kernel takes the size a reader's handle
+ * returns for the file's one inode, and a smaller one would cut the
+ * writer's reads short.
+ */
+static void test_write_around_reader_after_commit(void **state)
+{
+	struct test_env *env = start_around(state);
+	size_t size = CS + 10;
+	struct origin_attr attr = { 0 };
+	struct cache_file *r, *w;
+	char buf[16] = "";
+	char *want;
+
+	want = put_pattern(env->fo, "a", size, 15);
+	r = test_open_file(env->c, "a", O_RDONLY);
+	assert_int_equal(cache_file_read(r, buf, 10, 0), 10);
+	w = test_open_file(env->c, "a", O_RDWR);
+	assert_int_equal(cache_file_write(w, "first", 5, size), 5);
+	assert_int_equal(cache_file_commit(w), 0);
+	assert_int_equal(cache_file_write(w, "later", 5, 3 * CS), 5);
+
+	assert_int_equal(cache_file_getattr(r, &attr), 0);
+	assert_int_equal(attr.size, 3 * CS + 5);
+	assert_int_equal(cache_file_read(r, buf, 16, 3 * CS), 5);
+	assert_memory_equal(buf, "later", 5);
+	assert_int_equal(cache_file_read(r, buf, 5, size), 5);
+	assert_memory_equal(buf, "first", 5);
+	cache_file_release(w);
+	cache_file_release(r);
+	free(want);
+}
+
+/*
+ * A file renamed while a handle that wrote it is open keeps the origin's
+ * version of the file, the one the last commit stored, under its new
+ * name: a later writer of the new name fetches the rest of the file
+ * from that version, which a stale version would turn into ESTALE.
+ */
+static void test_write_around_rename_open_writer(void **state)
+{
+	struct test_env *env = start_around(state);
+	size_t size = 2 * CS + 100;
+	char *want = put_pattern(env->fo, "x", size, 16);
+	struct cache_file *w, *v;
+	void *stored;
+	size_t stored_len;
+
+	w = test_open_file(env->c, "x", O_RDWR);
+	assert_int_equal(cache_file_write(w, "head", 4, 0), 4);
+	assert_int_equal(cache_file_commit(w), 0);
+	assert_int_equal(cache_rename(env->c, "x", "y", 0, NULL), 0);
+	cache_file_release(w);
+	memcpy(want, "head", 4);
+
+	v = test_open_file(env->c, "y", O_RDWR);
+	assert_int_equal(cache_file_write(v, "tail", 4, CS + 3), 4);
+	assert_int_equal(cache_file_commit(v), 0);
+	cache_file_release(v);
+	memcpy(want + CS + 3, "tail", 4);
+	assert_int_equal(fake_get_file(env->fo, "y", &stored, &stored_len), 0);
+	assert_int_equal(stored_len, size);
+	assert_memory_equal(stored, want, size);
+	free(stored);
+	free(want);
+}
+
 /* A reader of a file that is being written follows the writer also
  * after another file was renamed over the name: both descriptors are
  * of the replaced file. */
@@ -758,6 +838,10 @@ int main(int argc, char **argv)
 			test_write_reader_follows_renamed_over,
 			test_env_teardown),
 		cmocka_unit_test_teardown(test_write_around_earlier_reader,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_around_reader_after_commit,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_around_rename_open_writer,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_reader_of_replaced_file,
 					  test_env_teardown),
