@@ -247,11 +247,21 @@ static int check_owner(const char *path, mode_t forbidden, char *err,
 static int open_folder(struct cache *c, const char *cache_dir, char *err,
 		       size_t errlen)
 {
-	int ret = mkdir_parents(c->root);
+	struct stat st;
+	int ret;
 
+	/* A cache_dir of another user explains a failed mkdir best. */
+	if (stat(cache_dir, &st) == 0) {
+		ret = check_owner(cache_dir, 022, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	ret = mkdir_parents(c->root);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the cache folder %s: %s; "
-			 "check cache_dir", c->root, strerror(-ret));
+			 "give a cache_dir on a writable filesystem, in a "
+			 "folder that uid %u may write to (now %s)", c->root,
+			 strerror(-ret), (unsigned)geteuid(), cache_dir);
 		return ret;
 	}
 	ret = check_owner(cache_dir, 022, err, errlen);

@@ -134,6 +134,28 @@ static void test_cache_dir_not_folder(void **state)
 	env->cfg.dir = env->dir;
 }
 
+/* A cache_dir that cannot be created: the message names it and says
+ * what a usable one needs. */
+static void test_cache_dir_cannot_create(void **state)
+{
+	struct test_env *env = create(state);
+	char file[PATH_MAX + 8], below[PATH_MAX + 16];
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/file", env->dir);
+	snprintf(below, sizeof(below), "%s/sub", file);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	env->cfg.dir = below;
+	assert_int_equal(test_env_open(env), -ENOTDIR);
+	assert_non_null(strstr(env->err, "cannot create the cache folder"));
+	assert_non_null(strstr(env->err, "give a cache_dir on a writable "
+				      "filesystem"));
+	assert_non_null(strstr(env->err, below));
+	env->cfg.dir = env->dir;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +168,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_cache_dir_origin_folder_open,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_cache_dir_other_owner,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_cache_dir_cannot_create,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_cache_dir_not_folder,
 					  test_env_teardown),
