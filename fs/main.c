@@ -675,9 +675,14 @@ static int daemon_run(const struct nearfs_options *opts)
 		status = services_start(&d);
 	if (status == EXIT_OK)
 		status = metrics_begin(&d);
-	daemon_ready(&d, (unsigned char)status);
-	if (status != EXIT_OK)
-		goto out_teardown;
+	if (status != EXIT_OK) {
+		/* Unmounted before the parent exits, so that no one finds
+		 * a mount that nothing serves. */
+		daemon_teardown(&d);
+		daemon_ready(&d, (unsigned char)status);
+		return status;
+	}
+	daemon_ready(&d, EXIT_OK);
 
 	log_info("mounted %s on %s (cache %s, %s, pid %ld)",
 		 cache_origin(d.cache)->name, opts->mountpoint,
@@ -696,8 +701,6 @@ static int daemon_run(const struct nearfs_options *opts)
 	session_teardown(&d);
 	if (upload_before_exit(&d) == EXIT_JOURNAL && status == EXIT_OK)
 		status = EXIT_JOURNAL;
-
-out_teardown:
 	daemon_teardown(&d);
 	if (status == EXIT_OK || status == EXIT_JOURNAL)
 		log_stopped(&d, status);

@@ -223,6 +223,24 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -X POST \
 	"http://127.0.0.1:$METRICS_PORT/metrics")
 assert_eq 405 "$status" "HTTP status of POST /metrics"
 
+check "a start whose metrics port is taken leaves no mount behind"
+# In the background the parent exits with the child's status, and the
+# mount point must be free by then.
+mkdir -p "$WORK/taken"
+status=0
+env "${NEARFS_ENV[@]}" "$NEARFS_BIN" -o \
+	"endpoint=$NEARFS_TEST_ENDPOINT,cache_dir=$WORK/cache-taken,metrics=127.0.0.1:$METRICS_PORT" \
+	s3://data "$WORK/taken" >"$WORK/taken.out" 2>&1 || status=$?
+# /proc/mounts also lists a mount whose daemon is gone, which
+# mountpoint(1) cannot stat.
+MOUNTED=no
+grep -q " $WORK/taken " /proc/mounts && MOUNTED=yes
+[ "$MOUNTED" = no ] || fusermount3 -u -z "$WORK/taken"
+assert_eq 4 "$status" "exit status with the metrics port taken"
+assert_eq no "$MOUNTED" "a mount left at $WORK/taken when nearfs exited"
+assert_contains "$(cat "$WORK/taken.out")" "$METRICS_PORT" \
+	"message with the metrics port taken"
+
 check "metrics= rejects an address that is not loopback"
 status=0
 "$NEARFS_BIN" -f -o "cache_dir=$WORK/cache-x,metrics=192.0.2.1:$METRICS_PORT" \
