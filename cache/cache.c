@@ -1382,6 +1382,11 @@ int cache_acquire_object(struct cache *c, const char *path,
 out_pin:
 	obj->refs++;
 	*out = obj;
+	if (obj->discarded) {
+		/* The kernel may hold the pages of the rejected writes. */
+		obj->discarded = false;
+		created = true;
+	}
 	ret = 0;
 out_unlock:
 	pthread_mutex_unlock(&c->lock);

@@ -122,7 +122,10 @@ void shadow_put(struct cache *c, struct shadow *sh)
 			/* Created here and never stored: it does not exist. */
 			meta_attr_set_negative(c, sh->path);
 			meta_listing_remove(c, sh->path);
+		} else {
+			sh->base->discarded = true;
 		}
+		cache_notify(c, sh->path);
 	}
 	if (sh->base) {
 		if (sh->base->shadow == sh)

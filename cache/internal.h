@@ -85,6 +85,10 @@ struct object {
 	struct object *rewritten_as;
 	/* The shadow that writes on top of this version, while it lives. */
 	struct shadow *shadow;
+	/* A shadow on top of it was discarded with writes the origin did
+	 * not accept, which the kernel's page cache may still hold: the
+	 * next open drops that cache. */
+	bool discarded;
 };
 
 /*
