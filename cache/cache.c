@@ -1054,6 +1054,87 @@ static void unlock_shadow(struct cache *c, struct shadow *sh)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* The shadows a rename locks, gathered by collect_renamed(). */
+struct renamed {
+	const char *from, *to;
+	bool exchange;
+	struct shadow **shadows;
+	size_t count, alloc;
+	bool failed;
+};
+
+static void collect_renamed(void *arg, const char *key, void *value)
+{
+	struct renamed *r = arg;
+	struct shadow *sh = value;
+
+	if (strcmp(key, r->from) != 0 && strcmp(key, r->to) != 0 &&
+	    !path_is_below(key, r->from) &&
+	    !(r->exchange && path_is_below(key, r->to)))
+		return;
+	if (r->count == r->alloc) {
+		size_t n = r->alloc ? r->alloc * 2 : 8;
+		struct shadow **p = realloc(r->shadows, n * sizeof(*p));
+
+		if (!p) {
+			r->failed = true;
+			return;
+		}
+		r->shadows = p;
+		r->alloc = n;
+	}
+	sh->refs++;
+	r->shadows[r->count++] = sh;
+}
+
+static int shadow_addr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(struct shadow *const *)a;
+	uintptr_t y = (uintptr_t)*(struct shadow *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Lock the shadows of from and to, and of every file below from (and
+ * below to for an exchange).  An upload or commit of any of them then
+ * ends before the rename starts, and the next one sends the new name.
+ * Otherwise an upload still on its way to a moved file's old key could
+ * land over a file moved there next, and its cleanup delete it.  The
+ * locks are taken in address order, which no rename can change, so two
+ * renames cannot deadlock.  -ENOMEM.
+ */
+static int lock_renamed(struct cache *c, const char *from, const char *to,
+			bool exchange, struct renamed *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->from = from;
+	r->to = to;
+	r->exchange = exchange;
+	pthread_mutex_lock(&c->lock);
+	htab_for_each(&c->shadows, collect_renamed, r);
+	if (r->failed) {
+		for (size_t i = 0; i < r->count; i++)
+			shadow_put(c, r->shadows[i]);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (r->failed) {
+		free(r->shadows);
+		return -ENOMEM;
+	}
+	qsort(r->shadows, r->count, sizeof(*r->shadows), shadow_addr_cmp);
+	for (size_t i = 0; i < r->count; i++)
+		pthread_mutex_lock(&r->shadows[i]->lock);
+	return 0;
+}
+
+static void unlock_renamed(struct cache *c, struct renamed *r)
+{
+	for (size_t i = 0; i < r->count; i++)
+		unlock_shadow(c, r->shadows[i]);
+	free(r->shadows);
+}
+
 int cache_unlink(struct cache *c, const char *path)
 {
 	struct shadow *sh, *locked;
@@ -1207,7 +1288,7 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 {
 	struct origin_attr attr;
 	struct object *kept;
-	struct shadow *sh, *target = NULL;
+	struct renamed locked;
 	bool local_only, have_attr, busy;
 	uint64_t seq = 0;
 	int ret;
@@ -1225,14 +1306,17 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 	/*
 	 * The target's lock too, so that an upload of the file being
 	 * replaced ends before the rename starts: otherwise the upload
-	 * could store the old file over the one just moved there.  Both
-	 * locks are taken in path order, so two renames cannot deadlock.
+	 * could store the old file over the one just moved there.
 	 */
-	if (strcmp(from, to) > 0)
-		target = lock_shadow(c, to);
-	sh = lock_shadow(c, from);
-	if (strcmp(from, to) < 0)
-		target = lock_shadow(c, to);
+	ret = lock_renamed(c, from, to, flags & RENAME_EXCHANGE, &locked);
+	if (ret < 0) {
+		keep_done(c, kept, false);
+		if (replaced && *replaced) {
+			cache_file_release(*replaced);
+			*replaced = NULL;
+		}
+		return ret;
+	}
 	pthread_mutex_lock(&c->lock);
 	local_only = htab_get(&c->shadows, from) != NULL;
 	have_attr = cached_attr(c, from, &attr) == 0;
@@ -1269,8 +1353,7 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 					       done);
 		pthread_mutex_unlock(&c->lock);
 	}
-	unlock_shadow(c, target);
-	unlock_shadow(c, sh);
+	unlock_renamed(c, &locked);
 	keep_done(c, kept, ret == 0);
 	if (ret < 0 && replaced && *replaced) {
 		cache_file_release(*replaced);

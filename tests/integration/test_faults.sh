@@ -459,3 +459,54 @@ if [ -e "$MNT5/moved/old.bin" ]; then
 fi
 log "ok: moved/old.bin is gone from the mount"
 unmount_nearfs "$MNT5"
+
+check "write-back: a folder renamed during an upload below it"
+# The PUT of D/x is slow.  D is renamed to E meanwhile, and Y, whose x
+# already is in the bucket, to D.  The rename of D waits for the upload,
+# which would otherwise land on D/x after Y/x was copied there, and then
+# delete D/x as a key it had left behind.
+MNT6=$WORK/mnt6
+s3 put-bytes data dirs/Y/x "precious"
+mount_nearfs s3://data/dirs "$MNT6" \
+	"endpoint=$PROXY_URL,cache_dir=$WORK/cache6,write_mode=back,writeback_delay=0"
+mkdir "$MNT6/D"
+proxy_set '{"kinds": ["PUT"], "rates": {"delay": 1.0}, "delay_ms": 3000}'
+echo new >"$MNT6/D/x"
+# uploading_x: the state of D/x in the write-back queue.
+uploading_x() {
+	"$NEARFS_CTL" uploads --json "$MNT6" | python3 -c '
+import json, sys
+print(" ".join(u["state"] for u in json.load(sys.stdin)["uploads"]))'
+}
+for i in $(seq 100); do
+	[ "$(uploading_x)" = uploading ] && break
+	sleep 0.05
+done
+assert_eq uploading "$(uploading_x)" "state of D/x before the renames"
+mv "$MNT6/D" "$MNT6/E"
+mv "$MNT6/Y" "$MNT6/D"
+proxy_set '{}'
+"$NEARFS_CTL" flush "$MNT6" >/dev/null || fail "nearfs-ctl flush failed"
+assert_eq precious "$(s3 get data dirs/D/x)" "object dirs/D/x"
+assert_eq new "$(s3 get data dirs/E/x)" "object dirs/E/x"
+assert_eq precious "$(cat "$MNT6/D/x")" "D/x on the mount"
+assert_eq new "$(cat "$MNT6/E/x")" "E/x on the mount"
+unmount_nearfs "$MNT6"
+
+check "write-through: a folder renamed while a file below it is stored"
+# The close of F/x stores it (a slow PUT) when F is renamed to G: the
+# rename waits for the close, and x moves with F.
+mount_nearfs s3://data/dirs "$MNT6" \
+	"endpoint=$PROXY_URL,cache_dir=$WORK/cache7,write_mode=through"
+mkdir "$MNT6/F"
+proxy_set '{"kinds": ["PUT"], "rates": {"delay": 1.0}, "delay_ms": 3000}'
+echo stored >"$MNT6/F/x" &
+WRITER=$!
+sleep 1
+mv "$MNT6/F" "$MNT6/G"
+wait "$WRITER" || fail "writing F/x failed"
+proxy_set '{}'
+assert_eq stored "$(s3 get data dirs/G/x)" "object dirs/G/x"
+assert_eq missing "$(object_sha data dirs/F/x)" "object dirs/F/x"
+assert_eq stored "$(cat "$MNT6/G/x")" "G/x on the mount"
+unmount_nearfs "$MNT6"
