@@ -185,7 +185,7 @@ static int lock_folder(struct cache *c, char *err, size_t errlen)
 			 "ago and is still finishing (its log tells what it "
 			 "uploads): wait for it to exit, or give this mount "
 			 "another cache_dir", c->root, pid,
-			 STOPPING_WAIT_MS / 1000);
+			 (unsigned)(STOPPING_WAIT_MS / 1000));
 		c->lock_fd = -1;
 		return -EBUSY;
 	}
