@@ -1122,7 +1122,9 @@ static int lock_renamed(struct cache *c, const char *from, const char *to,
 		free(r->shadows);
 		return -ENOMEM;
 	}
-	qsort(r->shadows, r->count, sizeof(*r->shadows), shadow_addr_cmp);
+	if (r->count > 1)
+		qsort(r->shadows, r->count, sizeof(*r->shadows),
+		      shadow_addr_cmp);
 	for (size_t i = 0; i < r->count; i++)
 		pthread_mutex_lock(&r->shadows[i]->lock);
 	return 0;
