@@ -525,9 +525,9 @@ static bool claim_version(struct cache_file *f, struct object *obj)
  * at one chunk and doubles each time the reader enters a chunk it has not
  * entered before, up to the readahead option and RA_WINDOW_MAX.  A first
  * read counts as sequential when it starts the file.  The kernel sends its
- * own readahead as parallel requests that arrive out of order, so a read
- * that ends at most one chunk before where the reader has got to, or starts
- * at most one chunk after it, still counts as sequential.  A read anywhere else turns readahead off until the
+ * own readahead as parallel requests that arrive out of order.  So a read
+ * still counts as sequential when it ends at most one chunk before where
+ * the reader has got to, or starts at most one chunk after it.  A read anywhere else turns readahead off until the
  * reader is sequential again.  On entering a chunk the reader also has the
  * kernel read that chunk and the next from the data file, where they are
  * cached.  Reads of one handle may run in parallel: the window is kept
@@ -574,7 +574,7 @@ static bool read_ahead(struct cache_file *f, struct object *obj,
 	else
 		sequential = offset == 0;
 	entered = !sequential || last >= f->ra_entered;
-	if (!sequential || last >= f->ra_entered)
+	if (entered)
 		f->ra_entered = last + 1;
 	if (!sequential || offset + n > f->next_offset)
 		f->next_offset = offset + n;

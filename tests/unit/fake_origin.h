@@ -119,8 +119,8 @@ typedef void (*fake_stat_hook_fn)(void *arg, const char *path);
 void fake_set_stat_hook(struct fake_origin *fo, fake_stat_hook_fn fn,
 			void *arg);
 
-/* Have read calls from offset on wait, counted but not served, until a
- * later call raises offset past theirs; UINT64_MAX holds none. */
+/* Make read calls from offset on wait, counted but not served, until a
+ * later call raises offset past theirs.  UINT64_MAX releases them all. */
 void fake_hold_reads_from(struct fake_origin *fo, uint64_t offset);
 
 /* Sleep this many milliseconds at the start of every read call. */

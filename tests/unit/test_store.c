@@ -1022,8 +1022,8 @@ static void *read_chunk_1(void *arg)
 /*
  * A sequential reader that reaches a chunk still being fetched queues the
  * chunks after it before it waits, so that they arrive during the wait
- * rather than after it.  The origin holds every read of chunk 1 on until
- * chunks 2 and 3 have been asked for.
+ * rather than after it.  The origin keeps every read of chunk 1 waiting
+ * until chunks 2 and 3 have been requested.
  */
 static void readahead_before_wait(void **state, bool zero_copy)
 {
@@ -1031,7 +1031,7 @@ static void readahead_before_wait(void **state, bool zero_copy)
 	struct waiting_read r = { .zero_copy = zero_copy };
 	struct cache_file *f;
 	pthread_t thread;
-	unsigned asked;
+	unsigned requested;
 	bool changed;
 
 	r.buf = malloc(CS);
@@ -1047,10 +1047,10 @@ static void readahead_before_wait(void **state, bool zero_copy)
 	/* Window of 2: chunks 2 and 3 are asked for while chunk 1 is
 	 * still held. */
 	assert_int_equal(pthread_create(&thread, NULL, read_chunk_1, &r), 0);
-	asked = wait_for_reads(env->fo, 4);
+	requested = wait_for_reads(env->fo, 4);
 	fake_hold_reads_from(env->fo, UINT64_MAX);
 	assert_int_equal(pthread_join(thread, NULL), 0);
-	assert_int_equal(asked, 4);
+	assert_int_equal(requested, 4);
 	if (zero_copy) {
 		assert_int_equal(r.ret, 1);
 		assert_int_equal(r.n, CS);
