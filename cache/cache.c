@@ -339,6 +339,7 @@ struct cache *cache_alloc(const struct cache_config *cfg)
 	c->cache_dir = cfg->dir ? strdup(cfg->dir) : NULL;
 	c->root_fd = c->lock_fd = -1;
 	c->next_id = 1;
+	pthread_mutex_init(&c->invalidate_lock, NULL);
 	list_init(&c->lru);
 	list_init(&c->wb_list);
 	list_init(&c->listing_age);
@@ -456,6 +457,7 @@ void cache_close(struct cache *c)
 		close(c->root_fd);
 	origin_free(c->origin);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->invalidate_lock);
 	pthread_cond_destroy(&c->fetched);
 	pthread_cond_destroy(&c->prefetched);
 	free(c->root);
@@ -465,8 +467,10 @@ void cache_close(struct cache *c)
 
 void cache_set_invalidate(struct cache *c, cache_invalidate_fn fn, void *arg)
 {
+	pthread_mutex_lock(&c->invalidate_lock);
 	c->invalidate = fn;
 	c->invalidate_arg = arg;
+	pthread_mutex_unlock(&c->invalidate_lock);
 }
 
 const char *cache_path(const struct cache *c)
@@ -579,8 +583,10 @@ uint64_t cache_neg_ttl_ms(const struct cache *c)
 
 void cache_notify(struct cache *c, const char *path)
 {
+	pthread_mutex_lock(&c->invalidate_lock);
 	if (c->invalidate)
 		c->invalidate(c->invalidate_arg, path);
+	pthread_mutex_unlock(&c->invalidate_lock);
 }
 
 bool cache_same_version(const struct origin_attr *a,

@@ -109,11 +109,11 @@ typedef void (*cache_invalidate_fn)(void *arg, const char *path);
 int cache_open(const struct cache_config *cfg, struct origin *origin,
 	       struct cache **out, char *err, size_t errlen);
 
-/* Write the index back and free everything, the origin included. */
 /* Record in the lock of the cache folder that this daemon no longer
  * serves its mount, so that a new start waits for it to exit instead of
  * failing at once. */
 void cache_mark_stopping(struct cache *c);
+/* Write the index back and free everything, the origin included. */
 void cache_close(struct cache *c);
 
 void cache_set_invalidate(struct cache *c, cache_invalidate_fn fn, void *arg);

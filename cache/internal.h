@@ -236,6 +236,9 @@ struct cache {
 	uint64_t objects_cached;
 	uint64_t next_tmp;
 
+	/* The page cache callback, under its own lock because the uploader
+	 * may call it while the daemon sets it, with c->lock held or not. */
+	pthread_mutex_t invalidate_lock;
 	cache_invalidate_fn invalidate;
 	void *invalidate_arg;
 
