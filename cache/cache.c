@@ -1036,7 +1036,7 @@ static void keep_done(struct cache *c, struct object *obj, bool removed)
  * created file, which commits it and arrives after close(2) returned,
  * stores the file under the old name after the rename or the unlink.
  */
-static struct shadow *lock_shadow(struct cache *c, const char *path)
+struct shadow *lock_shadow(struct cache *c, const char *path)
 {
 	struct shadow *sh;
 
@@ -1050,7 +1050,7 @@ static struct shadow *lock_shadow(struct cache *c, const char *path)
 	return sh;
 }
 
-static void unlock_shadow(struct cache *c, struct shadow *sh)
+void unlock_shadow(struct cache *c, struct shadow *sh)
 {
 	if (!sh)
 		return;

@@ -1430,7 +1430,7 @@ int cache_setattr(struct cache *c, const char *path,
 		  bool set_size, uint64_t size)
 {
 	struct origin_attr result;
-	struct shadow *sh;
+	struct shadow *sh, *locked;
 	struct object *obj;
 	bool local_only;
 	int ret = 0;
@@ -1444,6 +1444,9 @@ int cache_setattr(struct cache *c, const char *path,
 	}
 	if (!which)
 		return 0;
+	/* An upload of the same file holds the shadow lock, so it cannot
+	 * land between the copy below and the version recorded after it. */
+	locked = lock_shadow(c, path);
 	pthread_mutex_lock(&c->lock);
 	sh = htab_get(&c->shadows, path);
 	local_only = sh && (sh->dirty || sh->pending);
@@ -1453,8 +1456,10 @@ int cache_setattr(struct cache *c, const char *path,
 	if (!local_only)
 		ret = c->origin->ops->setattr(c->origin, path, attr, which,
 					      &result);
-	if (ret < 0)
+	if (ret < 0) {
+		unlock_shadow(c, locked);
 		return ret;
+	}
 	pthread_mutex_lock(&c->lock);
 	apply_attr(c, path, attr, which);
 	sh = htab_get(&c->shadows, path);
@@ -1474,5 +1479,6 @@ int cache_setattr(struct cache *c, const char *path,
 	if (!local_only)
 		meta_attr_set(c, path, &result);
 	pthread_mutex_unlock(&c->lock);
+	unlock_shadow(c, locked);
 	return 0;
 }

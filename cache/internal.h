@@ -522,6 +522,10 @@ struct shadow *shadow_new(struct cache *c, const char *path,
 			  struct object *base,
 			  const struct origin_attr *attr);
 void shadow_put(struct cache *c, struct shadow *sh);
+/* Take a reference to the shadow of path and its lock, if there is one.
+ * unlock_shadow() releases both. */
+struct shadow *lock_shadow(struct cache *c, const char *path);
+void unlock_shadow(struct cache *c, struct shadow *sh);
 /* Free a shadow without references; its file is removed unless keep_file
  * is set (a pending upload kept for the next mount). */
 void shadow_free(struct cache *c, struct shadow *sh, bool keep_file);

@@ -104,8 +104,9 @@ struct worker {
 	pthread_t thread;
 	bool started;
 	struct cache_file *f;	/* write: the handle */
-	struct cache *c;	/* read: the cache and the path */
+	struct cache *c;	/* read, chmod: the cache and the path */
 	const char *path;
+	mode_t mode;		/* chmod: the new mode */
 	void *buf;
 	size_t len;
 	_Atomic bool done;
@@ -128,6 +129,17 @@ static void *read_main(void *arg)
 	struct worker *w = arg;
 
 	w->result = test_read_path(w->c, w->path, w->buf, w->len, 0);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+static void *chmod_main(void *arg)
+{
+	struct worker *w = arg;
+	struct origin_attr attr = { .mode = w->mode };
+
+	w->result = cache_setattr(w->c, w->path, &attr, ORIGIN_ATTR_MODE,
+				  false, 0);
 	atomic_store(&w->done, true);
 	return NULL;
 }
@@ -839,6 +851,42 @@ static void test_writeback_read_during_slow_upload(void **state)
 	assert_memory_equal(buf, "readable", 8);
 }
 
+/* A chmod during the upload of the same file waits for it, then changes
+ * the stored object.  Recorded only in the journal, the mode would be
+ * lost: the upload already sent the metadata it had at its start, and
+ * its end removes the journal entry. */
+static void test_writeback_chmod_during_upload(void **state)
+{
+	struct test_env *env = start(state, 0, 64 * CS);
+	struct origin_attr attr;
+	uint64_t deadline;
+
+	use_gate(env);
+	gate_set(true);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(commit_new(env->c, "m", "mode", 4), 0);
+	deadline = real_ms() + POLL_MS;
+	while (gate_waiting() == 0 && real_ms() < deadline)
+		sleep_ms(1);
+	assert_int_equal(gate_waiting(), 1);
+
+	worker.c = env->c;
+	worker.path = "m";
+	worker.mode = 0600;
+	worker_start(chmod_main);
+	sleep_ms(QUIET_MS);
+	assert_false(atomic_load(&worker.done));
+	gate_set(false);
+	worker_join();
+	assert_int_equal(worker.result, 0);
+	assert_true(wait_uploads_done(env->c, 1));
+	assert_int_equal(env->fo->base.ops->stat(&env->fo->base, "m", &attr),
+			 0);
+	assert_int_equal(attr.mode & 07777, 0600);
+	assert_int_equal(attr.size, 4);
+	assert_int_equal(fake_calls(env->fo, FAKE_SETATTR), 1);
+}
+
 /* A directory whose files wait for upload is not empty, although the
  * origin does not list them yet. */
 static void test_writeback_rmdir_pending_child(void **state)
@@ -1016,6 +1064,7 @@ int main(int argc, char **argv)
 		WB_TEST(test_writeback_fsync_origin_uploads),
 		WB_TEST(test_writeback_fsync_local_journal),
 		WB_TEST(test_writeback_read_during_slow_upload),
+		WB_TEST(test_writeback_chmod_during_upload),
 		WB_TEST(test_writeback_rmdir_pending_child),
 		WB_TEST(test_writeback_rename_onto_pending_dir),
 		WB_TEST(test_writeback_journal_full_uploads_at_close),
