@@ -397,6 +397,9 @@ struct cache_upload {
 	uint64_t age_ms;	/* since it entered the queue */
 	unsigned attempts;	/* failed uploads in a row */
 	int last_error;		/* -errno of the last failure, or 0 */
+	/* The origin's reason for it, such as "HTTP 403 AccessDenied:
+	 * Access Denied", or "". */
+	char last_detail[ORIGIN_DETAIL_MAX];
 	enum cache_upload_state state;
 	uint64_t wait_ms;	/* QUIET and RETRY: until it is due */
 };

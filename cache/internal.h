@@ -145,6 +145,7 @@ struct shadow {
 	uint64_t next_try_ms;	/* retry backoff after a failure */
 	unsigned attempts;	/* failed uploads in a row */
 	int last_error;		/* negative errno of the last failure */
+	char last_detail[ORIGIN_DETAIL_MAX];	/* its origin_detail() */
 	uint64_t flush_gen;	/* last cache_flush() that waits for it */
 	uint64_t tried_gen;	/* last flush generation it was tried in */
 };

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -144,4 +146,25 @@ void origin_attr_merge(struct origin_attr *to, const struct origin_attr *from,
 	if (which & ORIGIN_ATTR_MTIME)
 		to->mtime = from->mtime;
 	to->valid |= which;
+}
+
+static _Thread_local char detail[ORIGIN_DETAIL_MAX];
+
+void origin_set_detail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+}
+
+void origin_clear_detail(void)
+{
+	detail[0] = '\0';
+}
+
+const char *origin_detail(void)
+{
+	return detail;
 }

@@ -323,6 +323,18 @@ double origin_latency_quantile(const struct origin_latency_stats *s,
 void origin_free(struct origin *o);
 
 /*
+ * The reason for the last failed request of the calling thread, such as
+ * the origin's error code and message, or "" when the origin gave none.
+ * Origins set it where they map a failure to an errno.  A caller clears
+ * it before the request whose reason it wants.
+ */
+#define ORIGIN_DETAIL_MAX 160
+void origin_set_detail(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+void origin_clear_detail(void);
+const char *origin_detail(void);
+
+/*
  * Check the origin path of a file or directory other than the root (see
  * the top of this file).  Returns 0, -EINVAL for an empty path, a leading
  * or trailing slash, or an empty, "." or ".." component, or

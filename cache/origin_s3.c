@@ -789,6 +789,17 @@ static const char *request_target(const struct s3_request *req)
 	return req->key && *req->key ? req->key : "(bucket)";
 }
 
+/* Record the status, code and message of a failed response as the
+ * detail of this thread's last failure. */
+static void set_status_detail(const struct s3_request *req)
+{
+	const struct s3_response *resp = &req->resp;
+
+	origin_set_detail("HTTP %ld%s%s%s%s", resp->status,
+			  resp->code[0] ? " " : "", resp->code,
+			  resp->message[0] ? ": " : "", resp->message);
+}
+
 /* Map a final response to 0 or -errno, logging what the caller cannot. */
 static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 {
@@ -799,6 +810,7 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 	if (status >= 200 && status < 300 &&
 	    !(req->error_in_body && code[0]))
 		return 0;
+	set_status_detail(req);
 	if (!strcmp(code, "NoSuchBucket")) {
 		if (!atomic_exchange(&so->bucket_missing_logged, true))
 			log_err("s3: bucket %s not found at %s", so->bucket,
@@ -952,12 +964,15 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 			    req->method, request_target(req), so->endpoint,
 			    req->resp.curl_error[0] ? req->resp.curl_error :
 			    strerror(-rc));
+		if (req->resp.curl_error[0])
+			origin_set_detail("%s", req->resp.curl_error);
 		if (rc != -ENOMEM && !(req->body && req->body->error))
 			rc = -EIO;
 	} else if (retry) {
 		log_limited(LOG_WARNING, "s3: %s %s failed after retries: "
 			    "HTTP %ld %s", req->method, request_target(req),
 			    req->resp.status, req->resp.code);
+		set_status_detail(req);
 		rc = -EIO;
 	} else {
 		rc = status_to_errno(so, req);

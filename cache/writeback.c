@@ -118,6 +118,7 @@ static void leave_queue(struct cache *c, struct shadow *sh)
 	sh->seq = 0;
 	sh->attempts = 0;
 	sh->last_error = 0;
+	sh->last_detail[0] = '\0';
 	pthread_cond_broadcast(&c->wb_done);
 }
 
@@ -213,6 +214,8 @@ static void upload_failed(struct cache *c, struct shadow *sh,
 
 	sh->attempts++;
 	sh->last_error = err;
+	snprintf(sh->last_detail, sizeof(sh->last_detail), "%s",
+		 origin_detail());
 	sh->next_try_ms = now + backoff_ms(sh->attempts);
 	sh->tried_gen = c->flush_gen;
 	c->upload_retries++;
@@ -240,6 +243,7 @@ int wb_upload(struct cache *c, struct shadow *sh)
 	if (!path)
 		return 0;
 
+	origin_clear_detail();
 	ret = shadow_upload(c, sh, path, &meta, size, &result);
 
 	pthread_mutex_lock(&c->lock);
@@ -635,6 +639,7 @@ static void describe_upload(const struct shadow *sh, uint64_t now,
 	u->age_ms = now > sh->queued_ms ? now - sh->queued_ms : 0;
 	u->attempts = sh->attempts;
 	u->last_error = sh->last_error;
+	memcpy(u->last_detail, sh->last_detail, sizeof(u->last_detail));
 	u->wait_ms = 0;
 	if (sh->uploading) {
 		u->state = CACHE_UPLOAD_SENDING;

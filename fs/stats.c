@@ -524,19 +524,31 @@ static void format_duration(uint64_t ms, char *buf, size_t size)
 			 s % 86400 / 3600);
 }
 
+/* The last error of u: the errno text, then the origin's reason. */
+static void upload_error(const struct cache_upload *u, char *buf,
+			 size_t size)
+{
+	if (u->last_detail[0])
+		snprintf(buf, size, "%s, %s", strerror(-u->last_error),
+			 u->last_detail);
+	else
+		snprintf(buf, size, "%s", strerror(-u->last_error));
+}
+
 static void text_upload(FILE *out, const struct cache_upload *u)
 {
-	char age[24], wait[24];
+	char age[24], wait[24], error[ORIGIN_DETAIL_MAX + 64];
 
 	format_duration(u->age_ms, age, sizeof(age));
 	format_duration(u->wait_ms, wait, sizeof(wait));
+	upload_error(u, error, sizeof(error));
 	fprintf(out, "%-9s %8u %7s %12" PRIu64 "  %s", upload_state_name(
 		u->state), u->attempts, age, u->size, u->path);
 	if (u->state == CACHE_UPLOAD_RETRY)
-		fprintf(out, "  (last error: %s; next try in %s)",
-			strerror(-u->last_error), wait);
+		fprintf(out, "  (last error: %s; next try in %s)", error,
+			wait);
 	else if (u->last_error)
-		fprintf(out, "  (last error: %s)", strerror(-u->last_error));
+		fprintf(out, "  (last error: %s)", error);
 	else if (u->state == CACHE_UPLOAD_QUIET)
 		fprintf(out, "  (upload in %s)", wait);
 	fputc('\n', out);
@@ -555,6 +567,11 @@ static void json_upload(FILE *out, const struct cache_upload *u)
 	fputs("\"last_error\":", out);
 	if (u->last_error)
 		json_string(out, strerror(-u->last_error));
+	else
+		fputs("null", out);
+	fputs(",\"last_error_detail\":", out);
+	if (u->last_detail[0])
+		json_string(out, u->last_detail);
 	else
 		fputs("null", out);
 	fprintf(out, ",\"wait_ms\":%" PRIu64 "}", u->wait_ms);

@@ -263,6 +263,21 @@ for name in $WB_FILES; do
 	assert_eq missing "$(object_sha data "$name")" "object $name"
 done
 
+check "write-back: nearfs-ctl uploads shows the origin's reason"
+proxy_set '{"rates": {"error500": 1}, "kinds": ["PUT"]}'
+timeout 120 "$NEARFS_CTL" flush "$MNT3" >"$WORK/flush500.out" 2>&1 &&
+	fail "nearfs-ctl flush succeeded while every PUT failed"
+"$NEARFS_CTL" uploads "$MNT3" >"$WORK/uploads500.txt"
+assert_contains "$(grep ' wb1.bin ' "$WORK/uploads500.txt")" \
+	"last error: Input/output error, HTTP 500 InternalError: We encountered an internal error. Please try again.;" \
+	"nearfs-ctl uploads, line of wb1.bin"
+"$NEARFS_CTL" uploads --json "$MNT3" >"$WORK/uploads500.json"
+assert_eq "HTTP 500 InternalError: We encountered an internal error. Please try again." \
+	"$(python3 -c 'import json, sys
+u = json.load(open(sys.argv[1]))["uploads"]
+print([x for x in u if x["path"] == "/wb1.bin"][0]["last_error_detail"])' \
+	"$WORK/uploads500.json")" "last_error_detail of wb1.bin"
+
 check "write-back: uploads once the origin answers again"
 proxy_set '{}'
 wait "$WRITER" || fail "cp of wb4.bin failed"

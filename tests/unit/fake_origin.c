@@ -75,8 +75,10 @@ static int fake_enter(struct fake_origin *fo, enum fake_op op,
 		ret = -fo->fail_errno[op];
 	}
 	pthread_mutex_unlock(&fo->lock);
-	if (ret)
+	if (ret) {
 		atomic_fetch_add(&fo->base.counters.errors, 1);
+		origin_set_detail("injected failure %d", -ret);
+	}
 	return ret;
 }
 

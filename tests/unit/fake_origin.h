@@ -82,7 +82,8 @@ void fake_get_version(struct fake_origin *fo, const char *path, char *buf,
 unsigned fake_calls(struct fake_origin *fo, enum fake_op op);
 void fake_reset_calls(struct fake_origin *fo);
 
-/* Make the next count calls of op fail with -err (err is positive). */
+/* Make the next count calls of op fail with -err (err is positive), with
+ * the origin_detail() "injected failure ERR". */
 void fake_fail_next(struct fake_origin *fo, enum fake_op op,
 		    unsigned count, int err);
 

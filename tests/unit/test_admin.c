@@ -625,6 +625,7 @@ static void test_uploads_list_failure(void **state)
 	assert_string_equal(list[0].path, "denied");
 	assert_int_equal(list[0].attempts, 1);
 	assert_int_equal(list[0].last_error, -EACCES);
+	assert_string_equal(list[0].last_detail, "injected failure 13");
 	assert_int_equal(list[0].state, CACHE_UPLOAD_RETRY);
 	/* The first retry comes after 1 s, but the quiet time is longer. */
 	assert_int_equal(list[0].wait_ms, 3600 * 1000);
