@@ -151,6 +151,8 @@ struct s3_request {
 	/* CopyObject and CompleteMultipartUpload may fail with status 200
 	 * and an <Error> body, which is then retried like a 500. */
 	bool error_in_body;
+	/* The caller reports a failure itself: log none of the attempts. */
+	bool quiet;
 	struct s3_response resp;
 };
 
@@ -812,7 +814,8 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 		return 0;
 	set_status_detail(req);
 	if (!strcmp(code, "NoSuchBucket")) {
-		if (!atomic_exchange(&so->bucket_missing_logged, true))
+		if (!req->quiet &&
+		    !atomic_exchange(&so->bucket_missing_logged, true))
 			log_err("s3: bucket %s not found at %s", so->bucket,
 				so->endpoint);
 		return -ENOENT;
@@ -825,9 +828,10 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 	case 416:
 		return -ERANGE;
 	case 403:
-		log_limited(LOG_WARNING, "s3: %s %s: access denied (%s)",
-			    req->method, request_target(req),
-			    code[0] ? code : "403");
+		if (!req->quiet)
+			log_limited(LOG_WARNING, "s3: %s %s: access denied "
+				    "(%s)", req->method, request_target(req),
+				    code[0] ? code : "403");
 		return -EACCES;
 	default:
 		break;
@@ -836,9 +840,10 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 		return -EFBIG;
 	if (!strcmp(code, "KeyTooLongError"))
 		return -ENAMETOOLONG;
-	log_limited(LOG_WARNING, "s3: %s %s failed: HTTP %ld %s%s%s",
-		    req->method, request_target(req), status, code,
-		    code[0] ? ": " : "", resp->message);
+	if (!req->quiet)
+		log_limited(LOG_WARNING, "s3: %s %s failed: HTTP %ld %s%s%s",
+			    req->method, request_target(req), status, code,
+			    code[0] ? ": " : "", resp->message);
 	if (status == 400)
 		return -EINVAL;
 	return -EIO;
@@ -953,25 +958,29 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 				burst_note_answer(so);
 			break;
 		}
-		burst_note_failure(so, req, rc);
+		if (!req->quiet)
+			burst_note_failure(so, req, rc);
 		/* Each attempt may take timeout; no new one starts once
 		 * three times that has passed. */
 		if (monotonic_ms() - start_ms >= 3 * so->timeout_ms)
 			break;
 	}
 	if (rc) {
-		log_limited(LOG_WARNING, "s3: %s %s at %s failed: %s",
-			    req->method, request_target(req), so->endpoint,
-			    req->resp.curl_error[0] ? req->resp.curl_error :
-			    strerror(-rc));
+		if (!req->quiet)
+			log_limited(LOG_WARNING, "s3: %s %s at %s failed: %s",
+				    req->method, request_target(req),
+				    so->endpoint, req->resp.curl_error[0] ?
+				    req->resp.curl_error : strerror(-rc));
 		if (req->resp.curl_error[0])
 			origin_set_detail("%s", req->resp.curl_error);
 		if (rc != -ENOMEM && !(req->body && req->body->error))
 			rc = -EIO;
 	} else if (retry) {
-		log_limited(LOG_WARNING, "s3: %s %s failed after retries: "
-			    "HTTP %ld %s", req->method, request_target(req),
-			    req->resp.status, req->resp.code);
+		if (!req->quiet)
+			log_limited(LOG_WARNING, "s3: %s %s failed after "
+				    "retries: HTTP %ld %s", req->method,
+				    request_target(req), req->resp.status,
+				    req->resp.code);
 		set_status_detail(req);
 		rc = -EIO;
 	} else {
@@ -2440,6 +2449,7 @@ static int s3_check(struct origin *o, char *msg, size_t msglen)
 		goto out_free;
 	request_init(&req, "GET", ORIGIN_REQ_LIST, NULL);
 	req.query = query;
+	req.quiet = true;
 	rc = request_send(so, &req);
 	if (rc)
 		check_message(so, &req, msg, msglen);

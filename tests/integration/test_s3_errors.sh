@@ -58,12 +58,16 @@ expect_failure "directory origin does not exist" "$WORK/no-such-origin" -- \
 	"$MNT"
 expect_failure "bucket not found" no-such-bucket "not found" -- \
 	"$NEARFS_BIN" -f -o "$s3_opts" s3://no-such-bucket "$MNT"
+# The check at start prints one error line, without a warning per attempt.
+assert_eq 1 "$(grep -c . "$WORK/out")" "lines printed for a missing bucket"
 
 port=$(closed_port)
 expect_failure "unreachable endpoint" "127.0.0.1:$port" -- \
 	"$NEARFS_BIN" -f -o \
 	"cache_dir=$WORK/cache,endpoint=http://127.0.0.1:$port,timeout=5s" \
 	s3://data "$MNT"
+assert_eq 1 "$(grep -c . "$WORK/out")" \
+	"lines printed for an unreachable endpoint"
 
 mkdir -p "$WORK/empty-home"
 no_credentials=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY
