@@ -1429,10 +1429,11 @@ int cache_setattr(struct cache *c, const char *path,
 		  const struct origin_attr *attr, unsigned which,
 		  bool set_size, uint64_t size)
 {
+	char prior[ORIGIN_VERSION_MAX] = "";
 	struct origin_attr result;
 	struct shadow *sh, *locked;
 	struct object *obj;
-	bool local_only;
+	bool local_only, dropped = false;
 	int ret = 0;
 
 	if (c->cfg.read_only)
@@ -1455,7 +1456,7 @@ int cache_setattr(struct cache *c, const char *path,
 	/* A file not stored yet takes its metadata with its upload. */
 	if (!local_only)
 		ret = c->origin->ops->setattr(c->origin, path, attr, which,
-					      &result);
+					      &result, prior);
 	if (ret < 0) {
 		unlock_shadow(c, locked);
 		return ret;
@@ -1468,17 +1469,24 @@ int cache_setattr(struct cache *c, const char *path,
 		journal_put(c->journal, sh->seq, sh->path, &sh->attr);
 	}
 	obj = htab_get(&c->objects, path);
-	if (!local_only && obj && result.size == obj->attr.size) {
+	if (!local_only && obj && result.size == obj->attr.size &&
+	    strcmp(prior, obj->attr.version) == 0) {
 		/* S3 gives the same bytes a new ETag. */
 		memcpy(obj->attr.version, result.version,
 		       sizeof(obj->attr.version));
 		obj->checked_ms = clock_now_ms();
 		if (obj->logged)
 			store_log_object(c, obj);
+	} else if (!local_only && obj) {
+		/* The change went to another version than the cached one,
+		 * or to one the origin did not name. */
+		dropped = cache_check_version(c, obj, &result);
 	}
 	if (!local_only)
 		meta_attr_set(c, path, &result);
 	pthread_mutex_unlock(&c->lock);
 	unlock_shadow(c, locked);
+	if (dropped)
+		cache_notify(c, path);
 	return 0;
 }

@@ -218,10 +218,12 @@ struct origin_ops {
 			    struct origin_attr *result);
 
 	/* Change the metadata fields selected by `which` (ORIGIN_ATTR_*).
-	 * *result receives the attributes afterwards; S3 changes the ETag. */
+	 * *result receives the attributes afterwards; S3 changes the ETag.
+	 * prior, when not NULL, receives the version that the change was
+	 * made to (ORIGIN_VERSION_MAX bytes), or "" when it is unknown. */
 	int (*setattr)(struct origin *o, const char *path,
 		       const struct origin_attr *attr, unsigned which,
-		       struct origin_attr *result);
+		       struct origin_attr *result, char *prior);
 
 	int (*unlink)(struct origin *o, const char *path);
 	int (*mkdir)(struct origin *o, const char *path,

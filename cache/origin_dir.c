@@ -714,8 +714,9 @@ static int set_attrs(const struct dir_loc *loc,
 
 static int dir_setattr(struct origin *o, const char *path,
 		       const struct origin_attr *attr, unsigned which,
-		       struct origin_attr *result)
+		       struct origin_attr *result, char *prior)
 {
+	struct origin_attr before;
 	struct origin_timer timer;
 	char buf[PATH_MAX];
 	struct dir_loc loc;
@@ -726,7 +727,13 @@ static int dir_setattr(struct origin *o, const char *path,
 	ret = loc_open(to_dir(o), path, buf, &loc);
 	if (ret)
 		goto out;
-	ret = set_attrs(&loc, attr, which);
+	ret = loc_stat(&loc, &st);
+	if (ret == 0) {
+		attr_from_stat(&st, &before);
+		if (prior)
+			memcpy(prior, before.version, ORIGIN_VERSION_MAX);
+		ret = set_attrs(&loc, attr, which);
+	}
 	if (ret == 0)
 		ret = loc_stat(&loc, &st);
 	if (ret == 0)

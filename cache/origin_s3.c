@@ -2081,8 +2081,9 @@ static int setattr_dir(struct s3_origin *so, const char *path,
 
 static int s3_setattr(struct origin *o, const char *path,
 		      const struct origin_attr *attr, unsigned which,
-		      struct origin_attr *result)
+		      struct origin_attr *result, char *prior)
 {
+	char copied[ORIGIN_VERSION_MAX] = "";
 	struct s3_origin *so = s3_of(o);
 	struct origin_attr cur;
 	struct s3_request req;
@@ -2100,6 +2101,7 @@ static int s3_setattr(struct origin *o, const char *path,
 		rc = head_object(so, key, &req);
 		if (!rc) {
 			attr_from_headers(&req.resp, false, &cur);
+			memcpy(copied, cur.version, sizeof(copied));
 			origin_attr_merge(&cur, attr, which);
 			/* The source ETag guards against a concurrent
 			 * write between HEAD and copy (412: try again). */
@@ -2109,10 +2111,14 @@ static int s3_setattr(struct origin *o, const char *path,
 		}
 		request_free(&req);
 	}
-	if (rc == -ENOENT)
+	if (rc == -ENOENT) {
 		rc = setattr_dir(so, path, attr, which, &cur);
+		copied[0] = '\0';
+	}
 	if (!rc && result)
 		*result = cur;
+	if (!rc && prior)
+		memcpy(prior, copied, sizeof(copied));
 	free(key);
 	return rc;
 }

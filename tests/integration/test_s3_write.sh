@@ -104,6 +104,19 @@ assert_eq 640 "$(stat -c %a "$MNT/big.bin")" "mode seen through the mount"
 assert_eq 1600000000 "$(stat -c %Y "$MNT/big.bin")" \
 	"mtime seen through the mount"
 
+check "chmod after another client changed a cached file"
+# The copy that stores the mode goes to the other client's bytes, so the
+# cached bytes must not take the ETag it returns.
+printf AAAA >"$MNT/other.txt"
+assert_eq AAAA "$(cat "$MNT/other.txt")" "other.txt before the change"
+s3 put-bytes data base/other.txt BBBB
+chmod 600 "$MNT/other.txt"
+assert_eq 600 "$(mode_bits "$(object_meta base/other.txt mode)")" \
+	"permission bits of base/other.txt"
+sleep 1.2
+assert_eq BBBB "$(cat "$MNT/other.txt")" "other.txt after ttl"
+rm "$MNT/other.txt"
+
 check "dd writes: new file, then patches in place"
 # The same dd commands on a local file give the expected bytes.
 for target in "$REF/dd.bin" "$MNT/dd.bin"; do

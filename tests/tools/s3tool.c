@@ -113,7 +113,8 @@ static int cmd_setattr(struct origin *o, const char *path, const char *mode)
 	int rc;
 
 	attr.mode = (mode_t)strtoul(mode, NULL, 8);
-	rc = o->ops->setattr(o, path, &attr, ORIGIN_ATTR_MODE, &result);
+	rc = o->ops->setattr(o, path, &attr, ORIGIN_ATTR_MODE, &result,
+			     NULL);
 	if (!rc)
 		print_attr(path, &result);
 	return rc;

@@ -600,7 +600,7 @@ out_unlock:
 
 static int fake_setattr(struct origin *o, const char *path,
 			const struct origin_attr *attr, unsigned which,
-			struct origin_attr *result)
+			struct origin_attr *result, char *prior)
 {
 	struct fake_origin *fo = to_fake(o);
 	struct fake_node *n;
@@ -611,7 +611,12 @@ static int fake_setattr(struct origin *o, const char *path,
 	pthread_mutex_lock(&fo->lock);
 	n = find_node(fo, path);
 	if (n) {
+		if (prior)
+			memcpy(prior, n->version, ORIGIN_VERSION_MAX);
 		apply_meta(n, attr, which);
+		/* As S3's copy onto itself, a new ETag for the same bytes. */
+		if (S_ISREG(n->mode))
+			new_version(fo, n);
 		node_attr(n, result);
 	}
 	pthread_mutex_unlock(&fo->lock);

@@ -416,11 +416,11 @@ static void test_setattr_mode_mtime(void **state)
 	attr.mtime.tv_sec = 1234567890;
 	assert_int_equal(fx->o->ops->setattr(fx->o, "f", &attr,
 					     ORIGIN_ATTR_MODE |
-					     ORIGIN_ATTR_MTIME, &result), 0);
+					     ORIGIN_ATTR_MTIME, &result, NULL), 0);
 	assert_int_equal(result.mode & 07777, 0600);
 	assert_int_equal(result.mtime.tv_sec, 1234567890);
 	assert_int_equal(fx->o->ops->setattr(fx->o, "none", &attr,
-					     ORIGIN_ATTR_MODE, &result),
+					     ORIGIN_ATTR_MODE, &result, NULL),
 			 -ENOENT);
 }
 
@@ -434,7 +434,8 @@ static void test_setattr_owner_self(void **state)
 	attr.gid = getgid();
 	assert_int_equal(fx->o->ops->setattr(fx->o, "f", &attr,
 					     ORIGIN_ATTR_UID |
-					     ORIGIN_ATTR_GID, &result), 0);
+					     ORIGIN_ATTR_GID, &result, NULL),
+			 0);
 	assert_int_equal(result.uid, getuid());
 	assert_int_equal(result.gid, getgid());
 }

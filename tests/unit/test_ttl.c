@@ -166,6 +166,45 @@ static void test_ttl_change_seen_after_ttl(void **state)
 	assert_string_equal(notes.path, "f");
 }
 
+/* A chmod after another writer changed the file: the copy goes to the
+ * new version, so the cached bytes must not take the ETag it returns. */
+static void test_ttl_chmod_after_change(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr = { .mode = 0600 };
+	struct notes notes = { 0 };
+
+	cache_set_invalidate(env->c, note_invalidate, &notes);
+	test_put_text(env->fo, "f", "AAAA");
+	assert_reads(env->c, "f", "AAAA");
+	test_put_text(env->fo, "f", "BBBB");
+	assert_int_equal(cache_setattr(env->c, "f", &attr, ORIGIN_ATTR_MODE,
+				       false, 0), 0);
+	assert_int_equal(test_stats(env->c).invalidations, 1);
+	assert_int_equal(notes.calls, 1);
+	fake_clock_advance(TTL_MS + 1);
+	assert_reads(env->c, "f", "BBBB");
+}
+
+/* A chmod of the cached version keeps the cached bytes under the new
+ * ETag: the next open after ttl finds them current. */
+static void test_ttl_chmod_keeps_cached(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr = { .mode = 0600 };
+
+	test_put_text(env->fo, "f", "AAAA");
+	assert_reads(env->c, "f", "AAAA");
+	assert_int_equal(cache_setattr(env->c, "f", &attr, ORIGIN_ATTR_MODE,
+				       false, 0), 0);
+	assert_int_equal(test_stats(env->c).invalidations, 0);
+	fake_clock_advance(TTL_MS + 1);
+	fake_reset_calls(env->fo);
+	assert_reads(env->c, "f", "AAAA");
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
+	assert_int_equal(test_stats(env->c).invalidations, 0);
+}
+
 static void test_ttl_getattr_within_attr_ttl(void **state)
 {
 	struct test_env *env = start(state);
@@ -595,6 +634,10 @@ int main(int argc, char **argv)
 			test_ttl_change_during_read_next_open,
 			test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_change_race_never_mixes,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_ttl_chmod_after_change,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_ttl_chmod_keeps_cached,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_ttl_late_stat_keeps_newer,
 					  test_env_teardown),
