@@ -589,12 +589,14 @@ static void unlock_rename(struct nearfs_fs *fs, const char *from,
 }
 
 /*
- * Copy the path of ino and take its path lock for reading, so that no
- * rename puts another file at the path before the caller's request to the
- * cache returns: the reply must describe the file of ino.  The caller
- * unlocks with unlock_path() and frees *path.
+ * Copy the path of ino and take its path lock, for writing when write is
+ * set and else for reading.  No rename then puts another file at the
+ * path before the caller's request to the cache returns, so the reply
+ * describes the file of ino.  The caller unlocks with unlock_path() and
+ * frees *path.
  */
-static int lock_inode_path(struct nearfs_fs *fs, fuse_ino_t ino, char **path)
+static int lock_inode_path_for(struct nearfs_fs *fs, fuse_ino_t ino,
+			       char **path, bool write)
 {
 	for (;;) {
 		char *again;
@@ -602,7 +604,10 @@ static int lock_inode_path(struct nearfs_fs *fs, fuse_ino_t ino, char **path)
 
 		if (ret)
 			return ret;
-		pthread_rwlock_rdlock(path_lock(fs, *path));
+		if (write)
+			pthread_rwlock_wrlock(path_lock(fs, *path));
+		else
+			pthread_rwlock_rdlock(path_lock(fs, *path));
 		ret = inode_path(fs->inodes, ino, &again);
 		if (ret == 0 && strcmp(again, *path) == 0) {
 			free(again);
@@ -615,6 +620,11 @@ static int lock_inode_path(struct nearfs_fs *fs, fuse_ino_t ino, char **path)
 			return ret;
 		free(again);
 	}
+}
+
+static int lock_inode_path(struct nearfs_fs *fs, fuse_ino_t ino, char **path)
+{
+	return lock_inode_path_for(fs, ino, path, false);
 }
 
 static void unlock_path(struct nearfs_fs *fs, const char *path)
@@ -800,7 +810,10 @@ static int do_setattr(struct nearfs_fs *fs, fuse_ino_t ino,
 	if (!which && !set_size)
 		return 0;
 
-	ret = lock_inode_path(fs, ino, &path);
+	/* For writing, so that an open waits for the change.  The kernel
+	 * does not order an open or the writes of a shared mapping with
+	 * this request, and such a writer would store the old mode again. */
+	ret = lock_inode_path_for(fs, ino, &path, true);
 	if (ret)
 		return ret;
 	if (is_ctl_link(fs, path))

@@ -525,3 +525,33 @@ assert_eq stored "$(s3 get data dirs/G/x)" "object dirs/G/x"
 assert_eq missing "$(object_sha data dirs/F/x)" "object dirs/F/x"
 assert_eq stored "$(cat "$MNT6/G/x")" "G/x on the mount"
 unmount_nearfs "$MNT6"
+
+check "write-through: a shared mapping written during a slow chmod"
+# The kernel orders neither the open nor the write-back of mapped pages
+# with a chmod in flight.  The daemon makes the open wait for the chmod,
+# because the writer's upload would otherwise store the old mode.
+mount_nearfs s3://data/dirs "$MNT6" \
+	"endpoint=$PROXY_URL,cache_dir=$WORK/cache8,write_mode=through"
+head -c 100000 /dev/urandom >"$MNT6/mapped.bin"
+proxy_set '{"kinds": ["PUT", "COPY"], "rates": {"delay": 1.0}, "delay_ms": 3000}'
+chmod 600 "$MNT6/mapped.bin" &
+SETTER=$!
+sleep 1
+python3 - "$MNT6/mapped.bin" <<'PY' || fail "the write through a shared mapping failed"
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 100000)
+m[0:6] = b"MAPPED"
+m.close()
+os.close(fd)
+PY
+wait "$SETTER" || fail "chmod 600 mapped.bin failed"
+proxy_set '{}'
+assert_eq MAPPED "$(s3 get data dirs/mapped.bin 0-5)" \
+	"first bytes of object dirs/mapped.bin"
+assert_eq 600 "$(s3 head data dirs/mapped.bin | python3 -c '
+import json, sys
+print("%o" % (int(json.load(sys.stdin)["metadata"]["mode"]) & 0o7777))')" \
+	"mode stored for dirs/mapped.bin"
+assert_eq 600 "$(stat -c %a "$MNT6/mapped.bin")" "mode of mapped.bin"
+unmount_nearfs "$MNT6"
