@@ -1462,7 +1462,8 @@ int cache_setattr(struct cache *c, const char *path,
 		return ret;
 	}
 	pthread_mutex_lock(&c->lock);
-	apply_attr(c, path, attr, which);
+	/* What the origin stored, which may be coarser than the request. */
+	apply_attr(c, path, local_only ? attr : &result, which);
 	sh = htab_get(&c->shadows, path);
 	if (local_only && sh && sh->pending) {
 		sh->attr.size = sh->size;

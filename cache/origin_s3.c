@@ -2103,6 +2103,8 @@ static int s3_setattr(struct origin *o, const char *path,
 			attr_from_headers(&req.resp, false, &cur);
 			memcpy(copied, cur.version, sizeof(copied));
 			origin_attr_merge(&cur, attr, which);
+			/* x-amz-meta-mtime keeps whole seconds. */
+			cur.mtime.tv_nsec = 0;
 			/* The source ETag guards against a concurrent
 			 * write between HEAD and copy (412: try again). */
 			rc = copy_object(so, key, key, &cur,

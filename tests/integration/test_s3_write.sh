@@ -103,6 +103,10 @@ sleep 1.2
 assert_eq 640 "$(stat -c %a "$MNT/big.bin")" "mode seen through the mount"
 assert_eq 1600000000 "$(stat -c %Y "$MNT/big.bin")" \
 	"mtime seen through the mount"
+# x-amz-meta-mtime keeps whole seconds, and the mount shows what it kept.
+touch -m -d @1600000001.25 "$MNT/big.bin"
+assert_eq 1600000001.000000000 "$(stat -c %.9Y "$MNT/big.bin")" \
+	"mtime with a fraction, seen through the mount"
 
 check "chmod after another client changed a cached file"
 # The copy that stores the mode goes to the other client's bytes, so the
