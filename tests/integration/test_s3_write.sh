@@ -108,6 +108,24 @@ touch -m -d @1600000001.25 "$MNT/big.bin"
 assert_eq 1600000001.000000000 "$(stat -c %.9Y "$MNT/big.bin")" \
 	"mtime with a fraction, seen through the mount"
 
+check "chmod of a file with unsaved writes"
+cp "$SRC/big.bin" "$REF/unsaved.bin"
+cp "$SRC/big.bin" "$MNT/unsaved.bin"
+python3 - "$MNT/unsaved.bin" "$REF/unsaved.bin" <<'PY' ||
+import os, sys
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_WRONLY)
+    os.pwrite(fd, b"unsaved", 2 * 1024 * 1024)
+    os.chmod(path, 0o600)
+    os.close(fd)
+PY
+	fail "writing unsaved.bin failed"
+assert_eq "$(sha256 "$REF/unsaved.bin")" "$(object_sha base/unsaved.bin)" \
+	"sha256 of object base/unsaved.bin"
+assert_eq 600 "$(mode_bits "$(object_meta base/unsaved.bin mode)")" \
+	"permission bits of base/unsaved.bin"
+rm "$MNT/unsaved.bin"
+
 check "chmod after another client changed a cached file"
 # The copy that stores the mode goes to the other client's bytes, so the
 # cached bytes must not take the ETag it returns.
