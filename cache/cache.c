@@ -1147,6 +1147,7 @@ int cache_unlink(struct cache *c, const char *path)
 {
 	struct shadow *sh, *locked;
 	struct object *kept;
+	bool cached;
 	int ret;
 
 	if (c->cfg.read_only)
@@ -1154,6 +1155,7 @@ int cache_unlink(struct cache *c, const char *path)
 	kept = keep_open_content(c, path);
 	locked = lock_shadow(c, path);
 	pthread_mutex_lock(&c->lock);
+	cached = htab_get(&c->objects, path) != NULL;
 	sh = htab_remove(&c->shadows, path);
 	if (sh) {
 		/* Open descriptors keep working; commits are no-ops. */
@@ -1165,8 +1167,11 @@ int cache_unlink(struct cache *c, const char *path)
 
 	ret = c->origin->ops->unlink(c->origin, path);
 	unlock_shadow(c, locked);
-	if (ret == -ENOENT && sh)
-		ret = 0;	/* created here and never committed */
+	/* The file was created here and never stored, or another client
+	 * (or a crash in an earlier unlink) removed it from the origin.
+	 * Either way, the local copy goes. */
+	if (ret == -ENOENT && (sh || cached))
+		ret = 0;
 	keep_done(c, kept, ret == 0);
 	if (ret < 0)
 		return ret;

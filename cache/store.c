@@ -198,6 +198,9 @@ int store_log_object(struct cache *c, struct object *obj)
 	int64_t age = clock_now_ms() - obj->checked_ms;
 	int ret;
 
+	/* A detached object must not take its old path back at replay. */
+	if (obj->detached)
+		return 0;
 	ret = index_log_object(c->index, obj->id, obj->path ? obj->path : "",
 			       &obj->attr,
 			       obj->checked_ms ? clock_wall_ms() - age : 0);
@@ -459,6 +462,18 @@ void store_object_detach(struct cache *c, struct object *obj)
 		htab_remove(&c->objects, obj->path);
 	obj->detached = true;
 	c->objects_cached--;
+	/*
+	 * Record the removal now, while handles may still hold obj.  If the
+	 * record waited for the last close, a crash before it would leave
+	 * the OBJECT record live, and the next start would show a removed
+	 * file at its old path again.
+	 * NOTE: a compaction before that close drops both records, so such
+	 * a crash leaves the data file behind as an orphan.
+	 */
+	if (obj->logged && c->index) {
+		store_index_result(c, index_log_object_del(c->index, obj->id));
+		obj->logged = false;
+	}
 	if (obj->refs == 0)
 		object_destroy(c, obj);
 }
@@ -677,12 +692,13 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 	/* A chunk the index does not list would be lost at the next
 	 * start, and its bytes would stay behind in the data file. */
 	ret = 0;
-	if (!obj->logged) {
+	if (!obj->logged && !obj->detached) {
 		ret = store_log_object(c, obj);
 		if (ret < 0)
 			obj->logged = false;	/* the next chunk tries again */
 	}
-	if (ret == 0) {
+	/* A detached object has no record for the chunk to belong to. */
+	if (ret == 0 && !obj->detached) {
 		ret = index_log_chunk(c->index, obj->id, index, len, sum);
 		store_index_result(c, ret);
 	}

@@ -573,7 +573,36 @@ static void test_store_index_rewritten_after_lost_evictions(void **state)
 	free(index);
 }
 
-/* An argument runs only the tests whose names match it (cmocka pattern). */
+/* A file unlinked while a handle still reads it must stay removed after a
+ * crash: the index records the removal at the unlink, not at the last
+ * close of the handle. */
+static void test_store_unlink_while_open_survives_crash(void **state)
+{
+	struct test_env *env = start(state, 8 * CS);
+	char *index = cache_file_path(env->c, "index");
+	struct origin_attr attr;
+	struct cache_file *f;
+	char *buf = malloc(CS);
+	bool changed;
+
+	assert_non_null(buf);
+	test_put_pattern(env->fo, "gone", CS, 64);
+	assert_int_equal(cache_file_open(env->c, "gone", O_RDONLY, &f,
+					 &changed), 0);
+	assert_int_equal(cache_file_read(f, buf, CS, 0), CS);
+	assert_int_equal(cache_unlink(env->c, "gone"), 0);
+
+	/* The daemon dies before the handle is released. */
+	test_copy_file(index, "index.crash");
+	cache_file_release(f);
+	test_env_close(env);
+	test_copy_file("index.crash", index);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(cache_getattr(env->c, "gone", &attr), -ENOENT);
+	free(buf);
+	free(index);
+}
+
 /* Open a cache of size_max bytes with readahead of four chunks. */
 static struct test_env *start_readahead_in(void **state, uint64_t size_max)
 {
@@ -1076,6 +1105,7 @@ static void test_store_readahead_before_wait_zero_copy(void **state)
 	readahead_before_wait(state, true);
 }
 
+/* An argument runs only the tests whose names match it (cmocka pattern). */
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1142,6 +1172,9 @@ int main(int argc, char **argv)
 			test_env_teardown),
 		cmocka_unit_test_teardown(test_store_pressure_logged_once,
 					  test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_store_unlink_while_open_survives_crash,
+			test_env_teardown),
 	};
 
 	if (argc > 1)

@@ -662,6 +662,21 @@ static void test_write_rename_over_unread(void **state)
 	free(want);
 }
 
+/* A cached file that another client removed from the origin is removed
+ * all the same: the unlink succeeds and the file is gone. */
+static void test_write_unlink_removed_behind(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr;
+
+	test_put_text(env->fo, "f", "cached");
+	test_assert_cache_has(env->c, "f", "cached", 6);
+	assert_int_equal(fake_remove(env->fo, "f"), 0);
+	assert_int_equal(cache_unlink(env->c, "f"), 0);
+	assert_int_equal(cache_getattr(env->c, "f", &attr), -ENOENT);
+	assert_int_equal(cache_unlink(env->c, "f"), -ENOENT);
+}
+
 /* A handle open on a file that a rename replaces, or an unlink removes,
  * reads all of it afterwards even when the budget holds only one chunk:
  * the cache is the only copy left.  The budget applies again once the
@@ -905,6 +920,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_write_rename_moves_cached,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_unlink_open_file_reads,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_unlink_removed_behind,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_unlink_uncommitted_file,
 					  test_env_teardown),
