@@ -1433,7 +1433,7 @@ int cache_setattr(struct cache *c, const char *path,
 	struct origin_attr result;
 	struct shadow *sh, *locked;
 	struct object *obj;
-	bool local_only, unsaved, dropped = false;
+	bool local_only, dropped = false;
 	int ret = 0;
 
 	if (c->cfg.read_only)
@@ -1451,12 +1451,6 @@ int cache_setattr(struct cache *c, const char *path,
 	pthread_mutex_lock(&c->lock);
 	sh = htab_get(&c->shadows, path);
 	local_only = sh && (sh->dirty || sh->pending);
-	/* In write-through and write-around, a stored file with unsaved
-	 * writes takes the change now too, so it stays if the close fails. */
-	unsaved = local_only && sh == locked && !sh->pending &&
-		  c->cfg.write_mode != WRITE_BACK && sh->origin_version[0];
-	if (unsaved)
-		local_only = false;
 	pthread_mutex_unlock(&c->lock);
 
 	/* A file not stored yet takes its metadata with its upload. */
@@ -1475,11 +1469,6 @@ int cache_setattr(struct cache *c, const char *path,
 		sh->attr.size = sh->size;
 		journal_put(c->journal, sh->seq, sh->path, &sh->attr);
 	}
-	/* The next store of the unsaved writes may copy unchanged chunks
-	 * from the stored version, whose ETag the copy just changed. */
-	if (unsaved && strcmp(prior, locked->origin_version) == 0)
-		memcpy(locked->origin_version, result.version,
-		       sizeof(locked->origin_version));
 	obj = htab_get(&c->objects, path);
 	if (!local_only && obj && result.size == obj->attr.size &&
 	    strcmp(prior, obj->attr.version) == 0) {
@@ -1494,7 +1483,7 @@ int cache_setattr(struct cache *c, const char *path,
 		 * or to one the origin did not name. */
 		dropped = cache_check_version(c, obj, &result);
 	}
-	if (!local_only && !unsaved)
+	if (!local_only)
 		meta_attr_set(c, path, &result);
 	pthread_mutex_unlock(&c->lock);
 	unlock_shadow(c, locked);

@@ -109,48 +109,6 @@ static void test_write_failed_commit_keeps_old(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 1);
 }
 
-/* The mode of path on the fake origin. */
-static mode_t origin_mode(struct fake_origin *fo, const char *path)
-{
-	struct origin_attr attr;
-
-	assert_int_equal(fo->base.ops->stat(&fo->base, path, &attr), 0);
-	return attr.mode & 07777;
-}
-
-/* A chmod of a stored file with unsaved writes reaches the origin at
- * once, so a failed close keeps it, and a later close stores both. */
-static void test_write_chmod_unsaved_kept(void **state)
-{
-	static const char old[] = "old content";
-	struct test_env *env = start(state);
-	struct origin_attr attr = { .mode = 0600 };
-	struct cache_file *f;
-
-	test_put_text(env->fo, "f", old);
-	f = test_open_file(env->c, "f", O_WRONLY);
-	assert_int_equal(cache_file_write(f, "NEW", 3, 0), 3);
-	assert_int_equal(cache_setattr(env->c, "f", &attr, ORIGIN_ATTR_MODE,
-				       false, 0), 0);
-	assert_int_equal(fake_calls(env->fo, FAKE_SETATTR), 1);
-	assert_int_equal(origin_mode(env->fo, "f"), 0600);
-	fake_fail_next(env->fo, FAKE_WRITE, 1, EIO);
-	assert_int_equal(cache_file_commit(f), -EIO);
-	cache_file_release(f);
-	test_assert_origin_has(env->fo, "f", old, strlen(old));
-	assert_int_equal(origin_mode(env->fo, "f"), 0600);
-
-	attr.mode = 0640;
-	f = test_open_file(env->c, "f", O_WRONLY);
-	assert_int_equal(cache_file_write(f, "NEW", 3, 0), 3);
-	assert_int_equal(cache_setattr(env->c, "f", &attr, ORIGIN_ATTR_MODE,
-				       false, 0), 0);
-	assert_int_equal(cache_file_commit(f), 0);
-	cache_file_release(f);
-	test_assert_origin_has(env->fo, "f", "NEW content", strlen(old));
-	assert_int_equal(origin_mode(env->fo, "f"), 0640);
-}
-
 /* After a failed close, the release (or another flush) with nothing new
  * written must not store the rejected version once the origin is back. */
 static void test_write_failed_commit_not_retried(void **state)
@@ -878,8 +836,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(
 			test_write_failed_create_leaves_nothing,
 			test_env_teardown),
-		cmocka_unit_test_teardown(test_write_chmod_unsaved_kept,
-					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_failed_commit_not_retried,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(
