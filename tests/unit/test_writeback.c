@@ -818,6 +818,23 @@ static void test_writeback_fsync_local_journal(void **state)
 	test_assert_origin_has(env->fo, "s", "synced", 6);
 }
 
+/* Open the cache of env with the gate closed, commit path with len bytes
+ * of data, and wait until its upload is held in the gate. */
+static void open_upload_held(struct test_env *env, const char *path,
+			     const char *data, size_t len)
+{
+	uint64_t deadline;
+
+	use_gate(env);
+	gate_set(true);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(commit_new(env->c, path, data, len), 0);
+	deadline = real_ms() + POLL_MS;
+	while (gate_waiting() == 0 && real_ms() < deadline)
+		sleep_ms(1);
+	assert_int_equal(gate_waiting(), 1);
+}
+
 /*
  * A slow upload must not stall readers of the file: the bytes being sent
  * cannot change, and write-back exists to hide the origin's latency.
@@ -828,14 +845,7 @@ static void test_writeback_read_during_slow_upload(void **state)
 	uint64_t deadline;
 	char buf[16];
 
-	use_gate(env);
-	gate_set(true);
-	assert_int_equal(test_env_open(env), 0);
-	assert_int_equal(commit_new(env->c, "r", "readable", 8), 0);
-	deadline = real_ms() + POLL_MS;
-	while (gate_waiting() == 0 && real_ms() < deadline)
-		sleep_ms(1);
-	assert_int_equal(gate_waiting(), 1);
+	open_upload_held(env, "r", "readable", 8);
 
 	worker.c = env->c;
 	worker.path = "r";
@@ -859,16 +869,8 @@ static void test_writeback_chmod_during_upload(void **state)
 {
 	struct test_env *env = start(state, 0, 64 * CS);
 	struct origin_attr attr;
-	uint64_t deadline;
 
-	use_gate(env);
-	gate_set(true);
-	assert_int_equal(test_env_open(env), 0);
-	assert_int_equal(commit_new(env->c, "m", "mode", 4), 0);
-	deadline = real_ms() + POLL_MS;
-	while (gate_waiting() == 0 && real_ms() < deadline)
-		sleep_ms(1);
-	assert_int_equal(gate_waiting(), 1);
+	open_upload_held(env, "m", "mode", 4);
 
 	worker.c = env->c;
 	worker.path = "m";
