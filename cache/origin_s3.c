@@ -791,15 +791,19 @@ static const char *request_target(const struct s3_request *req)
 	return req->key && *req->key ? req->key : "(bucket)";
 }
 
-/* Record the status, code and message of a failed response as the
- * detail of this thread's last failure. */
-static void set_status_detail(const struct s3_request *req)
+/* Record why req failed as this thread's origin_detail(): curl's error
+ * message, else the status, code and message of the response. */
+static void set_failure_detail(const struct s3_request *req)
 {
 	const struct s3_response *resp = &req->resp;
 
-	origin_set_detail("HTTP %ld%s%s%s%s", resp->status,
-			  resp->code[0] ? " " : "", resp->code,
-			  resp->message[0] ? ": " : "", resp->message);
+	if (resp->curl_error[0])
+		origin_set_detail("%s", resp->curl_error);
+	else if (resp->status)
+		origin_set_detail("HTTP %ld%s%s%s%s", resp->status,
+				  resp->code[0] ? " " : "", resp->code,
+				  resp->message[0] ? ": " : "",
+				  resp->message);
 }
 
 /* Map a final response to 0 or -errno, logging what the caller cannot. */
@@ -812,7 +816,6 @@ static int status_to_errno(struct s3_origin *so, struct s3_request *req)
 	if (status >= 200 && status < 300 &&
 	    !(req->error_in_body && code[0]))
 		return 0;
-	set_status_detail(req);
 	if (!strcmp(code, "NoSuchBucket")) {
 		if (!req->quiet &&
 		    !atomic_exchange(&so->bucket_missing_logged, true))
@@ -971,8 +974,6 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 				    req->method, request_target(req),
 				    so->endpoint, req->resp.curl_error[0] ?
 				    req->resp.curl_error : strerror(-rc));
-		if (req->resp.curl_error[0])
-			origin_set_detail("%s", req->resp.curl_error);
 		if (rc != -ENOMEM && !(req->body && req->body->error))
 			rc = -EIO;
 	} else if (retry) {
@@ -981,15 +982,16 @@ static int request_send(struct s3_origin *so, struct s3_request *req)
 				    "retries: HTTP %ld %s", req->method,
 				    request_target(req), req->resp.status,
 				    req->resp.code);
-		set_status_detail(req);
 		rc = -EIO;
 	} else {
 		rc = status_to_errno(so, req);
 	}
 	/* Not found, precondition failed and range not satisfiable are
 	 * valid results, not failures of the origin. */
-	if (rc && rc != -ENOENT && rc != -ESTALE && rc != -ERANGE)
+	if (rc && rc != -ENOENT && rc != -ESTALE && rc != -ERANGE) {
 		atomic_fetch_add(&so->base.counters.errors, 1);
+		set_failure_detail(req);
+	}
 	free(url);
 out_free_path:
 	free(path);
