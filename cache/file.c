@@ -527,14 +527,15 @@ static bool claim_version(struct cache_file *f, struct object *obj)
  * read counts as sequential when it starts the file.  The kernel sends its
  * own readahead as parallel requests that arrive out of order.  So a read
  * still counts as sequential when it ends at most one chunk before where
- * the reader has got to, or starts at most one chunk after it.  A read anywhere else turns readahead off until the
- * reader is sequential again.  On entering a chunk the reader also has the
+ * the reader has got to, or starts at most one chunk after it.  A read
+ * anywhere else turns readahead off until the reader is sequential
+ * again.  On entering a chunk the reader also has the
  * kernel read that chunk and the next from the data file, where they are
  * cached.  Reads of one handle may run in parallel: the window is kept
  * under the cache lock.
  *
  * A read that is about to wait for the origin calls this with before set,
- * so that the window moves on while it waits; that call does nothing for
+ * so that the window moves on while it waits.  That call does nothing for
  * the first read of a handle, which may be all it ever reads.  Calling it
  * again for the same bytes changes nothing.  Returns whether it ran.
  */

@@ -134,7 +134,7 @@ static void test_cache_dir_not_folder(void **state)
 	env->cfg.dir = env->dir;
 }
 
-/* A cache_dir that cannot be created: the message names it and says
+/* A cache_dir that cannot be created: the message names it and states
  * what a usable one needs. */
 static void test_cache_dir_cannot_create(void **state)
 {
