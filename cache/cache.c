@@ -382,6 +382,7 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 	ret = load_index(c, err, errlen);
 	if (ret < 0)
 		goto out_close;
+	leftovers_open(c);
 	ret = wb_open(c, err, errlen);
 	if (ret < 0)
 		goto out_close;
@@ -393,6 +394,7 @@ int cache_open(const struct cache_config *cfg, struct origin *origin,
 	*out = c;
 	return 0;
 out_close:
+	origin->leftovers = NULL;	/* the register goes with c */
 	c->origin = NULL;	/* still the caller's on failure */
 	cache_close(c);
 	return ret;

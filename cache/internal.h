@@ -219,6 +219,8 @@ struct cache {
 	struct index *index;
 	bool keep_files;	/* removing an object leaves its data file:
 				 * an offline check changes nothing */
+	struct origin_leftovers leftovers;	/* register in leftovers/ */
+	_Atomic uint64_t leftover_next;	/* handle of the next entry */
 
 	pthread_mutex_t lock;
 	pthread_cond_t fetched;	/* a fetch finished */
@@ -480,6 +482,11 @@ void dir_cursor_note_change(struct cache *c, const char *dir, bool subtree);
 /* Allocate a cache with cfg and no folder, origin or index yet; close it
  * with cache_close().  Returns NULL when out of memory. */
 struct cache *cache_alloc(const struct cache_config *cfg);
+/* Remove what the writes of an earlier daemon left at the origin, as its
+ * register in leftovers/ lists them, and give the origin the register for
+ * the writes to come.  Called once the folder is locked. */
+void leftovers_open(struct cache *c);
+
 /* Take the flock(2) on the lock file of the cache folder open as root_fd
  * and write this process's pid in it.  Sets *unclean, unless NULL, when
  * the file contained a pid, because its last holder did not close the

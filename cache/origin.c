@@ -112,6 +112,17 @@ void origin_free(struct origin *o)
 		o->ops->free(o);
 }
 
+uint64_t origin_leftover_add(struct origin *o, const char *id)
+{
+	return o->leftovers ? o->leftovers->add(o->leftovers->arg, id) : 0;
+}
+
+void origin_leftover_done(struct origin *o, uint64_t handle)
+{
+	if (o->leftovers && handle)
+		o->leftovers->done(o->leftovers->arg, handle);
+}
+
 int origin_path_check(const char *path)
 {
 	const char *p = path;

@@ -244,11 +244,37 @@ struct origin_ops {
 	 * on failure write a message naming the value and the fix. */
 	int (*check)(struct origin *o, char *msg, size_t msglen);
 
+	/*
+	 * Optional (NULL where nothing is left behind): remove a leftover
+	 * that an earlier daemon recorded with origin_leftover_add() and
+	 * did not finish.  id is the string the origin recorded.  -ENOENT
+	 * when it is gone already, -EINVAL when id does not have the
+	 * form that the origin records.
+	 */
+	int (*discard)(struct origin *o, const char *id);
+
 	void (*free)(struct origin *o);
+};
+
+/*
+ * The register of leftovers: what a write leaves at the origin while it
+ * runs, such as a temporary file or an unfinished multipart upload, and
+ * what stays there when the daemon dies before the write ends.  The cache
+ * keeps the register and, at the next start, passes each entry to the
+ * origin's discard op.
+ */
+struct origin_leftovers {
+	/* Record id.  Returns the entry's handle, or 0 when not recorded. */
+	uint64_t (*add)(void *arg, const char *id);
+	/* Forget the entry of handle: its leftover is gone. */
+	void (*done)(void *arg, uint64_t handle);
+	void *arg;
 };
 
 struct origin {
 	const struct origin_ops *ops;
+	/* Set by the cache before any write, NULL without a register. */
+	struct origin_leftovers *leftovers;
 	/* Printable name, "s3://bucket/prefix" or an absolute path. */
 	char *name;
 	/* Stable identity of the data, used to name the cache subfolder:
@@ -323,6 +349,13 @@ double origin_latency_quantile(const struct origin_latency_stats *s,
 			       double q);
 
 void origin_free(struct origin *o);
+
+/* Record the leftover id of a write that has started.  Returns the handle
+ * for origin_leftover_done(), 0 when there is no register or it failed. */
+uint64_t origin_leftover_add(struct origin *o, const char *id);
+
+/* Forget the leftover of handle once it is gone; 0 does nothing. */
+void origin_leftover_done(struct origin *o, uint64_t handle);
 
 /*
  * The reason for the last failed request of the calling thread, such as

@@ -537,11 +537,31 @@ static void sync_dir(int dir_fd)
 		close(fd);
 }
 
-static int write_tmp(struct dir_loc *loc, int src, uint64_t size,
-		     const struct origin_attr *meta, struct stat *st)
+/* Record the temporary file tmp, beside path, as a leftover of the write
+ * of path.  Returns the handle of the entry. */
+static uint64_t record_tmp(struct origin *o, const char *path,
+			   const struct dir_loc *loc, const char *tmp)
+{
+	int dir_len = (int)(loc->name - path);
+	uint64_t handle;
+	char *id;
+
+	if (asprintf(&id, "%.*s%s", dir_len, path, tmp) < 0)
+		return 0;
+	handle = origin_leftover_add(o, id);
+	free(id);
+	return handle;
+}
+
+/* Write path, whose folder loc is open, through a temporary file renamed
+ * over it. */
+static int write_tmp(struct origin *o, const char *path, struct dir_loc *loc,
+		     int src, uint64_t size, const struct origin_attr *meta,
+		     struct stat *st)
 {
 	char tmp[TMP_PREFIX_LEN + TMP_SUFFIX_LEN + 1];
 	struct stat old;
+	uint64_t leftover;
 	bool has_old;
 	int fd, ret;
 
@@ -554,6 +574,7 @@ static int write_tmp(struct dir_loc *loc, int src, uint64_t size,
 	fd = tmp_create(loc->fd, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
+	leftover = record_tmp(o, path, loc, tmp);
 	ret = copy_data(src, fd, size);
 	if (ret == 0 && fsync(fd) < 0)
 		ret = -errno;
@@ -567,6 +588,7 @@ static int write_tmp(struct dir_loc *loc, int src, uint64_t size,
 		unlinkat(loc->fd, tmp, 0);
 	else
 		sync_dir(loc->fd);
+	origin_leftover_done(o, leftover);
 	close(fd);
 	return ret;
 }
@@ -589,7 +611,7 @@ static int dir_write(struct origin *o, const char *path, int fd,
 		ret = -EISDIR;
 		goto out_close;
 	}
-	ret = write_tmp(&loc, fd, size, meta, &st);
+	ret = write_tmp(o, path, &loc, fd, size, meta, &st);
 	if (ret)
 		goto out_close;
 	attr_from_stat(&st, result);
@@ -915,6 +937,43 @@ out:
 	return request_done(o, &timer, ret);
 }
 
+/* Remove the temporary file id, which a write left when the daemon
+ * died. */
+static int dir_discard(struct origin *o, const char *id)
+{
+	const char *slash = strrchr(id, '/');
+	const char *name = slash ? slash + 1 : id;
+	char buf[PATH_MAX], probe[PATH_MAX];
+	struct dir_loc loc;
+	struct stat st;
+	int ret;
+
+	if (!is_tmp_name(name) || strlen(name) > NAME_MAX)
+		return -EINVAL;
+	/* Paths name no temporary file, so open its folder through a
+	 * stand-in name beside it. */
+	if (snprintf(probe, sizeof(probe), "%.*sx", (int)(name - id), id) >=
+	    (int)sizeof(probe))
+		return -ENAMETOOLONG;
+	ret = loc_open(to_dir(o), probe, buf, &loc);
+	if (ret)
+		return ret;
+	if (fstatat(loc.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		ret = -errno;
+	else if (!S_ISREG(st.st_mode))
+		ret = -EINVAL;
+	else if (unlinkat(loc.fd, name, 0) < 0)
+		ret = -errno;
+	loc_close(&loc);
+	if (ret == 0)
+		log_info("removed %s/%s, left by an interrupted upload",
+			 o->name, id);
+	else if (ret != -ENOENT)
+		log_warn("cannot remove %s/%s, left by an interrupted upload:"
+			 " %s", o->name, id, strerror(-ret));
+	return ret;
+}
+
 static int dir_check(struct origin *o, char *msg, size_t msglen)
 {
 	const char *path = o->name;
@@ -982,6 +1041,7 @@ static const struct origin_ops dir_ops = {
 	.symlink = dir_symlink,
 	.readlink = dir_readlink,
 	.check = dir_check,
+	.discard = dir_discard,
 	.free = dir_free,
 };
 

@@ -1712,6 +1712,7 @@ struct multipart {
 	char *encoded_id;	/* upload_id, SigV4-encoded for queries */
 	char (*etags)[ORIGIN_VERSION_MAX];
 	unsigned nparts;
+	uint64_t leftover;	/* its entry in the register of leftovers */
 };
 
 static int multipart_initiate(struct s3_origin *so, struct multipart *mp,
@@ -1740,6 +1741,15 @@ static int multipart_initiate(struct s3_origin *so, struct multipart *mp,
 		mp->encoded_id = s3_uri_encode(mp->upload_id, 0);
 		if (!mp->encoded_id)
 			rc = -ENOMEM;
+	}
+	if (!rc) {
+		/* The id of the leftover: the upload id, which contains
+		 * no newline, then the key. */
+		char *id = str_printf("%s\n%s", mp->upload_id, mp->key);
+
+		if (id)
+			mp->leftover = origin_leftover_add(&so->base, id);
+		free(id);
 	}
 	request_free(&req);
 	return rc;
@@ -1833,21 +1843,21 @@ out_free:
 	return rc;
 }
 
-static void multipart_abort(struct s3_origin *so, struct multipart *mp)
+/* Abort the multipart upload mp, which removes its parts. */
+static int multipart_abort(struct s3_origin *so, struct multipart *mp)
 {
 	struct s3_request req;
 	char *query = str_printf("uploadId=%s", mp->encoded_id);
+	int rc;
 
 	if (!query)
-		return;
+		return -ENOMEM;
 	request_init(&req, "DELETE", ORIGIN_REQ_MULTIPART, mp->key);
 	req.query = query;
-	if (request_send(so, &req))
-		log_warn("s3: abort of the multipart upload of %s failed,"
-			 " so its parts stay stored until a lifecycle rule"
-			 " removes them", mp->key);
+	rc = request_send(so, &req);
 	request_free(&req);
 	free(query);
+	return rc;
 }
 
 /* Part size for size bytes: the configured one, raised to whole MiB
@@ -1934,8 +1944,14 @@ static int put_multipart(struct s3_origin *so, const char *key, int fd,
 	rc = send_parts(so, &mp, fd, size, part);
 	if (!rc)
 		rc = multipart_complete(so, &mp, etag, etaglen);
-	if (rc)
-		multipart_abort(so, &mp);
+	if (!rc) {
+		origin_leftover_done(&so->base, mp.leftover);
+	} else if (multipart_abort(so, &mp) < 0) {
+		log_warn("s3: abort of the multipart upload of %s failed;"
+			 " the next start tries again", key);
+	} else {
+		origin_leftover_done(&so->base, mp.leftover);
+	}
 out_free:
 	free(mp.encoded_id);
 	free(mp.upload_id);
@@ -2440,6 +2456,41 @@ static void check_message(struct s3_origin *so, const struct s3_request *req,
 	}
 }
 
+/* Abort the multipart upload of id, "UPLOAD_ID\nKEY", which a write
+ * left when the daemon died. */
+static int s3_discard(struct origin *o, const char *id)
+{
+	struct s3_origin *so = s3_of(o);
+	const char *newline = strchr(id, '\n');
+	struct multipart mp = { 0 };
+	int rc = -ENOMEM;
+
+	if (!newline || newline == id || !newline[1])
+		return -EINVAL;
+	if (so->read_only) {
+		log_warn("s3: the multipart upload of %s, left by an"
+			 " interrupted upload, stays until a start without"
+			 " read_only", newline + 1);
+		return -EROFS;
+	}
+	mp.key = newline + 1;
+	mp.upload_id = strndup(id, newline - id);
+	if (mp.upload_id)
+		mp.encoded_id = s3_uri_encode(mp.upload_id, 0);
+	if (mp.encoded_id)
+		rc = multipart_abort(so, &mp);
+	if (rc == 0)
+		log_info("s3: aborted the multipart upload %s of %s, left by an"
+			 " interrupted upload", mp.upload_id, mp.key);
+	else if (rc != -ENOENT)
+		log_warn("s3: cannot abort the multipart upload %s of %s, left"
+			 " by an interrupted upload: %s; the next start tries"
+			 " again", mp.upload_id, mp.key, strerror(-rc));
+	free(mp.encoded_id);
+	free(mp.upload_id);
+	return rc;
+}
+
 static int s3_check(struct origin *o, char *msg, size_t msglen)
 {
 	struct s3_origin *so = s3_of(o);
@@ -2518,6 +2569,7 @@ static const struct origin_ops s3_ops = {
 	.symlink = s3_symlink,
 	.readlink = s3_readlink,
 	.check = s3_check,
+	.discard = s3_discard,
 	.free = s3_free,
 };
 

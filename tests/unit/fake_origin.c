@@ -54,6 +54,7 @@ struct fake_origin {
 	uint64_t stream_stall;		/* under lock; 0: none */
 	uint64_t hold_from;		/* under lock; UINT64_MAX: none */
 	pthread_cond_t released;	/* hold_from was raised */
+	char discarded[1024];		/* under lock */
 };
 
 static struct fake_origin *to_fake(struct origin *o)
@@ -804,6 +805,33 @@ static int fake_check(struct origin *o, char *msg, size_t msglen)
 	return 0;
 }
 
+static int fake_discard(struct origin *o, const char *id)
+{
+	struct fake_origin *fo = to_fake(o);
+	int ret = fake_enter(fo, FAKE_DISCARD, ORIGIN_REQ_DELETE);
+	size_t used;
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&fo->lock);
+	used = strlen(fo->discarded);
+	snprintf(fo->discarded + used, sizeof(fo->discarded) - used, "%s;",
+		 id);
+	pthread_mutex_unlock(&fo->lock);
+	return 0;
+}
+
+void fake_get_discarded(struct fake_origin *fo, char *buf, size_t len)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fo->lock);
+	n = strnlen(fo->discarded, len - 1);
+	memcpy(buf, fo->discarded, n);
+	buf[n] = '\0';
+	pthread_mutex_unlock(&fo->lock);
+}
+
 static void fake_free(struct origin *o)
 {
 	fake_origin_put(to_fake(o));
@@ -823,6 +851,7 @@ static const struct origin_ops fake_ops = {
 	.symlink = fake_symlink,
 	.readlink = fake_readlink,
 	.check = fake_check,
+	.discard = fake_discard,
 	.free = fake_free,
 };
 

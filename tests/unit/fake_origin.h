@@ -37,6 +37,7 @@ enum fake_op {
 	FAKE_SYMLINK,
 	FAKE_READLINK,
 	FAKE_LIST_TREE,	/* one per list_tree() call, of any page count */
+	FAKE_DISCARD,
 	FAKE_OP_MAX
 };
 
@@ -86,6 +87,10 @@ void fake_reset_calls(struct fake_origin *fo);
  * the origin_detail() "injected failure ERR". */
 void fake_fail_next(struct fake_origin *fo, enum fake_op op,
 		    unsigned count, int err);
+
+/* Copy into buf the ids that discard() was called with and did not
+ * fail, in call order, each followed by ';'. */
+void fake_get_discarded(struct fake_origin *fo, char *buf, size_t len);
 
 /* Give the origin a read_stream operation (it has none at first), which
  * counts as a FAKE_READ call and hands out the bytes in pieces of 16 KiB.

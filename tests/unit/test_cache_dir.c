@@ -1,5 +1,5 @@
-/* test_cache_dir.c - who may own and use the cache folder, and the modes
- * of what the engine creates in it. */
+/* test_cache_dir.c - who may own and use the cache folder, the modes of
+ * what the engine creates in it, and its register of origin leftovers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -67,6 +68,8 @@ static void test_cache_dir_modes_private(void **state)
 	assert_int_equal(mode_of(path), 0700);
 	snprintf(path, sizeof(path), "%s/lock", root);
 	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/leftovers", root);
+	assert_int_equal(mode_of(path), 0700);
 	snprintf(path, sizeof(path), "%s/data", root);
 	data_files = data_files_open = 0;
 	assert_int_equal(nftw(path, count_file, 8, FTW_PHYS), 0);
@@ -156,6 +159,85 @@ static void test_cache_dir_cannot_create(void **state)
 	env->cfg.dir = env->dir;
 }
 
+/* The path of the register entry of handle. */
+static void entry_path(struct test_env *env, uint64_t handle, char *buf,
+		       size_t len)
+{
+	snprintf(buf, len, "%s/leftovers/%016" PRIx64, cache_path(env->c),
+		 handle);
+}
+
+static void test_leftover_discarded_at_start(void **state)
+{
+	struct test_env *env = create(state);
+	char path[PATH_MAX + 32], got[256];
+	uint64_t handle;
+
+	assert_int_equal(test_env_open(env), 0);
+	handle = origin_leftover_add(&env->fo->base, "d/.nearfs-tmp-abc123");
+	assert_int_not_equal(handle, 0);
+	entry_path(env, handle, path, sizeof(path));
+	assert_int_equal(mode_of(path), 0600);
+
+	/* A daemon that dies leaves the entry: the next start discards. */
+	test_env_close(env);
+	assert_int_equal(test_env_open(env), 0);
+	fake_get_discarded(env->fo, got, sizeof(got));
+	assert_string_equal(got, "d/.nearfs-tmp-abc123;");
+	assert_int_equal(access(path, F_OK), -1);
+
+	test_env_close(env);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_DISCARD), 1);
+}
+
+static void test_leftover_done_forgets(void **state)
+{
+	struct test_env *env = create(state);
+	char path[PATH_MAX + 32];
+	uint64_t handle;
+
+	assert_int_equal(test_env_open(env), 0);
+	handle = origin_leftover_add(&env->fo->base, "upload-1\nkey");
+	entry_path(env, handle, path, sizeof(path));
+	assert_int_equal(access(path, F_OK), 0);
+	origin_leftover_done(&env->fo->base, handle);
+	assert_int_equal(access(path, F_OK), -1);
+
+	test_env_close(env);
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_DISCARD), 0);
+}
+
+static void test_leftover_kept_on_failure(void **state)
+{
+	struct test_env *env = create(state);
+	char path[PATH_MAX + 32], got[256];
+	uint64_t handle, next;
+
+	assert_int_equal(test_env_open(env), 0);
+	handle = origin_leftover_add(&env->fo->base, "a/.nearfs-tmp-x1y2z3");
+	entry_path(env, handle, path, sizeof(path));
+	test_env_close(env);
+
+	fake_fail_next(env->fo, FAKE_DISCARD, 1, EIO);
+	assert_int_equal(test_env_open(env), 0);
+	fake_get_discarded(env->fo, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(access(path, F_OK), 0);
+	/* A new entry does not take the handle of the one kept. */
+	next = origin_leftover_add(&env->fo->base, "b/.nearfs-tmp-000000");
+	assert_true(next > handle);
+	origin_leftover_done(&env->fo->base, next);
+
+	test_env_close(env);
+	assert_int_equal(test_env_open(env), 0);
+	fake_get_discarded(env->fo, got, sizeof(got));
+	assert_string_equal(got, "a/.nearfs-tmp-x1y2z3;");
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(fake_calls(env->fo, FAKE_DISCARD), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +254,12 @@ int main(void)
 		cmocka_unit_test_teardown(test_cache_dir_cannot_create,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_cache_dir_not_folder,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_leftover_discarded_at_start,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_leftover_done_forgets,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_leftover_kept_on_failure,
 					  test_env_teardown),
 	};
 

@@ -356,6 +356,86 @@ static void test_write_new_file_in_subdir(void **state)
 	close(fd);
 }
 
+/* A register of leftovers that records the origin's calls. */
+struct register_log {
+	struct origin_leftovers reg;
+	char ids[4][PATH_MAX];
+	uint64_t added[4], done[4];
+	unsigned nadded, ndone;
+};
+
+static uint64_t log_add(void *arg, const char *id)
+{
+	struct register_log *r = arg;
+
+	assert_true(r->nadded < 4);
+	snprintf(r->ids[r->nadded], PATH_MAX, "%s", id);
+	r->added[r->nadded] = 100 + r->nadded;
+	return r->added[r->nadded++];
+}
+
+static void log_done(void *arg, uint64_t handle)
+{
+	struct register_log *r = arg;
+
+	assert_true(r->ndone < 4);
+	r->done[r->ndone++] = handle;
+}
+
+static void test_write_records_tmp_file(void **state)
+{
+	struct fixture *fx = *state;
+	struct register_log r = { .reg = { log_add, log_done, &r } };
+	struct origin_attr result;
+	int fd = source_fd("abc");
+
+	fx->o->leftovers = &r.reg;
+	make_dir(fx->root, "d");
+	assert_int_equal(fx->o->ops->write(fx->o, "d/new", fd, 3, NULL,
+					   &result), 0);
+	assert_int_equal(r.nadded, 1);
+	assert_int_equal(strncmp(r.ids[0], "d/.nearfs-tmp-", 14), 0);
+	assert_int_equal(strlen(r.ids[0]), strlen("d/.nearfs-tmp-") + 6);
+	assert_int_equal(r.ndone, 1);
+	assert_int_equal(r.done[0], r.added[0]);
+	assert_false(path_exists(fx->root, r.ids[0]));
+
+	/* A failed write removes its temporary file and its entry too. */
+	assert_int_equal(fx->o->ops->write(fx->o, "short", fd, 10, NULL,
+					   &result), -EIO);
+	assert_int_equal(r.nadded, 2);
+	assert_int_equal(strncmp(r.ids[1], ".nearfs-tmp-", 12), 0);
+	assert_int_equal(r.ndone, 2);
+	assert_int_equal(r.done[1], r.added[1]);
+	assert_false(path_exists(fx->root, r.ids[1]));
+	fx->o->leftovers = NULL;
+	close(fd);
+}
+
+static void test_discard_tmp_files_only(void **state)
+{
+	struct fixture *fx = *state;
+
+	make_dir(fx->root, "sub");
+	put_file(fx->root, "sub/.nearfs-tmp-abc123", "partial");
+	assert_int_equal(fx->o->ops->discard(fx->o, "sub/.nearfs-tmp-abc123"),
+			 0);
+	assert_false(path_exists(fx->root, "sub/.nearfs-tmp-abc123"));
+	assert_int_equal(fx->o->ops->discard(fx->o, "sub/.nearfs-tmp-abc123"),
+			 -ENOENT);
+
+	/* Only temporary files of the origin's own are removed. */
+	put_file(fx->root, "sub/keep", "data");
+	assert_int_equal(fx->o->ops->discard(fx->o, "sub/keep"), -EINVAL);
+	assert_true(path_exists(fx->root, "sub/keep"));
+	make_dir(fx->root, "sub/.nearfs-tmp-dir123");
+	assert_int_equal(fx->o->ops->discard(fx->o, "sub/.nearfs-tmp-dir123"),
+			 -EINVAL);
+	assert_true(path_exists(fx->root, "sub/.nearfs-tmp-dir123"));
+	assert_int_equal(fx->o->ops->discard(fx->o, "../.nearfs-tmp-abc123"),
+			 -EINVAL);
+}
+
 static void test_write_owner_if_permitted(void **state)
 {
 	struct fixture *fx = *state;
@@ -625,6 +705,8 @@ int main(void)
 		TEST(test_read_version_pin),
 		TEST(test_write_replaces_file),
 		TEST(test_write_new_file_in_subdir),
+		TEST(test_write_records_tmp_file),
+		TEST(test_discard_tmp_files_only),
 		TEST(test_write_owner_if_permitted),
 		TEST(test_write_keeps_old_mode),
 		TEST(test_write_empty_file),
