@@ -12,6 +12,8 @@ AWS_* variables, and buckets are addressed in path style.
   s3cli.py get BUCKET KEY [FIRST-LAST]       body to stdout
   s3cli.py head BUCKET KEY                   JSON: size, etag, metadata
   s3cli.py ls BUCKET [PREFIX]                one "size key" line per object
+  s3cli.py uploads BUCKET [PREFIX]           one "key upload-id" line per
+                                             multipart upload in progress
   s3cli.py rm BUCKET KEY [KEY ...]
   s3cli.py gen-files BUCKET PREFIX COUNT SIZE  COUNT objects of SIZE bytes
 
@@ -124,6 +126,16 @@ def cmd_ls(client, args):
             print(item["Size"], item["Key"])
 
 
+def cmd_uploads(client, args):
+    """Print the multipart uploads that were created and neither
+    completed nor aborted, in the server's order."""
+    pages = client.get_paginator("list_multipart_uploads").paginate(
+        Bucket=args.bucket, Prefix=args.prefix)
+    for page in pages:
+        for upload in page.get("Uploads", []):
+            print(upload["Key"], upload["UploadId"])
+
+
 def cmd_rm(client, args):
     for key in args.keys:
         client.delete_object(Bucket=args.bucket, Key=key)
@@ -179,6 +191,11 @@ def build_parser():
     p.add_argument("bucket")
     p.add_argument("prefix", nargs="?", default="")
     p.set_defaults(run=cmd_ls)
+
+    p = sub.add_parser("uploads")
+    p.add_argument("bucket")
+    p.add_argument("prefix", nargs="?", default="")
+    p.set_defaults(run=cmd_uploads)
 
     p = sub.add_parser("rm")
     p.add_argument("bucket")
