@@ -99,13 +99,21 @@ static char *read_entry(struct cache *c, const char *name)
 }
 
 /* Discard the leftover of entry name, and remove the entry unless the
- * origin failed: the next start then tries again. */
+ * origin failed: the next start then tries again.  A read-only mount
+ * changes nothing at the origin and keeps every entry. */
 static void discard_entry(struct cache *c, const char *name)
 {
 	struct origin *o = c->origin;
-	char *id = read_entry(c, name);
+	char *id;
 	int ret = 0;
 
+	if (c->cfg.read_only) {
+		log_warn("%s/%s: a leftover of an interrupted upload stays at"
+			 " the origin until a start without read_only",
+			 c->root, name);
+		return;
+	}
+	id = read_entry(c, name);
 	if (id && o->ops->discard)
 		ret = o->ops->discard(o, id);
 	free(id);

@@ -2467,12 +2467,8 @@ static int s3_discard(struct origin *o, const char *id)
 
 	if (!newline || newline == id || !newline[1])
 		return -EINVAL;
-	if (so->read_only) {
-		log_warn("s3: the multipart upload of %s, left by an"
-			 " interrupted upload, stays until a start without"
-			 " read_only", newline + 1);
+	if (so->read_only)
 		return -EROFS;
-	}
 	mp.key = newline + 1;
 	mp.upload_id = strndup(id, newline - id);
 	if (mp.upload_id)

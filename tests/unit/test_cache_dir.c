@@ -238,6 +238,30 @@ static void test_leftover_kept_on_failure(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_DISCARD), 2);
 }
 
+static void test_leftover_kept_read_only(void **state)
+{
+	struct test_env *env = create(state);
+	char path[PATH_MAX + 32], got[256];
+	uint64_t handle;
+
+	assert_int_equal(test_env_open(env), 0);
+	handle = origin_leftover_add(&env->fo->base, "c/.nearfs-tmp-qwerty");
+	entry_path(env, handle, path, sizeof(path));
+	test_env_close(env);
+
+	env->cfg.read_only = true;
+	assert_int_equal(test_env_open(env), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_DISCARD), 0);
+	assert_int_equal(access(path, F_OK), 0);
+	test_env_close(env);
+
+	env->cfg.read_only = false;
+	assert_int_equal(test_env_open(env), 0);
+	fake_get_discarded(env->fo, got, sizeof(got));
+	assert_string_equal(got, "c/.nearfs-tmp-qwerty;");
+	assert_int_equal(access(path, F_OK), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +284,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_leftover_done_forgets,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_leftover_kept_on_failure,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_leftover_kept_read_only,
 					  test_env_teardown),
 	};
 
