@@ -429,6 +429,7 @@ void cache_close(struct cache *c)
 	if (!c)
 		return;
 	prefetch_stop_all(c);
+	leftovers_close(c);
 	if (c->ra_tail)
 		store_ra_stop(c);
 	if (c->journal)

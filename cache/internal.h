@@ -221,6 +221,11 @@ struct cache {
 				 * an offline check changes nothing */
 	struct origin_leftovers leftovers;	/* register in leftovers/ */
 	_Atomic uint64_t leftover_next;	/* handle of the next entry */
+	char **leftover_names;	/* entries found at start */
+	size_t leftover_count;
+	pthread_t leftover_thread;	/* discards them */
+	bool leftover_running;
+	_Atomic bool leftover_stop;
 
 	pthread_mutex_t lock;
 	pthread_cond_t fetched;	/* a fetch finished */
@@ -482,10 +487,17 @@ void dir_cursor_note_change(struct cache *c, const char *dir, bool subtree);
 /* Allocate a cache with cfg and no folder, origin or index yet; close it
  * with cache_close().  Returns NULL when out of memory. */
 struct cache *cache_alloc(const struct cache_config *cfg);
-/* Remove what the writes of an earlier daemon left at the origin, as its
- * register in leftovers/ lists them, and give the origin the register for
- * the writes to come.  Called once the folder is locked. */
+/* Give the origin the register in leftovers/ for the writes to come, and
+ * start a thread that removes what the writes of an earlier daemon left
+ * at the origin, as the register lists it.  Called once the folder is
+ * locked. */
 void leftovers_open(struct cache *c);
+
+/* Wait until that thread has gone through every entry. */
+void leftovers_wait(struct cache *c);
+
+/* Stop that thread after the entry it is at, and free what it used. */
+void leftovers_close(struct cache *c);
 
 /* Take the flock(2) on the lock file of the cache folder open as root_fd
  * and write this process's pid in it.  Sets *unclean, unless NULL, when

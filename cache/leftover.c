@@ -2,19 +2,21 @@
  * leftover.c - the register of what writes leave at the origin while they
  * run (see struct origin_leftovers in origin.h).
  *
- * Each entry is a file in the folder leftovers/ of the cache folder, named
- * by its handle in hex, that contains the origin's id of the leftover.  An
- * entry is written before the write can leave anything for good, and
- * removed when the write has ended.  So after a crash of the daemon the
- * folder lists what may still be at the origin, and the next start has
- * the origin discard it.  Entries are not synced: after a crash of the
- * machine, one may be missing, which leaves a stray temporary file or
- * upload at the origin and loses no data.
+ * Each entry is a regular file in the folder leftovers/ of the cache
+ * folder, named by its handle as 16 hex digits, that contains the
+ * origin's id of the leftover.  An entry is written before the write can
+ * leave anything for good, and removed when the write has ended.  So after
+ * a crash of the daemon the folder lists what may still be at the origin.
+ * The next start has the origin discard it, in a thread of its own so
+ * that a slow origin does not delay the mount.  Entries are not synced:
+ * after a crash of the machine one may be missing, which leaves a stray
+ * temporary file or upload at the origin and loses no data.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #include "log.h"
 
 #define LEFTOVER_DIR "leftovers"
+#define HANDLE_DIGITS 16
 /* Maximum bytes of an id read back.  An S3 key of 1024 bytes with its
  * upload id fits, and so does a path of PATH_MAX bytes. */
 #define LEFTOVER_ID_MAX 8192
@@ -47,16 +50,19 @@ static uint64_t leftover_add(void *arg, const char *id)
 	fd = openat(c->root_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
 	if (fd < 0) {
-		log_warn("cannot record a write in %s/%s: %s; if the daemon "
-			 "dies during that write, what it leaves at the "
-			 "origin stays there", c->root, name, strerror(errno));
+		log_limited(LOG_WARNING, "cannot record a write in %s/%s: %s;"
+			    " if the daemon dies during that write, what it"
+			    " leaves at the origin stays there", c->root, name,
+			    strerror(errno));
 		return 0;
 	}
 	n = write(fd, id, len);
 	close(fd);
 	if (n != (ssize_t)len) {
-		log_warn("cannot record a write in %s/%s: %s", c->root, name,
-			 n < 0 ? strerror(errno) : "short write");
+		log_limited(LOG_WARNING, "cannot record a write in %s/%s: %s;"
+			    " if the daemon dies during that write, what it"
+			    " leaves at the origin stays there", c->root, name,
+			    n < 0 ? strerror(errno) : "short write");
 		unlinkat(c->root_fd, name, 0);
 		return 0;
 	}
@@ -74,47 +80,56 @@ static void leftover_done(void *arg, uint64_t handle)
 			 strerror(errno));
 }
 
-/* Read the id of entry name into a new string.  NULL when it cannot be
- * read; an empty or oversized entry is logged. */
-static char *read_entry(struct cache *c, const char *name)
+/* Read the id of entry name into *id (a new string).  Returns 0, -EINVAL
+ * for an entry without an id, which can go, or another negative errno for
+ * an entry to keep and read again at the next start. */
+static int read_entry(struct cache *c, const char *name, char **id)
 {
-	char *id = malloc(LEFTOVER_ID_MAX + 1);
-	ssize_t n = -1;
-	int fd;
+	char *buf = malloc(LEFTOVER_ID_MAX + 1);
+	ssize_t n;
+	int fd, err;
 
-	fd = openat(c->root_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0 && id) {
-		n = read(fd, id, LEFTOVER_ID_MAX + 1);
-		close(fd);
+	if (!buf)
+		return -ENOMEM;
+	/* O_NONBLOCK: a FIFO put there must not stop the start. */
+	fd = openat(c->root_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		log_warn("cannot read %s/%s: %s; the next start tries again",
+			 c->root, name, strerror(err));
+		free(buf);
+		return -err;
 	}
-	if (n <= 0 || n > LEFTOVER_ID_MAX) {
-		if (id)
-			log_warn("%s/%s is not a leftover entry (%zd bytes);"
-				 " it is removed", c->root, name, n);
-		free(id);
-		return NULL;
+	n = read(fd, buf, LEFTOVER_ID_MAX + 1);
+	err = errno;
+	close(fd);
+	if (n < 0) {
+		log_warn("cannot read %s/%s: %s; the next start tries again",
+			 c->root, name, strerror(err));
+		free(buf);
+		return -err;
 	}
-	id[n] = '\0';
-	return id;
+	if (n == 0 || n > LEFTOVER_ID_MAX || memchr(buf, '\0', n)) {
+		log_warn("%s/%s contains no id of a leftover (%zd bytes);"
+			 " it is removed", c->root, name, n);
+		free(buf);
+		return -EINVAL;
+	}
+	buf[n] = '\0';
+	*id = buf;
+	return 0;
 }
 
 /* Discard the leftover of entry name, and remove the entry unless the
- * origin failed: the next start then tries again.  A read-only mount
- * changes nothing at the origin and keeps every entry. */
+ * origin failed: the next start then tries again. */
 static void discard_entry(struct cache *c, const char *name)
 {
 	struct origin *o = c->origin;
-	char *id;
-	int ret = 0;
+	char *id = NULL;
+	int ret = read_entry(c, name, &id);
 
-	if (c->cfg.read_only) {
-		log_warn("%s/%s: a leftover of an interrupted upload stays at"
-			 " the origin until a start without read_only",
-			 c->root, name);
-		return;
-	}
-	id = read_entry(c, name);
-	if (id && o->ops->discard)
+	if (ret == 0 && o->ops->discard)
 		ret = o->ops->discard(o, id);
 	free(id);
 	if (ret < 0 && ret != -ENOENT && ret != -EINVAL)
@@ -124,41 +139,126 @@ static void discard_entry(struct cache *c, const char *name)
 			 strerror(errno));
 }
 
-void leftovers_open(struct cache *c)
+static void *leftover_worker(void *arg)
+{
+	struct cache *c = arg;
+
+	for (size_t i = 0; i < c->leftover_count; i++) {
+		if (atomic_load(&c->leftover_stop))
+			break;
+		discard_entry(c, c->leftover_names[i]);
+	}
+	return NULL;
+}
+
+/* Whether name is an entry: HANDLE_DIGITS lower-case hex digits.  Sets
+ * *handle. */
+static bool parse_entry_name(const char *name, uint64_t *handle)
+{
+	if (strlen(name) != HANDLE_DIGITS ||
+	    strspn(name, "0123456789abcdef") != HANDLE_DIGITS)
+		return false;
+	*handle = strtoull(name, NULL, 16);
+	return true;
+}
+
+/* Keep the entries of a read-only mount, and log what stays. */
+static void keep_entries(struct cache *c)
+{
+	for (size_t i = 0; i < c->leftover_count; i++) {
+		char *id = NULL;
+
+		if (read_entry(c, c->leftover_names[i], &id) < 0)
+			continue;
+		id[strcspn(id, "\n")] = '\0';
+		log_warn("a leftover of an interrupted upload (%s) stays at the"
+			 " origin until a start without ro", id);
+		free(id);
+	}
+}
+
+/* Collect the names of the entries in the folder open as fd, and set
+ * c->leftover_next past their handles. */
+static void scan_entries(struct cache *c, int fd)
 {
 	uint64_t next = 1;
 	struct dirent *e;
-	DIR *d;
+	DIR *d = fdopendir(fd);
+
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		uint64_t handle;
+		struct stat st;
+		char **names;
+
+		if (!parse_entry_name(e->d_name, &handle))
+			continue;
+		/* New entries must not take any name in use. */
+		if (handle >= next && handle < UINT64_MAX)
+			next = handle + 1;
+		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;	/* not written by the daemon */
+		names = realloc(c->leftover_names, (c->leftover_count + 1) *
+				sizeof(*names));
+		if (!names)
+			break;
+		c->leftover_names = names;
+		if (asprintf(&names[c->leftover_count], LEFTOVER_DIR "/%s",
+			     e->d_name) < 0)
+			break;
+		c->leftover_count++;
+	}
+	closedir(d);
+	atomic_store(&c->leftover_next, next);
+}
+
+void leftovers_open(struct cache *c)
+{
 	int fd;
 
 	c->leftovers.add = leftover_add;
 	c->leftovers.done = leftover_done;
 	c->leftovers.arg = c;
+	atomic_store(&c->leftover_next, 1);
 	if (mkdirat(c->root_fd, LEFTOVER_DIR, 0700) < 0 && errno != EEXIST)
 		log_warn("cannot create %s/" LEFTOVER_DIR ": %s", c->root,
 			 strerror(errno));
 	fd = openat(c->root_fd, LEFTOVER_DIR,
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d && fd >= 0)
-		close(fd);
-	while (d && (e = readdir(d))) {
-		char name[64];
-		char *end;
-		uint64_t handle;
-
-		if (e->d_name[0] == '.')
-			continue;
-		handle = strtoull(e->d_name, &end, 16);
-		if (*end || strlen(e->d_name) != 16)
-			continue;	/* not an entry: leave it alone */
-		if (handle >= next)
-			next = handle + 1;
-		snprintf(name, sizeof(name), LEFTOVER_DIR "/%s", e->d_name);
-		discard_entry(c, name);
-	}
-	if (d)
-		closedir(d);
-	atomic_store(&c->leftover_next, next);
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+		scan_entries(c, fd);
 	c->origin->leftovers = &c->leftovers;
+	if (c->leftover_count == 0)
+		return;
+	if (c->cfg.read_only) {
+		keep_entries(c);
+		return;
+	}
+	if (pthread_create(&c->leftover_thread, NULL, leftover_worker, c) == 0)
+		c->leftover_running = true;
+	else
+		log_warn("cannot start the thread that removes leftovers of"
+			 " interrupted uploads; the next start tries again");
+}
+
+void leftovers_wait(struct cache *c)
+{
+	if (c->leftover_running)
+		pthread_join(c->leftover_thread, NULL);
+	c->leftover_running = false;
+}
+
+void leftovers_close(struct cache *c)
+{
+	atomic_store(&c->leftover_stop, true);
+	leftovers_wait(c);
+	for (size_t i = 0; i < c->leftover_count; i++)
+		free(c->leftover_names[i]);
+	free(c->leftover_names);
+	c->leftover_names = NULL;
+	c->leftover_count = 0;
 }

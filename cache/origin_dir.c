@@ -584,11 +584,13 @@ static int write_tmp(struct origin *o, const char *path, struct dir_loc *loc,
 		ret = -errno;
 	if (ret == 0 && fstat(fd, st) < 0)
 		ret = -errno;
-	if (ret)
-		unlinkat(loc->fd, tmp, 0);
-	else
+	if (ret == 0)
 		sync_dir(loc->fd);
-	origin_leftover_done(o, leftover);
+	if (ret == 0 || unlinkat(loc->fd, tmp, 0) == 0 || errno == ENOENT)
+		origin_leftover_done(o, leftover);
+	else
+		log_warn("cannot remove the temporary file %s of %s: %s; the"
+			 " next start tries again", tmp, path, strerror(errno));
 	close(fd);
 	return ret;
 }
@@ -956,8 +958,16 @@ static int dir_discard(struct origin *o, const char *id)
 	    (int)sizeof(probe))
 		return -ENAMETOOLONG;
 	ret = loc_open(to_dir(o), probe, buf, &loc);
-	if (ret)
-		return ret;
+	if (ret == -ENOENT || ret == -ENOTDIR)
+		return -ENOENT;	/* its folder is gone, and so is the file */
+	if (ret) {
+		log_warn("cannot open the folder of %s/%s, left by an"
+			 " interrupted upload: %s%s", o->name, id,
+			 strerror(-ret), ret == -ELOOP ? "; a folder on its"
+			 " path is now a symbolic link, so remove the file by"
+			 " hand" : "; the next start tries again");
+		return ret == -ELOOP ? -EINVAL : ret;
+	}
 	if (fstatat(loc.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		ret = -errno;
 	else if (!S_ISREG(st.st_mode))
@@ -968,9 +978,13 @@ static int dir_discard(struct origin *o, const char *id)
 	if (ret == 0)
 		log_info("removed %s/%s, left by an interrupted upload",
 			 o->name, id);
+	else if (ret == -EINVAL)
+		log_warn("%s/%s, left by an interrupted upload, is no longer a"
+			 " file; it is kept", o->name, id);
 	else if (ret != -ENOENT)
 		log_warn("cannot remove %s/%s, left by an interrupted upload:"
-			 " %s", o->name, id, strerror(-ret));
+			 " %s; the next start tries again", o->name, id,
+			 strerror(-ret));
 	return ret;
 }
 

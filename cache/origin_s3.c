@@ -1932,7 +1932,7 @@ static int put_multipart(struct s3_origin *so, const char *key, int fd,
 {
 	uint64_t part = part_size_for(so, size);
 	struct multipart mp = { .key = key };
-	int rc;
+	int rc, abort_rc;
 
 	mp.nparts = (unsigned)((size + part - 1) / part);
 	mp.etags = calloc(mp.nparts, sizeof(*mp.etags));
@@ -1946,9 +1946,10 @@ static int put_multipart(struct s3_origin *so, const char *key, int fd,
 		rc = multipart_complete(so, &mp, etag, etaglen);
 	if (!rc) {
 		origin_leftover_done(&so->base, mp.leftover);
-	} else if (multipart_abort(so, &mp) < 0) {
-		log_warn("s3: abort of the multipart upload of %s failed;"
-			 " the next start tries again", key);
+	} else if ((abort_rc = multipart_abort(so, &mp)) < 0) {
+		log_warn("s3: abort of the multipart upload %s of %s failed:"
+			 " %s; the next start tries again", mp.upload_id, key,
+			 strerror(-abort_rc));
 	} else {
 		origin_leftover_done(&so->base, mp.leftover);
 	}
@@ -2456,6 +2457,15 @@ static void check_message(struct s3_origin *so, const struct s3_request *req,
 	}
 }
 
+/* Whether key lies below the prefix of the mount. */
+static bool key_below_prefix(const struct s3_origin *so, const char *key)
+{
+	size_t len = strlen(so->prefix);
+
+	return len == 0 ||
+	       (strncmp(key, so->prefix, len) == 0 && key[len] == '/');
+}
+
 /* Abort the multipart upload of id, "UPLOAD_ID\nKEY", which a write
  * left when the daemon died. */
 static int s3_discard(struct origin *o, const char *id)
@@ -2470,6 +2480,13 @@ static int s3_discard(struct origin *o, const char *id)
 	if (so->read_only)
 		return -EROFS;
 	mp.key = newline + 1;
+	if (!key_below_prefix(so, mp.key)) {
+		log_warn("s3: the multipart upload %.*s of %s, left by an"
+			 " interrupted upload, is outside s3://%s/%s; it is"
+			 " kept", (int)(newline - id), id, mp.key, so->bucket,
+			 so->prefix);
+		return -EINVAL;
+	}
 	mp.upload_id = strndup(id, newline - id);
 	if (mp.upload_id)
 		mp.encoded_id = s3_uri_encode(mp.upload_id, 0);

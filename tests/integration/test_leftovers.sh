@@ -5,8 +5,8 @@
 # .nearfs-tmp-XXXXXX beside the target, and one to S3 above the part size
 # has an unfinished multipart upload.  The daemon records each in the
 # folder leftovers/ of its cache folder while the write runs.  The next
-# start unlinks the file or aborts the upload before the mount is ready
-# and logs "left by an interrupted upload" at info level.  An abort that
+# start unlinks the file or aborts the upload in a thread of its own and
+# logs "left by an interrupted upload" at info level.  An abort that
 # fails is logged as a warning and tried again at the start after.  The
 # write-back journal then uploads the file again.
 . "$(dirname "$0")/../lib.sh"
@@ -134,6 +134,8 @@ assert_leftover_entries "$CACHE" 1 "after the kill"
 
 check "dir: the next start removes the temporary file"
 mount_nearfs "$ORIGIN" "$MNT" "$DIR_OPTS"
+# A thread removes the leftovers after the mount is ready.
+wait_for_line "${NEARFS_LOG[$MNT]}" "$LEFT_BY"
 [ ! -e "$ORIGIN/sub/$TMP_NAME" ] ||
 	fail "sub/$TMP_NAME is still in the origin after the restart"
 log "ok: sub/$TMP_NAME is gone from the origin"
@@ -151,6 +153,39 @@ assert_eq "" "$(find "$ORIGIN" -name '.nearfs-tmp-*')" \
 	"temporary files in the origin after the flush"
 unmount_nearfs "$MNT"
 assert_leftover_entries "$CACHE" 0 "after the unmount"
+
+check "dir: a temporary file that cannot be removed keeps its entry"
+# In an append-only folder (chattr +a) a file can be created but not
+# removed or renamed away, so the store of a.txt fails after its
+# temporary file exists, and the file cannot be removed.
+ORIGIN=$WORK/origin-append
+CACHE=$WORK/cache-append
+mkdir -p "$ORIGIN/sub"
+if chattr +a "$ORIGIN/sub" 2>/dev/null; then
+	mount_nearfs "$ORIGIN" "$MNT" "cache_dir=$CACHE,write_mode=through"
+	# A shell redirection would not see the error: the shell closes the
+	# file with dup2(2), which ignores it.
+	if python3 -c 'import sys
+with open(sys.argv[1], "w") as f:
+    f.write("hello\n")' "$MNT/sub/a.txt" 2>/dev/null; then
+		chattr -a "$ORIGIN/sub"
+		fail "a write-through close into an append-only folder succeeded"
+	fi
+	unmount_nearfs "$MNT"
+	TMP_LEFT=$(find "$ORIGIN" -name '.nearfs-tmp-*')
+	chattr -a "$ORIGIN/sub"
+	assert_eq 1 "$(count_lines "$TMP_LEFT")" \
+		"temporary files in the append-only folder"
+	assert_leftover_entries "$CACHE" 1 "after the failed removal"
+	mount_nearfs "$ORIGIN" "$MNT" "cache_dir=$CACHE,write_mode=through"
+	wait_for_line "${NEARFS_LOG[$MNT]}" "$LEFT_BY"
+	assert_eq "" "$(find "$ORIGIN" -name '.nearfs-tmp-*')" \
+		"temporary files after the next start"
+	unmount_nearfs "$MNT"
+	assert_leftover_entries "$CACHE" 0 "after the next start"
+else
+	log "skipped: chattr +a is not supported under $WORK"
+fi
 
 # ---- S3 origin
 
@@ -197,6 +232,7 @@ KILLED_ID=$UPLOAD_ID
 
 check "s3: the next start aborts the upload"
 mount_nearfs s3://data "$MNT" "$(s3_options "$CACHE")"
+wait_for_line "${NEARFS_LOG[$MNT]}" "$LEFT_BY"
 # The journal may have started a new upload of killed.bin by now.
 assert_eq 0 "$(s3 uploads data | grep -c -F -- "$KILLED_ID" || true)" \
 	"uploads with the id $KILLED_ID after the restart"
@@ -223,6 +259,7 @@ KILLED_ID=$UPLOAD_ID
 # until the faults end.  The start-up check is a LIST request.
 proxy_set '{"rates": {"error500": 1.0}, "kinds": ["MULTIPART"]}'
 mount_nearfs s3://data "$MNT" "$(s3_options "$CACHE")"
+wait_for_line "${NEARFS_LOG[$MNT]}" "cannot abort the multipart upload"
 assert_num "$(proxy_field faults.error500)" -gt 0 \
 	"requests answered with the injected 500"
 WARNINGS=$(grep -F "nearfs: warning: " "${NEARFS_LOG[$MNT]}" |
@@ -249,6 +286,7 @@ assert_eq "abort-fails.bin $KILLED_ID" "$(s3 uploads data)" \
 
 check "s3: the start after aborts the upload"
 mount_nearfs s3://data "$MNT" "$(s3_options "$CACHE")"
+wait_for_line "${NEARFS_LOG[$MNT]}" "$LEFT_BY"
 assert_eq "" "$(s3 uploads data)" "multipart uploads after the restart"
 LINES=$(info_lines "$MNT" "$LEFT_BY")
 assert_eq 1 "$(count_lines "$LINES")" \

@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "fake_origin.c"
+#include "internal.h"
 
 #define CS (64u * 1024)
 #define TTL_MS 1000
@@ -159,6 +160,15 @@ static void test_cache_dir_cannot_create(void **state)
 	env->cfg.dir = env->dir;
 }
 
+static void put_text_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
 /* The path of the register entry of handle. */
 static void entry_path(struct test_env *env, uint64_t handle, char *buf,
 		       size_t len)
@@ -182,12 +192,14 @@ static void test_leftover_discarded_at_start(void **state)
 	/* A daemon that dies leaves the entry: the next start discards. */
 	test_env_close(env);
 	assert_int_equal(test_env_open(env), 0);
+	leftovers_wait(env->c);
 	fake_get_discarded(env->fo, got, sizeof(got));
 	assert_string_equal(got, "d/.nearfs-tmp-abc123;");
 	assert_int_equal(access(path, F_OK), -1);
 
 	test_env_close(env);
 	assert_int_equal(test_env_open(env), 0);
+	leftovers_wait(env->c);
 	assert_int_equal(fake_calls(env->fo, FAKE_DISCARD), 1);
 }
 
@@ -206,6 +218,7 @@ static void test_leftover_done_forgets(void **state)
 
 	test_env_close(env);
 	assert_int_equal(test_env_open(env), 0);
+	leftovers_wait(env->c);
 	assert_int_equal(fake_calls(env->fo, FAKE_DISCARD), 0);
 }
 
@@ -222,6 +235,7 @@ static void test_leftover_kept_on_failure(void **state)
 
 	fake_fail_next(env->fo, FAKE_DISCARD, 1, EIO);
 	assert_int_equal(test_env_open(env), 0);
+	leftovers_wait(env->c);
 	fake_get_discarded(env->fo, got, sizeof(got));
 	assert_string_equal(got, "");
 	assert_int_equal(access(path, F_OK), 0);
@@ -232,6 +246,7 @@ static void test_leftover_kept_on_failure(void **state)
 
 	test_env_close(env);
 	assert_int_equal(test_env_open(env), 0);
+	leftovers_wait(env->c);
 	fake_get_discarded(env->fo, got, sizeof(got));
 	assert_string_equal(got, "a/.nearfs-tmp-x1y2z3;");
 	assert_int_equal(access(path, F_OK), -1);
@@ -251,15 +266,54 @@ static void test_leftover_kept_read_only(void **state)
 
 	env->cfg.read_only = true;
 	assert_int_equal(test_env_open(env), 0);
+	leftovers_wait(env->c);
 	assert_int_equal(fake_calls(env->fo, FAKE_DISCARD), 0);
 	assert_int_equal(access(path, F_OK), 0);
 	test_env_close(env);
 
 	env->cfg.read_only = false;
 	assert_int_equal(test_env_open(env), 0);
+	leftovers_wait(env->c);
 	fake_get_discarded(env->fo, got, sizeof(got));
 	assert_string_equal(got, "c/.nearfs-tmp-qwerty;");
 	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void test_leftover_foreign_files(void **state)
+{
+	struct test_env *env = create(state);
+	char dir[PATH_MAX], path[PATH_MAX + 32], got[256];
+	uint64_t handle;
+
+	assert_int_equal(test_env_open(env), 0);
+	snprintf(dir, sizeof(dir), "%s/leftovers", cache_path(env->c));
+	handle = origin_leftover_add(&env->fo->base, "e/.nearfs-tmp-aaaaaa");
+	assert_int_not_equal(handle, 0);
+	test_env_close(env);
+
+	/* A FIFO named like an entry must not stop the start, a name with
+	 * "0x" is no entry, and an empty entry at the last handle must not
+	 * wrap the handles to 0. */
+	snprintf(path, sizeof(path), "%s/0000000000000007", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof(path), "%s/0x0000000000000f", dir);
+	put_text_file(path, "g/.nearfs-tmp-cccccc");
+	snprintf(path, sizeof(path), "%s/ffffffffffffffff", dir);
+	put_text_file(path, "");
+
+	assert_int_equal(test_env_open(env), 0);
+	leftovers_wait(env->c);
+	fake_get_discarded(env->fo, got, sizeof(got));
+	assert_string_equal(got, "e/.nearfs-tmp-aaaaaa;");
+	snprintf(path, sizeof(path), "%s/0000000000000007", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/0x0000000000000f", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/ffffffffffffffff", dir);
+	assert_int_equal(access(path, F_OK), -1);
+	handle = origin_leftover_add(&env->fo->base, "f/.nearfs-tmp-bbbbbb");
+	assert_true(handle > 7);
+	assert_true(handle < UINT64_MAX);
 }
 
 int main(void)
@@ -286,6 +340,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_leftover_kept_on_failure,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_leftover_kept_read_only,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_leftover_foreign_files,
 					  test_env_teardown),
 	};
 
