@@ -980,7 +980,7 @@ static int dir_discard(struct origin *o, const char *id)
 			 o->name, id);
 	else if (ret == -EINVAL)
 		log_warn("%s/%s, left by an interrupted upload, is no longer a"
-			 " file; it is kept", o->name, id);
+			 " regular file, so it is left alone", o->name, id);
 	else if (ret != -ENOENT)
 		log_warn("cannot remove %s/%s, left by an interrupted upload:"
 			 " %s; the next start tries again", o->name, id,

@@ -2482,8 +2482,8 @@ static int s3_discard(struct origin *o, const char *id)
 	mp.key = newline + 1;
 	if (!key_below_prefix(so, mp.key)) {
 		log_warn("s3: the multipart upload %.*s of %s, left by an"
-			 " interrupted upload, is outside s3://%s/%s; it is"
-			 " kept", (int)(newline - id), id, mp.key, so->bucket,
+			 " interrupted upload, is outside s3://%s/%s, so it is"
+			 " left alone", (int)(newline - id), id, mp.key, so->bucket,
 			 so->prefix);
 		return -EINVAL;
 	}
