@@ -37,6 +37,17 @@ static void entry_name(char *buf, size_t len, uint64_t handle)
 	snprintf(buf, len, LEFTOVER_DIR "/%016" PRIx64, handle);
 }
 
+/* Count a failed entry as a write error of cache_dir, which logs it
+ * once per shortage.  Without its entry, what the write leaves at the
+ * origin stays there if the daemon dies during it. */
+static void note_add_error(struct cache *c, int err)
+{
+	pthread_mutex_lock(&c->lock);
+	store_note_write_error(c, "a record of an upload in " LEFTOVER_DIR,
+			       err);
+	pthread_mutex_unlock(&c->lock);
+}
+
 static uint64_t leftover_add(void *arg, const char *id)
 {
 	struct cache *c = arg;
@@ -44,25 +55,20 @@ static uint64_t leftover_add(void *arg, const char *id)
 	size_t len = strlen(id);
 	char name[64];
 	ssize_t n;
-	int fd;
+	int fd, err;
 
 	entry_name(name, sizeof(name), handle);
 	fd = openat(c->root_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
 	if (fd < 0) {
-		log_limited(LOG_WARNING, "cannot record a write in %s/%s: %s;"
-			    " if the daemon dies during that write, what it"
-			    " leaves at the origin stays there", c->root, name,
-			    strerror(errno));
+		note_add_error(c, -errno);
 		return 0;
 	}
 	n = write(fd, id, len);
+	err = n < 0 ? -errno : -ENOSPC;	/* a short write: out of room */
 	close(fd);
 	if (n != (ssize_t)len) {
-		log_limited(LOG_WARNING, "cannot record a write in %s/%s: %s;"
-			    " if the daemon dies during that write, what it"
-			    " leaves at the origin stays there", c->root, name,
-			    n < 0 ? strerror(errno) : "short write");
+		note_add_error(c, err);
 		unlinkat(c->root_fd, name, 0);
 		return 0;
 	}
