@@ -51,9 +51,10 @@ changes (checked every 50 ms); write it to a temporary file and rename
 it, so that the proxy never reads half a file.  Keys: "mode", "rates"
 ({"FAULT": SHARE, ...}, replacing those of --rate), "kinds" (a list, as
 --kind), "delay_ms", "cut_bytes", and "hold_after" ({"kind": KIND,
-"count": N}): once N requests of KIND have gone through since the file
-last changed, every later request waits, before it is forwarded, until
-the file changes again.  A key the file lacks keeps its value from the
+"count": N, "only": BOOL}): once N requests of KIND have gone through
+since the file last changed, every later request waits, before it is
+forwarded, until the file changes again.  With "only" true, only the
+later requests of KIND wait.  A key the file lacks keeps its value from the
 command line.  A file that cannot be used is reported on stderr, and the
 settings stay as they were.
 
@@ -245,6 +246,7 @@ class Settings:
         self.kinds = kinds
         self.hold_kind = None
         self.hold_count = 0
+        self.hold_only = False
 
     def updated(self, data):
         """Return a copy with the keys of data applied.  Raise ValueError,
@@ -280,6 +282,10 @@ class Settings:
                 new.hold_kind = value["kind"]
                 new.hold_count = check_count("hold_after.count",
                                              value.get("count", 0))
+                new.hold_only = value.get("only", False)
+                if not isinstance(new.hold_only, bool):
+                    raise ValueError("hold_after.only must be true or"
+                                     " false")
             else:
                 raise ValueError("unknown key %r; expected mode, rates,"
                                  " kinds, delay_ms, cut_bytes or"
@@ -455,6 +461,7 @@ class Proxy:
             while True:
                 s = self.settings
                 if not s.hold_kind or self.hold_seen < s.hold_count or \
+                        (s.hold_only and req.kind != s.hold_kind) or \
                         s.mode == "refuse":
                     break
                 if not waited:
