@@ -92,7 +92,7 @@ static void leftover_done(void *arg, uint64_t handle)
 static int read_entry(struct cache *c, const char *name, char **id)
 {
 	char *buf = malloc(LEFTOVER_ID_MAX + 1);
-	ssize_t n;
+	ssize_t n = -1;
 	int fd, err;
 
 	if (!buf)
@@ -100,16 +100,12 @@ static int read_entry(struct cache *c, const char *name, char **id)
 	/* O_NONBLOCK: a FIFO put there must not stop the start. */
 	fd = openat(c->root_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 		    O_CLOEXEC);
-	if (fd < 0) {
-		err = errno;
-		log_warn("cannot read %s/%s: %s; the next start tries again",
-			 c->root, name, strerror(err));
-		free(buf);
-		return -err;
-	}
-	n = read(fd, buf, LEFTOVER_ID_MAX + 1);
 	err = errno;
-	close(fd);
+	if (fd >= 0) {
+		n = read(fd, buf, LEFTOVER_ID_MAX + 1);
+		err = errno;
+		close(fd);
+	}
 	if (n < 0) {
 		log_warn("cannot read %s/%s: %s; the next start tries again",
 			 c->root, name, strerror(err));
