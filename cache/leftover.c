@@ -4,9 +4,12 @@
  *
  * Each entry is a regular file in the folder leftovers/ of the cache
  * folder, named by its handle as 16 hex digits, that contains the
- * origin's id of the leftover.  An entry is written before the write can
- * leave anything for good, and removed when the write has ended.  So after
- * a crash of the daemon the folder lists what may still be at the origin.
+ * origin's id of the leftover.  An entry is written under a partial name
+ * and renamed, so it is whole or absent.  The directory origin records its
+ * temporary file before it creates it.  The S3 origin records an upload as
+ * soon as the upload id comes back.  The entry goes when the write has
+ * ended.  So after a crash of the daemon the folder lists what may still
+ * be at the origin.
  * The next start has the origin discard it, in a thread of its own so
  * that a slow origin does not delay the mount.  Entries are not synced:
  * after a crash of the machine one may be missing, which leaves a stray
@@ -28,6 +31,9 @@
 
 #define LEFTOVER_DIR "leftovers"
 #define HANDLE_DIGITS 16
+/* Suffix of an entry still being written. */
+#define PART_SUFFIX ".part"
+#define PART_SUFFIX_LEN (sizeof(PART_SUFFIX) - 1)
 /* Maximum bytes of an id read back.  An S3 key of 1024 bytes with its
  * upload id fits, and so does a path of PATH_MAX bytes. */
 #define LEFTOVER_ID_MAX 8192
@@ -53,13 +59,14 @@ static uint64_t leftover_add(void *arg, const char *id)
 	struct cache *c = arg;
 	uint64_t handle = atomic_fetch_add(&c->leftover_next, 1);
 	size_t len = strlen(id);
-	char name[64];
+	char name[64], part[64 + PART_SUFFIX_LEN];
 	ssize_t n;
 	int fd, err;
 
 	entry_name(name, sizeof(name), handle);
-	fd = openat(c->root_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
+	snprintf(part, sizeof(part), "%s" PART_SUFFIX, name);
+	fd = openat(c->root_fd, part, O_WRONLY | O_CREAT | O_TRUNC |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		note_add_error(c, -errno);
 		return 0;
@@ -67,12 +74,14 @@ static uint64_t leftover_add(void *arg, const char *id)
 	n = write(fd, id, len);
 	err = n < 0 ? -errno : -ENOSPC;	/* a short write: out of room */
 	close(fd);
-	if (n != (ssize_t)len) {
-		note_add_error(c, err);
-		unlinkat(c->root_fd, name, 0);
-		return 0;
-	}
-	return handle;
+	if (n == (ssize_t)len && renameat(c->root_fd, part, c->root_fd,
+					  name) == 0)
+		return handle;
+	if (n == (ssize_t)len)
+		err = -errno;
+	note_add_error(c, err);
+	unlinkat(c->root_fd, part, 0);
+	return 0;
 }
 
 static void leftover_done(void *arg, uint64_t handle)
@@ -153,12 +162,17 @@ static void *leftover_worker(void *arg)
 	return NULL;
 }
 
-/* Whether name is an entry: HANDLE_DIGITS lower-case hex digits.  Sets
- * *handle. */
-static bool parse_entry_name(const char *name, uint64_t *handle)
+/* Whether name is an entry: HANDLE_DIGITS lower-case hex digits, then
+ * PART_SUFFIX for an entry still being written (*part).  Sets *handle. */
+static bool parse_entry_name(const char *name, uint64_t *handle, bool *part)
 {
-	if (strlen(name) != HANDLE_DIGITS ||
-	    strspn(name, "0123456789abcdef") != HANDLE_DIGITS)
+	size_t len = strlen(name);
+
+	if (strspn(name, "0123456789abcdef") != HANDLE_DIGITS)
+		return false;
+	*part = len == HANDLE_DIGITS + PART_SUFFIX_LEN &&
+		strcmp(name + HANDLE_DIGITS, PART_SUFFIX) == 0;
+	if (len != HANDLE_DIGITS && !*part)
 		return false;
 	*handle = strtoull(name, NULL, 16);
 	return true;
@@ -195,8 +209,9 @@ static void scan_entries(struct cache *c, int fd)
 		uint64_t handle;
 		struct stat st;
 		char **names;
+		bool part;
 
-		if (!parse_entry_name(e->d_name, &handle))
+		if (!parse_entry_name(e->d_name, &handle, &part))
 			continue;
 		/* New entries must not take any name in use. */
 		if (handle >= next && handle < UINT64_MAX)
@@ -204,6 +219,12 @@ static void scan_entries(struct cache *c, int fd)
 		if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode))
 			continue;	/* not written by the daemon */
+		if (part) {
+			/* A crash cut the write of this entry short, so it
+			 * goes as if the crash had come before it. */
+			unlinkat(fd, e->d_name, 0);
+			continue;
+		}
 		names = realloc(c->leftover_names, (c->leftover_count + 1) *
 				sizeof(*names));
 		if (!names)

@@ -407,14 +407,35 @@ out:
 	return request_done(o, &timer, ret);
 }
 
-/* Create ".nearfs-tmp-XXXXXX" in dir_fd and store its name in name. */
-static int tmp_create(int dir_fd, char *name, size_t size)
+/* Record the temporary file tmp, beside path, as a leftover of the write
+ * of path.  Returns the handle of the entry. */
+static uint64_t record_tmp(struct origin *o, const char *path,
+			   const struct dir_loc *loc, const char *tmp)
+{
+	int dir_len = (int)(loc->name - path);
+	uint64_t handle;
+	char *id;
+
+	if (asprintf(&id, "%.*s%s", dir_len, path, tmp) < 0)
+		return 0;
+	handle = origin_leftover_add(o, id);
+	free(id);
+	return handle;
+}
+
+/* Create ".nearfs-tmp-XXXXXX" in the folder of path, open as loc, and
+ * store its name in name.  The name is recorded as a leftover before the
+ * file exists, so that no crash can leave the file unrecorded.  Sets
+ * *leftover to the handle of the entry. */
+static int tmp_create(struct origin *o, const char *path,
+		      const struct dir_loc *loc, char *name, size_t size,
+		      uint64_t *leftover)
 {
 	static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 	unsigned char rnd[TMP_SUFFIX_LEN];
 
 	for (int attempt = 0; attempt < TMP_ATTEMPTS; attempt++) {
-		int fd;
+		int fd, err;
 
 		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 			return -EIO;
@@ -424,12 +445,15 @@ static int tmp_create(int dir_fd, char *name, size_t size)
 				chars[rnd[i] % (sizeof(chars) - 1)];
 		name[TMP_PREFIX_LEN + TMP_SUFFIX_LEN] = '\0';
 
-		fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL |
+		*leftover = record_tmp(o, path, loc, name);
+		fd = openat(loc->fd, name, O_RDWR | O_CREAT | O_EXCL |
 			    O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			return fd;
-		if (errno != EEXIST)
-			return -errno;
+		err = errno;
+		origin_leftover_done(o, *leftover);
+		if (err != EEXIST)
+			return -err;
 	}
 	return -EEXIST;
 }
@@ -537,22 +561,6 @@ static void sync_dir(int dir_fd)
 		close(fd);
 }
 
-/* Record the temporary file tmp, beside path, as a leftover of the write
- * of path.  Returns the handle of the entry. */
-static uint64_t record_tmp(struct origin *o, const char *path,
-			   const struct dir_loc *loc, const char *tmp)
-{
-	int dir_len = (int)(loc->name - path);
-	uint64_t handle;
-	char *id;
-
-	if (asprintf(&id, "%.*s%s", dir_len, path, tmp) < 0)
-		return 0;
-	handle = origin_leftover_add(o, id);
-	free(id);
-	return handle;
-}
-
 /* Write path, whose folder loc is open, through a temporary file renamed
  * over it. */
 static int write_tmp(struct origin *o, const char *path, struct dir_loc *loc,
@@ -571,10 +579,9 @@ static int write_tmp(struct origin *o, const char *path, struct dir_loc *loc,
 	/* A replaced symbolic link or special file lends no metadata. */
 	has_old = has_old && S_ISREG(old.st_mode);
 
-	fd = tmp_create(loc->fd, tmp, sizeof(tmp));
+	fd = tmp_create(o, path, loc, tmp, sizeof(tmp), &leftover);
 	if (fd < 0)
 		return fd;
-	leftover = record_tmp(o, path, loc, tmp);
 	ret = copy_data(src, fd, size);
 	if (ret == 0 && fsync(fd) < 0)
 		ret = -errno;

@@ -289,11 +289,16 @@ static void test_leftover_foreign_files(void **state)
 	snprintf(dir, sizeof(dir), "%s/leftovers", cache_path(env->c));
 	handle = origin_leftover_add(&env->fo->base, "e/.nearfs-tmp-aaaaaa");
 	assert_int_not_equal(handle, 0);
+	snprintf(path, sizeof(path), "%s/%016" PRIx64 ".part", dir, handle);
+	assert_int_equal(access(path, F_OK), -1);
 	test_env_close(env);
 
 	/* A FIFO named like an entry must not stop the start, a name with
-	 * "0x" is no entry, and an empty entry at the last handle must not
+	 * "0x" is no entry, an entry whose write a crash cut short goes
+	 * without a discard, and an empty entry at the last handle must not
 	 * wrap the handles to 0. */
+	snprintf(path, sizeof(path), "%s/0000000000000009.part", dir);
+	put_text_file(path, "h/.nearfs-tmp-dddddd");
 	snprintf(path, sizeof(path), "%s/0000000000000007", dir);
 	assert_int_equal(mkfifo(path, 0600), 0);
 	snprintf(path, sizeof(path), "%s/0x0000000000000f", dir);
@@ -311,8 +316,10 @@ static void test_leftover_foreign_files(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 	snprintf(path, sizeof(path), "%s/ffffffffffffffff", dir);
 	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/0000000000000009.part", dir);
+	assert_int_equal(access(path, F_OK), -1);
 	handle = origin_leftover_add(&env->fo->base, "f/.nearfs-tmp-bbbbbb");
-	assert_true(handle > 7);
+	assert_true(handle > 9);
 	assert_true(handle < UINT64_MAX);
 }
 

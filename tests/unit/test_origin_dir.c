@@ -359,7 +359,9 @@ static void test_write_new_file_in_subdir(void **state)
 /* A register of leftovers that records the origin's calls. */
 struct register_log {
 	struct origin_leftovers reg;
+	const char *root;	/* of the origin, to look up each id */
 	char ids[4][PATH_MAX];
+	bool existed[4];	/* whether the file was there when recorded */
 	uint64_t added[4], done[4];
 	unsigned nadded, ndone;
 };
@@ -370,6 +372,7 @@ static uint64_t log_add(void *arg, const char *id)
 
 	assert_true(r->nadded < 4);
 	snprintf(r->ids[r->nadded], PATH_MAX, "%s", id);
+	r->existed[r->nadded] = path_exists(r->root, id);
 	r->added[r->nadded] = 100 + r->nadded;
 	return r->added[r->nadded++];
 }
@@ -385,7 +388,8 @@ static void log_done(void *arg, uint64_t handle)
 static void test_write_records_tmp_file(void **state)
 {
 	struct fixture *fx = *state;
-	struct register_log r = { .reg = { log_add, log_done, &r } };
+	struct register_log r = { .reg = { log_add, log_done, &r },
+				  .root = fx->root };
 	struct origin_attr result;
 	int fd = source_fd("abc");
 
@@ -395,6 +399,9 @@ static void test_write_records_tmp_file(void **state)
 					   &result), 0);
 	assert_int_equal(r.nadded, 1);
 	assert_int_equal(strncmp(r.ids[0], "d/.nearfs-tmp-", 14), 0);
+	/* The entry comes before the file, so no crash leaves the file
+	 * unrecorded. */
+	assert_false(r.existed[0]);
 	assert_int_equal(strlen(r.ids[0]), strlen("d/.nearfs-tmp-") + 6);
 	assert_int_equal(r.ndone, 1);
 	assert_int_equal(r.done[0], r.added[0]);
