@@ -60,14 +60,41 @@ void log_set_output(log_output_fn fn, void *arg)
 	output_arg = arg;
 }
 
-static void emit(int level, const char *line)
+/* Copy line into out, of LINE_MAX_BYTES, with each control character
+ * written as \xNN, so that a name with a newline or an escape sequence
+ * cannot split a message or drive the terminal.  The copy is cut to fit. */
+static void escape_controls(const char *line, char *out)
 {
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+		bool control = *p < 0x20 || *p == 0x7f;
+
+		if (n + (control ? 4 : 1) >= LINE_MAX_BYTES)
+			break;
+		if (!control) {
+			out[n++] = (char)*p;
+			continue;
+		}
+		out[n++] = '\\';
+		out[n++] = 'x';
+		out[n++] = hex[*p >> 4];
+		out[n++] = hex[*p & 0xf];
+	}
+	out[n] = '\0';
+}
+
+static void emit(int level, const char *raw)
+{
+	char line[LINE_MAX_BYTES];
 	static const char *const prefix[] = {
 		[LOG_ERR] = "error", [LOG_WARNING] = "warning",
 		[LOG_NOTICE] = "notice", [LOG_INFO] = "info",
 		[LOG_DEBUG] = "debug",
 	};
 
+	escape_controls(raw, line);
 	if (output_fn) {
 		output_fn(output_arg, level, line);
 		return;

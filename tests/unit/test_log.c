@@ -1,4 +1,5 @@
-/* test_log.c - the rate limiter of log.h, driven by a fake clock. */
+/* test_log.c - the rate limiter of log.h, driven by a fake clock, and the
+ * escaping of control characters. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 struct captured {
 	size_t count;
 	int level[MAX_LINES];
+	size_t len[MAX_LINES];	/* of the whole line, before the copy's cut */
 	char line[MAX_LINES][256];
 };
 
@@ -34,6 +36,7 @@ static void capture(void *arg, int level, const char *line)
 
 	assert_true(c->count < MAX_LINES);
 	c->level[c->count] = level;
+	c->len[c->count] = strlen(line);
 	snprintf(c->line[c->count], sizeof(c->line[0]), "%s", line);
 	c->count++;
 }
@@ -183,6 +186,36 @@ static void test_limit_plain_log_unlimited(void **state)
 	assert_string_equal(out.line[2], "plain 3");
 }
 
+static void test_escape_newline_in_name(void **state)
+{
+	log_warn("cannot read %s: %s", "a\nnearfs: error: fake\x1b[31m\x7f",
+		 "Input/output error");
+	assert_int_equal(out.count, 1);
+	assert_string_equal(out.line[0], "cannot read a\\x0anearfs: error:"
+			    " fake\\x1b[31m\\x7f: Input/output error");
+}
+
+static void test_escape_keeps_utf8(void **state)
+{
+	log_info("mounted %s", "caf\xc3\xa9/\t");
+	assert_int_equal(out.count, 1);
+	assert_string_equal(out.line[0], "mounted caf\xc3\xa9/\\x09");
+}
+
+/* A line full of control characters is cut to whole escapes within the
+ * 2048 bytes of a line. */
+static void test_escape_cuts_long_line(void **state)
+{
+	char name[1500];
+
+	memset(name, '\n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	log_warn("%s", name);
+	assert_int_equal(out.count, 1);
+	assert_int_equal(out.len[0], 2044);
+	assert_int_equal(strncmp(out.line[0], "\\x0a\\x0a", 8), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +230,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_limit_skips_hidden_levels,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_plain_log_unlimited,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_escape_newline_in_name,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_escape_keeps_utf8,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_escape_cuts_long_line,
 						setup, teardown),
 	};
 
