@@ -496,6 +496,18 @@ void leftovers_open(struct cache *c);
 /* Wait until that thread has gone through every entry. */
 void leftovers_wait(struct cache *c);
 
+/* The folder of the register, below the cache folder. */
+#define LEFTOVER_DIR "leftovers"
+
+/* Whether name is that of an entry: 16 lower-case hex digits, then
+ * ".part" for an entry still being written (*part).  Sets *handle. */
+bool leftover_parse_name(const char *name, uint64_t *handle, bool *part);
+
+/* Read the id in the entry name below the folder open as dir_fd into *id
+ * (a new string).  Returns 0, -EINVAL for an entry without an id, or
+ * another negative errno. */
+int leftover_read_id(int dir_fd, const char *name, char **id);
+
 /* Stop that thread after the entry it is at, and free what it used. */
 void leftovers_close(struct cache *c);
 

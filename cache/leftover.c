@@ -29,7 +29,6 @@
 #include "internal.h"
 #include "log.h"
 
-#define LEFTOVER_DIR "leftovers"
 #define HANDLE_DIGITS 16
 /* Suffix of an entry still being written. */
 #define PART_SUFFIX ".part"
@@ -95,10 +94,7 @@ static void leftover_done(void *arg, uint64_t handle)
 			 strerror(errno));
 }
 
-/* Read the id of entry name into *id (a new string).  Returns 0, -EINVAL
- * for an entry without an id, which can go, or another negative errno for
- * an entry to keep and read again at the next start. */
-static int read_entry(struct cache *c, const char *name, char **id)
+int leftover_read_id(int dir_fd, const char *name, char **id)
 {
 	char *buf = malloc(LEFTOVER_ID_MAX + 1);
 	ssize_t n = -1;
@@ -106,8 +102,8 @@ static int read_entry(struct cache *c, const char *name, char **id)
 
 	if (!buf)
 		return -ENOMEM;
-	/* O_NONBLOCK: a FIFO put there must not stop the start. */
-	fd = openat(c->root_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	/* O_NONBLOCK: a FIFO put there must not stop the reader. */
+	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 		    O_CLOEXEC);
 	err = errno;
 	if (fd >= 0) {
@@ -115,21 +111,29 @@ static int read_entry(struct cache *c, const char *name, char **id)
 		err = errno;
 		close(fd);
 	}
-	if (n < 0) {
-		log_warn("cannot read %s/%s: %s; the next start tries again",
-			 c->root, name, strerror(err));
+	if (n < 0 || n == 0 || n > LEFTOVER_ID_MAX || memchr(buf, '\0', n)) {
 		free(buf);
-		return -err;
-	}
-	if (n == 0 || n > LEFTOVER_ID_MAX || memchr(buf, '\0', n)) {
-		log_warn("%s/%s contains no id of a leftover (%zd bytes);"
-			 " it is removed", c->root, name, n);
-		free(buf);
-		return -EINVAL;
+		return n < 0 ? -err : -EINVAL;
 	}
 	buf[n] = '\0';
 	*id = buf;
 	return 0;
+}
+
+/* Read the id of entry name into *id (a new string).  Returns 0, -EINVAL
+ * for an entry without an id, which can go, or another negative errno for
+ * an entry to keep and read again at the next start. */
+static int read_entry(struct cache *c, const char *name, char **id)
+{
+	int ret = leftover_read_id(c->root_fd, name, id);
+
+	if (ret == -EINVAL)
+		log_warn("%s/%s contains no id of a leftover; it is removed",
+			 c->root, name);
+	else if (ret < 0)
+		log_warn("cannot read %s/%s: %s; the next start tries again",
+			 c->root, name, strerror(-ret));
+	return ret;
 }
 
 /* Discard the leftover of entry name, and remove the entry unless the
@@ -162,9 +166,7 @@ static void *leftover_worker(void *arg)
 	return NULL;
 }
 
-/* Whether name is an entry: HANDLE_DIGITS lower-case hex digits, then
- * PART_SUFFIX for an entry still being written (*part).  Sets *handle. */
-static bool parse_entry_name(const char *name, uint64_t *handle, bool *part)
+bool leftover_parse_name(const char *name, uint64_t *handle, bool *part)
 {
 	size_t len = strlen(name);
 
@@ -211,7 +213,7 @@ static void scan_entries(struct cache *c, int fd)
 		char **names;
 		bool part;
 
-		if (!parse_entry_name(e->d_name, &handle, &part))
+		if (!leftover_parse_name(e->d_name, &handle, &part))
 			continue;
 		/* New entries must not take any name in use. */
 		if (handle >= next && handle < UINT64_MAX)

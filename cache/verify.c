@@ -422,6 +422,47 @@ static void check_tmp(struct verify *v)
 	for_each_entry(v, "tmp", check_tmp_file);
 }
 
+/* An entry of leftovers/: reported as what the next start removes at the
+ * origin, or as a problem when it has no id. */
+static void check_leftover(struct verify *v, const char *dir,
+			   const struct dirent *e)
+{
+	char rel[PATH_MAX];
+	uint64_t handle;
+	struct stat st;
+	char *id = NULL;
+	bool part;
+	int ret;
+
+	if (!leftover_parse_name(e->d_name, &handle, &part))
+		return;
+	snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
+	if (fstatat(v->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return;
+	if (part) {
+		add_problem(v, VERIFY_TMP, FIX_UNLINK, rel, "an entry whose "
+			    "write a crash cut short");
+		return;
+	}
+	ret = leftover_read_id(v->root_fd, rel, &id);
+	if (ret == -EINVAL) {
+		add_problem(v, VERIFY_TMP, FIX_UNLINK, rel,
+			    "an entry without the id of a leftover");
+		return;
+	}
+	if (ret < 0) {
+		v->error = ret;
+		snprintf(v->err, v->errlen, "cannot read %s/%s: %s", v->root,
+			 rel, strerror(-ret));
+		return;
+	}
+	v->counts->leftovers++;
+	if (v->report && v->report->leftover)
+		v->report->leftover(v->report->arg, rel, id);
+	free(id);
+}
+
 /* Compare the size of a pending file with the one the journal records
  * (none in a version 1 journal).  The file is kept whatever it holds. */
 static void check_pending_size(struct verify *v, const char *name,
@@ -805,6 +846,8 @@ int verify_folder(const char *root, bool repair,
 		ret = check_journal(&v);
 	if (ret == 0 && v.error == 0)
 		for_each_entry(&v, "dirty", check_dirty_file);
+	if (ret == 0 && v.error == 0)
+		for_each_entry(&v, LEFTOVER_DIR, check_leftover);
 	if (ret == 0)
 		ret = v.error;
 	if (ret == 0) {

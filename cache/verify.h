@@ -9,7 +9,8 @@
  * start on it meanwhile.  The repair drops what is broken and writes the
  * index back through the engine's compaction; it never removes a file
  * that the journal lists as still to be uploaded, also when its size
- * differs from the one the journal records.  The engine prints
+ * differs from the one the journal records, nor an entry of leftovers/
+ * that has an id.  The engine prints
  * nothing: problems go to the caller's callbacks.
  */
 #ifndef NEARFS_VERIFY_H
@@ -55,6 +56,10 @@ struct verify_report {
 	 * path, its file in dirty/ and the bytes in that file. */
 	void (*pending)(void *arg, const char *path, const char *file,
 			uint64_t size);
+	/* An entry in leftovers/: what an interrupted upload left at the
+	 * origin, which the next start without ro removes.  id is the path
+	 * of a temporary file, or an upload id, a newline and a key. */
+	void (*leftover)(void *arg, const char *file, const char *id);
 };
 
 struct verify_counts {
@@ -63,6 +68,7 @@ struct verify_counts {
 	uint64_t bytes;		/* bytes of those chunks */
 	uint64_t pending;	/* uploads the journal lists */
 	uint64_t pending_bytes;
+	uint64_t leftovers;	/* entries in leftovers/ */
 	uint64_t problems[VERIFY_KIND_MAX];
 	uint64_t repaired;
 	uint64_t kept;

@@ -133,6 +133,21 @@ static void verify_print_pending(void *arg, const char *path,
 	       "next mount\n", file, path, size);
 }
 
+/* The id of an S3 leftover is an upload id, a newline and a key. */
+static void verify_print_leftover(void *arg, const char *file,
+				  const char *id)
+{
+	const char *key = strchr(id, '\n');
+
+	(void)arg;
+	if (key)
+		printf("leftover: %s: upload %.*s of %s", file,
+		       (int)(key - id), id, key + 1);
+	else
+		printf("leftover: %s: temporary file %s", file, id);
+	printf(" at the origin; the next mount without ro removes it\n");
+}
+
 static void verify_print_summary(const struct verify_counts *n, bool repair)
 {
 	uint64_t total = 0;
@@ -152,6 +167,8 @@ static void verify_print_summary(const struct verify_counts *n, bool repair)
 	}
 	if (total)
 		printf(")");
+	if (n->leftovers)
+		printf("; %" PRIu64 " leftovers at the origin", n->leftovers);
 	if (repair)
 		printf("; %" PRIu64 " repaired, %" PRIu64 " kept", n->repaired,
 		       n->kept);
@@ -183,6 +200,7 @@ static int cmd_verify(int argc, char **argv)
 	struct verify_report report = {
 		.problem = verify_print_problem,
 		.pending = verify_print_pending,
+		.leftover = verify_print_leftover,
 	};
 	struct verify_counts counts = { 0 };
 	struct dirent **entries = NULL;

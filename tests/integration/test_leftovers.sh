@@ -31,6 +31,21 @@ assert_leftover_entries() {
 		"entries in leftovers/ $when"
 }
 
+# assert_verify_lists CACHE_DIR TEXT: nearfs-ctl verify of CACHE_DIR exits
+# 0 and lists one leftover, described by TEXT.
+assert_verify_lists() {
+	local out status=0
+	out=$("$NEARFS_CTL" verify "$1" 2>&1) || status=$?
+	printf '%s\n' "$out" >"$WORK/verify.out"
+	assert_eq 0 "$status" \
+		"exit status of nearfs-ctl verify (output: $WORK/verify.out)"
+	assert_eq 1 "$(printf '%s\n' "$out" | grep -c '^leftover: ')" \
+		"leftover lines of nearfs-ctl verify"
+	assert_contains "$out" "$2" "the output of nearfs-ctl verify"
+	assert_contains "$out" "; 1 leftovers at the origin" \
+		"the output of nearfs-ctl verify"
+}
+
 # info_lines MNT TEXT: the info lines of the daemon log of MNT that
 # contain TEXT.
 info_lines() {
@@ -131,6 +146,7 @@ assert_eq "$ORIGIN/sub/$TMP_NAME" \
 	"$(find "$ORIGIN" -name '.nearfs-tmp-*')" \
 	"temporary files in the origin after the kill"
 assert_leftover_entries "$CACHE" 1 "after the kill"
+assert_verify_lists "$CACHE" "temporary file sub/$TMP_NAME at the origin"
 
 check "dir: the next start removes the temporary file"
 mount_nearfs "$ORIGIN" "$MNT" "$DIR_OPTS"
@@ -223,6 +239,7 @@ kill_during_multipart() {
 	assert_eq "$key" "${uploads%% *}" "key of the upload in progress"
 	UPLOAD_ID=${uploads#* }
 	assert_leftover_entries "$cache" 1 "after the kill"
+	assert_verify_lists "$cache" "upload $UPLOAD_ID of $key at the origin"
 }
 
 check "s3: SIGKILL during a multipart upload leaves it in progress"

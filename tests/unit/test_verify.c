@@ -33,6 +33,9 @@ struct seen {
 	unsigned repaired;
 	unsigned pending;
 	char pending_path[256];
+	unsigned leftovers;
+	char leftover_file[64];
+	char leftover_id[256];
 	char last_file[PATH_MAX];
 	char last_message[512];
 	char last_outcome[256];
@@ -62,6 +65,15 @@ static void on_pending(void *arg, const char *path, const char *file,
 	snprintf(s->pending_path, sizeof(s->pending_path), "%s", path);
 }
 
+static void on_leftover(void *arg, const char *file, const char *id)
+{
+	struct seen *s = arg;
+
+	s->leftovers++;
+	snprintf(s->leftover_file, sizeof(s->leftover_file), "%s", file);
+	snprintf(s->leftover_id, sizeof(s->leftover_id), "%s", id);
+}
+
 struct run {
 	struct seen seen;
 	struct verify_counts counts;
@@ -75,6 +87,7 @@ static struct run run_verify(const char *root, bool repair)
 	struct verify_report report = {
 		.problem = on_problem,
 		.pending = on_pending,
+		.leftover = on_leftover,
 	};
 
 	memset(&r, 0, sizeof(r));
@@ -258,6 +271,41 @@ static void test_verify_clean_cache(void **state)
 	assert_int_equal(r.counts.pending, 2);
 	assert_int_equal(r.counts.pending_bytes, NEW_SIZE + 100);
 	assert_int_equal(r.seen.pending, 2);
+	assert_int_equal(r.counts.leftovers, 0);
+}
+
+/* Entries of leftovers/ are listed, not problems, and a repair keeps
+ * them.  An entry cut short or without an id is a tmp problem. */
+static void test_verify_lists_leftovers(void **state)
+{
+	char root[PATH_MAX];
+	struct run r;
+
+	fill(state, root, sizeof(root));
+	write_file(root, "leftovers/0000000000000003", "UPLOAD-1\ndir/big");
+	write_file(root, "leftovers/0000000000000004.part", "d/.nearfs-tmp-");
+	write_file(root, "leftovers/0000000000000005", "");
+	write_file(root, "leftovers/notes", "not an entry");
+
+	r = run_verify(root, false);
+	assert_int_equal(r.ret, 0);
+	assert_int_equal(r.counts.leftovers, 1);
+	assert_int_equal(r.seen.leftovers, 1);
+	assert_string_equal(r.seen.leftover_file,
+			    "leftovers/0000000000000003");
+	assert_string_equal(r.seen.leftover_id, "UPLOAD-1\ndir/big");
+	assert_int_equal(r.counts.problems[VERIFY_TMP], 2);
+	assert_int_equal(total_problems(&r.counts), 2);
+
+	r = run_verify(root, true);
+	assert_int_equal(r.seen.repaired, 2);
+	assert_true(exists(root, "leftovers/0000000000000003"));
+	assert_false(exists(root, "leftovers/0000000000000004.part"));
+	assert_false(exists(root, "leftovers/0000000000000005"));
+	assert_true(exists(root, "leftovers/notes"));
+
+	r = run_verify_clean(root);
+	assert_int_equal(r.counts.leftovers, 1);
 }
 
 static void test_verify_reports_damage(void **state)
@@ -680,6 +728,8 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_verify_clean_cache,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_verify_lists_leftovers,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_reports_damage,
 					  test_env_teardown),
