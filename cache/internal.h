@@ -330,6 +330,10 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 		       uint32_t len, uint64_t sum);
 void store_data_path(const struct cache *c, uint64_t id, char *buf,
 		     size_t len);
+/* Whether name, in the folder data/XX with XX the hex of folder, is that
+ * of a data file: the 16 hex digits of an id whose low byte is folder.
+ * Sets *id. */
+bool store_data_name_id(unsigned folder, const char *name, uint64_t *id);
 /* Punch [off, off + len) out of the data file of obj, unless it was
  * lent.  Lock held. */
 void store_punch_range(struct cache *c, struct object *obj, uint64_t off,

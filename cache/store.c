@@ -23,6 +23,7 @@
  *   (chunk.ahead) gets a second chance: eviction moves it to the young
  *   end once instead of taking it.  ahead_chunks counts them.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -467,8 +468,9 @@ void store_object_detach(struct cache *c, struct object *obj)
 	 * record waited for the last close, a crash before it would leave
 	 * the OBJECT record live, and the next start would show a removed
 	 * file at its old path again.
-	 * NOTE: a compaction before that close drops both records, so such
-	 * a crash leaves the data file behind as an orphan.
+	 * A compaction before that close drops both records, so such a
+	 * crash leaves the data file with no record: the start after the
+	 * crash removes it (remove_orphans()).
 	 */
 	if (obj->logged && c->index) {
 		store_index_result(c, index_log_object_del(c->index, obj->id));
@@ -1705,6 +1707,95 @@ static void punch_unlisted_entry(void *arg, const char *key, void *value)
 	st->ranges += punch_unlisted(st->c, value);
 }
 
+bool store_data_name_id(unsigned folder, const char *name, uint64_t *id)
+{
+	if (strlen(name) != 16 || strspn(name, "0123456789abcdef") != 16)
+		return false;
+	*id = strtoull(name, NULL, 16);
+	return (*id & 0xff) == folder;
+}
+
+struct id_set {
+	uint64_t *ids;
+	size_t count;
+};
+
+static void add_id(void *arg, const char *key, void *value)
+{
+	struct id_set *set = arg;
+	const struct object *obj = value;
+
+	(void)key;
+	set->ids[set->count++] = obj->id;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Remove the files of data/XX, open as dir_fd, whose id is not in set.
+ * Returns how many it removed. */
+static unsigned remove_orphans_in(int dir_fd, unsigned folder,
+				  const struct id_set *set)
+{
+	DIR *d = fdopendir(dir_fd);
+	unsigned removed = 0;
+	struct dirent *e;
+
+	if (!d) {
+		close(dir_fd);
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		uint64_t id;
+
+		if (!store_data_name_id(folder, e->d_name, &id) ||
+		    bsearch(&id, set->ids, set->count, sizeof(id),
+			    compare_ids))
+			continue;
+		if (unlinkat(dir_fd, e->d_name, 0) == 0)
+			removed++;
+		else
+			log_debug("cannot remove the orphan data file %02x/%s:"
+				  " %s", folder, e->d_name, strerror(errno));
+	}
+	closedir(d);
+	return removed;
+}
+
+/*
+ * Remove the data files that no object of the index names.  A crash
+ * leaves them when it comes between a data file's creation and its first
+ * record, or after a compaction dropped the records of a file removed
+ * while a handle still held it.  Returns how many it removed.
+ */
+static unsigned remove_orphans(struct cache *c)
+{
+	struct id_set set = { .ids = malloc((c->objects.count + 1) *
+					    sizeof(uint64_t)) };
+	unsigned removed = 0;
+
+	if (!set.ids)
+		return 0;
+	htab_for_each(&c->objects, add_id, &set);
+	qsort(set.ids, set.count, sizeof(uint64_t), compare_ids);
+	for (unsigned folder = 0; folder < 256; folder++) {
+		char dir[16];
+		int fd;
+
+		snprintf(dir, sizeof(dir), "data/%02x", folder);
+		fd = openat(c->root_fd, dir, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			removed += remove_orphans_in(fd, folder, &set);
+	}
+	free(set.ids);
+	return removed;
+}
+
 int store_replay(struct cache *c, char *err, size_t errlen)
 {
 	int reset, ret = replay_index(c, NULL, &reset, err, errlen);
@@ -1719,10 +1810,14 @@ int store_replay(struct cache *c, char *err, size_t errlen)
 	if (c->unclean_start && !reset) {
 		struct punch_state st = { .c = c };
 
+		unsigned orphans;
+
 		htab_for_each(&c->objects, punch_unlisted_entry, &st);
+		orphans = remove_orphans(c);
 		log_info("cache %s was not closed cleanly: punched %u ranges "
-			 "of data files that no cached chunk covers", c->root,
-			 st.ranges);
+			 "of data files that no cached chunk covers, removed %u"
+			 " data files that no index record names", c->root,
+			 st.ranges, orphans);
 	}
 	c->unclean_start = false;
 	/* A lower cache_size than the last run's takes effect now. */

@@ -322,8 +322,8 @@ out_free:
 	return ret;
 }
 
-/* Whether name is 2 or 16 lowercase hex digits, as the engine writes
- * them; the value goes to *value. */
+/* Whether name is a string of digits lowercase hex digits, as the engine
+ * writes them; the value goes to *value. */
 static bool hex_name(const char *name, size_t digits, uint64_t *value)
 {
 	char *end;
@@ -365,7 +365,7 @@ static void check_data_file(struct verify *v, const char *dir,
 
 	hex_name(dir + strlen("data/"), 2, &low);
 	snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
-	if (hex_name(e->d_name, 16, &id) && (id & 0xff) == low) {
+	if (store_data_name_id((unsigned)low, e->d_name, &id)) {
 		char key[17];
 
 		id_key(id, key);

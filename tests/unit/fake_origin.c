@@ -1189,6 +1189,18 @@ void test_copy_file(const char *from, const char *to)
 	assert_int_equal(close(out), 0);
 }
 
+void test_write_text(const char *root, const char *rel, const char *text)
+{
+	char path[2 * PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
 void test_fill_pattern(void *buf, size_t len, uint64_t offset,
 		       unsigned seed)
 {

@@ -163,6 +163,10 @@ void test_unfill_file(int fd, int saved);
  * that works. */
 void test_copy_file(const char *from, const char *to);
 
+/* Write text into root/rel, replacing it, failing the test unless that
+ * works. */
+void test_write_text(const char *root, const char *rel, const char *text);
+
 /* Fill buf with hashed bytes of seed and of each byte's offset in the
  * file, so that two chunks or two files are unlikely to look alike. */
 void test_fill_pattern(void *buf, size_t len, uint64_t offset,

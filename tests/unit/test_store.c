@@ -603,6 +603,47 @@ static void test_store_unlink_while_open_survives_crash(void **state)
 	free(index);
 }
 
+static bool exists_in(const char *root, const char *name)
+{
+	char path[2 * PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	return access(path, F_OK) == 0;
+}
+
+/* The start after a crash removes the data files that no index record
+ * names, and keeps the others and what is not a data file.  A clean
+ * start does not look. */
+static void test_store_orphans_removed_after_crash(void **state)
+{
+	struct test_env *env = start(state, 8 * CS);
+	char root[PATH_MAX], dir[PATH_MAX + 16];
+
+	snprintf(root, sizeof(root), "%s", cache_path(env->c));
+	test_put_pattern(env->fo, "kept", 2 * CS, 65);
+	read_chunk_ok(env->c, "kept", 0, 65);
+	read_chunk_ok(env->c, "kept", 1, 65);
+	test_env_close(env);
+	snprintf(dir, sizeof(dir), "%s/data/ff", root);
+	mkdir(dir, 0700);
+	test_write_text(root, "data/ff/00000000000abcff", "orphan");
+	test_write_text(root, "data/ff/notes", "not a data file");
+
+	assert_int_equal(test_env_open(env), 0);
+	test_env_close(env);
+	assert_true(exists_in(root, "data/ff/00000000000abcff"));
+
+	/* A pid in the lock file: the last daemon did not stop cleanly. */
+	test_write_text(root, "lock", "4242\n");
+	assert_int_equal(test_env_open(env), 0);
+	assert_false(exists_in(root, "data/ff/00000000000abcff"));
+	assert_true(exists_in(root, "data/ff/notes"));
+	assert_int_equal(test_stats(env->c).chunks_cached, 2);
+	read_chunk_ok(env->c, "kept", 0, 65);
+	read_chunk_ok(env->c, "kept", 1, 65);
+	assert_int_equal(test_stats(env->c).misses, 0);
+}
+
 /* Open a cache of size_max bytes with readahead of four chunks. */
 static struct test_env *start_readahead_in(void **state, uint64_t size_max)
 {
@@ -1174,6 +1215,9 @@ int main(int argc, char **argv)
 					  test_env_teardown),
 		cmocka_unit_test_teardown(
 			test_store_unlink_while_open_survives_crash,
+			test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_store_orphans_removed_after_crash,
 			test_env_teardown),
 	};
 

@@ -165,18 +165,6 @@ static const char *in_root(const char *root, const char *rel)
 	return path;
 }
 
-static void write_file(const char *root, const char *rel, const char *text)
-{
-	char path[2 * PATH_MAX];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
 static void flip_byte(const char *root, const char *rel, off_t off)
 {
 	char path[2 * PATH_MAX];
@@ -282,10 +270,10 @@ static void test_verify_lists_leftovers(void **state)
 	struct run r;
 
 	fill(state, root, sizeof(root));
-	write_file(root, "leftovers/0000000000000003", "UPLOAD-1\ndir/big");
-	write_file(root, "leftovers/0000000000000004.part", "d/.nearfs-tmp-");
-	write_file(root, "leftovers/0000000000000005", "");
-	write_file(root, "leftovers/notes", "not an entry");
+	test_write_text(root, "leftovers/0000000000000003", "UPLOAD-1\ndir/big");
+	test_write_text(root, "leftovers/0000000000000004.part", "d/.nearfs-tmp-");
+	test_write_text(root, "leftovers/0000000000000005", "");
+	test_write_text(root, "leftovers/notes", "not an entry");
 
 	r = run_verify(root, false);
 	assert_int_equal(r.ret, 0);
@@ -320,8 +308,8 @@ static void test_verify_reports_damage(void **state)
 	assert_int_equal(truncate(in_root(root, "data/02/0000000000000002"),
 				  CS + 10), 0);
 	assert_int_equal(mkdir(in_root(root, "data/ff"), 0700), 0);
-	write_file(root, "data/ff/00000000000000ff", "orphan");
-	write_file(root, "tmp/w1-1", "left over");
+	test_write_text(root, "data/ff/00000000000000ff", "orphan");
+	test_write_text(root, "tmp/w1-1", "left over");
 	/* new.txt is dirty/...1, gone.txt dirty/...2. */
 	assert_true(exists(root, "dirty/0000000000000002"));
 	assert_int_equal(unlink(in_root(root, "dirty/0000000000000002")), 0);
@@ -364,8 +352,8 @@ static void test_verify_repair_then_clean(void **state)
 	flip_byte(root, "data/01/0000000000000001", CS + 17);
 	assert_int_equal(truncate(in_root(root, "data/02/0000000000000002"),
 				  CS + 10), 0);
-	write_file(root, "data/01/0000000000000099", "orphan");
-	write_file(root, "tmp/w1-1", "left over");
+	test_write_text(root, "data/01/0000000000000099", "orphan");
+	test_write_text(root, "tmp/w1-1", "left over");
 	assert_int_equal(unlink(in_root(root, "dirty/0000000000000002")), 0);
 
 	r = run_verify(root, true);
@@ -427,7 +415,7 @@ static void test_verify_torn_journal_keeps_dirty(void **state)
 
 	fill(state, root, sizeof(root));
 	append_torn_record(root, "journal");
-	write_file(root, "dirty/0000000000000007", "unlisted");
+	test_write_text(root, "dirty/0000000000000007", "unlisted");
 
 	r = run_verify(root, false);
 	assert_int_equal(r.ret, 0);
