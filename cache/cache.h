@@ -251,12 +251,15 @@ int cache_file_getattr(struct cache_file *f, struct origin_attr *attr);
 int cache_file_commit(struct cache_file *f);
 
 /*
- * close(2) of one descriptor of f: cache_file_commit(), except for a
- * file created by f and not written yet, which the release commits.  A
- * shell redirection opens, duplicates and closes the new file before the
- * program writes to it; this saves that close an upload of an empty file.
+ * close(2) of one descriptor of f: cache_file_commit(), except, with
+ * skip_new, for a file created by f and not written yet, which a later
+ * close or the release commits.  A shell redirection opens, duplicates
+ * and closes the new file before the program writes to it, and skip_new
+ * saves that close an upload of an empty file.  The caller sets it only
+ * when another descriptor will close the file later, because an error of
+ * the release reaches no program.
  */
-int cache_file_flush(struct cache_file *f);
+int cache_file_flush(struct cache_file *f, bool skip_new);
 
 /*
  * fsync(2) of f: write-through and write-around commit to the origin;

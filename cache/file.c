@@ -1279,13 +1279,15 @@ out_unlock:
 	return ret;
 }
 
-int cache_file_flush(struct cache_file *f)
+int cache_file_flush(struct cache_file *f, bool skip_new)
 {
 	struct shadow *sh = f->sh;
 	bool untouched;
 
 	if (!sh || !f->writable)
 		return 0;
+	if (!skip_new)
+		return cache_file_commit(f);
 	/* Another handle's commit changes these fields under sh->lock. */
 	pthread_mutex_lock(&sh->lock);
 	untouched = !sh->base && sh->write_gen == 0 && sh->size == 0 &&

@@ -1,7 +1,9 @@
 /* fuse_ops.c - FUSE low-level requests translated into engine calls. */
 #include "fuse_ops.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,6 +52,7 @@ struct nearfs_fs {
 	mode_t umask;		/* umask=: bits cleared from every mode */
 	struct timespec mounted;	/* mtime of directories with none */
 	bool read_only;
+	int mount_id;		/* in /proc/self/mountinfo; -1: unknown */
 	struct passthrough *pt;	/* FUSE passthrough of complete copies */
 	bool want_passthrough;	/* -o passthrough */
 
@@ -1397,12 +1400,84 @@ static int commit_file(struct open_file *of)
 	return of->commit ? cache_file_commit(of->file) : 0;
 }
 
+/* Read the "mnt_id:" and "ino:" lines of the fdinfo file name, in the
+ * folder open as dir_fd.  Returns false unless it has both. */
+static bool read_fdinfo(int dir_fd, const char *name, int *mnt_id,
+			unsigned long long *ino)
+{
+	char buf[1024];
+	const char *mnt, *node;
+	ssize_t n;
+	int fd;
+
+	fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	mnt = strstr(buf, "\nmnt_id:");
+	node = strstr(buf, "\nino:");
+	if (!mnt || !node)
+		return false;
+	*mnt_id = atoi(mnt + strlen("\nmnt_id:"));
+	*ino = strtoull(node + strlen("\nino:"), NULL, 10);
+	return true;
+}
+
+/*
+ * Whether the process that sent req still has a descriptor of inode ino
+ * of this mount, as /proc/PID/fdinfo shows it (Linux 5.14 and later).
+ * The kernel sends FLUSH after it has taken the closed descriptor out of
+ * the table.  False when that cannot be read: another pid namespace, or
+ * no right to read the process's files.
+ */
+static bool caller_holds_inode(const struct nearfs_fs *fs, fuse_req_t req,
+			       fuse_ino_t ino)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+	struct dirent *e;
+	bool found = false;
+	char dir[64];
+	DIR *d;
+
+	if (fs->mount_id < 0 || pid <= 0)
+		return false;
+	snprintf(dir, sizeof(dir), "/proc/%d/fdinfo", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d))) {
+		unsigned long long node;
+		int mnt;
+
+		if (e->d_name[0] != '.' &&
+		    read_fdinfo(dirfd(d), e->d_name, &mnt, &node))
+			found = mnt == fs->mount_id && node == ino;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Commit at close(2).  A new file without writes reaches the origin here
+ * too, because an error of the release reaches no program.  The one
+ * exception is a process that still has another descriptor of the file,
+ * as a shell redirection has when it closes the first of two.  There the
+ * upload of an empty file is saved.
+ */
 static void nf_flush(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
 	struct open_file *of = fi_file(fi);
-	int ret = of->commit ? cache_file_flush(of->file) : 0;
+	int ret = 0;
 
+	if (of->commit)
+		ret = cache_file_flush(of->file,
+				       caller_holds_inode(req_fs(req), req,
+							  of->ino));
 	fuse_reply_err(req, -ret);
 }
 
@@ -1848,6 +1923,11 @@ void nearfs_fs_set_passthrough(struct nearfs_fs *fs, bool on)
 	fs->want_passthrough = on;
 }
 
+void nearfs_fs_set_mount_id(struct nearfs_fs *fs, int id)
+{
+	fs->mount_id = id;
+}
+
 void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
 			 int umask)
 {
@@ -1889,6 +1969,7 @@ int nearfs_fs_new(struct cache *c, struct nearfs_fs **out)
 		return -ENOMEM;
 	}
 	fs->cache = c;
+	fs->mount_id = -1;
 	fs->uid = getuid();
 	fs->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->mounted);

@@ -37,6 +37,10 @@ void nearfs_fs_set_owner(struct nearfs_fs *fs, long uid, long gid,
  * next nearfs_fs_start(). */
 void nearfs_fs_set_passthrough(struct nearfs_fs *fs, bool on);
 
+/* Set the id of the mount in /proc/self/mountinfo, so that a close can
+ * tell whether its process has another descriptor of the file. */
+void nearfs_fs_set_mount_id(struct nearfs_fs *fs, int id);
+
 /* Fill st with the attributes that stat(2) of a file with attr shows on
  * the mount: uid=, gid= and umask= applied, and default modes where the
  * origin stores none.  st_ino is 0. */

@@ -34,7 +34,8 @@ static bool escaped_equal(const char *escaped, const char *path)
 	return !*escaped && !*path;
 }
 
-int mount_device(const char *mountpoint, unsigned *major, unsigned *minor)
+int mount_ids(const char *mountpoint, int *id, unsigned *major,
+	      unsigned *minor)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
@@ -47,17 +48,22 @@ int mount_device(const char *mountpoint, unsigned *major, unsigned *minor)
 	while (getline(&line, &cap, f) > 0) {
 		char point[4096], type[64];
 		unsigned maj, min;
+		int mnt;
 		char *sep = strstr(line, " - ");
 
-		if (!sep || sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj,
-				   &min, point) != 3 ||
+		if (!sep || sscanf(line, "%d %*u %u:%u %*s %4095s", &mnt, &maj,
+				   &min, point) != 4 ||
 		    sscanf(sep + 3, "%63s", type) != 1)
 			continue;
 		/* The newest mount on the path is the last one listed. */
 		if (!strncmp(type, "fuse", 4) &&
 		    escaped_equal(point, mountpoint)) {
-			*major = maj;
-			*minor = min;
+			if (id)
+				*id = mnt;
+			if (major)
+				*major = maj;
+			if (minor)
+				*minor = min;
 			ret = 0;
 		}
 	}
@@ -73,7 +79,7 @@ void kernel_readahead_raise(const char *mountpoint, unsigned kib)
 	FILE *f;
 	int ret;
 
-	ret = mount_device(mountpoint, &major, &minor);
+	ret = mount_ids(mountpoint, NULL, &major, &minor);
 	if (ret) {
 		log_debug("kernel readahead left as it is: no device for %s"
 			  " (%s)", mountpoint, strerror(-ret));

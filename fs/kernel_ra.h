@@ -12,10 +12,12 @@
 
 #include <stdbool.h>
 
-/* Device numbers of the newest FUSE mount on mountpoint (an absolute
- * path), from /proc/self/mountinfo.  Returns 0, -ENOENT when there is no
- * such mount, or the -errno of opening mountinfo. */
-int mount_device(const char *mountpoint, unsigned *major, unsigned *minor);
+/* Mount id (*id) and device numbers of the newest FUSE mount on
+ * mountpoint (an absolute path), from /proc/self/mountinfo.  Any pointer
+ * may be NULL.  Returns 0, -ENOENT when there is no such mount, or the
+ * -errno of opening mountinfo. */
+int mount_ids(const char *mountpoint, int *id, unsigned *major,
+	      unsigned *minor);
 
 /* Set the kernel's readahead of the mount to kib KiB.  Failures (not
  * root, no sysfs) leave the default and are logged at debug level. */

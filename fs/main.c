@@ -270,6 +270,7 @@ static int fuse_args_build(const struct nearfs_options *opts,
 static int session_mount(struct daemon *d)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	int mount_id;
 	int status = EXIT_MOUNT;
 
 	if (fuse_args_build(d->opts, &args) != 0) {
@@ -294,6 +295,8 @@ static int session_mount(struct daemon *d)
 		goto out_free;
 	}
 	d->mounted = true;
+	if (mount_ids(d->opts->mountpoint, &mount_id, NULL, NULL) == 0)
+		nearfs_fs_set_mount_id(d->fs, mount_id);
 	status = EXIT_OK;
 
 out_free:

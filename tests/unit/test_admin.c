@@ -159,7 +159,7 @@ static void write_back_file(struct cache *c, const char *path, size_t len)
 
 	assert_int_equal(cache_file_create(c, path, 0644, 0, 0, &f), 0);
 	assert_int_equal(cache_file_write(f, data, len, 0), len);
-	assert_int_equal(cache_file_flush(f), 0);
+	assert_int_equal(cache_file_flush(f, false), 0);
 	cache_file_release(f);
 	free(data);
 }

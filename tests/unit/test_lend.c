@@ -278,7 +278,7 @@ static void test_lend_pending_upload_refused(void **state)
 	assert_int_equal(cache_file_open(env->c, "a", O_WRONLY, &f,
 					 &changed), 0);
 	assert_int_equal(cache_file_write(f, data, CS, 0), CS);
-	assert_int_equal(cache_file_flush(f), 0);
+	assert_int_equal(cache_file_flush(f, false), 0);
 	cache_file_release(f);
 	/* Closed, and waiting for its upload: the fake clock stays put. */
 	assert_int_equal(test_stats(env->c).uploads_pending, 1);

@@ -155,6 +155,34 @@ static void test_write_failed_create_leaves_nothing(void **state)
 	assert_false(listed(env->c, "", "n"));
 }
 
+/* An empty new file: a flush with skip_new stores nothing, and one
+ * without returns the origin's error, so close(2) can report it. */
+static void test_write_empty_create_flush_error(void **state)
+{
+	struct test_env *env = start(state);
+	struct origin_attr attr;
+	struct cache_file *f;
+
+	assert_int_equal(cache_file_create(env->c, "e", 0644, getuid(),
+					   getgid(), &f), 0);
+	assert_int_equal(cache_file_flush(f, true), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 0);
+	fake_fail_next(env->fo, FAKE_WRITE, 1, EACCES);
+	assert_int_equal(cache_file_flush(f, false), -EACCES);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
+	cache_file_release(f);
+	assert_false(fake_exists(env->fo, "e"));
+	assert_int_equal(cache_getattr(env->c, "e", &attr), -ENOENT);
+
+	/* Without a fault the empty file reaches the origin at the flush. */
+	assert_int_equal(cache_file_create(env->c, "e", 0644, getuid(),
+					   getgid(), &f), 0);
+	assert_int_equal(cache_file_flush(f, false), 0);
+	assert_true(fake_exists(env->fo, "e"));
+	cache_file_release(f);
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 2);
+}
+
 static void test_write_partial_overwrite_uploads_all(void **state)
 {
 	struct test_env *env = start(state);
@@ -837,6 +865,8 @@ int main(int argc, char **argv)
 			test_write_failed_create_leaves_nothing,
 			test_env_teardown),
 		cmocka_unit_test_teardown(test_write_failed_commit_not_retried,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_empty_create_flush_error,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(
 			test_write_partial_overwrite_uploads_all,
