@@ -1388,11 +1388,11 @@ int cache_symlink(struct cache *c, const char *target, const char *path)
 		return -EROFS;
 	if (!c->origin->ops->symlink)
 		return -EPERM;
-	ret = c->origin->ops->symlink(c->origin, target, path);
+	memset(&attr, 0, sizeof(attr));
+	ret = c->origin->ops->symlink(c->origin, target, path, &attr);
 	if (ret < 0)
 		return ret;
-	now_attr(&attr, S_IFLNK | 0777, getuid(), getgid());
-	attr.size = strlen(target);
+	/* With its version, later listings keep the link's type. */
 	pthread_mutex_lock(&c->lock);
 	record_created(c, path, &attr);
 	pthread_mutex_unlock(&c->lock);

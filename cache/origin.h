@@ -235,8 +235,11 @@ struct origin_ops {
 		      unsigned flags);
 	int (*statfs)(struct origin *o, struct statvfs *st);
 
-	/* Optional, NULL where unsupported (-EPERM is then returned). */
-	int (*symlink)(struct origin *o, const char *target, const char *path);
+	/* Optional, NULL where unsupported (-EPERM is then returned).
+	 * symlink sets *result to the new link's attributes, its version
+	 * (ETag) included, as a stat would return them. */
+	int (*symlink)(struct origin *o, const char *target, const char *path,
+		       struct origin_attr *result);
 	int (*readlink)(struct origin *o, const char *path, char *buf,
 			size_t size);
 

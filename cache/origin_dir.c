@@ -900,11 +900,12 @@ static int dir_statfs(struct origin *o, struct statvfs *st)
 }
 
 static int dir_symlink(struct origin *o, const char *target,
-		       const char *path)
+		       const char *path, struct origin_attr *result)
 {
 	struct origin_timer timer;
 	char buf[PATH_MAX];
 	struct dir_loc loc;
+	struct stat st;
 	int ret;
 
 	origin_request_start(o, ORIGIN_REQ_PUT, &timer);
@@ -913,8 +914,11 @@ static int dir_symlink(struct origin *o, const char *target,
 		goto out;
 	if (loc.is_root)
 		ret = -EEXIST;
-	else if (symlinkat(target, loc.fd, loc.name) < 0)
+	else if (symlinkat(target, loc.fd, loc.name) < 0 ||
+		 fstatat(loc.fd, loc.name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		ret = -errno;
+	else
+		attr_from_stat(&st, result);
 	loc_close(&loc);
 out:
 	return request_done(o, &timer, ret);

@@ -2349,11 +2349,11 @@ static int s3_rename(struct origin *o, const char *from, const char *to,
 
 /* ---- symlink, readlink (stored as s3fs-fuse stores them) -------------- */
 
-static int s3_symlink(struct origin *o, const char *target, const char *path)
+static int s3_symlink(struct origin *o, const char *target, const char *path,
+		      struct origin_attr *result)
 {
 	struct s3_origin *so = s3_of(o);
 	struct s3_body body = { .fd = -1, .mem = target };
-	struct origin_attr attr;
 	char *key;
 	int rc;
 
@@ -2362,12 +2362,12 @@ static int s3_symlink(struct origin *o, const char *target, const char *path)
 	key = key_of(so, path, false);
 	if (!key)
 		return -ENOMEM;
-	new_object_attr(NULL, S_IFLNK, &attr);
-	attr.mode = S_IFLNK | 0777;
-	attr.valid |= ORIGIN_ATTR_MODE;
-	body.len = strlen(target);
-	rc = put_object(so, key, &body, &attr, attr.version,
-			sizeof(attr.version));
+	new_object_attr(NULL, S_IFLNK, result);
+	result->mode = S_IFLNK | 0777;
+	result->valid |= ORIGIN_ATTR_MODE;
+	result->size = body.len = strlen(target);
+	rc = put_object(so, key, &body, result, result->version,
+			sizeof(result->version));
 	free(key);
 	return rc;
 }

@@ -255,3 +255,20 @@ assert_eq "symbolic link" "$(stat -c %F "$MNT/link")" \
 	"type of link after ls -l"
 assert_eq dd.bin "$(readlink "$MNT/link")" "target of link after ls -l"
 unmount_nearfs "$MNT"
+
+check "a link this mount created keeps its type in the first listing"
+# The folder exists in the bucket but this mount has not listed it.
+s3 put-bytes data base/t/x.sh "#!/bin/sh"
+mount_nearfs s3://data/base "$MNT" \
+	"cache_dir=$WORK/cache4,attr_ttl=1s,dir_ttl=1m"
+ln -s x.sh "$MNT/t/fresh"
+LISTED=$(ls -l "$MNT/t" | grep ' fresh')
+assert_eq l "${LISTED:0:1}" "file type of fresh in the first ls -l"
+sleep 1.2
+assert_eq "symbolic link" "$(stat -c %F "$MNT/t/fresh")" \
+	"type of fresh past attr_ttl"
+assert_eq x.sh "$(readlink "$MNT/t/fresh")" "target of fresh"
+"$NEARFS_CTL" forget "$MNT" t/fresh >/dev/null
+assert_eq "symbolic link" "$(stat -c %F "$MNT/t/fresh")" \
+	"type of fresh after nearfs-ctl forget"
+unmount_nearfs "$MNT"

@@ -756,7 +756,7 @@ static int fake_statfs(struct origin *o, struct statvfs *st)
 }
 
 static int fake_symlink(struct origin *o, const char *target,
-			const char *path)
+			const char *path, struct origin_attr *result)
 {
 	struct fake_origin *fo = to_fake(o);
 	struct fake_node *n;
@@ -773,6 +773,8 @@ static int fake_symlink(struct origin *o, const char *target,
 		else
 			n->size = strlen(target);
 	}
+	if (ret == 0)
+		node_attr(n, result);
 	pthread_mutex_unlock(&fo->lock);
 	return ret;
 }

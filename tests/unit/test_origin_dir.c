@@ -611,14 +611,15 @@ static void test_dotdot_rejected(void **state)
 static void test_symlink_not_followed(void **state)
 {
 	struct fixture *fx = *state;
-	struct origin_attr attr;
+	struct origin_attr attr, result;
 	char target[PATH_MAX];
 	int ret;
 
 	/* A link out of the root must not give access to what is there. */
 	snprintf(target, sizeof(target), "%s", fx->root);
 	*strrchr(target, '/') = '\0';
-	assert_int_equal(fx->o->ops->symlink(fx->o, target, "out"), 0);
+	assert_int_equal(fx->o->ops->symlink(fx->o, target, "out", &result),
+			 0);
 	ret = fx->o->ops->stat(fx->o, "out", &attr);
 	assert_int_equal(ret, 0);
 	assert_true(S_ISLNK(attr.mode));
@@ -633,15 +634,20 @@ static void test_symlink_not_followed(void **state)
 static void test_symlink_readlink(void **state)
 {
 	struct fixture *fx = *state;
+	struct origin_attr result;
 	char buf[16];
 
-	assert_int_equal(fx->o->ops->symlink(fx->o, "some/target", "l"), 0);
+	assert_int_equal(fx->o->ops->symlink(fx->o, "some/target", "l",
+					     &result), 0);
+	assert_true(S_ISLNK(result.mode));
+	assert_int_equal(result.size, strlen("some/target"));
 	assert_int_equal(fx->o->ops->readlink(fx->o, "l", buf, sizeof(buf)),
 			 0);
 	assert_string_equal(buf, "some/target");
 	assert_int_equal(fx->o->ops->readlink(fx->o, "l", buf, 5), 0);
 	assert_string_equal(buf, "some");
-	assert_int_equal(fx->o->ops->symlink(fx->o, "x", "l"), -EEXIST);
+	assert_int_equal(fx->o->ops->symlink(fx->o, "x", "l", &result),
+			 -EEXIST);
 	put_file(fx->root, "f", "x");
 	assert_int_equal(fx->o->ops->readlink(fx->o, "f", buf, sizeof(buf)),
 			 -EINVAL);
