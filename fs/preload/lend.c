@@ -188,10 +188,14 @@ static int check_reply(const char *name, const struct reply *reply,
 
 	if (strncmp(line, NEARFS_LEND_OK " ", strlen(NEARFS_LEND_OK " ")) == 0)
 		return check_lent(name, reply, entry);
-	if (starts_with_word(line, NEARFS_LEND_NO))
+	if (starts_with_word(line, NEARFS_LEND_NO)) {
+		/* The reason follows the word and its space. */
+		const char *reason = line + strlen(NEARFS_LEND_NO);
+
+		reason += strspn(reason, " ");
 		keep_fuse(name, "the daemon lends no copy: %.*s",
-			  text_len(line), line);
-	else if (strncmp(line, "error:", 6) == 0)
+			  text_len(reason), reason);
+	} else if (strncmp(line, "error:", 6) == 0)
 		keep_fuse(name, "the daemon rejected the request: %.*s",
 			  text_len(line), line);
 	else

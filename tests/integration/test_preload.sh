@@ -323,7 +323,7 @@ freopen-write EACCES" "$(cat "$WORK/reopen.out")" "reopen results"
 
 check "replies that do not fit keep the FUSE descriptor"
 declare -A REPLY_MESSAGE=(
-	[no]="the daemon lends no copy: no not cached"
+	[no]="the daemon lends no copy: not cached"
 	[error]="the daemon rejected the request: error: unknown command 'open'"
 	[bigger]="the lent descriptor is not a read-only regular file of $BIG_SIZE bytes"
 	[writable]="the lent descriptor is not a read-only regular file of $BIG_SIZE bytes"
