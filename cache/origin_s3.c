@@ -2422,7 +2422,14 @@ static void check_message(struct s3_origin *so, const struct s3_request *req,
 {
 	const struct s3_response *resp = &req->resp;
 
-	if (resp->curl_code != CURLE_OK) {
+	if (resp->curl_code == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(msg, msglen, "S3 endpoint %s did not answer in time:"
+			 " %s; check that it is an S3 server and reachable,"
+			 " or raise -o timeout= (now %" PRIu64 " ms)",
+			 so->endpoint, resp->curl_error[0] ?
+			 resp->curl_error : curl_easy_strerror(
+				 resp->curl_code), so->timeout_ms);
+	} else if (resp->curl_code != CURLE_OK) {
 		snprintf(msg, msglen, "cannot reach S3 endpoint %s: %s;"
 			 " check the endpoint URL and the network",
 			 so->endpoint, resp->curl_error[0] ?

@@ -322,6 +322,38 @@ static int apply_fsync(struct parse_state *ps, const struct option_def *def,
 		    "example %s", value, def->example);
 }
 
+/* Whether the host part of url, after "://", is not empty and ends in
+ * no port or in a port of 1 to 65535. */
+static bool url_port_valid(const char *url)
+{
+	const char *host = strstr(url, "://") + 3;
+	const char *end = host + strcspn(host, "/?#");
+	const char *p = host;
+	unsigned long port;
+	char *stop;
+
+	if (host == end)
+		return false;
+	if (*p == '[') {	/* an IPv6 address */
+		while (p < end && *p != ']')
+			p++;
+		if (p == end)
+			return false;
+		p++;
+	} else {
+		while (p < end && *p != ':')
+			p++;
+		if (p == host)
+			return false;
+	}
+	if (p == end)
+		return true;
+	if (*p != ':' || !(p[1] >= '0' && p[1] <= '9'))
+		return false;
+	port = strtoul(p + 1, &stop, 10);
+	return stop == end && port >= 1 && port <= 65535;
+}
+
 static int apply_endpoint(struct parse_state *ps,
 			  const struct option_def *def, const char *value)
 {
@@ -330,6 +362,10 @@ static int apply_endpoint(struct parse_state *ps,
 		return fail(ps, "invalid endpoint '%s': use a URL that starts "
 			    "with http:// or https://, for example %s",
 			    value, def->example);
+	if (!url_port_valid(value))
+		return fail(ps, "invalid endpoint '%s': give a host, and after "
+			    "a colon a port of 1 to 65535 or no colon, for "
+			    "example %s", value, def->example);
 	return apply_string(ps, def, value);
 }
 
@@ -1095,7 +1131,16 @@ static int resolve_endpoint(struct parse_state *ps)
 {
 	struct nearfs_options *opts = ps->opts;
 	const char *env = getenv("AWS_ENDPOINT_URL");
+	const char *s3_only = opts->endpoint ? "endpoint" :
+			      opts->region ? "region" :
+			      opts->profile ? "profile" :
+			      opts->s3.path_style == 1 ? "path_style" :
+			      opts->s3.path_style == 0 ? "virtual_host" : NULL;
 
+	if (!opts->is_s3 && s3_only)
+		return fail(ps, "%s applies to an S3 origin (s3://BUCKET), and "
+			    "%s is a directory: drop the option", s3_only,
+			    opts->origin);
 	if (!opts->endpoint && opts->is_s3 && env && *env) {
 		if (strncmp(env, "http://", 7) != 0 &&
 		    strncmp(env, "https://", 8) != 0)

@@ -69,6 +69,31 @@ expect_failure "unreachable endpoint" "127.0.0.1:$port" -- \
 assert_eq 1 "$(grep -c . "$WORK/out")" \
 	"lines printed for an unreachable endpoint"
 
+# A listener that accepts connections and never replies, as a wrong
+# port can.
+silent_port=$(free_port)
+python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+connections = []
+while True:
+    connections.append(s.accept()[0])
+' "$silent_port" &
+CLEANUP_PIDS+=($!)
+for _ in $(seq 50); do
+	python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+		"$silent_port" 2>/dev/null && break
+	sleep 0.1
+done
+expect_failure "endpoint that never answers" "127.0.0.1:$silent_port" \
+	"did not answer in time" "-o timeout=" "now 1000 ms" -- \
+	"$NEARFS_BIN" -f -o \
+	"cache_dir=$WORK/cache,endpoint=http://127.0.0.1:$silent_port,timeout=1s" \
+	s3://data "$MNT"
+
 mkdir -p "$WORK/empty-home"
 no_credentials=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY
 	-u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_SHARED_CREDENTIALS_FILE

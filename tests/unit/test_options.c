@@ -49,10 +49,30 @@ static int parse(const char *first, ...)
 	return options_parse(argc, argv, &opts, err, sizeof(err));
 }
 
-/* Parse "-o OPTION" on the scratch origin and mountpoint. */
+/* Whether option starts with one that applies only to an S3 origin. */
+static bool s3_only(const char *option)
+{
+	static const char *const names[] = {
+		"endpoint", "region", "profile", "path_style", "virtual_host",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+
+		if (strncmp(option, names[i], n) == 0 &&
+		    (option[n] == '\0' || option[n] == '=' || option[n] == ','))
+			return true;
+	}
+	return false;
+}
+
+/* Parse "-o OPTION" on the scratch mountpoint, and on the scratch origin
+ * or, for an S3-only option, on s3://bucket. */
 static int parse_opt(const char *option)
 {
-	return parse("-o", cache_opt, "-o", option, origin_dir, mnt_dir, NULL);
+	return parse("-o", cache_opt, "-o", option,
+		     s3_only(option) ? "s3://bucket" : origin_dir, mnt_dir,
+		     NULL);
 }
 
 static void assert_error_contains(const char *fragment)
@@ -345,11 +365,48 @@ static void test_string_options(void **state)
 	assert_string_equal(opts.endpoint, "https://127.0.0.1:9443");
 }
 
+/* Endpoints with and without a port, IPv6 and a path are accepted. */
+static void test_endpoint_ports(void **state)
+{
+	static const char *const ok[] = {
+		"endpoint=http://127.0.0.1", "endpoint=http://127.0.0.1:1",
+		"endpoint=https://127.0.0.1:65535/",
+		"endpoint=http://[::1]:9000", "endpoint=http://[::1]/s3",
+		"endpoint=http://s3.example.test:9000/base?x=1",
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (parse_opt(ok[i]) != 0)
+			fail_msg("'%s' rejected: %s", ok[i], err);
+}
+
+/* An S3 option on a directory origin is rejected with its name. */
+static void test_s3_option_on_directory(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "endpoint=http://127.0.0.1:9000", "endpoint applies to an "
+						    "S3 origin" },
+		{ "region=eu-west-1", "region applies to an S3 origin" },
+		{ "profile=test", "profile applies to an S3 origin" },
+		{ "path_style", "path_style applies to an S3 origin" },
+		{ "virtual_host", "virtual_host applies to an S3 origin" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(parse("-o", cache_opt, "-o", cases[i][0],
+				       origin_dir, mnt_dir, NULL), -1);
+		assert_error_contains(cases[i][1]);
+		assert_error_contains(origin_dir);
+		assert_error_contains("drop the option");
+	}
+}
+
 static void test_later_option_wins(void **state)
 {
 	assert_int_equal(parse("-o", "cache_size=1G,cache_size=2G",
 			       "-o", "region=a", "-o", "region=b",
-			       "-o", cache_opt, origin_dir, mnt_dir, NULL), 0);
+			       "-o", cache_opt, "s3://bucket", mnt_dir, NULL),
+			 0);
 	assert_int_equal(opts.cache.size_max, 2 * GIB);
 	assert_string_equal(opts.region, "b");
 }
@@ -650,6 +707,15 @@ static void test_invalid_values(void **state)
 					     "that starts with http:// or "
 					     "https://" },
 		{ "endpoint=ftp://127.0.0.1", "invalid endpoint" },
+		{ "endpoint=https://127.0.0.1:", "invalid endpoint "
+						 "'https://127.0.0.1:': give a "
+						 "host, and after a colon a "
+						 "port of 1 to 65535" },
+		{ "endpoint=http://127.0.0.1:0", "invalid endpoint" },
+		{ "endpoint=http://127.0.0.1:65536", "invalid endpoint" },
+		{ "endpoint=http://127.0.0.1:9x", "invalid endpoint" },
+		{ "endpoint=http://:9000", "invalid endpoint" },
+		{ "endpoint=http://[::1", "invalid endpoint" },
 		{ "region=", "missing value for region" },
 		{ "log_level=loud", "invalid log_level 'loud': use error, "
 				    "warn, info or debug" },
@@ -970,6 +1036,8 @@ int main(void)
 		TEST(test_each_option),
 		TEST(test_string_options),
 		TEST(test_later_option_wins),
+		TEST(test_endpoint_ports),
+		TEST(test_s3_option_on_directory),
 		TEST(test_write_back_options),
 		TEST(test_write_back_options_other_modes),
 		TEST(test_owner_options),
