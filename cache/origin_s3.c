@@ -2209,8 +2209,16 @@ static int s3_rmdir(struct origin *o, const char *path)
 		rc = -ENOENT;
 	else if (page.nentries > 1 || !first || strcmp(first, dirkey))
 		rc = -ENOTEMPTY;
-	else
+	else if (page.entries[0].size > 0) {
+		/* A marker with bytes is an object of its own: keep it. */
+		log_warn("cannot remove the folder %s: its key %s holds %"
+			 PRIu64 " bytes, which nearfs does not delete; remove"
+			 " the key with an S3 client if it is not needed",
+			 path, dirkey, page.entries[0].size);
+		rc = -ENOTEMPTY;
+	} else {
 		rc = delete_object(so, dirkey);
+	}
 	free(first);
 	s3_list_page_free(&page);
 out_free:

@@ -272,3 +272,19 @@ assert_eq x.sh "$(readlink "$MNT/t/fresh")" "target of fresh"
 assert_eq "symbolic link" "$(stat -c %F "$MNT/t/fresh")" \
 	"type of fresh after nearfs-ctl forget"
 unmount_nearfs "$MNT"
+
+check "rmdir keeps a folder key that holds bytes"
+s3 put-bytes data base/trail/ "0123456789abcdef"
+s3 put-bytes data base/bare/ ""
+mount_nearfs s3://data/base "$MNT" "cache_dir=$WORK/cache5"
+if rmdir "$MNT/trail" 2>"$WORK/rmdir.err"; then
+	fail "rmdir of a folder whose key holds 16 bytes succeeded"
+fi
+assert_contains "$(cat "$WORK/rmdir.err")" "Directory not empty" \
+	"the message of rmdir"
+assert_eq 0123456789abcdef "$(s3 get data base/trail/)" \
+	"bytes of the key base/trail/ after rmdir"
+wait_for_line "${NEARFS_LOG[$MNT]}" "holds 16 bytes"
+rmdir "$MNT/bare" || fail "rmdir of a folder with an empty key failed"
+assert_eq "" "$(s3 ls data base/bare/)" "keys under base/bare/ after rmdir"
+unmount_nearfs "$MNT"
