@@ -261,6 +261,9 @@ int cache_file_commit(struct cache_file *f);
  */
 int cache_file_flush(struct cache_file *f, bool skip_new);
 
+/* Whether f created its file and nothing was written or committed yet. */
+bool cache_file_untouched(struct cache_file *f);
+
 /*
  * fsync(2) of f: write-through and write-around commit to the origin;
  * write-back commits to the journal and then, unless fsync_local is set,

@@ -1279,21 +1279,26 @@ out_unlock:
 	return ret;
 }
 
-int cache_file_flush(struct cache_file *f, bool skip_new)
+bool cache_file_untouched(struct cache_file *f)
 {
 	struct shadow *sh = f->sh;
 	bool untouched;
 
 	if (!sh || !f->writable)
-		return 0;
-	if (!skip_new)
-		return cache_file_commit(f);
+		return false;
 	/* Another handle's commit changes these fields under sh->lock. */
 	pthread_mutex_lock(&sh->lock);
 	untouched = !sh->base && sh->write_gen == 0 && sh->size == 0 &&
 		sh->commit_gen == UINT64_MAX;
 	pthread_mutex_unlock(&sh->lock);
-	if (untouched)
+	return untouched;
+}
+
+int cache_file_flush(struct cache_file *f, bool skip_new)
+{
+	if (!f->sh || !f->writable)
+		return 0;
+	if (skip_new && cache_file_untouched(f))
 		return 0;
 	return cache_file_commit(f);
 }

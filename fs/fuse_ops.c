@@ -1474,8 +1474,10 @@ static void nf_flush(fuse_req_t req, fuse_ino_t ino,
 	struct open_file *of = fi_file(fi);
 	int ret = 0;
 
+	/* /proc is read only for a new file that nothing was written to. */
 	if (of->commit)
 		ret = cache_file_flush(of->file,
+				       cache_file_untouched(of->file) &&
 				       caller_holds_inode(req_fs(req), req,
 							  of->ino));
 	fuse_reply_err(req, -ret);
