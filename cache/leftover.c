@@ -111,7 +111,7 @@ int leftover_read_id(int dir_fd, const char *name, char **id)
 		err = errno;
 		close(fd);
 	}
-	if (n < 0 || n == 0 || n > LEFTOVER_ID_MAX || memchr(buf, '\0', n)) {
+	if (n <= 0 || n > LEFTOVER_ID_MAX || memchr(buf, '\0', n)) {
 		free(buf);
 		return n < 0 ? -err : -EINVAL;
 	}

@@ -2211,7 +2211,7 @@ static int s3_rmdir(struct origin *o, const char *path)
 		rc = -ENOTEMPTY;
 	else if (page.entries[0].size > 0) {
 		/* A marker with bytes is an object of its own: keep it. */
-		log_warn("cannot remove the folder %s: its key %s holds %"
+		log_warn("cannot remove the folder %s: its key %s contains %"
 			 PRIu64 " bytes, which nearfs does not delete; remove"
 			 " the key with an S3 client if it is not needed",
 			 path, dirkey, page.entries[0].size);

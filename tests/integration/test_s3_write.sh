@@ -284,7 +284,7 @@ assert_contains "$(cat "$WORK/rmdir.err")" "Directory not empty" \
 	"the message of rmdir"
 assert_eq 0123456789abcdef "$(s3 get data base/trail/)" \
 	"bytes of the key base/trail/ after rmdir"
-wait_for_line "${NEARFS_LOG[$MNT]}" "holds 16 bytes"
+wait_for_line "${NEARFS_LOG[$MNT]}" "contains 16 bytes"
 rmdir "$MNT/bare" || fail "rmdir of a folder with an empty key failed"
 assert_eq "" "$(s3 ls data base/bare/)" "keys under base/bare/ after rmdir"
 unmount_nearfs "$MNT"
