@@ -1427,12 +1427,11 @@ static int emit_page(const struct s3_list_page *page, const char *prefix,
 			rc = emit_file(&page->entries[i++], prefix, fn, arg);
 		else
 			rc = emit_dir(page->prefixes[j++], prefix, fn, arg);
-		if (!cmp) {
-			log_debug("s3: %s%s is both an object and a prefix,"
-				  " listed as a file", prefix,
-				  page->entries[i - 1].key + strlen(prefix));
-			j++;
-		}
+		if (!cmp)
+			log_skipped(page->prefixes[j++],
+				    "an object of the same name without the "
+				    "slash is listed in its place, so the keys "
+				    "below it are hidden");
 	}
 	return rc;
 }
@@ -2185,6 +2184,37 @@ static int s3_mkdir(struct origin *o, const char *path,
 	return rc;
 }
 
+/*
+ * Log the first content key of a folder that rmdir found not empty when
+ * no file name can carry that key (s3_names.h), because the folder then
+ * looks empty.  page contains the first keys, the marker dirkey among
+ * them.
+ */
+static void log_hidden_content(const struct s3_list_page *page,
+			       const char *dirkey, const char *path)
+{
+	for (size_t i = 0; i < page->nentries; i++) {
+		char *key = decode_listed(page->entries[i].key);
+		const char *reason = NULL;
+
+		if (key && strcmp(key, dirkey) == 0) {
+			free(key);
+			continue;
+		}
+		if (key)
+			s3_tree_path(key, dirkey, &reason);
+		else
+			reason = "its name cannot be decoded";
+		if (reason)
+			log_warn("cannot remove the folder %s: it contains the "
+				 "hidden key %s (%s); remove or rename the key"
+				 " with an S3 client", path,
+				 page->entries[i].key, reason);
+		free(key);
+		return;
+	}
+}
+
 static int s3_rmdir(struct origin *o, const char *path)
 {
 	struct s3_origin *so = s3_of(o);
@@ -2205,11 +2235,12 @@ static int s3_rmdir(struct origin *o, const char *path)
 		goto out_free;
 	if (page.nentries)
 		first = decode_listed(page.entries[0].key);
-	if (!page.nentries)
+	if (!page.nentries) {
 		rc = -ENOENT;
-	else if (page.nentries > 1 || !first || strcmp(first, dirkey))
+	} else if (page.nentries > 1 || !first || strcmp(first, dirkey)) {
+		log_hidden_content(&page, dirkey, path);
 		rc = -ENOTEMPTY;
-	else if (page.entries[0].size > 0) {
+	} else if (page.entries[0].size > 0) {
 		/* A marker with bytes is an object of its own: keep it. */
 		log_warn("cannot remove the folder %s: its key %s contains %"
 			 PRIu64 " bytes, which nearfs does not delete; remove"

@@ -64,16 +64,32 @@ sys.path.insert(0, sys.argv[1])
 from s3cli import make_client
 client = make_client()
 for key in ["hide/ok.txt", "hide/../up", "hide/./dot", "hide/" + "n" * 256,
-            "hide/" + "m" * 255]:
+            "hide/" + "m" * 255, "hide/conf", "hide/conf/x"]:
     client.put_object(Bucket="data", Key=key, Body=b"x")
 PY
-assert_eq "$(printf 'm%.0s' $(seq 255)) ok.txt" "$(ls "$MNT/hide" | xargs)" \
-	"entries of hide/"
+assert_eq "conf $(printf 'm%.0s' $(seq 255)) ok.txt" \
+	"$(ls "$MNT/hide" | xargs)" "entries of hide/"
 ls "$MNT/hide" >/dev/null
 assert_eq 1 "$(grep -c 'key hide/\.\./ is hidden' "${NEARFS_LOG[$MNT]}")" \
 	"warnings for the prefix hide/../"
-assert_eq 3 "$(grep -c 'warning: s3: key .* is hidden' "${NEARFS_LOG[$MNT]}")" \
+# The object hide/conf takes the name of the prefix hide/conf/.
+assert_eq 1 "$(grep -c 'key hide/conf/ is hidden: an object of the same name' \
+	"${NEARFS_LOG[$MNT]}")" "warnings for the prefix hide/conf/"
+assert_eq regular "$(stat -c %F "$MNT/hide/conf" | cut -d' ' -f1)" \
+	"type of hide/conf"
+assert_eq 4 "$(grep -c 'warning: s3: key .* is hidden' "${NEARFS_LOG[$MNT]}")" \
 	"warnings for hidden keys"
+
+check "rmdir of a folder with only hidden keys"
+s3 put-bytes data "hollow//z" "hidden"
+assert_eq "" "$(ls -A "$MNT/hollow")" "entries of hollow/"
+status=0
+err=$(rmdir "$MNT/hollow" 2>&1) || status=$?
+assert_eq 1 "$status" "rmdir status"
+assert_contains "$err" "Directory not empty" "rmdir message"
+assert_eq 1 "$(grep -c 'cannot remove the folder hollow: it contains the hidden key hollow//z' \
+	"${NEARFS_LOG[$MNT]}")" "warning of rmdir"
+assert_eq hidden "$(s3 get data "hollow//z")" "object hollow//z"
 # The kernel resolves ".." itself, so hide/../up names up in the root.
 status=0
 cat "$MNT/hide/../up" >/dev/null 2>&1 || status=$?
