@@ -169,15 +169,15 @@ static void *leftover_worker(void *arg)
 bool leftover_parse_name(const char *name, uint64_t *handle, bool *part)
 {
 	size_t len = strlen(name);
+	char digits[HANDLE_DIGITS + 1];
 
-	if (strspn(name, "0123456789abcdef") != HANDLE_DIGITS)
-		return false;
 	*part = len == HANDLE_DIGITS + PART_SUFFIX_LEN &&
 		strcmp(name + HANDLE_DIGITS, PART_SUFFIX) == 0;
 	if (len != HANDLE_DIGITS && !*part)
 		return false;
-	*handle = strtoull(name, NULL, 16);
-	return true;
+	memcpy(digits, name, HANDLE_DIGITS);
+	digits[HANDLE_DIGITS] = '\0';
+	return hex_name_value(digits, HANDLE_DIGITS, handle);
 }
 
 /* Keep the entries of a read-only mount, and log what stays. */

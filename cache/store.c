@@ -1707,12 +1707,30 @@ static void punch_unlisted_entry(void *arg, const char *key, void *value)
 	st->ranges += punch_unlisted(st->c, value);
 }
 
+bool hex_name_value(const char *name, size_t digits, uint64_t *value)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < digits; i++) {
+		char ch = name[i];
+
+		if (ch >= '0' && ch <= '9')
+			v = v << 4 | (uint64_t)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			v = v << 4 | (uint64_t)(ch - 'a' + 10);
+		else
+			return false;
+	}
+	if (name[i] != '\0')
+		return false;
+	*value = v;
+	return true;
+}
+
 bool store_data_name_id(unsigned folder, const char *name, uint64_t *id)
 {
-	if (strlen(name) != 16 || strspn(name, "0123456789abcdef") != 16)
-		return false;
-	*id = strtoull(name, NULL, 16);
-	return (*id & 0xff) == folder;
+	return hex_name_value(name, 16, id) && (*id & 0xff) == folder;
 }
 
 struct id_set {

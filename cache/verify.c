@@ -324,17 +324,6 @@ out_free:
 
 /* Whether name is a string of digits lowercase hex digits, as the engine
  * writes them; the value goes to *value. */
-static bool hex_name(const char *name, size_t digits, uint64_t *value)
-{
-	char *end;
-
-	if (strlen(name) != digits || strspn(name, "0123456789abcdef") !=
-	    digits)
-		return false;
-	*value = strtoull(name, &end, 16);
-	return true;
-}
-
 /* Call fn for every entry of the folder dir (relative to the folder),
  * "." and ".." excepted.  A missing folder has no entries. */
 static void for_each_entry(struct verify *v, const char *dir,
@@ -363,7 +352,7 @@ static void check_data_file(struct verify *v, const char *dir,
 	uint64_t id, low = 0;
 	char rel[PATH_MAX];
 
-	hex_name(dir + strlen("data/"), 2, &low);
+	hex_name_value(dir + strlen("data/"), 2, &low);
 	snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
 	if (store_data_name_id((unsigned)low, e->d_name, &id)) {
 		char key[17];
@@ -385,7 +374,7 @@ static void check_data_entry(struct verify *v, const char *dir,
 	uint64_t low;
 
 	snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
-	if (hex_name(e->d_name, 2, &low)) {
+	if (hex_name_value(e->d_name, 2, &low)) {
 		for_each_entry(v, rel, check_data_file);
 		return;
 	}

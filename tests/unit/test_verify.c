@@ -19,6 +19,7 @@
 
 #include "cache.h"
 #include "fake_origin.c"
+#include "internal.h"
 #include "verify.h"
 
 #define CS (64u * 1024)
@@ -712,9 +713,45 @@ static void test_verify_origin_folder_detected(void **state)
 	assert_false(verify_is_origin_folder(env->dir));
 }
 
+/* The names of data files, data folders and leftover entries. */
+static void test_verify_hex_names(void **state)
+{
+	uint64_t v = 7;
+	bool part = false;
+
+	(void)state;
+	assert_true(hex_name_value("0a", 2, &v));
+	assert_int_equal(v, 10);
+	assert_true(hex_name_value("ffffffffffffffff", 16, &v));
+	assert_true(v == UINT64_MAX);
+	v = 7;
+	assert_false(hex_name_value("0A", 2, &v));
+	assert_false(hex_name_value("0a1", 2, &v));
+	assert_false(hex_name_value("0", 2, &v));
+	assert_false(hex_name_value("-1", 2, &v));
+	assert_int_equal(v, 7);
+
+	assert_true(store_data_name_id(0x2a, "000000000000012a", &v));
+	assert_int_equal(v, 0x12a);
+	assert_false(store_data_name_id(0x2b, "000000000000012a", &v));
+	assert_false(store_data_name_id(0x2a, "00000000000012a", &v));
+
+	assert_true(leftover_parse_name("0000000000000010", &v, &part));
+	assert_int_equal(v, 16);
+	assert_false(part);
+	assert_true(leftover_parse_name("0000000000000011.part", &v, &part));
+	assert_int_equal(v, 17);
+	assert_true(part);
+	assert_false(leftover_parse_name("0000000000000011.tmp", &v, &part));
+	assert_false(leftover_parse_name("00000000000000112", &v, &part));
+	assert_false(leftover_parse_name("000000000000001g", &v, &part));
+	assert_false(leftover_parse_name("", &v, &part));
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_verify_hex_names),
 		cmocka_unit_test_teardown(test_verify_clean_cache,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_verify_lists_leftovers,
