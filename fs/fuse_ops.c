@@ -183,10 +183,19 @@ static void attr_to_stat(const struct nearfs_fs *fs, fuse_ino_t ino,
 			 const struct origin_attr *attr, struct stat *st)
 {
 	mode_t type = attr->mode & S_IFMT;
+	mode_t known = ino ? inode_type(fs->inodes, ino) : 0;
 	mode_t perm;
 
+	/*
+	 * A HEAD may find a link where an S3 listing showed a file.  The
+	 * kernel makes an inode whose type changes unusable, so replies
+	 * keep the inode's type, and the next lookup gets a new inode.
+	 */
+	if (known && known != type)
+		type = known;
+
 	memset(st, 0, sizeof(*st));
-	if (attr->valid & ORIGIN_ATTR_MODE)
+	if (attr->valid & ORIGIN_ATTR_MODE && type == (attr->mode & S_IFMT))
 		perm = attr->mode & 07777;
 	else if (type == S_IFDIR)
 		perm = 0755;
@@ -222,7 +231,8 @@ static int make_entry(struct nearfs_fs *fs, const char *path,
 	uint64_t ino, generation;
 	int ret;
 
-	ret = inode_ref(fs->inodes, path, &ino, &generation);
+	ret = inode_ref(fs->inodes, path, attr->mode & S_IFMT, &ino,
+			&generation);
 	if (ret)
 		return ret;
 	memset(e, 0, sizeof(*e));

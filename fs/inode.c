@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 /*
@@ -19,6 +20,7 @@ struct inode {
 	uint64_t nlookup;
 	uint64_t hash;		/* of path, valid while linked */
 	char *path;
+	unsigned type;		/* S_IFMT bits given to the kernel */
 	bool linked;		/* in the path hash */
 	struct inode *next;	/* chain of the path hash */
 	void *pin;		/* see inode_pin(), or NULL */
@@ -169,12 +171,14 @@ static void ino_release(struct inode_table *t, uint64_t ino)
 	t->free_inos[t->nfree++] = ino;
 }
 
-static struct inode *node_new(struct inode_table *t, const char *path)
+static struct inode *node_new(struct inode_table *t, const char *path,
+			      unsigned type)
 {
 	struct inode *node = calloc(1, sizeof(*node));
 
 	if (!node)
 		return NULL;
+	node->type = type;
 	node->path = strdup(path);
 	if (!node->path)
 		goto out_free;
@@ -232,7 +236,7 @@ int inode_table_new(struct inode_table **out)
 	/* Numbers below INODE_ROOT are never handed out, so the first
 	 * allocation yields the root. */
 	t->next_ino = INODE_ROOT;
-	if (!node_new(t, ""))
+	if (!node_new(t, "", S_IFDIR))
 		goto out_free;
 	*out = t;
 	return 0;
@@ -261,16 +265,44 @@ void inode_table_free(struct inode_table *t)
 	free(t);
 }
 
-int inode_ref(struct inode_table *t, const char *path, uint64_t *ino,
-	      uint64_t *generation)
+/* Detach the linked entries below the directory path. */
+static void unlink_below(struct inode_table *t, const char *path)
+{
+	size_t n = strlen(path);
+
+	for (uint64_t i = 0; i < t->nslots; i++) {
+		struct inode *node = t->slots[i];
+
+		if (node && node->linked && strncmp(node->path, path, n) == 0 &&
+		    node->path[n] == '/')
+			hash_remove(t, node);
+	}
+}
+
+/* Detach node from its path, with the entries below it.  Lock held. */
+static void detach(struct inode_table *t, struct inode *node)
+{
+	if (!node->linked || node->ino == INODE_ROOT)
+		return;
+	hash_remove(t, node);
+	if (node->type == S_IFDIR)
+		unlink_below(t, node->path);
+}
+
+int inode_ref(struct inode_table *t, const char *path, unsigned type,
+	      uint64_t *ino, uint64_t *generation)
 {
 	struct inode *node;
 	int ret = 0;
 
 	pthread_mutex_lock(&t->lock);
 	node = hash_find(t, path);
+	if (node && node->ino != INODE_ROOT && node->type != type) {
+		detach(t, node);
+		node = NULL;
+	}
 	if (!node)
-		node = node_new(t, path);
+		node = node_new(t, path, type);
 	if (!node) {
 		ret = -ENOMEM;
 		goto out_unlock;
@@ -282,6 +314,18 @@ int inode_ref(struct inode_table *t, const char *path, uint64_t *ino,
 out_unlock:
 	pthread_mutex_unlock(&t->lock);
 	return ret;
+}
+
+unsigned inode_type(struct inode_table *t, uint64_t ino)
+{
+	struct inode *node;
+	unsigned type = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (ino < t->nslots && (node = t->slots[ino]))
+		type = node->type;
+	pthread_mutex_unlock(&t->lock);
+	return type;
 }
 
 void inode_forget(struct inode_table *t, uint64_t ino, uint64_t n)

@@ -30,10 +30,17 @@ void inode_table_free(struct inode_table *t);
 /*
  * Find or add the entry of path and add one to its nlookup, as every
  * successful fuse_reply_entry(), fuse_reply_create() and readdirplus entry
- * requires.  *ino and *generation receive its identity.  -ENOMEM.
+ * requires.  type is the file type (S_IFMT bits) given to the kernel with
+ * it.  The kernel makes an inode whose type changes unusable (EIO), so an
+ * entry of another type is detached, with the entries below it, and path
+ * gets a new entry.  *ino and *generation receive its identity.  -ENOMEM.
  */
-int inode_ref(struct inode_table *t, const char *path, uint64_t *ino,
-	      uint64_t *generation);
+int inode_ref(struct inode_table *t, const char *path, unsigned type,
+	      uint64_t *ino, uint64_t *generation);
+
+/* The file type that the kernel was given for ino, or 0 when ino is
+ * unknown. */
+unsigned inode_type(struct inode_table *t, uint64_t ino);
 
 /* Subtract n from the nlookup of ino, and free the entry at zero.  Unknown
  * numbers and the root are ignored. */

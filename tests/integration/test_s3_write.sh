@@ -273,6 +273,32 @@ assert_eq "symbolic link" "$(stat -c %F "$MNT/t/fresh")" \
 	"type of fresh after nearfs-ctl forget"
 unmount_nearfs "$MNT"
 
+check "a link that s3fs stored changes type without EIO"
+# A listing shows it as a regular file.  Once its copy is forgotten and
+# the listing is past dir_ttl, a HEAD shows the link.  The path then gets
+# a new inode, and the inode of the open descriptor keeps its type.
+s3 put-bytes data base/s3fs/lnk "target.txt" --meta mode=$((8#120777))
+s3 put-bytes data base/s3fs/target.txt "hello"
+mount_nearfs s3://data/base "$MNT" \
+	"cache_dir=$WORK/cache6,attr_ttl=1s,dir_ttl=1s"
+LISTED=$(ls -l "$MNT/s3fs" | grep ' lnk')
+assert_eq - "${LISTED:0:1}" "file type of lnk in the first ls -l"
+exec 3<"$MNT/s3fs/lnk"
+assert_eq target.txt "$(cat <&3)" "bytes read through the open lnk"
+"$NEARFS_CTL" forget "$MNT" s3fs/lnk >/dev/null
+sleep 1.2
+fd_type() {
+	python3 -c 'import os, stat; print(stat.filemode(os.fstat(3).st_mode))'
+}
+assert_eq -rw-r--r-- "$(fd_type)" "fstat of the open lnk past attr_ttl"
+assert_eq "symbolic link" "$(stat -c %F "$MNT/s3fs/lnk")" \
+	"type of lnk past dir_ttl"
+assert_eq target.txt "$(readlink "$MNT/s3fs/lnk")" "target of lnk"
+assert_eq hello "$(cat "$MNT/s3fs/lnk")" "cat through lnk"
+assert_eq -rw-r--r-- "$(fd_type)" "fstat of the open lnk after the stat"
+exec 3<&-
+unmount_nearfs "$MNT"
+
 check "rmdir keeps a folder key that holds bytes"
 s3 put-bytes data base/trail/ "0123456789abcdef"
 s3 put-bytes data base/bare/ ""

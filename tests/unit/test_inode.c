@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "inode.h"
 
@@ -40,8 +41,44 @@ static uint64_t ref(struct inode_table *t, const char *path)
 {
 	uint64_t ino, generation;
 
-	assert_int_equal(inode_ref(t, path, &ino, &generation), 0);
+	assert_int_equal(inode_ref(t, path, S_IFREG, &ino, &generation), 0);
 	return ino;
+}
+
+static uint64_t ref_type(struct inode_table *t, const char *path,
+			 unsigned type)
+{
+	uint64_t ino, generation;
+
+	assert_int_equal(inode_ref(t, path, type, &ino, &generation), 0);
+	return ino;
+}
+
+static void test_inode_type_change_detaches(void **state)
+{
+	struct inode_table *t = table();
+	uint64_t file = ref_type(t, "a", S_IFREG);
+	uint64_t dir = ref_type(t, "d", S_IFDIR);
+	uint64_t child = ref_type(t, "d/x", S_IFREG);
+	uint64_t link, now_file;
+	char *path;
+
+	(void)state;
+	assert_int_equal(ref_type(t, "a", S_IFREG), file);
+	link = ref_type(t, "a", S_IFLNK);
+	assert_int_not_equal(link, file);
+	assert_int_equal(inode_type(t, file), S_IFREG);
+	assert_int_equal(inode_type(t, link), S_IFLNK);
+	assert_int_equal(inode_path(t, file, &path), -ENOENT);
+	assert_int_equal(inode_find(t, "a"), link);
+
+	now_file = ref_type(t, "d", S_IFREG);
+	assert_int_not_equal(now_file, dir);
+	assert_int_equal(inode_path(t, child, &path), -ENOENT);
+	assert_int_equal(inode_find(t, "d/x"), 0);
+	assert_int_equal(inode_type(t, INODE_ROOT), S_IFDIR);
+	assert_int_equal(inode_type(t, 999999), 0);
+	inode_table_free(t);
 }
 
 static void test_inode_rename_moves_and_detaches(void **state)
@@ -135,6 +172,7 @@ static void test_inode_table_free_releases_pins(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_inode_type_change_detaches),
 		cmocka_unit_test(test_inode_rename_moves_and_detaches),
 		cmocka_unit_test(test_inode_pin_survives_rename),
 		cmocka_unit_test(test_inode_pin_rejects_missing_second),
