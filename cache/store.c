@@ -615,8 +615,11 @@ static int reserve_room(struct cache *c, uint64_t len, bool *budget)
 	*budget = false;
 	while (below_min_free(c, len))
 		if (!evict_one(c)) {
-			store_note_write_error(c, "a chunk: the free space is "
-					       "below min_free", -ENOSPC);
+			store_note_write_error(c, c->cfg.min_free ||
+					       c->cfg.min_free_pct ?
+					       "a chunk: the free space is "
+					       "below min_free" : "a chunk",
+					       -ENOSPC);
 			return -ENOSPC;
 		}
 	c->bytes_cached += len;
