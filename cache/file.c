@@ -1086,6 +1086,7 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 	struct object *obj = NULL, *old, *prev;
 	char *file = NULL, rel[64], dir[16];
 	uint64_t tmp_id;
+	bool other_cached;
 	int fd = -1;
 
 	pthread_mutex_lock(&c->lock);
@@ -1142,6 +1143,15 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 	sh->nhave = nchunks;
 	sh->base_limit = attr->size;
 	sh->modified = false;
+	/*
+	 * Keep the kernel's page cache: it contains old plus the writes
+	 * that passed through it, which is what was just stored.  Dropping
+	 * it would also drop the unlocked pages of WRITEs still on their
+	 * way here, and a READ before such a WRITE would bring back the
+	 * bytes it replaces.  Only another cached version can have left
+	 * pages that the new version lacks.
+	 */
+	other_cached = prev && prev != old;
 	if (old)
 		store_object_put(c, old);
 	if (prev)
@@ -1149,7 +1159,8 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 	cache_record_created(c, path, attr);
 	pthread_mutex_unlock(&c->lock);
 	register_chunks(c, obj);
-	cache_notify(c, path);
+	if (other_cached)
+		cache_notify(c, path);
 	return;
 
 out_fallback:

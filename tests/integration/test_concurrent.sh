@@ -9,7 +9,8 @@
 # Each pass also runs tests/tools/replace_race.py: six threads replace
 # one file by rename and read it back whole; and concurrent_rw.py
 # neighbours: eight threads rewrite neighbouring ranges of one file,
-# which share pages, and read back their own.
+# which share pages, and read back their own, while a ninth opens and
+# closes the file for writing.
 #
 # CONCURRENT_PASSES lists the passes as ORIGIN/MODE, with ORIGIN s3 or
 # dir and MODE a write mode (default "s3/through s3/back dir/through
@@ -65,9 +66,11 @@ run_pass() {
 
 	check "$kind/$mode: writers of neighbouring ranges read their own bytes"
 	# Each write shares pages with two others: a page cache dropped
-	# while a WRITE is on its way must not bring back older bytes.
+	# while a WRITE is on its way must not bring back older bytes.  The
+	# closes of a ninth thread commit the file while the others write.
 	python3 "$TOOL" neighbours "$mnt/work" --seed "$SEED" --processes 1 \
-		--threads 8 --rounds "$NEIGHBOUR_ROUNDS" --chunk 64K ||
+		--threads 8 --rounds "$NEIGHBOUR_ROUNDS" --chunk 64K \
+		--closer 0.05 ||
 		fail "concurrent_rw.py neighbours failed (seed $SEED)"
 
 	check "$kind/$mode: readers of a file replaced by rename"

@@ -7,7 +7,7 @@ files of one folder at once, and check every byte after.
     concurrent_rw.py verify DIR [--seed N] [--processes N] [--threads N]
                   [--rounds N] [--chunk SIZE]
     concurrent_rw.py neighbours DIR [--seed N] [--threads N] [--rounds N]
-                  [--chunk SIZE]
+                  [--chunk SIZE] [--closer SECONDS]
 
 "run" starts PROCESSES processes of THREADS threads each.  Every thread
 is one writer with its own id, and does ROUNDS rounds of:
@@ -31,7 +31,9 @@ holds the last round of its writer, and common.bin a whole version of
 any writer.  "neighbours" runs PROCESSES * THREADS writers as threads of
 one process, each rewriting and reading back only its range of
 neighbours.bin for ROUNDS rounds: the ranges start inside pages, so each
-write shares pages with the writes of its neighbours.  All print the seed
+write shares pages with the writes of its neighbours.  With --closer, one
+more thread opens and closes the file for writing every SECONDS, and each
+close commits the writes of the others while they go on.  All print the seed
 and exit 1 on the first wrong byte, naming the file, the offset and the
 writer.
 """
@@ -306,12 +308,32 @@ def cmd_run(args):
     return status
 
 
+def closer_loop(path, interval, stop):
+    """Open and close path for writing every interval seconds until stop
+    is set."""
+    while not stop.is_set():
+        os.close(os.open(path, os.O_RDWR))
+        stop.wait(interval)
+
+
 def cmd_neighbours(args):
     layout = Layout(args)
     with open(layout.neighbours(), "wb") as f:
         for writer in range(layout.writers):
             f.write(block(args.seed, writer, 0, layout.range_size))
-    return run_process(layout, 0, layout.writers, loop=neighbour_loop)
+    stop = threading.Event()
+    closer = None
+    if args.closer > 0:
+        closer = threading.Thread(target=closer_loop,
+                                  args=(layout.neighbours(), args.closer,
+                                        stop))
+        closer.start()
+    try:
+        return run_process(layout, 0, layout.writers, loop=neighbour_loop)
+    finally:
+        stop.set()
+        if closer:
+            closer.join()
 
 
 def cmd_verify(args):
@@ -348,6 +370,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--chunk", type=parse_size, default=64 << 10,
                         help="chunk size of the mount (default 64K)")
+    parser.add_argument("--closer", type=float, default=0,
+                        help="neighbours: seconds between the opens and "
+                        "closes of a thread that writes nothing (default: "
+                        "no such thread)")
     args = parser.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 32)
