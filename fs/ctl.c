@@ -26,6 +26,7 @@
 #include "nomount.h"
 #include "options.h"
 #include "preload/protocol.h"
+#include "roots.h"
 #include "stats.h"
 
 /* Size of the request buffer of commands other than path requests, which
@@ -1610,6 +1611,7 @@ static int socket_path(struct ctl_server *s, char *err, size_t errlen)
 			     errlen);
 	if (ret)
 		return ret;
+	roots_remove_stale_sockets(dir);
 	n = snprintf(s->path, sizeof(s->path), "%s/%ld.sock", dir,
 		     (long)getpid());
 	if (n < 0 || (size_t)n >= sizeof(s->path)) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -74,20 +75,28 @@ size_t roots_dirs(char dirs[ROOTS_DIRS_MAX][PATH_MAX])
 }
 
 /* Whether a daemon accepts connections on the socket at path. */
-static int socket_answers(const char *path)
+/* Connect to the socket at path and close the connection.  Returns 0
+ * when a daemon accepted it, else the errno of the failure. */
+static int socket_connect(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd, ret;
+	int fd, ret = 0;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
-		return 0;
+		return ENAMETOOLONG;
 	strcpy(addr.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return 0;
-	ret = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+		return errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
+		ret = errno;
 	close(fd);
 	return ret;
+}
+
+static int socket_answers(const char *path)
+{
+	return socket_connect(path) == 0;
 }
 
 /* Read the root named by the .nomount file at path into root. */
@@ -107,14 +116,19 @@ static int read_root(const char *path, char *root, size_t size)
 }
 
 /* The pid of a file name "<pid>.nomount", or 0 for other names. */
-static pid_t nomount_pid(const char *name)
+/* The pid of a file named <pid>suffix, or 0 for another name. */
+static pid_t name_pid(const char *name, const char *suffix)
 {
 	size_t digits = strspn(name, "0123456789");
 
-	if (digits == 0 || digits > 9 ||
-	    strcmp(name + digits, NEARFS_NOMOUNT_SUFFIX) != 0)
+	if (digits == 0 || digits > 9 || strcmp(name + digits, suffix) != 0)
 		return 0;
 	return (pid_t)atol(name);
+}
+
+static pid_t nomount_pid(const char *name)
+{
+	return name_pid(name, NEARFS_NOMOUNT_SUFFIX);
 }
 
 int roots_scan(const char *dir, roots_fn fn, void *arg)
@@ -201,6 +215,31 @@ static void remove_stale(const char *dir)
 		snprintf(path, sizeof(path), "%s/%ld" SOCK_SUFFIX, dir,
 			 (long)pid);
 		unlink(path);
+	}
+	closedir(d);
+}
+
+void roots_remove_stale_sockets(const char *dir)
+{
+	char path[ENTRY_PATH_MAX];
+	struct dirent *e;
+	struct stat st;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		pid_t pid = name_pid(e->d_name, SOCK_SUFFIX);
+
+		if (!pid || pid == getpid() || kill(pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		/* A listener means a live daemon, maybe of another pid
+		 * namespace. */
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+		    socket_connect(path) == ECONNREFUSED)
+			unlink(path);
 	}
 	closedir(d);
 }

@@ -64,4 +64,11 @@ int roots_publish(const char *sock, const char *root, pid_t *other,
 /* Remove the .nomount file of the socket sock. */
 void roots_unpublish(const char *sock);
 
+/*
+ * Remove the control sockets in dir of daemons that ended without
+ * removing them (a kill -9, a second SIGTERM during the upload at exit):
+ * each <pid>.sock whose pid is gone and that refuses connections.
+ */
+void roots_remove_stale_sockets(const char *dir);
+
 #endif

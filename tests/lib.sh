@@ -506,6 +506,17 @@ wait_for_line() {
 		"$(cat "$file" 2>/dev/null)"
 }
 
+# wait_until COMMAND...: run COMMAND every 0.1 s until it succeeds, for up
+# to 10 s.  Returns its last status.
+wait_until() {
+	local i
+	for i in $(seq 100); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	"$@"
+}
+
 # listen_datagrams ADDRESS OUT: receive datagrams on a Unix socket at
 # ADDRESS (a path, or @NAME in the abstract namespace) in the background
 # and append each to OUT, ended by a newline.  Returns once the socket is

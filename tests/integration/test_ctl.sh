@@ -444,4 +444,38 @@ assert_contains "$(cat "$WORK/nothere.err")" "$WB" \
 assert_contains "$(cat "$WORK/nothere.err")" "/nothere: No such file" \
 	"cause in the message of warm of a missing path"
 
+check "a start removes the control sockets of ended daemons"
+SOCK_DIR=
+for dir in /run/nearfs ${XDG_RUNTIME_DIR:+"$XDG_RUNTIME_DIR/nearfs"} \
+	"/tmp/nearfs-$(id -u)"; do
+	[ -S "$dir/${NEARFS_PID[$WB]}.sock" ] && SOCK_DIR=$dir && break
+done
+[ -n "$SOCK_DIR" ] || fail "no control socket of pid ${NEARFS_PID[$WB]}"
+# Two pids of processes that have ended: one socket without a listener,
+# and one with a listener, as a daemon of another pid namespace has.
+GONE1=$(sh -c 'echo $$')
+GONE2=$(sh -c 'echo $$')
+python3 -c 'import socket, sys
+socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$SOCK_DIR/$GONE1.sock"
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(1)
+time.sleep(300)' "$SOCK_DIR/$GONE2.sock" &
+LISTENER=$!
+CLEANUP_PIDS+=("$LISTENER")
+wait_until [ -S "$SOCK_DIR/$GONE2.sock" ] ||
+	fail "the listener at $SOCK_DIR/$GONE2.sock did not start"
+mount_nearfs s3://data "$WORK/again" "$OPTS"
+if [ -e "$SOCK_DIR/$GONE1.sock" ]; then
+	fail "$SOCK_DIR/$GONE1.sock stayed after a start"
+fi
+[ -S "$SOCK_DIR/$GONE2.sock" ] ||
+	fail "$SOCK_DIR/$GONE2.sock, which has a listener, was removed"
+[ -S "$SOCK_DIR/${NEARFS_PID[$WB]}.sock" ] ||
+	fail "the socket of the running daemon was removed"
+kill "$LISTENER"
+wait "$LISTENER" 2>/dev/null || true
+rm -f "$SOCK_DIR/$GONE2.sock"
+unmount_nearfs "$WORK/again"
 unmount_nearfs "$WB"

@@ -195,11 +195,8 @@ while True:
 PY
 rewriter=$!
 CLEANUP_PIDS+=("$rewriter")
-for i in $(seq 100); do
-	[ -e "$WORK/half-written" ] && break
-	sleep 0.1
-done
-[ -e "$WORK/half-written" ] || fail "the rewrite did not start within 10 s"
+wait_until [ -e "$WORK/half-written" ] ||
+	fail "the rewrite did not start within 10 s"
 kill -9 "${NEARFS_PID[$mnt]}"
 wait "${NEARFS_PID[$mnt]}" 2>/dev/null || true
 unset "NEARFS_PID[$mnt]"

@@ -28,11 +28,8 @@ python3 "$GATE" --port "$GATE_PORT" \
 	>"$WORK/gate.log" 2>&1 &
 GATE_PID=$!
 CLEANUP_PIDS+=("$GATE_PID")
-for i in $(seq 100); do
-	[ -s "$GATE_STATS" ] && break
-	sleep 0.1
-done
-[ -s "$GATE_STATS" ] || fail "tcp_gate.py did not start: $(cat "$WORK/gate.log")"
+wait_until [ -s "$GATE_STATS" ] ||
+	fail "tcp_gate.py did not start: $(cat "$WORK/gate.log")"
 GATE_URL=http://127.0.0.1:$GATE_PORT
 
 gate() {
