@@ -330,8 +330,8 @@ int store_insert_chunk(struct cache *c, struct object *obj, uint32_t index,
 		       uint32_t len, uint64_t sum);
 void store_data_path(const struct cache *c, uint64_t id, char *buf,
 		     size_t len);
-/* Whether name is exactly digits lowercase hex digits, the way the cache
- * names its files.  Sets *value, and digits must be at most 16. */
+/* Whether name consists of exactly digits lowercase hex digits, as the
+ * cache names its files.  Sets *value.  digits is at most 16. */
 bool hex_name_value(const char *name, size_t digits, uint64_t *value);
 /* Whether name, in the folder data/XX with XX the hex of folder, is that
  * of a data file: the 16 hex digits of an id whose low byte is folder.

@@ -615,11 +615,12 @@ static int reserve_room(struct cache *c, uint64_t len, bool *budget)
 	*budget = false;
 	while (below_min_free(c, len))
 		if (!evict_one(c)) {
-			store_note_write_error(c, c->cfg.min_free ||
-					       c->cfg.min_free_pct ?
-					       "a chunk: the free space is "
-					       "below min_free" : "a chunk",
-					       -ENOSPC);
+			const char *what = "a chunk";
+
+			if (c->cfg.min_free || c->cfg.min_free_pct)
+				what = "a chunk: the free space is below "
+				       "min_free";
+			store_note_write_error(c, what, -ENOSPC);
 			return -ENOSPC;
 		}
 	c->bytes_cached += len;

@@ -322,8 +322,6 @@ out_free:
 	return ret;
 }
 
-/* Whether name is a string of digits lowercase hex digits, as the engine
- * writes them; the value goes to *value. */
 /* Call fn for every entry of the folder dir (relative to the folder),
  * "." and ".." excepted.  A missing folder has no entries. */
 static void for_each_entry(struct verify *v, const char *dir,

@@ -184,6 +184,7 @@ static void attr_to_stat(const struct nearfs_fs *fs, fuse_ino_t ino,
 {
 	mode_t type = attr->mode & S_IFMT;
 	mode_t known = ino ? inode_type(fs->inodes, ino) : 0;
+	bool retyped = known && known != type;
 	mode_t perm;
 
 	/*
@@ -191,11 +192,11 @@ static void attr_to_stat(const struct nearfs_fs *fs, fuse_ino_t ino,
 	 * kernel makes an inode whose type changes unusable, so replies
 	 * keep the inode's type, and the next lookup gets a new inode.
 	 */
-	if (known && known != type)
+	if (retyped)
 		type = known;
 
 	memset(st, 0, sizeof(*st));
-	if (attr->valid & ORIGIN_ATTR_MODE && type == (attr->mode & S_IFMT))
+	if (attr->valid & ORIGIN_ATTR_MODE && !retyped)
 		perm = attr->mode & 07777;
 	else if (type == S_IFDIR)
 		perm = 0755;

@@ -265,29 +265,8 @@ void inode_table_free(struct inode_table *t)
 	free(t);
 }
 
-/* Detach the linked entries below the directory path. */
-static void unlink_below(struct inode_table *t, const char *path)
-{
-	size_t n = strlen(path);
-
-	for (uint64_t i = 0; i < t->nslots; i++) {
-		struct inode *node = t->slots[i];
-
-		if (node && node->linked && strncmp(node->path, path, n) == 0 &&
-		    node->path[n] == '/')
-			hash_remove(t, node);
-	}
-}
-
-/* Detach node from its path, with the entries below it.  Lock held. */
-static void detach(struct inode_table *t, struct inode *node)
-{
-	if (!node->linked || node->ino == INODE_ROOT)
-		return;
-	hash_remove(t, node);
-	if (node->type == S_IFDIR)
-		unlink_below(t, node->path);
-}
+static void unlink_locked(struct inode_table *t, const char *path,
+			  bool tree);
 
 int inode_ref(struct inode_table *t, const char *path, unsigned type,
 	      uint64_t *ino, uint64_t *generation)
@@ -298,7 +277,7 @@ int inode_ref(struct inode_table *t, const char *path, unsigned type,
 	pthread_mutex_lock(&t->lock);
 	node = hash_find(t, path);
 	if (node && node->ino != INODE_ROOT && node->type != type) {
-		detach(t, node);
+		unlink_locked(t, path, node->type == S_IFDIR);
 		node = NULL;
 	}
 	if (!node)
@@ -582,14 +561,12 @@ out_unlock:
 	return ret;
 }
 
-void inode_unlink(struct inode_table *t, const char *path, bool tree)
+/* inode_unlink() with the lock held. */
+static void unlink_locked(struct inode_table *t, const char *path,
+			  bool tree)
 {
-	struct inode *node;
+	struct inode *node = hash_find(t, path);
 
-	if (*path == '\0')
-		return;
-	pthread_mutex_lock(&t->lock);
-	node = hash_find(t, path);
 	if (node)
 		hash_remove(t, node);
 	for (uint64_t i = 0; tree && i < t->nslots; i++) {
@@ -597,6 +574,14 @@ void inode_unlink(struct inode_table *t, const char *path, bool tree)
 		if (node && node->linked && tree_prefix(node->path, path) >= 0)
 			hash_remove(t, node);
 	}
+}
+
+void inode_unlink(struct inode_table *t, const char *path, bool tree)
+{
+	if (*path == '\0')
+		return;
+	pthread_mutex_lock(&t->lock);
+	unlink_locked(t, path, tree);
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -74,7 +74,6 @@ size_t roots_dirs(char dirs[ROOTS_DIRS_MAX][PATH_MAX])
 	return n;
 }
 
-/* Whether a daemon accepts connections on the socket at path. */
 /* Connect to the socket at path and close the connection.  Returns 0
  * when a daemon accepted it, else the errno of the failure. */
 static int socket_connect(const char *path)
@@ -94,6 +93,7 @@ static int socket_connect(const char *path)
 	return ret;
 }
 
+/* Whether a daemon accepts connections on the socket at path. */
 static int socket_answers(const char *path)
 {
 	return socket_connect(path) == 0;
@@ -115,7 +115,6 @@ static int read_root(const char *path, char *root, size_t size)
 	return 0;
 }
 
-/* The pid of a file name "<pid>.nomount", or 0 for other names. */
 /* The pid of a file named <pid>suffix, or 0 for another name. */
 static pid_t name_pid(const char *name, const char *suffix)
 {
@@ -126,6 +125,7 @@ static pid_t name_pid(const char *name, const char *suffix)
 	return (pid_t)atol(name);
 }
 
+/* The pid of a file named "<pid>.nomount", or 0 for another name. */
 static pid_t nomount_pid(const char *name)
 {
 	return name_pid(name, NEARFS_NOMOUNT_SUFFIX);

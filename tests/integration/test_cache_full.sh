@@ -208,7 +208,8 @@ for name in "${names[@]}"; do
 	assert_contains "$line" "free space" "the line of $name"
 	assert_contains "$line" "cache_size" "the line of $name"
 	assert_contains "$line" "min_free" "the line of $name"
-	# With min_free=0 the disk itself is full, whatever min_free says.
+	# With min_free=0 the disk itself is full, so min_free is not the
+	# cause.
 	case $name in
 	s3-*) case $line in
 		*"below min_free"*) fail "the line of $name blames" \
