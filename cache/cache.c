@@ -1156,10 +1156,23 @@ int cache_unlink(struct cache *c, const char *path)
 	if (c->cfg.read_only)
 		return -EROFS;
 	kept = keep_open_content(c, path);
+	/* The shadow's lock keeps its upload from running meanwhile. */
 	locked = lock_shadow(c, path);
+	/*
+	 * Delete on the origin before the pending upload leaves the
+	 * journal: a crash in between then uploads the last closed version
+	 * again, where the other order would leave the version before it.
+	 */
+	ret = c->origin->ops->unlink(c->origin, path);
+
 	pthread_mutex_lock(&c->lock);
 	cached = htab_get(&c->objects, path) != NULL;
-	sh = htab_remove(&c->shadows, path);
+	/* The file was created here and never stored, or another client
+	 * (or a crash in an earlier unlink) removed it from the origin.
+	 * Either way, the local copy goes. */
+	if (ret == -ENOENT && (htab_get(&c->shadows, path) || cached))
+		ret = 0;
+	sh = ret == 0 ? htab_remove(&c->shadows, path) : NULL;
 	if (sh) {
 		/* Open descriptors keep working; commits are no-ops. */
 		free(sh->path);
@@ -1167,14 +1180,7 @@ int cache_unlink(struct cache *c, const char *path)
 		wb_cancel(c, sh);
 	}
 	pthread_mutex_unlock(&c->lock);
-
-	ret = c->origin->ops->unlink(c->origin, path);
 	unlock_shadow(c, locked);
-	/* The file was created here and never stored, or another client
-	 * (or a crash in an earlier unlink) removed it from the origin.
-	 * Either way, the local copy goes. */
-	if (ret == -ENOENT && (sh || cached))
-		ret = 0;
 	keep_done(c, kept, ret == 0);
 	if (ret < 0)
 		return ret;

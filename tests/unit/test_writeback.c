@@ -669,6 +669,24 @@ static void test_writeback_unlink_pending_cancels(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 }
 
+/* An unlink that the origin fails keeps the pending upload, so that the
+ * origin never keeps a version older than the last closed one. */
+static void test_writeback_unlink_failed_keeps_upload(void **state)
+{
+	struct test_env *env = start_open(state, 60000);
+	struct cache_stats st;
+
+	assert_int_equal(fake_put_file(env->fo, "f", "old", 3), 0);
+	assert_int_equal(commit_new(env->c, "f", "newer", 5), 0);
+	fake_fail_next(env->fo, FAKE_UNLINK, 1, EIO);
+	assert_int_equal(cache_unlink(env->c, "f"), -EIO);
+	st = test_stats(env->c);
+	assert_int_equal(st.uploads_pending, 1);
+
+	assert_int_equal(cache_flush(env->c, "", NULL, NULL), 0);
+	test_assert_origin_has(env->fo, "f", "newer", 5);
+}
+
 /* Unlinking a file that was never uploaded must not close the journal
  * entry of a new file later committed at the same path. */
 static void test_writeback_unlink_then_recreate(void **state)
@@ -1059,6 +1077,7 @@ int main(int argc, char **argv)
 		WB_TEST(test_writeback_backpressure_waits),
 		WB_TEST(test_writeback_flush_subtree),
 		WB_TEST(test_writeback_unlink_pending_cancels),
+		WB_TEST(test_writeback_unlink_failed_keeps_upload),
 		WB_TEST(test_writeback_unlink_then_recreate),
 		WB_TEST(test_writeback_rename_pending_moves),
 		WB_TEST(test_writeback_rename_pending_survives_reopen),
