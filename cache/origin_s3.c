@@ -1293,6 +1293,10 @@ static int s3_stat(struct origin *o, const char *path,
 
 /* ---- list ------------------------------------------------------------- */
 
+/* The reason logged for a prefix that an object of its name hides. */
+#define SHADOWED_PREFIX "an object of the same name without the slash is " \
+	"listed in its place, so the keys below it are hidden"
+
 /* Maximum number of hidden keys logged at warning level. */
 #define SKIPPED_LOG_MAX 100
 
@@ -1428,10 +1432,7 @@ static int emit_page(const struct s3_list_page *page, const char *prefix,
 		else
 			rc = emit_dir(page->prefixes[j++], prefix, fn, arg);
 		if (!cmp)
-			log_skipped(page->prefixes[j++],
-				    "an object of the same name without the "
-				    "slash is listed in its place, so the keys "
-				    "below it are hidden");
+			log_skipped(page->prefixes[j++], SHADOWED_PREFIX);
 	}
 	return rc;
 }
@@ -1556,10 +1557,84 @@ static char *tree_path(char *key, const char *prefix, const char *encoded)
 	return path;
 }
 
+/* A file of a recursive listing whose name may come back as a folder. */
+struct listed_file {
+	char *path;		/* relative path, decoded */
+	char *encoded;		/* the key as listed */
+};
+
 struct tree_target {
 	origin_tree_fn fn;
 	void *arg;
+	/* Files listed so far whose names are prefixes of the last path,
+	 * innermost last.  Keys arrive sorted, so a file leaves this stack
+	 * at the first path that does not start with its name. */
+	struct listed_file *files;
+	size_t nfiles, alloc;
 };
+
+static void tree_target_pop(struct tree_target *t)
+{
+	struct listed_file *f = &t->files[--t->nfiles];
+
+	free(f->path);
+	free(f->encoded);
+}
+
+/*
+ * Return whether path (listed as the key encoded) is below a file listed
+ * before it, as "a/x" is below "a".  Such a name is shown as the file,
+ * so the keys below it are hidden, and the prefix "a/" is logged once,
+ * as a delimited listing does.
+ */
+static bool tree_hidden(struct tree_target *t, const char *path,
+			const char *encoded)
+{
+	struct listed_file *f;
+	size_t n;
+
+	while (t->nfiles) {
+		f = &t->files[t->nfiles - 1];
+		n = strlen(f->path);
+		if (strncmp(path, f->path, n) != 0)
+			tree_target_pop(t);
+		else if (path[n] == '/')
+			break;
+		else
+			goto keep;
+	}
+	if (t->nfiles) {
+		char *prefix;
+
+		if (asprintf(&prefix, "%s/", f->encoded) >= 0) {
+			log_skipped(prefix, SHADOWED_PREFIX);
+			free(prefix);
+		}
+		return true;
+	}
+keep:
+	if (has_suffix(path, "/"))
+		return false;
+	if (t->nfiles == t->alloc) {
+		size_t count = t->alloc ? t->alloc * 2 : 8;
+		struct listed_file *p = realloc(t->files, count * sizeof(*p));
+
+		if (!p)
+			return false;	/* the log line is lost, not the entry */
+		t->files = p;
+		t->alloc = count;
+	}
+	f = &t->files[t->nfiles];
+	f->path = strdup(path);
+	f->encoded = strdup(encoded);
+	if (f->path && f->encoded)
+		t->nfiles++;
+	else {
+		free(f->path);
+		free(f->encoded);
+	}
+	return false;
+}
 
 static int tree_one_page(const struct s3_list_page *page, const char *prefix,
 			 void *arg)
@@ -1583,6 +1658,8 @@ static int tree_one_page(const struct s3_list_page *page, const char *prefix,
 		keys[i] = decode_listed(e->key);
 		path = keys[i] ? tree_path(keys[i], prefix, e->key) : NULL;
 		if (!path)
+			continue;
+		if (tree_hidden(t, path, e->key))
 			continue;
 		te->path = path;
 		if (has_suffix(path, "/"))
@@ -1608,8 +1685,12 @@ static int s3_list_tree(struct origin *o, const char *dir, origin_tree_fn fn,
 			void *arg)
 {
 	struct tree_target t = { .fn = fn, .arg = arg };
+	int rc = list_pages(s3_of(o), dir, NULL, tree_one_page, &t);
 
-	return list_pages(s3_of(o), dir, NULL, tree_one_page, &t);
+	while (t.nfiles)
+		tree_target_pop(&t);
+	free(t.files);
+	return rc;
 }
 
 /* ---- read ------------------------------------------------------------- */

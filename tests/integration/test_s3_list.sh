@@ -94,7 +94,22 @@ assert_eq hidden "$(s3 get data "hollow//z")" "object hollow//z"
 status=0
 cat "$MNT/hide/../up" >/dev/null 2>&1 || status=$?
 assert_eq 1 "$status" "cat status of hide/../up"
+unmount_nearfs "$MNT"
 
+check "a recursive listing logs the prefix that an object hides"
+# Listing the root starts a recursive listing of the bucket, so the
+# listing of hide/ sends no LIST of its own.
+mount_nearfs s3://data "$MNT" "cache_dir=$WORK/cache-walk,chunk_size=1M"
+ls "$MNT" >/dev/null
+lists=$(stat_field "$MNT" requests.LIST)
+assert_eq "conf $(printf 'm%.0s' $(seq 255)) ok.txt" \
+	"$(ls "$MNT/hide" | xargs)" "entries of hide/"
+assert_eq "$lists" "$(stat_field "$MNT" requests.LIST)" \
+	"requests.LIST after listing hide/"
+assert_eq 1 "$(grep -c 'key hide/conf/ is hidden: an object of the same name' \
+	"${NEARFS_LOG[$MNT]}")" "warnings for the prefix hide/conf/"
+assert_eq regular "$(stat -c %F "$MNT/hide/conf" | cut -d' ' -f1)" \
+	"type of hide/conf"
 unmount_nearfs "$MNT"
 
 # Listing prefetch: a walk over a tree gets every listing below the
