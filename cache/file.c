@@ -762,11 +762,12 @@ void shadow_touch(struct shadow *sh)
 
 int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
 		  const struct origin_attr *meta, uint64_t size,
-		  struct origin_attr *result)
+		  struct origin_attr *result, char prior[ORIGIN_VERSION_MAX])
 {
 	const struct origin_ops *ops = c->origin->ops;
 	int ret = -ESTALE;
 
+	memcpy(prior, sh->origin_version, ORIGIN_VERSION_MAX);
 	if (ops->write_chunks && sh->origin_version[0] && sh->changed)
 		ret = ops->write_chunks(c->origin, path, sh->fd, size,
 					c->cfg.chunk_size, sh->changed,
@@ -1009,24 +1010,42 @@ static struct object *new_version(struct cache *c, const char *path,
 }
 
 /*
+ * Return whether cached, the version of a path that a commit of this
+ * mount replaces in the cache, may have left pages in the kernel's page
+ * cache that the committed version lacks.  prior is the version that the
+ * shadow started from or last stored.  The page cache contains that
+ * version plus the writes that passed through it, which is what the
+ * commit stored, so only another version calls for dropping it.  Dropping
+ * it would also drop the pages of WRITEs still on their way to the daemon,
+ * which the kernel does not lock, and a READ served before such a WRITE
+ * would bring back the bytes it replaces.  Lock held.
+ */
+static bool other_version_cached(const struct object *cached,
+				 const char *prior)
+{
+	return cached && (prior[0] == '\0' ||
+			  strcmp(cached->attr.version, prior) != 0);
+}
+
+/*
  * Copy the committed shadow into a new cached version of path with the
  * attributes the origin returned.  Chunks that do not fit the budget are
- * left out.  sh->lock held.
+ * left out.  prior is the version shadow_upload() stored.  sh->lock held.
  */
 void shadow_install(struct cache *c, struct shadow *sh, const char *path,
-		    const struct origin_attr *attr)
+		    const struct origin_attr *attr, const char *prior)
 {
 	uint32_t cs = c->cfg.chunk_size;
 	struct object *obj, *old;
 	char *buf = malloc(cs);
-	bool changed = false;
+	bool other_cached;
 
 	pthread_mutex_lock(&c->lock);
 	old = htab_get(&c->objects, path);
+	other_cached = other_version_cached(old, prior);
 	if (old) {
 		old->refs++;	/* kept until linked to its successor */
 		store_object_detach(c, old);
-		changed = true;
 	}
 	obj = buf ? new_version(c, path, attr) : NULL;
 	if (old && obj)
@@ -1035,7 +1054,7 @@ void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 		store_object_put(c, old);
 	cache_record_created(c, path, attr);
 	pthread_mutex_unlock(&c->lock);
-	if (changed)
+	if (other_cached)
 		cache_notify(c, path);
 	if (!obj)
 		goto out_free;
@@ -1078,7 +1097,8 @@ static void register_chunks(struct cache *c, struct object *obj)
  * while an exported descriptor may write to it.
  */
 static void shadow_adopt(struct cache *c, struct shadow *sh,
-			 const char *path, const struct origin_attr *attr)
+			 const char *path, const struct origin_attr *attr,
+			 const char *prior)
 {
 	uint32_t nchunks = (attr->size + c->cfg.chunk_size - 1) /
 			   c->cfg.chunk_size;
@@ -1104,6 +1124,7 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 
 	pthread_mutex_lock(&c->lock);
 	prev = htab_get(&c->objects, path);
+	other_cached = other_version_cached(prev, prior);
 	if (prev) {
 		prev->refs++;	/* kept until linked to its successor */
 		store_object_detach(c, prev);
@@ -1143,15 +1164,6 @@ static void shadow_adopt(struct cache *c, struct shadow *sh,
 	sh->nhave = nchunks;
 	sh->base_limit = attr->size;
 	sh->modified = false;
-	/*
-	 * Keep the kernel's page cache: it contains old plus the writes
-	 * that passed through it, which is what was just stored.  Dropping
-	 * it would also drop the unlocked pages of WRITEs still on their
-	 * way here, and a READ before such a WRITE would bring back the
-	 * bytes it replaces.  Only another cached version can have left
-	 * pages that the new version lacks.
-	 */
-	other_cached = prev && prev != old;
 	if (old)
 		store_object_put(c, old);
 	if (prev)
@@ -1170,7 +1182,7 @@ out_fallback:
 	}
 	free(file);
 	free(have);
-	shadow_install(c, sh, path, attr);
+	shadow_install(c, sh, path, attr, prior);
 }
 
 /*
@@ -1216,9 +1228,11 @@ static void around_successor(struct cache *c, struct shadow *sh,
  */
 static int commit_to_origin(struct cache *c, struct shadow *sh)
 {
+	char prior[ORIGIN_VERSION_MAX];
 	struct origin_attr result;
 	struct object *obj;
 	char *path = NULL;
+	bool other_cached;
 	int ret;
 
 	if (!sh->dirty)
@@ -1232,7 +1246,7 @@ static int commit_to_origin(struct cache *c, struct shadow *sh)
 	if (!path)
 		return 0;	/* unlinked: nothing to store */
 
-	ret = shadow_upload(c, sh, path, &sh->attr, sh->size, &result);
+	ret = shadow_upload(c, sh, path, &sh->attr, sh->size, &result, prior);
 	if (ret < 0) {
 		log_limited(LOG_ERR, "cannot store %s on the origin: %s", path,
 			    strerror(-ret));
@@ -1242,19 +1256,22 @@ static int commit_to_origin(struct cache *c, struct shadow *sh)
 	/* An exported descriptor would go on writing into the new version's
 	 * data file if the shadow's file moved there. */
 	if (c->cfg.write_mode == WRITE_THROUGH && sh->exported) {
-		shadow_install(c, sh, path, &result);
+		shadow_install(c, sh, path, &result, prior);
 		goto out_free;
 	}
 	if (c->cfg.write_mode == WRITE_THROUGH) {
-		shadow_adopt(c, sh, path, &result);
+		shadow_adopt(c, sh, path, &result, prior);
 		goto out_free;
 	}
 	pthread_mutex_lock(&c->lock);
 	obj = htab_get(&c->objects, path);
+	/* Usually the shadow's base, or the empty version that its last
+	 * commit left for older readers. */
+	other_cached = other_version_cached(obj, prior);
 	around_successor(c, sh, obj, path, &result);
 	cache_record_created(c, path, &result);
 	pthread_mutex_unlock(&c->lock);
-	if (obj)
+	if (other_cached)
 		cache_notify(c, path);
 out_free:
 	free(path);

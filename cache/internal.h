@@ -569,10 +569,11 @@ void unlock_shadow(struct cache *c, struct shadow *sh);
  * is set (a pending upload kept for the next mount). */
 void shadow_free(struct cache *c, struct shadow *sh, bool keep_file);
 /* Store the shadow on the origin, as changed chunks where the origin can
- * patch its file, else whole.  sh->lock held. */
+ * patch its file, else whole.  Stores in prior the version that the
+ * shadow started from or last stored ("" when unknown).  sh->lock held. */
 int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
 		  const struct origin_attr *meta, uint64_t size,
-		  struct origin_attr *result);
+		  struct origin_attr *result, char prior[ORIGIN_VERSION_MAX]);
 /* Copy every chunk the shadow still needs from its base.  sh->lock. */
 int shadow_materialize_all(struct cache *c, struct shadow *sh);
 /* Mark bytes [offset, end) as changed since the last store on the
@@ -583,7 +584,7 @@ void shadow_mark_changed(struct cache *c, struct shadow *sh, uint64_t offset,
  * held, because getattr reads the mtime under c->lock only. */
 void shadow_touch(struct shadow *sh);
 void shadow_install(struct cache *c, struct shadow *sh, const char *path,
-		    const struct origin_attr *attr);
+		    const struct origin_attr *attr, const char *prior);
 
 /* writeback.c: the write-back queue. */
 /* The name of the file of a pending upload, "dirty/SEQ"; NULL when out

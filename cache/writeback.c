@@ -230,6 +230,7 @@ static void upload_failed(struct cache *c, struct shadow *sh,
 
 int wb_upload(struct cache *c, struct shadow *sh)
 {
+	char prior[ORIGIN_VERSION_MAX];
 	struct origin_attr result, meta;
 	uint64_t size;
 	char *path;
@@ -244,7 +245,7 @@ int wb_upload(struct cache *c, struct shadow *sh)
 		return 0;
 
 	origin_clear_detail();
-	ret = shadow_upload(c, sh, path, &meta, size, &result);
+	ret = shadow_upload(c, sh, path, &meta, size, &result, prior);
 
 	pthread_mutex_lock(&c->lock);
 	if (ret < 0) {
@@ -262,7 +263,7 @@ int wb_upload(struct cache *c, struct shadow *sh)
 	}
 	pthread_mutex_unlock(&c->lock);
 
-	shadow_install(c, sh, path, &result);
+	shadow_install(c, sh, path, &result, prior);
 
 	pthread_mutex_lock(&c->lock);
 	if (sh->pending) {

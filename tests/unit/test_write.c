@@ -455,6 +455,111 @@ static void test_write_around_rename_open_writer(void **state)
 	free(want);
 }
 
+static void count_invalidation(void *arg, const char *path)
+{
+	(void)path;
+	(*(unsigned *)arg)++;
+}
+
+/*
+ * Commit a file three times in the given write mode while a writer keeps
+ * it open and a reader of the version it started from reads on.  Returns
+ * the page cache invalidations that the commits requested.
+ */
+static unsigned invalidations_of_commits(void **state, enum write_mode mode)
+{
+	struct test_env *env = test_env_create(state,
+					       "cache-tests-write-XXXXXX", CS,
+					       64 * CS, 60000);
+	char *want = put_pattern(env->fo, "f", 2 * CS, 17);
+	struct cache_file *r, *w;
+	unsigned count = 0;
+	char buf[10];
+
+	env->cfg.write_mode = mode;
+	assert_int_equal(test_env_open(env), 0);
+	r = test_open_file(env->c, "f", O_RDONLY);
+	assert_int_equal(cache_file_read(r, buf, 10, 0), 10);
+	w = test_open_file(env->c, "f", O_RDWR);
+	cache_set_invalidate(env->c, count_invalidation, &count);
+	for (int round = 0; round < 3; round++) {
+		char text[8];
+
+		snprintf(text, sizeof(text), "round%d", round);
+		assert_int_equal(cache_file_write(w, text, 6, CS - 3), 6);
+		assert_int_equal(cache_file_commit(w), 0);
+		memcpy(want + CS - 3, text, 6);
+		test_assert_origin_has(env->fo, "f", want, 2 * CS);
+	}
+	assert_int_equal(cache_file_read(r, buf, 6, CS - 3), 6);
+	assert_memory_equal(buf, "round2", 6);
+	cache_set_invalidate(env->c, NULL, NULL);
+	cache_file_release(w);
+	cache_file_release(r);
+	free(want);
+	return count;
+}
+
+/*
+ * A commit keeps the kernel's page cache of the file, which contains what
+ * the commit stored.  Dropping it would also drop the pages of WRITEs of
+ * other threads still on their way to the daemon.
+ */
+static void test_write_through_commits_keep_page_cache(void **state)
+{
+	assert_int_equal(invalidations_of_commits(state, WRITE_THROUGH), 0);
+}
+
+/* The same in write-around mode, where each commit leaves an empty
+ * version for the reader, which the next commit replaces. */
+static void test_write_around_commits_keep_page_cache(void **state)
+{
+	assert_int_equal(invalidations_of_commits(state, WRITE_AROUND), 0);
+}
+
+/* A file made anew over a cached one leaves pages of the cached version
+ * in the kernel's page cache, which its commit drops. */
+static void check_create_over_cached_drops_page_cache(void **state,
+						       enum write_mode mode)
+{
+	struct test_env *env = test_env_create(state,
+					       "cache-tests-write-XXXXXX", CS,
+					       64 * CS, 60000);
+	char *old = put_pattern(env->fo, "f", CS, 18);
+	char *buf = malloc(CS);
+	struct cache_file *r, *w;
+	unsigned count = 0;
+
+	assert_non_null(buf);
+	env->cfg.write_mode = mode;
+	assert_int_equal(test_env_open(env), 0);
+	r = test_open_file(env->c, "f", O_RDONLY);
+	assert_int_equal(cache_file_read(r, buf, CS, 0), CS);
+	assert_memory_equal(buf, old, CS);
+	cache_file_release(r);
+	cache_set_invalidate(env->c, count_invalidation, &count);
+	assert_int_equal(cache_file_create(env->c, "f", 0644, getuid(),
+					   getgid(), &w), 0);
+	assert_int_equal(cache_file_write(w, "new", 3, 0), 3);
+	assert_int_equal(cache_file_commit(w), 0);
+	test_assert_origin_has(env->fo, "f", "new", 3);
+	assert_int_equal(count, 1);
+	cache_set_invalidate(env->c, NULL, NULL);
+	cache_file_release(w);
+	free(buf);
+	free(old);
+}
+
+static void test_write_through_create_over_cached(void **state)
+{
+	check_create_over_cached_drops_page_cache(state, WRITE_THROUGH);
+}
+
+static void test_write_around_create_over_cached(void **state)
+{
+	check_create_over_cached_drops_page_cache(state, WRITE_AROUND);
+}
+
 /* A reader of a file that is being written follows the writer also
  * after another file was renamed over the name: both descriptors are
  * of the replaced file. */
@@ -887,6 +992,16 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_write_around_reader_after_commit,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_around_rename_open_writer,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_write_through_commits_keep_page_cache,
+			test_env_teardown),
+		cmocka_unit_test_teardown(
+			test_write_around_commits_keep_page_cache,
+			test_env_teardown),
+		cmocka_unit_test_teardown(test_write_through_create_over_cached,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_around_create_over_cached,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_reader_of_replaced_file,
 					  test_env_teardown),

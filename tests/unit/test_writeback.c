@@ -808,6 +808,40 @@ static void test_writeback_fsync_origin_uploads(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 1);
 }
 
+static void count_invalidation(void *arg, const char *path)
+{
+	(void)path;
+	(*(unsigned *)arg)++;
+}
+
+/*
+ * An upload that fsync makes while the file stays open for writing
+ * keeps the kernel's page cache, which contains what was uploaded.
+ * Dropping it would also drop the pages of WRITEs of other threads
+ * still on their way to the daemon.
+ */
+static void test_writeback_fsync_upload_keeps_page_cache(void **state)
+{
+	struct test_env *env = start_open(state, 60000);
+	struct cache_file *f;
+	unsigned count = 0;
+	char want[8] = "old";
+
+	assert_int_equal(fake_put_file(env->fo, "f", "old", 3), 0);
+	f = test_open_file(env->c, "f", O_RDWR);
+	cache_set_invalidate(env->c, count_invalidation, &count);
+	for (int round = 0; round < 3; round++) {
+		snprintf(want, sizeof(want), "round%d", round);
+		assert_int_equal(cache_file_write(f, want, 6, 0), 6);
+		assert_int_equal(cache_file_fsync(f), 0);
+		test_assert_origin_has(env->fo, "f", want, 6);
+	}
+	assert_int_equal(fake_calls(env->fo, FAKE_WRITE), 3);
+	assert_int_equal(count, 0);
+	cache_set_invalidate(env->c, NULL, NULL);
+	cache_file_release(f);
+}
+
 static void test_writeback_fsync_local_journal(void **state)
 {
 	struct test_env *env = start(state, 60000, 64 * CS);
@@ -1084,6 +1118,7 @@ int main(int argc, char **argv)
 		WB_TEST(test_writeback_journal_replay_after_close),
 		WB_TEST(test_writeback_fsync_origin_uploads),
 		WB_TEST(test_writeback_fsync_local_journal),
+		WB_TEST(test_writeback_fsync_upload_keeps_page_cache),
 		WB_TEST(test_writeback_read_during_slow_upload),
 		WB_TEST(test_writeback_chmod_during_upload),
 		WB_TEST(test_writeback_rmdir_pending_child),
