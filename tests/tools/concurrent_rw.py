@@ -32,8 +32,9 @@ any writer.  "neighbours" runs PROCESSES * THREADS writers as threads of
 one process, each rewriting and reading back only its range of
 neighbours.bin for ROUNDS rounds: the ranges start inside pages, so each
 write shares pages with the writes of its neighbours.  With --closer, one
-more thread opens and closes the file for writing every SECONDS, and each
-close commits the writes of the others while they go on.  All print the seed
+more thread opens the file for writing, fsyncs it and closes it every
+SECONDS.  Each fsync and close commits the writes of the others while they
+go on, and in write-back mode the fsync uploads them.  All print the seed
 and exit 1 on the first wrong byte, naming the file, the offset and the
 writer.
 """
@@ -309,10 +310,14 @@ def cmd_run(args):
 
 
 def closer_loop(path, interval, stop):
-    """Open and close path for writing every interval seconds until stop
-    is set."""
+    """Open path for writing, fsync it and close it every interval
+    seconds until stop is set."""
     while not stop.is_set():
-        os.close(os.open(path, os.O_RDWR))
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         stop.wait(interval)
 
 
@@ -371,9 +376,9 @@ def main():
     parser.add_argument("--chunk", type=parse_size, default=64 << 10,
                         help="chunk size of the mount (default 64K)")
     parser.add_argument("--closer", type=float, default=0,
-                        help="neighbours: seconds between the opens and "
-                        "closes of a thread that writes nothing (default: "
-                        "no such thread)")
+                        help="neighbours: seconds between the opens, "
+                        "fsyncs and closes of a thread that writes nothing "
+                        "(default: no such thread)")
     args = parser.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 32)
