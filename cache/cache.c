@@ -976,18 +976,26 @@ int cache_rmdir(struct cache *c, const char *path)
  * Before path goes away on the origin, fetch what its open descriptors
  * may still read: every chunk of an open cached version, kept from then
  * on (struct object: kept), and what a file open for writing still needs
- * from its old version.  Returns that version with a reference, for
+ * from its old version.  pin, when not NULL, is a handle that only
+ * keeps the content for a later open of the file's inode.  Its version
+ * is fetched only when it has at most pin_max bytes, unless other
+ * handles have it open.  Returns that version with a reference, for
  * keep_done().
  */
-static struct object *keep_open_content(struct cache *c, const char *path)
+static struct object *keep_open_content(struct cache *c, const char *path,
+					const struct cache_file *pin,
+					uint64_t pin_max)
 {
 	struct object *obj;
 	struct shadow *sh;
+	bool pinned, opened;
 	char *buf;
 
 	pthread_mutex_lock(&c->lock);
 	obj = htab_get(&c->objects, path);
-	if (obj && obj->refs > 0) {
+	pinned = obj && pin && pin->obj == obj;
+	opened = obj && obj->refs > (pinned ? 1 : 0);
+	if (opened || (pinned && obj->attr.size <= pin_max)) {
 		obj->refs++;
 		obj->kept = true;
 	} else {
@@ -1155,7 +1163,7 @@ int cache_unlink(struct cache *c, const char *path)
 
 	if (c->cfg.read_only)
 		return -EROFS;
-	kept = keep_open_content(c, path);
+	kept = keep_open_content(c, path, NULL, 0);
 	/* The shadow's lock keeps its upload from running meanwhile. */
 	locked = lock_shadow(c, path);
 	/*
@@ -1319,12 +1327,20 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 		*replaced = NULL;
 	if (c->cfg.read_only)
 		return -EROFS;
-	/* The file a rename replaces. */
-	kept = flags & RENAME_EXCHANGE ? NULL : keep_open_content(c, to);
-	/* Opened after keep_open_content(): a handle that nothing reads
-	 * yet does not need the whole file fetched. */
+	/*
+	 * The file a rename replaces.  The kernel may send an open of its
+	 * inode after the rename, which gets the old file only when all of
+	 * it is cached and fails with ESTALE otherwise.  The kernel repeats
+	 * such an open only once, and another rename over the path in
+	 * between leaves ESTALE to the caller.  So the replaced file is
+	 * fetched whole when it has at most readahead bytes, which matters
+	 * most in write-around mode, whose commits cache nothing.
+	 */
 	if (replaced && !(flags & RENAME_EXCHANGE))
 		open_replaced(c, to, replaced);
+	kept = flags & RENAME_EXCHANGE ? NULL :
+	       keep_open_content(c, to, replaced ? *replaced : NULL,
+				 c->cfg.readahead);
 	/*
 	 * The target's lock too, so that an upload of the file being
 	 * replaced ends before the rename starts: otherwise the upload

@@ -730,9 +730,10 @@ static char *read_all(struct cache_file *f, size_t size)
 	return buf;
 }
 
-/* A rename over a file that no handle reads fetches none of it, and the
- * handle it returns for the replaced file is refused a copy, because the
- * origin no longer has what is not cached. */
+/* A rename over a file that no handle reads and that is larger than
+ * readahead (0 here) fetches none of it.  A copy of the handle it returns
+ * for the replaced file fails with ESTALE, because the origin no longer
+ * has what is not cached. */
 static void test_write_rename_over_unread(void **state)
 {
 	struct test_env *env = start(state);
@@ -751,6 +752,57 @@ static void test_write_rename_over_unread(void **state)
 	cache_file_release(replaced);
 	test_assert_cache_has(env->c, "old", "new", 3);
 	free(want);
+}
+
+/* Create path in env's cache with size bytes of pattern seed, commit
+ * it and close it.  Returns the bytes, which the caller frees. */
+static char *create_pattern(struct test_env *env, const char *path,
+			    size_t size, unsigned seed)
+{
+	char *buf = test_pattern_new(size, 0, seed);
+	struct cache_file *f;
+
+	assert_int_equal(cache_file_create(env->c, path, 0644, getuid(),
+					   getgid(), &f), 0);
+	assert_int_equal(cache_file_write(f, buf, size, 0), (ssize_t)size);
+	assert_int_equal(cache_file_commit(f), 0);
+	cache_file_release(f);
+	return buf;
+}
+
+/*
+ * In write-around mode a commit caches nothing, so a rename over a file
+ * written through the mount fetches the replaced file (up to readahead
+ * bytes) for the handle it returns.  A copy of that handle then reads
+ * the old file whole, as an open of the replaced file's inode needs.
+ */
+static void test_write_around_rename_over_written(void **state)
+{
+	struct test_env *env = test_env_create(state,
+					       "cache-tests-write-XXXXXX", CS,
+					       64 * CS, 60000);
+	size_t size = 2 * CS + 77;
+	struct cache_file *replaced, *copy;
+	char *first, *second, *got;
+
+	env->cfg.write_mode = WRITE_AROUND;
+	env->cfg.readahead = 4 * CS;
+	assert_int_equal(test_env_open(env), 0);
+	first = create_pattern(env, "tmp-1", size, 21);
+	assert_int_equal(cache_rename(env->c, "tmp-1", "f", 0, NULL), 0);
+	second = create_pattern(env, "tmp-2", size + 1, 22);
+
+	assert_int_equal(cache_rename(env->c, "tmp-2", "f", 0, &replaced), 0);
+	assert_non_null(replaced);
+	assert_int_equal(cache_file_dup(replaced, &copy), 0);
+	cache_file_release(replaced);
+	got = read_all(copy, size);
+	assert_memory_equal(got, first, size);
+	cache_file_release(copy);
+	test_assert_cache_has(env->c, "f", second, size + 1);
+	free(got);
+	free(first);
+	free(second);
 }
 
 /* A cached file that another client removed from the origin is removed
@@ -1012,6 +1064,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_write_past_eof_leaves_zeros,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_o_trunc_replaces_content,
+					  test_env_teardown),
+		cmocka_unit_test_teardown(test_write_around_rename_over_written,
 					  test_env_teardown),
 		cmocka_unit_test_teardown(test_write_rename_over_unread,
 					  test_env_teardown),
