@@ -15,10 +15,9 @@
 # CONCURRENT_PASSES lists the passes as ORIGIN/MODE, with ORIGIN s3 or
 # dir and MODE a write mode (default "s3/through s3/back dir/through
 # dir/back").  NEIGHBOUR_PASSES lists passes that run only the
-# neighbours (default "s3/around dir/around", about 20 s together on 2
-# CPUs).  Either list set empty runs no such pass.
-# NOTE: full write-around passes fail now and then, because an open in
-# replace_race.py or in the run gets ESTALE (2 of 8 runs on 2 CPUs).
+# neighbours and replace_race.py (default "s3/around dir/around", about
+# 40 s together on 2 CPUs, where the full passes take about 60 s).
+# Either list set empty runs no such pass.
 # CONCURRENT_ROUNDS sets the rounds per writer (default 15),
 # NEIGHBOUR_ROUNDS those of the neighbours (default 2000), and
 # NEARFS_CONCURRENT_SEED the seed (default: random, printed).
@@ -77,13 +76,25 @@ check_neighbours() {
 		fail "concurrent_rw.py neighbours failed (seed $SEED)"
 }
 
-# run_neighbours_pass KIND MODE: a pass with the neighbours only.
+# check_replace_race KIND MODE DIR: run replace_race.py in DIR, created
+# here, on the mount of the pass.
+check_replace_race() {
+	check "$1/$2: readers of a file replaced by rename"
+	mkdir "$3"
+	assert_eq "reads 480, bad 0, errors 0" \
+		"$(python3 "$RACE" "$3" --threads 6 --rounds 80 \
+			--seed "$SEED")" "replace_race.py reads, seed $SEED"
+}
+
+# run_neighbours_pass KIND MODE: a pass with the neighbours and
+# replace_race.py only.
 run_neighbours_pass() {
 	local kind=$1 mode=$2 origin mnt=$WORK/mnt-$1-$2
 	origin=$(pass_origin "$kind" "$mode")
 	mount_nearfs "$origin" "$mnt" "$(pass_options "$kind" "$mode")"
 	mkdir "$mnt/neighbours"
 	check_neighbours "$kind" "$mode" "$mnt/neighbours"
+	check_replace_race "$kind" "$mode" "$mnt/race"
 	unmount_nearfs "$mnt"
 }
 
@@ -100,11 +111,7 @@ run_pass() {
 
 	check_neighbours "$kind" "$mode" "$mnt/work"
 
-	check "$kind/$mode: readers of a file replaced by rename"
-	mkdir "$mnt/race"
-	assert_eq "reads 480, bad 0, errors 0" \
-		"$(python3 "$RACE" "$mnt/race" --threads 6 --rounds 80 \
-			--seed "$SEED")" "replace_race.py reads, seed $SEED"
+	check_replace_race "$kind" "$mode" "$mnt/race"
 
 	check "$kind/$mode: every byte after a remount"
 	unmount_nearfs "$mnt"
