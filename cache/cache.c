@@ -989,6 +989,7 @@ static struct object *keep_open_content(struct cache *c, const char *path,
 	struct object *obj;
 	struct shadow *sh;
 	bool pinned, opened;
+	uint64_t missing;
 	char *buf;
 
 	pthread_mutex_lock(&c->lock);
@@ -1006,6 +1007,10 @@ static struct object *keep_open_content(struct cache *c, const char *path,
 		sh->refs++;
 	pthread_mutex_unlock(&c->lock);
 
+	/* Missing chunks in runs, one request each, then every chunk
+	 * checked as a read would. */
+	if (obj)
+		store_fetch(c, obj, 0, obj->attr.size, &missing);
 	buf = obj ? malloc(c->cfg.chunk_size) : NULL;
 	for (uint64_t off = 0; buf && off < obj->attr.size;
 	     off += c->cfg.chunk_size)
@@ -1333,14 +1338,15 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 	 * it is cached and fails with ESTALE otherwise.  The kernel repeats
 	 * such an open only once, and another rename over the path in
 	 * between leaves ESTALE to the caller.  So the replaced file is
-	 * fetched whole when it has at most readahead bytes, which matters
-	 * most in write-around mode, whose commits cache nothing.
+	 * fetched whole when it has at most RA_RUN_BYTES, at the cost of
+	 * one request.  That matters most in write-around mode, whose
+	 * commits cache nothing.
 	 */
 	if (replaced && !(flags & RENAME_EXCHANGE))
 		open_replaced(c, to, replaced);
 	kept = flags & RENAME_EXCHANGE ? NULL :
 	       keep_open_content(c, to, replaced ? *replaced : NULL,
-				 c->cfg.readahead);
+				 RA_RUN_BYTES);
 	/*
 	 * The target's lock too, so that an upload of the file being
 	 * replaced ends before the rename starts: otherwise the upload

@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "fake_origin.c"
+#include "internal.h"
 #include "log.h"
 
 #define CS (64u * 1024)
@@ -731,13 +732,14 @@ static char *read_all(struct cache_file *f, size_t size)
 }
 
 /* A rename over a file that no handle reads and that is larger than
- * readahead (0 here) fetches none of it.  A copy of the handle it returns
- * for the replaced file fails with ESTALE, because the origin no longer
- * has what is not cached. */
+ * RA_RUN_BYTES fetches none of it.  A copy of the handle it returns for
+ * the replaced file fails with ESTALE, because the origin no longer has
+ * what is not cached. */
 static void test_write_rename_over_unread(void **state)
 {
 	struct test_env *env = start(state);
-	char *want = put_pattern(env->fo, "old", 3 * CS, 15);
+	uint64_t size = RA_RUN_BYTES + 3 * CS;
+	char *want = put_pattern(env->fo, "old", size, 15);
 	struct cache_file *replaced, *copy;
 	struct origin_attr attr;
 
@@ -747,7 +749,7 @@ static void test_write_rename_over_unread(void **state)
 	assert_int_equal(fake_calls(env->fo, FAKE_READ), 0);
 	assert_non_null(replaced);
 	assert_int_equal(cache_file_getattr(replaced, &attr), 0);
-	assert_int_equal(attr.size, 3 * CS);
+	assert_int_equal(attr.size, size);
 	assert_int_equal(cache_file_dup(replaced, &copy), -ESTALE);
 	cache_file_release(replaced);
 	test_assert_cache_has(env->c, "old", "new", 3);
@@ -772,9 +774,10 @@ static char *create_pattern(struct test_env *env, const char *path,
 
 /*
  * In write-around mode a commit caches nothing, so a rename over a file
- * written through the mount fetches the replaced file (up to readahead
- * bytes) for the handle it returns.  A copy of that handle then reads
- * the old file whole, as an open of the replaced file's inode needs.
+ * written through the mount fetches the replaced file, when it has at
+ * most RA_RUN_BYTES, with one request, for the handle it returns.  A
+ * copy of that handle then reads the old file whole, as an open of the
+ * replaced file's inode needs.
  */
 static void test_write_around_rename_over_written(void **state)
 {
@@ -784,15 +787,18 @@ static void test_write_around_rename_over_written(void **state)
 	size_t size = 2 * CS + 77;
 	struct cache_file *replaced, *copy;
 	char *first, *second, *got;
+	unsigned reads;
 
 	env->cfg.write_mode = WRITE_AROUND;
-	env->cfg.readahead = 4 * CS;
+	fake_enable_stream(env->fo);
 	assert_int_equal(test_env_open(env), 0);
 	first = create_pattern(env, "tmp-1", size, 21);
 	assert_int_equal(cache_rename(env->c, "tmp-1", "f", 0, NULL), 0);
 	second = create_pattern(env, "tmp-2", size + 1, 22);
 
+	reads = fake_calls(env->fo, FAKE_READ);
 	assert_int_equal(cache_rename(env->c, "tmp-2", "f", 0, &replaced), 0);
+	assert_int_equal(fake_calls(env->fo, FAKE_READ), reads + 1);
 	assert_non_null(replaced);
 	assert_int_equal(cache_file_dup(replaced, &copy), 0);
 	cache_file_release(replaced);
