@@ -1050,6 +1050,10 @@ void shadow_install(struct cache *c, struct shadow *sh, const char *path,
 	obj = buf ? new_version(c, path, attr) : NULL;
 	if (old && obj)
 		link_rewrite(old, obj);
+	/* The handles that follow old to obj read the shadow, which goes
+	 * on taking the writes of handles still open. */
+	if (obj)
+		set_follower(c, sh, obj);
 	if (old)
 		store_object_put(c, old);
 	cache_record_created(c, path, attr);

@@ -842,6 +842,32 @@ static void test_writeback_fsync_upload_keeps_page_cache(void **state)
 	cache_file_release(f);
 }
 
+/*
+ * A read-only handle opened before an upload that fsync makes while the
+ * file stays open for writing reads the writes that follow the upload,
+ * also after a rename, as every descriptor of a local file does.
+ */
+static void test_writeback_reader_follows_after_fsync(void **state)
+{
+	struct test_env *env = start_open(state, 60000);
+	struct cache_file *reader, *writer;
+	char buf[16] = "";
+
+	assert_int_equal(fake_put_file(env->fo, "a", "old", 3), 0);
+	reader = test_open_file(env->c, "a", O_RDONLY);
+	writer = test_open_file(env->c, "a", O_RDWR);
+	assert_int_equal(cache_file_write(writer, "first", 5, 0), 5);
+	assert_int_equal(cache_file_fsync(writer), 0);
+	test_assert_origin_has(env->fo, "a", "first", 5);
+	assert_int_equal(cache_rename(env->c, "a", "c", 0, NULL), 0);
+	assert_int_equal(cache_file_write(writer, "+second", 7, 5), 7);
+
+	assert_int_equal(cache_file_read(reader, buf, sizeof(buf), 0), 12);
+	assert_memory_equal(buf, "first+second", 12);
+	cache_file_release(writer);
+	cache_file_release(reader);
+}
+
 static void test_writeback_fsync_local_journal(void **state)
 {
 	struct test_env *env = start(state, 60000, 64 * CS);
@@ -1117,6 +1143,7 @@ int main(int argc, char **argv)
 		WB_TEST(test_writeback_rename_pending_survives_reopen),
 		WB_TEST(test_writeback_journal_replay_after_close),
 		WB_TEST(test_writeback_fsync_origin_uploads),
+		WB_TEST(test_writeback_reader_follows_after_fsync),
 		WB_TEST(test_writeback_fsync_local_journal),
 		WB_TEST(test_writeback_fsync_upload_keeps_page_cache),
 		WB_TEST(test_writeback_read_during_slow_upload),
