@@ -19,8 +19,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
+#include "checksum.h"
 #include "clock.h"
 #include "internal.h"
 #include "journal.h"

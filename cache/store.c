@@ -33,8 +33,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
-#include <xxhash.h>
 
+#include "checksum.h"
 #include "clock.h"
 #include "index.h"
 #include "internal.h"
