@@ -4,6 +4,7 @@
  * against attr_ttl, neg_ttl and dir_ttl themselves.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -383,10 +384,51 @@ void meta_forget_subtree(struct cache *c, const char *dir)
 	key_list_free(&listings);
 }
 
-/* After a rename of from to to, cached metadata at and below from is
- * dropped: the next access asks the origin. */
+/*
+ * Move the attributes cached below from to the same paths below to, marked
+ * as expired.  A lookup still sends a request to the origin, but a listing
+ * of the moved tree merges them while the version is the same.  An S3
+ * listing carries no mode, so without them the symbolic links of a renamed
+ * folder would list as regular files.  Lock held.
+ */
+static void move_attrs_below(struct cache *c, const char *from,
+			     const char *to)
+{
+	struct key_list attrs = { 0 };
+	size_t from_len = strlen(from);
+	char path[4096];
+
+	keys_below(&c->attrs, from, &attrs);
+	for (size_t i = 0; i < attrs.count; i++) {
+		const char *key = attrs.keys[i];
+		struct attr_entry *e;
+
+		if (!path_is_below(key, from))
+			continue;
+		e = htab_remove(&c->attrs, key);
+		if (!e || e->negative ||
+		    (size_t)snprintf(path, sizeof(path), "%s%s", to,
+				     key + from_len) >= sizeof(path)) {
+			free(e);
+			continue;
+		}
+		e->fetched_ms = 0;
+		free(htab_remove(&c->attrs, path));
+		if (htab_put(&c->attrs, path, e) < 0)
+			free(e);
+	}
+	key_list_free(&attrs);
+}
+
+/* After a rename of from to to, drop the cached metadata at and below from
+ * and at and below to, except the attributes that move_attrs_below()
+ * moves.  The next access sends a request to the origin. */
 void meta_rename_prefix(struct cache *c, const char *from, const char *to)
 {
+	if (strcmp(from, to) != 0 && from[0] != '\0') {
+		meta_forget_subtree(c, to);
+		move_attrs_below(c, from, to);
+	}
 	meta_forget_subtree(c, from);
 	note_listing_change(c, to, true);
 }

@@ -273,6 +273,26 @@ assert_eq "symbolic link" "$(stat -c %F "$MNT/t/fresh")" \
 	"type of fresh after nearfs-ctl forget"
 unmount_nearfs "$MNT"
 
+check "links keep their type when their folder is renamed"
+# The listing of the moved folder carries no mode, so the attributes that
+# the mount had for the old paths must follow the rename.
+mount_nearfs s3://data/base "$MNT" \
+	"cache_dir=$WORK/cache_mv,attr_ttl=1s,dir_ttl=1m"
+mkdir -p "$MNT/mvsrc/sub"
+ln -s target "$MNT/mvsrc/top"
+ln -s ../x "$MNT/mvsrc/sub/deep"
+echo data >"$MNT/mvsrc/f"
+chmod 600 "$MNT/mvsrc/f"
+mv "$MNT/mvsrc" "$MNT/mvdst"
+LISTED=$(ls -l "$MNT/mvdst" | grep ' top')
+assert_eq l "${LISTED:0:1}" "file type of top in the first ls -l after mv"
+LISTED=$(ls -l "$MNT/mvdst/sub" | grep ' deep')
+assert_eq l "${LISTED:0:1}" "file type of sub/deep in the first ls -l after mv"
+assert_eq 600 "$(stat -c %a "$MNT/mvdst/f")" "mode of f after mv"
+assert_eq target "$(readlink "$MNT/mvdst/top")" "target of top after mv"
+assert_eq ../x "$(readlink "$MNT/mvdst/sub/deep")" "target of sub/deep after mv"
+unmount_nearfs "$MNT"
+
 check "a link that s3fs stored changes type without EIO"
 # A listing shows it as a regular file.  Once its copy is forgotten and
 # the listing is past dir_ttl, a HEAD shows the link.  The path then gets
