@@ -1333,6 +1333,14 @@ int cache_rename(struct cache *c, const char *from, const char *to,
 	if (c->cfg.read_only)
 		return -EROFS;
 	/*
+	 * An exchange (or a whiteout) would need the cached versions, pending
+	 * uploads, attributes and listings of both paths swapped, and
+	 * rename_locked() drops those of to.  So only RENAME_NOREPLACE is
+	 * accepted, as the S3 origin accepts only it.
+	 */
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL;
+	/*
 	 * The file a rename replaces.  The kernel may send an open of its
 	 * inode after the rename, which gets the old file only when all of
 	 * it is cached and fails with ESTALE otherwise.  The kernel repeats

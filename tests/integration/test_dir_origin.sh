@@ -234,3 +234,31 @@ printf 'version two\n' >"$WORK/origin-evict/a.txt"
 sleep 1.2
 assert_eq "version two" "$(cat "$MNT/a.txt")" "a.txt after the change"
 unmount_nearfs "$MNT"
+
+check "rename exchange rejected, both files kept"
+# The mount cannot swap its cached state of two paths, so it rejects
+# RENAME_EXCHANGE with EINVAL, as over S3, and both files keep their
+# content, the pending upload of B included.
+mkdir -p "$WORK/origin-xchg"
+mount_nearfs "$WORK/origin-xchg" "$MNT" \
+	"cache_dir=$WORK/cache-xchg,write_mode=back,writeback_delay=1m"
+echo a1 >"$MNT/A"
+echo b1 >"$MNT/B"
+"$NEARFS_CTL" flush "$MNT" >/dev/null
+echo b2 >"$MNT/B"
+XCHG=$(python3 -c '
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+rc = libc.renameat2(AT_FDCWD, sys.argv[1].encode(), AT_FDCWD,
+                    sys.argv[2].encode(), RENAME_EXCHANGE)
+print(errno.errorcode[ctypes.get_errno()] if rc else "exchanged")' \
+	"$MNT/A" "$MNT/B")
+assert_eq EINVAL "$XCHG" "renameat2 RENAME_EXCHANGE of A and B"
+assert_eq a1 "$(cat "$MNT/A")" "A on the mount after the exchange"
+assert_eq b2 "$(cat "$MNT/B")" "B on the mount after the exchange"
+"$NEARFS_CTL" flush "$MNT" >/dev/null
+assert_eq a1 "$(cat "$WORK/origin-xchg/A")" "A in the origin after flush"
+assert_eq b2 "$(cat "$WORK/origin-xchg/B")" "B in the origin after flush"
+unmount_nearfs "$MNT"
