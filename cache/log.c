@@ -60,18 +60,15 @@ void log_set_output(log_output_fn fn, void *arg)
 	output_arg = arg;
 }
 
-/* Copy line into out, of LINE_MAX_BYTES, with each control character
- * written as \xNN, so that a name with a newline or an escape sequence
- * cannot split a message or drive the terminal.  The copy is cut to fit. */
-static void escape_controls(const char *line, char *out)
+void log_escape(const char *in, char *out, size_t size)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = 0;
 
-	for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
 		bool control = *p < 0x20 || *p == 0x7f;
 
-		if (n + (control ? 4 : 1) >= LINE_MAX_BYTES)
+		if (n + (control ? 4 : 1) >= size)
 			break;
 		if (!control) {
 			out[n++] = (char)*p;
@@ -94,7 +91,7 @@ static void emit(int level, const char *raw)
 		[LOG_DEBUG] = "debug",
 	};
 
-	escape_controls(raw, line);
+	log_escape(raw, line, sizeof(line));
 	if (output_fn) {
 		output_fn(output_arg, level, line);
 		return;

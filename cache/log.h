@@ -10,6 +10,7 @@
 #define NEARFS_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -33,6 +34,11 @@ int log_level_parse(const char *name);
 /* The name of a level as log_level_parse() takes it: "warn" for
  * LOG_WARNING. */
 const char *log_level_name(int level);
+
+/* Copy in into out, of size bytes, with each control character written
+ * as \xNN, so that a name with a newline or an escape sequence cannot
+ * split a line or drive the terminal.  The copy is cut to fit. */
+void log_escape(const char *in, char *out, size_t size);
 
 void log_write(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

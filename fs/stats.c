@@ -468,6 +468,17 @@ static const struct stat_field usage_fields[] = {
 	USAGE_FIELD(dirty_bytes),
 };
 
+/* Write s to out with its control characters escaped as the log escapes
+ * them, so that a file name can neither split a line nor drive the
+ * terminal. */
+static void put_escaped(FILE *out, const char *s)
+{
+	char shown[4 * PATH_MAX + 1];
+
+	log_escape(s, shown, sizeof(shown));
+	fputs(shown, out);
+}
+
 void stats_format_usage(FILE *out, const char *path,
 			const struct cache_usage *u, bool json)
 {
@@ -476,7 +487,9 @@ void stats_format_usage(FILE *out, const char *path,
 	snprintf(shown, sizeof(shown), "/%s", path);
 	if (!json) {
 		/* Relative to the mount root, as nearfs-ctl takes it back. */
-		fprintf(out, "path: %s\n", path[0] ? path : ".");
+		fputs("path: ", out);
+		put_escaped(out, path[0] ? path : ".");
+		fputc('\n', out);
 		text_fields(out, u, usage_fields, ARRAY_LEN(usage_fields));
 		return;
 	}
@@ -542,13 +555,18 @@ static void text_upload(FILE *out, const struct cache_upload *u)
 	format_duration(u->age_ms, age, sizeof(age));
 	format_duration(u->wait_ms, wait, sizeof(wait));
 	upload_error(u, error, sizeof(error));
-	fprintf(out, "%-9s %8u %7s %12" PRIu64 "  %s", upload_state_name(
-		u->state), u->attempts, age, u->size, u->path);
-	if (u->state == CACHE_UPLOAD_RETRY)
-		fprintf(out, "  (last error: %s; next try in %s)", error,
-			wait);
-	else if (u->last_error)
-		fprintf(out, "  (last error: %s)", error);
+	fprintf(out, "%-9s %8u %7s %12" PRIu64 "  ", upload_state_name(
+		u->state), u->attempts, age, u->size);
+	put_escaped(out, u->path);
+	if (u->state == CACHE_UPLOAD_RETRY) {
+		fputs("  (last error: ", out);
+		put_escaped(out, error);
+		fprintf(out, "; next try in %s)", wait);
+	} else if (u->last_error) {
+		fputs("  (last error: ", out);
+		put_escaped(out, error);
+		fputc(')', out);
+	}
 	else if (u->state == CACHE_UPLOAD_QUIET)
 		fprintf(out, "  (upload in %s)", wait);
 	fputc('\n', out);

@@ -402,6 +402,19 @@ print(len(u), u[0]["path"], u[0]["size"], u[0]["state"], u[0]["attempts"])' \
 assert_contains "$(cat "$WORK/uploads.txt")" "123457  out/new.bin" \
 	"size and path in the uploads table"
 
+check "uploads escapes control characters in names"
+mkdir -p "$WB/odd"
+printf 'x' >"$WB/odd/nl
+x"
+"$NEARFS_CTL" uploads "$WB" >"$WORK/uploads.txt"
+assert_eq 3 "$(wc -l <"$WORK/uploads.txt")" \
+	"lines of the uploads table: header and two files"
+assert_contains "$(cat "$WORK/uploads.txt")" '1  odd/nl\x0ax' \
+	"size and escaped path in the uploads table"
+rm "$WB/odd/nl
+x"
+rmdir "$WB/odd"
+
 check "forget keeps data that is not uploaded yet"
 status=0
 "$NEARFS_CTL" forget "$WB" out 2>"$WORK/forget-wb.err" || status=$?
