@@ -768,11 +768,17 @@ int shadow_upload(struct cache *c, struct shadow *sh, const char *path,
 	int ret = -ESTALE;
 
 	memcpy(prior, sh->origin_version, ORIGIN_VERSION_MAX);
-	if (ops->write_chunks && sh->origin_version[0] && sh->changed)
+	if (ops->write_chunks && sh->origin_version[0] && sh->changed) {
 		ret = ops->write_chunks(c->origin, path, sh->fd, size,
 					c->cfg.chunk_size, sh->changed,
 					sh->nchanged, sh->origin_version,
 					meta, result);
+		if (ret == -ESTALE)
+			log_warn("%s changed or was removed on the origin since "
+				 "this mount read it: writing this mount's "
+				 "version over it whole (the last upload wins)",
+				 path);
+	}
 	if (ret == -ESTALE)
 		ret = ops->write(c->origin, path, sh->fd, size, meta, result);
 	if (ret < 0)

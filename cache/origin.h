@@ -207,8 +207,9 @@ struct origin_ops {
 	 * bit is set in changed (bit i covers bytes [i * chunk_size,
 	 * (i + 1) * chunk_size) of fd) into the existing file at path, then
 	 * set its size to size, but only while that file is still at
-	 * base_version.  -ESTALE when it is not; the caller then writes the
-	 * whole file with write().  Other errors and *result as write().
+	 * base_version.  -ESTALE when it is not, or when the file is gone;
+	 * the caller then writes the whole file with write().  Other errors
+	 * and *result as write().
 	 */
 	int (*write_chunks)(struct origin *o, const char *path, int fd,
 			    uint64_t size, uint32_t chunk_size,

@@ -688,6 +688,9 @@ static int dir_write_chunks(struct origin *o, const char *path, int fd,
 					O_NOFOLLOW | O_CLOEXEC);
 	if (dst < 0 || fstat(dst, &st) < 0) {
 		ret = loc.is_root ? -EISDIR : -errno;
+		/* Removed since it was read: the caller writes it whole. */
+		if (ret == -ENOENT)
+			ret = -ESTALE;
 		goto out_close;
 	}
 	format_version(&st, version);

@@ -262,3 +262,37 @@ assert_eq b2 "$(cat "$MNT/B")" "B on the mount after the exchange"
 assert_eq a1 "$(cat "$WORK/origin-xchg/A")" "A in the origin after flush"
 assert_eq b2 "$(cat "$WORK/origin-xchg/B")" "B in the origin after flush"
 unmount_nearfs "$MNT"
+
+# A write through the mount to a file that another program changed or
+# removed on the origin since the mount read it: the mount writes its
+# version whole (the last upload wins, as over S3) and logs why.
+for mode in through back; do
+	check "$mode: a write over a file changed or removed behind the mount"
+	ORIG=$WORK/origin-behind-$mode
+	mkdir -p "$ORIG"
+	random_file "$ORIG/gone" 300000
+	random_file "$ORIG/other" 300000
+	mount_nearfs "$ORIG" "$MNT" "cache_dir=$WORK/cache-behind-$mode,$(
+		)chunk_size=64K,ttl=1h,attr_ttl=1h,write_mode=$mode,$(
+		)writeback_delay=1m"
+	cat "$MNT/gone" "$MNT/other" >/dev/null
+	cp "$ORIG/gone" "$WORK/gone.want"
+	cp "$ORIG/other" "$WORK/other.want"
+	rm "$ORIG/gone"
+	printf 'elsewhere\n' >"$ORIG/other"
+	for f in gone other; do
+		printf 'XYZ' | dd of="$MNT/$f" bs=1 seek=70000 conv=notrunc \
+			status=none || fail "$mode: write to $f failed"
+		printf 'XYZ' | dd of="$WORK/$f.want" bs=1 seek=70000 \
+			conv=notrunc status=none
+	done
+	[ "$mode" = back ] && "$NEARFS_CTL" flush "$MNT" >/dev/null
+	for f in gone other; do
+		assert_same_file "$WORK/$f.want" "$ORIG/$f" \
+			"$mode: $f in the origin after the write"
+		assert_contains "$(cat "${NEARFS_LOG[$MNT]}")" \
+			"$f changed or was removed on the origin since this mount read it" \
+			"$mode: warning about $f"
+	done
+	unmount_nearfs "$MNT"
+done
