@@ -154,10 +154,13 @@ static void verify_print_summary(const struct verify_counts *n, bool repair)
 
 	for (int k = 0; k < VERIFY_KIND_MAX; k++)
 		total += n->problems[k];
-	printf("verify: %" PRIu64 " objects, %" PRIu64 " chunks, %" PRIu64
-	       " bytes checked; %" PRIu64 " uploads pending (%" PRIu64
-	       " bytes); %" PRIu64 " problems", n->objects, n->chunks,
-	       n->bytes, n->pending, n->pending_bytes, total);
+	printf("verify: %" PRIu64 " object%s, %" PRIu64 " chunk%s, %" PRIu64
+	       " byte%s checked; %" PRIu64 " upload%s pending (%" PRIu64
+	       " byte%s); %" PRIu64 " problem%s", n->objects,
+	       n->objects == 1 ? "" : "s", n->chunks, n->chunks == 1 ? "" : "s",
+	       n->bytes, n->bytes == 1 ? "" : "s", n->pending,
+	       n->pending == 1 ? "" : "s", n->pending_bytes,
+	       n->pending_bytes == 1 ? "" : "s", total, total == 1 ? "" : "s");
 	for (int k = 0, first = 1; k < VERIFY_KIND_MAX; k++) {
 		if (!n->problems[k])
 			continue;
@@ -960,6 +963,14 @@ static int path_list_make(const char *cmd, const char *mountpoint,
 	int status;
 
 	memset(l, 0, sizeof(*l));
+	/* A "--" before the paths, as other tools take it, is no path. */
+	if (n > 0 && strcmp(args[0], "--") == 0) {
+		args++;
+		n--;
+	}
+	if (n == 0)
+		return usage_error("%s: missing PATH: give the files or "
+				   "folders, '.' for the whole mount", cmd);
 	if (find_root(mountpoint, l->root) != 0)
 		return EXIT_UNREACHABLE;
 	l->paths = calloc((size_t)n, sizeof(*l->paths));
@@ -1349,12 +1360,15 @@ static int parse_mount_path(const char *cmd, int argc, char **argv,
 			    bool *json, char *root, char *path)
 {
 	const char *args[2] = { NULL, NULL };
+	bool options = true;
 	int nargs = 0;
 
 	for (int i = 0; i < argc; i++) {
-		if (json && strcmp(argv[i], "--json") == 0)
+		if (options && strcmp(argv[i], "--") == 0)
+			options = false;	/* what follows is no option */
+		else if (options && json && strcmp(argv[i], "--json") == 0)
 			*json = true;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+		else if (options && argv[i][0] == '-' && argv[i][1] != '\0')
 			return usage_error("%s: unknown option '%s'", cmd,
 					   argv[i]);
 		else if (nargs == (path ? 2 : 1))

@@ -271,6 +271,26 @@ assert_eq three.bin "$SHOWN" "path printed by usage of three.bin"
 assert_eq "$(cat "$WORK/usage-file.txt")" "$(cat "$WORK/usage-again.txt")" \
 	"usage of the printed path"
 
+check "-- ends the options of the path commands"
+"$NEARFS_CTL" usage "$MNT" -- three.bin >"$WORK/usage-dd.txt"
+assert_contains "$(cat "$WORK/usage-dd.txt")" "path: three.bin" \
+	"path of usage after --"
+status=0
+"$NEARFS_CTL" usage "$MNT" -dash 2>"$WORK/dash.err" || status=$?
+assert_eq 1 "$status" "exit status of usage -dash"
+assert_contains "$(cat "$WORK/dash.err")" "unknown option '-dash'" \
+	"message of usage -dash"
+"$NEARFS_CTL" usage "$MNT" -- -dash >"$WORK/usage-dash.txt"
+assert_contains "$(cat "$WORK/usage-dash.txt")" "path: -dash" \
+	"path of usage -- -dash"
+"$NEARFS_CTL" warm "$MNT" -- three.bin >/dev/null ||
+	fail "nearfs-ctl warm -- three.bin failed"
+status=0
+"$NEARFS_CTL" warm "$MNT" -- 2>"$WORK/warm-dd.err" || status=$?
+assert_eq 1 "$status" "exit status of warm with -- and no path"
+assert_contains "$(cat "$WORK/warm-dd.err")" "warm: missing PATH" \
+	"message of warm with -- and no path"
+
 check "set ttl=0 makes the next open revalidate"
 revalidations=$(stat_field "$MNT" revalidations)
 heads=$(stat_field "$MNT" requests.HEAD)

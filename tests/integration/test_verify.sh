@@ -151,7 +151,7 @@ cat "$WORK/wb.out"
 assert_eq 1 "$status" "exit status of verify with a tmp file"
 assert_eq 1 "$(grep -c '^pending: .*upload of new.bin' "$WORK/wb.out")" \
 	"pending lines"
-assert_contains "$(tail -n 1 "$WORK/wb.out")" "1 uploads pending" \
+assert_contains "$(tail -n 1 "$WORK/wb.out")" "1 upload pending" \
 	"summary with the pending upload"
 status=$(run_verify "$WORK/wb-repair.out" --repair "$WB_CACHE")
 cat "$WORK/wb-repair.out"
@@ -160,7 +160,7 @@ assert_eq 1 "$(find "$wb_folder/dirty" -type f | wc -l)" \
 	"files in dirty/ after the repair"
 status=$(run_verify "$WORK/wb-after.out" "$WB_CACHE")
 assert_eq 0 "$status" "exit status of verify after the repair"
-assert_contains "$(tail -n 1 "$WORK/wb-after.out")" "1 uploads pending" \
+assert_contains "$(tail -n 1 "$WORK/wb-after.out")" "1 upload pending" \
 	"summary after the repair"
 mount_nearfs s3://data/wb "$MNT" "$WB_OPTS"
 "$NEARFS_CTL" flush "$MNT" >"$WORK/flush.out" 2>&1 ||
