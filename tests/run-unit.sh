@@ -4,10 +4,17 @@
 #
 #   tests/run-unit.sh build/test_options build/test_cache ...
 #
-# Exits 1 when any binary failed, 0 otherwise (also when none was given).
+# Exits 1 when any binary failed, 2 when none was given (make unit names
+# them all), 0 otherwise.
 # Each binary runs under `timeout`, so a hang counts as a failure;
 # NEARFS_UNIT_TIMEOUT sets the limit in seconds (default 300).
 set -uo pipefail
+
+if [ "$#" -eq 0 ]; then
+	echo "run-unit.sh: no test binary given: run make unit, or name" \
+		"the binaries, e.g. tests/run-unit.sh build/test_cache" >&2
+	exit 2
+fi
 
 limit=${NEARFS_UNIT_TIMEOUT:-300}
 passed=0
