@@ -420,15 +420,14 @@ static void move_attrs_below(struct cache *c, const char *from,
 	key_list_free(&attrs);
 }
 
-/* After a rename of from to to, drop the cached metadata at and below from
- * and at and below to, except the attributes that move_attrs_below()
- * moves.  The next access sends a request to the origin. */
+/* After a rename of from to to, drop the cached metadata at and below
+ * from, except the attributes below it, which move to the same paths below
+ * to.  The caller has dropped what was cached at and below to.  The next
+ * access sends a request to the origin. */
 void meta_rename_prefix(struct cache *c, const char *from, const char *to)
 {
-	if (strcmp(from, to) != 0 && from[0] != '\0') {
-		meta_forget_subtree(c, to);
+	if (strcmp(from, to) != 0 && from[0] != '\0')
 		move_attrs_below(c, from, to);
-	}
 	meta_forget_subtree(c, from);
 	note_listing_change(c, to, true);
 }

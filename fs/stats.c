@@ -566,9 +566,9 @@ static void text_upload(FILE *out, const struct cache_upload *u)
 		fputs("  (last error: ", out);
 		put_escaped(out, error);
 		fputc(')', out);
-	}
-	else if (u->state == CACHE_UPLOAD_QUIET)
+	} else if (u->state == CACHE_UPLOAD_QUIET) {
 		fprintf(out, "  (upload in %s)", wait);
+	}
 	fputc('\n', out);
 }
 

@@ -247,7 +247,7 @@ echo b1 >"$MNT/B"
 "$NEARFS_CTL" flush "$MNT" >/dev/null
 echo b2 >"$MNT/B"
 XCHG=$(python3 -c '
-import ctypes, errno, os, sys
+import ctypes, errno, sys
 libc = ctypes.CDLL(None, use_errno=True)
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
